@@ -1,0 +1,154 @@
+"""Configuration of Optimus, the sentence VAE of Li et al. (EMNLP 2020)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedConfig
+
+
+LATENT_INJECTIONS = ("memory", "embedding", "both")
+POOLINGS = ("pooler", "cls", "mean")
+KL_THRESHOLD_MODES = ("mask", "max")
+
+
+def _as_config(value: Any, field: str) -> PreTrainedConfig:
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if isinstance(value, dict):
+        value = dict(value)
+        model_type = value.pop("model_type", None)
+        if model_type is None:
+            raise ValueError(f"`{field}` must carry a `model_type` (e.g. 'bert', 'gpt2', 'llama'); got keys {sorted(value)}")
+        return AutoConfig.for_model(model_type, **value)
+    raise ValueError(f"`{field}` must be a PreTrainedConfig or a dict with a `model_type`; got {type(value).__name__}")
+
+
+class OptimusConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`OptimusForConditionalGeneration`]: a BERT-family encoder, a causal-LM decoder, and the
+    latent space between them.
+
+    Args:
+        encoder (`PreTrainedConfig` or `dict`):
+            Config of the encoder (any model loadable with `AutoModel` whose output has `last_hidden_state`;
+            BERT-family for `pooling="pooler"`).
+        decoder (`PreTrainedConfig` or `dict`):
+            Config of the decoder (any model loadable with `AutoModelForCausalLM` that takes a `Cache`:
+            GPT-2, Llama-family, ...).
+        latent_size (`int`, defaults to 32):
+            Dimension of the latent `z`. The paper uses 32 and 768.
+        latent_injection (`str`, defaults to `"memory"`):
+            How `z` reaches the decoder: `"memory"` (one extra key/value slot in every attention layer),
+            `"embedding"` (added to every input embedding) or `"both"` (what the released code does).
+        pooling (`str`, defaults to `"pooler"`):
+            Sentence feature fed to the posterior: `"pooler"` (BERT's tanh pooler over `[CLS]`, as the original),
+            `"cls"` (the raw `[CLS]` hidden state) or `"mean"` (masked mean over tokens).
+        beta (`float`, defaults to 1.0):
+            Weight of the KL term when `forward` is not given an explicit `beta` (the trainer's cyclical schedule
+            passes its own).
+        kl_threshold (`float`, defaults to 0.5):
+            Dimension-wise KL threshold λ ("free bits"). 0 disables thresholding.
+        kl_threshold_mode (`str`, defaults to `"mask"`):
+            `"mask"`: KL_λ = Σ_d KL_d·1[KL_d > λ] (the released code, `fb_mode=1`); `"max"`: Σ_d max(λ, KL_d)
+            (the paper's formula; same gradients, different reported loss).
+        length_weighted_loss (`bool`, defaults to `False`):
+            Divide each sentence's summed reconstruction loss by its number of target tokens.
+        max_new_tokens (`int`, defaults to 40):
+            Default generation cap for the latent helpers and pipelines.
+        decoder_bos_token_id / decoder_eos_token_id / decoder_pad_token_id (`int`):
+            Special tokens of the decoder: generation starts at BOS and stops at EOS; PAD fills batches.
+        encoder_pad_token_id (`int`, defaults to 0):
+            Padding id of the encoder tokenizer.
+    """
+
+    model_type = "optimus"
+    sub_configs = {"encoder": AutoConfig, "decoder": AutoConfig}
+    has_no_defaults_at_init = False
+
+    def __init__(
+        self,
+        encoder: PreTrainedConfig | dict | None = None,
+        decoder: PreTrainedConfig | dict | None = None,
+        latent_size: int = 32,
+        latent_injection: str = "memory",
+        pooling: str = "pooler",
+        beta: float = 1.0,
+        kl_threshold: float = 0.5,
+        kl_threshold_mode: str = "mask",
+        length_weighted_loss: bool = False,
+        max_new_tokens: int = 40,
+        decoder_bos_token_id: int | None = None,
+        decoder_eos_token_id: int | None = None,
+        decoder_pad_token_id: int | None = None,
+        encoder_pad_token_id: int = 0,
+        **kwargs,
+    ):
+        if encoder is None:
+            encoder = AutoConfig.for_model("bert")
+        if decoder is None:
+            decoder = AutoConfig.for_model("gpt2")
+        self.encoder = _as_config(encoder, "encoder")
+        self.decoder = _as_config(decoder, "decoder")
+
+        if not isinstance(latent_size, int) or isinstance(latent_size, bool) or latent_size < 1:
+            raise ValueError(f"`latent_size` must be a positive int; got {latent_size!r}")
+        if latent_injection not in LATENT_INJECTIONS:
+            raise ValueError(f"`latent_injection` must be one of {LATENT_INJECTIONS}; got {latent_injection!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {POOLINGS}; got {pooling!r}")
+        if pooling == "pooler" and getattr(self.encoder, "model_type", None) not in _POOLER_MODEL_TYPES:
+            raise ValueError(
+                f"`pooling='pooler'` needs an encoder with BERT's pooler ({sorted(_POOLER_MODEL_TYPES)}); "
+                f"the encoder is {self.encoder.model_type!r}: use pooling='cls' or 'mean'"
+            )
+        if not isinstance(beta, (int, float)) or beta < 0:
+            raise ValueError(f"`beta` must be a float >= 0; got {beta!r}")
+        if not isinstance(kl_threshold, (int, float)) or kl_threshold < 0:
+            raise ValueError(f"`kl_threshold` (dimension-wise λ) must be a float >= 0; got {kl_threshold!r}")
+        if kl_threshold_mode not in KL_THRESHOLD_MODES:
+            raise ValueError(f"`kl_threshold_mode` must be one of {KL_THRESHOLD_MODES}; got {kl_threshold_mode!r}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be a positive int; got {max_new_tokens!r}")
+        for name, value in (
+            ("decoder_bos_token_id", decoder_bos_token_id),
+            ("decoder_eos_token_id", decoder_eos_token_id),
+            ("decoder_pad_token_id", decoder_pad_token_id),
+            ("encoder_pad_token_id", encoder_pad_token_id),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"`{name}` must be a non-negative int or None; got {value!r}")
+
+        self.latent_size = latent_size
+        self.latent_injection = latent_injection
+        self.pooling = pooling
+        self.beta = float(beta)
+        self.kl_threshold = float(kl_threshold)
+        self.kl_threshold_mode = kl_threshold_mode
+        self.length_weighted_loss = bool(length_weighted_loss)
+        self.max_new_tokens = max_new_tokens
+        self.decoder_bos_token_id = decoder_bos_token_id
+        self.decoder_eos_token_id = decoder_eos_token_id
+        self.decoder_pad_token_id = decoder_pad_token_id
+        self.encoder_pad_token_id = encoder_pad_token_id
+        kwargs.setdefault("tie_word_embeddings", False)
+        super().__init__(**kwargs)
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.latent_injection in ("memory", "both")
+
+    @property
+    def uses_embedding(self) -> bool:
+        return self.latent_injection in ("embedding", "both")
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
+        if encoder:
+            return self.encoder
+        return self.decoder
+
+
+_POOLER_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "ernie", "mpnet", "data2vec-text"}
+
+
+__all__ = ["OptimusConfig", "LATENT_INJECTIONS", "POOLINGS", "KL_THRESHOLD_MODES"]
