@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -14,7 +15,7 @@ KL_THRESHOLD_MODES = ("mask", "max")
 
 def _as_config(value: Any, field: str) -> PreTrainedConfig:
     if isinstance(value, PreTrainedConfig):
-        return value
+        return copy.deepcopy(value)  # never alias a sub-model's live config
     if isinstance(value, dict):
         value = dict(value)
         model_type = value.pop("model_type", None)
