@@ -1,0 +1,279 @@
+"""FID / KID / IS: the math against hand-computed values, the FID Inception architecture, and the `evaluate`
+modules loaded offline from their folders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from hf_dgm.metrics.image_features import (
+    FIDInceptionV3,
+    compute_fid,
+    compute_inception_score,
+    compute_kid,
+    convert_fid_inception_to_safetensors,
+    extract_features,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_features,
+    images_to_tensor,
+    inception_score,
+    kernel_inception_distance,
+    load_fid_inception,
+    mmd2_unbiased,
+    polynomial_kernel,
+    resize_bilinear_tf1,
+)
+
+METRICS = Path(__file__).resolve().parents[1] / "hf_dgm" / "metrics"
+
+
+def _random_spd(d, rng):
+    a = rng.normal(size=(d, d))
+    return a @ a.T + d * np.eye(d) * 0.1
+
+
+# ------------------------------------------------------------------------------------------------ Fréchet distance
+
+
+def test_frechet_distance_diagonal_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    v1, v2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)  # 5 + (1 + 1 + 4)
+    assert expected == pytest.approx(11.0)
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_general_covariances_closed_form():
+    rng = np.random.default_rng(0)
+    d = 6
+    s1, s2 = _random_spd(d, rng), _random_spd(d, rng)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    # Independent closed form: Tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) via symmetric eigendecompositions.
+    w, v = np.linalg.eigh(s1)
+    s1_half = v @ np.diag(np.sqrt(w)) @ v.T
+    inner = np.linalg.eigvalsh(s1_half @ s2 @ s1_half)
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(inner))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_from_features_uses_unbiased_covariance():
+    rng = np.random.default_rng(1)
+    f1, f2 = rng.normal(size=(50, 4)), rng.normal(loc=0.5, size=(60, 4))
+    mu, sigma = feature_statistics(f1)
+    np.testing.assert_allclose(sigma, np.cov(f1.T, ddof=1))
+    mu2, sigma2 = f2.mean(0), np.cov(f2.T, ddof=1)
+    covmean = linalg.sqrtm(sigma @ sigma2).real
+    expected = np.sum((mu - mu2) ** 2) + np.trace(sigma + sigma2 - 2 * covmean)
+    assert frechet_distance_from_features(f1, torch.from_numpy(f2)) == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_distance_singular_covariances_use_eps_offset(monkeypatch):
+    import hf_dgm.metrics.image_features as image_features
+
+    real_sqrtm = linalg.sqrtm
+    calls = []
+
+    def flaky_sqrtm(a, disp=True):  # the first (un-offset) product "fails" as a singular product does in scipy
+        calls.append(a.copy())
+        if len(calls) == 1:
+            return np.full_like(a, np.nan), np.inf
+        return real_sqrtm(a)
+
+    monkeypatch.setattr(image_features.linalg, "sqrtm", flaky_sqrtm)
+    s1, s2 = np.diag([1.0, 0.0]), np.diag([0.0, 4.0])
+    with pytest.warns(UserWarning, match="singular"):
+        value = frechet_distance(np.zeros(2), s1, np.ones(2), s2, eps=1e-6)
+    np.testing.assert_allclose(calls[1], (s1 + 1e-6 * np.eye(2)) @ (s2 + 1e-6 * np.eye(2)))
+    # pytorch-fid: the traces use the original covariances, only the square root uses the offset ones.
+    expected = 2.0 + 5.0 - 2 * (np.sqrt((1 + 1e-6) * 1e-6) + np.sqrt(1e-6 * (4 + 1e-6)))
+    assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="Covariances"):
+        frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="at least 2"):
+        feature_statistics(np.zeros((1, 4)))
+
+
+# ------------------------------------------------------------------------------------------------------------ KID
+
+
+def _mmd2_loop(x, y):
+    d = x.shape[1]
+    k = lambda a, b: (a @ b / d + 1.0) ** 3  # noqa: E731
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_unbiased_estimator_equals_direct_loop():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(12, 5)), rng.normal(loc=0.3, size=(12, 5))
+    expected = _mmd2_loop(x, y)
+    kxx, kxy, kyy = polynomial_kernel(x, x), polynomial_kernel(x, y), polynomial_kernel(y, y)
+    assert mmd2_unbiased(kxx, kxy, kyy) == pytest.approx(expected, rel=1e-10)
+    # One subset holding every sample is the full-set estimate (the statistic is permutation invariant).
+    mean, std = kernel_inception_distance(x, y, num_subsets=1, subset_size=12)
+    assert mean == pytest.approx(expected, rel=1e-10) and std == 0.0
+
+
+def test_kid_subsets_follow_seeded_sampling():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 4)), rng.normal(size=(30, 4))
+    mean, std = kernel_inception_distance(x, y, num_subsets=5, subset_size=10, seed=7)
+    draw = np.random.RandomState(7)
+    values = []
+    for _ in range(5):
+        xs = x[draw.choice(40, 10, replace=False)]
+        ys = y[draw.choice(30, 10, replace=False)]
+        values.append(_mmd2_loop(xs, ys))
+    assert mean == pytest.approx(np.mean(values), rel=1e-10)
+    assert std == pytest.approx(np.std(values), rel=1e-8)
+    # Same distribution -> KID near 0; shifted -> clearly positive.
+    near = kernel_inception_distance(x, rng.normal(size=(40, 4)), num_subsets=20, subset_size=30)[0]
+    far = kernel_inception_distance(x, rng.normal(loc=2.0, size=(40, 4)), num_subsets=20, subset_size=30)[0]
+    assert far > 10 * abs(near)
+
+
+def test_kid_rejects_too_large_subsets():
+    with pytest.raises(ValueError, match="subset_size=1000"):
+        kernel_inception_distance(np.zeros((50, 3)), np.zeros((50, 3)))
+
+
+# ------------------------------------------------------------------------------------------------------------- IS
+
+
+def test_inception_score_known_sets():
+    one_hot = np.eye(10)[np.arange(200) % 10]
+    assert inception_score(probabilities=one_hot, splits=1)[0] == pytest.approx(10.0)
+    # Unshuffled, each of 2 splits holds 10 of every class -> exactly 10 in both splits.
+    mean, std = inception_score(probabilities=one_hot, splits=2, shuffle=False)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-12)
+    identical = np.tile(np.array([[0.7, 0.2, 0.1]]), (30, 1))
+    assert inception_score(probabilities=identical, splits=3)[0] == pytest.approx(1.0)
+    # Half the samples certain of class 0, half uniform over 2 classes: p(y) = [3/4, 1/4];
+    # KL terms: log(1/(3/4)) for the first half, 1/2 log((1/2)/(3/4)) + 1/2 log((1/2)/(1/4)) for the second.
+    probs = np.array([[1.0, 0.0]] * 4 + [[0.5, 0.5]] * 4)
+    expected = np.exp(0.5 * np.log(4 / 3) + 0.5 * (0.5 * np.log(2 / 3) + 0.5 * np.log(2)))
+    assert inception_score(probabilities=probs, splits=1)[0] == pytest.approx(expected)
+
+
+def test_inception_score_from_logits_matches_direct_computation():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(scale=3.0, size=(100, 7))
+    mean, std = inception_score(logits=logits, splits=4, seed=11)
+    perm = np.random.RandomState(11).permutation(100)
+    p = np.exp(logits[perm]) / np.exp(logits[perm]).sum(1, keepdims=True)
+    scores = []
+    for chunk in np.array_split(p, 4):
+        q = chunk.mean(0)
+        scores.append(np.exp(np.mean([np.sum(r * np.log(r / q)) for r in chunk])))
+    assert mean == pytest.approx(np.mean(scores), rel=1e-10)
+    assert std == pytest.approx(np.std(scores), rel=1e-8)
+
+
+# ------------------------------------------------------------------------------------------ FID Inception network
+
+
+def test_fid_inception_architecture_and_weight_loading(tmp_path):
+    torch.manual_seed(0)
+    model = FIDInceptionV3()
+    # torchvision's Inception3 without the auxiliary head has 23,834,568 parameters with 1000 classes; the FID
+    # graph has 1008 classes (+ 8 x 2049).
+    assert sum(p.numel() for p in model.parameters()) == 23_834_568 + 8 * 2049
+    state = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, pth)
+    loaded = load_fid_inception(pth)
+    st = tmp_path / "fid.safetensors"
+    convert_fid_inception_to_safetensors(pth, st)
+    loaded_st = load_fid_inception(st, preprocessing="torch-fidelity")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        out = loaded(x)
+        out_ref = model(x)
+    assert out["pool3"].shape == (1, 2048) and out["logits_unbiased"].shape == (1, 1008)
+    torch.testing.assert_close(out["pool3"], out_ref["pool3"])
+    torch.testing.assert_close(out["logits_unbiased"], out_ref["pool3"] @ model.fc.weight.T)
+    assert torch.equal(loaded_st.fc.weight, model.fc.weight)
+    bad = dict(state)
+    bad.pop("Mixed_7c.branch_pool.conv.weight")
+    with pytest.raises(ValueError, match="Mixed_7c.branch_pool.conv.weight"):
+        FIDInceptionV3().load_weights(bad)
+
+
+def test_tf1_resize_and_input_conversion():
+    x = torch.tensor([[[[0.0, 2.0]]]])  # (1, 1, 1, 2)
+    out = resize_bilinear_tf1(x, (1, 4))  # samples input coords 0, 0.5, 1, 1.5 (clamped)
+    torch.testing.assert_close(out, torch.tensor([[[[0.0, 1.0, 2.0, 2.0]]]]))
+    u8 = np.full((2, 4, 4, 3), 255, dtype=np.uint8)
+    u8[0, 0, 0] = 0
+    t = images_to_tensor(u8)
+    assert t.shape == (2, 3, 4, 4) and t.max() == 1.0 and t[0, :, 0, 0].tolist() == [-1.0, -1.0, -1.0]
+
+
+# ------------------------------------------------------------------------------------------- evaluate modules
+
+
+class _TinyExtractor(torch.nn.Module):
+    """A small fixed random conv net standing in for Inception (numbers not comparable to published FID)."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, dim, 3, padding=1)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x)).mean(dim=(2, 3))
+
+
+def test_evaluate_modules_load_offline_and_match_functional_api(monkeypatch):
+    evaluate = pytest.importorskip("evaluate")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(24, 3, 8, 8, generator=g) * 2 - 1
+    fake = (torch.rand(24, 3, 8, 8, generator=g) * 2 - 1) * 0.5
+    extractor = _TinyExtractor()
+
+    fid = evaluate.load(str(METRICS / "fid"))
+    out = fid.compute(predictions=fake.numpy(), references=real.numpy(), feature_extractor=extractor, batch_size=10)
+    expected = compute_fid(real, fake, feature_extractor=extractor)
+    assert out["fid"] == pytest.approx(expected, rel=1e-4) and out["fid"] > 0
+
+    kid = evaluate.load(str(METRICS / "kid"))
+    out = kid.compute(
+        predictions=fake.numpy(), references=real.numpy(), feature_extractor=extractor, subset_size=20, num_subsets=5
+    )
+    exp_mean, exp_std = compute_kid(real, fake, feature_extractor=extractor, subset_size=20, num_subsets=5)
+    assert out["kid_mean"] == pytest.approx(exp_mean, rel=1e-4) and out["kid_std"] == pytest.approx(exp_std, rel=1e-3)
+
+    # Precomputed features go through the same modules.
+    feats_real = extract_features(real, extractor)
+    feats_fake = extract_features(fake, extractor)
+    out = fid.compute(predictions=feats_fake, references=feats_real)
+    assert out["fid"] == pytest.approx(expected, rel=1e-4)
+
+    isc = evaluate.load(str(METRICS / "inception_score"))
+    out = isc.compute(predictions=np.eye(5)[np.arange(50) % 5], inputs_are="probabilities", splits=1)
+    assert out["inception_score_mean"] == pytest.approx(5.0, rel=1e-5)
+    out = isc.compute(predictions=fake.numpy(), feature_extractor=extractor, splits=2)
+    exp_mean, _ = compute_inception_score(fake, feature_extractor=extractor, splits=2)
+    assert out["inception_score_mean"] == pytest.approx(exp_mean, rel=1e-4) and out["inception_score_mean"] >= 1.0
+
+    with pytest.raises(ValueError, match="no `feature_extractor`"):
+        fid.compute(predictions=fake.numpy(), references=real.numpy())
+
+
+def test_metric_files_have_one_import_per_line():
+    for path in METRICS.glob("*/*.py"):
+        for line in path.read_text().splitlines():
+            if line.startswith("import "):
+                assert "," not in line, f"{path}: evaluate misreads multi-imports: {line}"
