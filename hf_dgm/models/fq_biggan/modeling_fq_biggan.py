@@ -1,0 +1,930 @@
+"""FQ-BigGAN: BigGAN (Brock et al., 2019; layers as BigGAN-PyTorch) with feature quantization in the discriminator
+(Zhao et al., "Feature Quantization Improves GAN Training", ICML 2020).
+
+Classes:
+
+- [`FQBigGANForImageGeneration`]: the trainable GAN. Holds `generator`, `generator_ema` (an independent EMA copy,
+  saved with the model and used for inference) and `discriminator`. `forward(mode="discriminator" | "generator")`
+  returns the losses of one D or G step.
+- [`FQBigGANGeneratorModel`]: generator-only inference model. `FQBigGANGeneratorModel.from_pretrained(dir)` on a
+  folder saved by [`FQBigGANForImageGeneration`] loads only the `generator_ema.*` weights (the generator and
+  discriminator weights are skipped, never materialised).
+- Building blocks (`nn.Module`s): [`FQBigGANGenerator`], [`FQBigGANDiscriminator`], spectral-norm layers with
+  BigGAN-PyTorch's power iteration, conditional batch norm, SAGAN self-attention.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as hf_init
+from transformers.utils import ModelOutput
+
+from ...modules.feature_quantizer import FeatureQuantizer
+from .configuration_fq_biggan import FQBigGANConfig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class FQBigGANDiscriminatorOutput(ModelOutput):
+    r"""
+    Output of [`FQBigGANDiscriminator`].
+
+    Args:
+        logits (`torch.FloatTensor` of shape `(B,)`): Unbounded realness scores (projection discriminator).
+        quantization_loss (`torch.FloatTensor` of shape `(B,)`, *optional*): Per-sample commitment loss summed over
+            the quantized layers (`None` with `use_fq=False`).
+        fq_perplexity (`torch.FloatTensor` of shape `()`, *optional*): Code perplexity, mean over quantized layers.
+        fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Fraction of dictionary entries used in the batch,
+            mean over quantized layers.
+    """
+
+    logits: torch.FloatTensor | None = None
+    quantization_loss: torch.FloatTensor | None = None
+    fq_perplexity: torch.FloatTensor | None = None
+    fq_usage: torch.FloatTensor | None = None
+
+
+@dataclass
+class FQBigGANDiscriminatorStepOutput(ModelOutput):
+    r"""
+    Output of `FQBigGANForImageGeneration(mode="discriminator")`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): `d_loss_real + d_loss_fake + quantization_loss` (what D minimises).
+        d_loss_real (`torch.FloatTensor` of shape `()`): Hinge loss on real images, `mean(relu(1 - D(x)))`.
+        d_loss_fake (`torch.FloatTensor` of shape `()`): Hinge loss on generated images, `mean(relu(1 + D(G(z))))`.
+        quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss on real + FQ loss on fake (0 with
+            `use_fq=False`).
+        fq_perplexity (`torch.FloatTensor` of shape `()`, *optional*): Code perplexity over the real+fake batch,
+            mean over quantized layers (`None` with `use_fq=False`).
+        fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Fraction of entries used, mean over layers.
+        logits_real (`torch.FloatTensor` of shape `(B,)`), logits_fake (`torch.FloatTensor` of shape `(B,)`):
+            D's scores.
+    """
+
+    loss: torch.FloatTensor | None = None
+    d_loss_real: torch.FloatTensor | None = None
+    d_loss_fake: torch.FloatTensor | None = None
+    quantization_loss: torch.FloatTensor | None = None
+    fq_perplexity: torch.FloatTensor | None = None
+    fq_usage: torch.FloatTensor | None = None
+    logits_real: torch.FloatTensor | None = None
+    logits_fake: torch.FloatTensor | None = None
+
+
+@dataclass
+class FQBigGANGeneratorStepOutput(ModelOutput):
+    r"""
+    Output of `FQBigGANForImageGeneration(mode="generator")`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): `g_loss + quantization_loss` (what G minimises).
+        g_loss (`torch.FloatTensor` of shape `()`): Hinge generator loss `-mean(D(G(z)))`.
+        quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss of the fake batch (0 with `use_fq=False`).
+        fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`, *optional*): As in the D step (fake batch).
+        images (`torch.FloatTensor` of shape `(B, 3, H, W)`): The generated images, in [-1, 1], with gradient.
+        labels (`torch.LongTensor` of shape `(B,)`, *optional*): Their classes (`None` if unconditional).
+        logits_fake (`torch.FloatTensor` of shape `(B,)`): D's scores of the images.
+    """
+
+    loss: torch.FloatTensor | None = None
+    g_loss: torch.FloatTensor | None = None
+    quantization_loss: torch.FloatTensor | None = None
+    fq_perplexity: torch.FloatTensor | None = None
+    fq_usage: torch.FloatTensor | None = None
+    images: torch.FloatTensor | None = None
+    labels: torch.LongTensor | None = None
+    logits_fake: torch.FloatTensor | None = None
+
+
+@dataclass
+class FQBigGANGenerationOutput(ModelOutput):
+    r"""
+    Output of [`FQBigGANGeneratorModel.forward`].
+
+    Args:
+        images (`torch.FloatTensor` of shape `(B, 3, H, W)`): Images in [-1, 1].
+    """
+
+    images: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Spectral normalisation (BigGAN-PyTorch's formulation: one tracked singular vector `u`, `sn_iterations` power
+# iterations per forward, `u` updated in training mode only, the estimate `sigma` kept for logging).
+# ----------------------------------------------------------------------------------------------------------------
+class _SpectralNormMixin:
+    """Adds buffers `weight_u` `(1, out)` and `weight_sigma` `(1,)` and `normalized_weight()` = W / σ̂(W)."""
+
+    def _setup_spectral_norm(self, num_outputs: int, iterations: int, eps: float) -> None:
+        self.sn_iterations = iterations
+        self.sn_eps = eps
+        self.register_buffer("weight_u", torch.randn(1, num_outputs))
+        self.register_buffer("weight_sigma", torch.ones(1))
+
+    def normalized_weight(self) -> torch.Tensor:
+        weight = self.weight
+        matrix = weight.reshape(weight.shape[0], -1)
+        u = self.weight_u
+        for _ in range(self.sn_iterations):
+            with torch.no_grad():
+                v = F.normalize(u @ matrix, eps=self.sn_eps)
+                u_next = F.normalize(v @ matrix.t(), eps=self.sn_eps)
+                if self.training:
+                    self.weight_u.copy_(u_next)
+            # In eval mode `u` is not updated, so every iteration restarts from the stored vector (as the original).
+            sigma = (v @ matrix.t() @ u_next.t()).squeeze()
+        if self.training:
+            with torch.no_grad():
+                self.weight_sigma.copy_(sigma.detach())
+        return weight / sigma
+
+
+class FQBigGANSNConv2d(_SpectralNormMixin, nn.Conv2d):
+    """`nn.Conv2d` with spectral normalisation of its weight."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, padding=1, bias=True, iterations=1, eps=1e-8):
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+        self._setup_spectral_norm(out_channels, iterations, eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(hidden_states, self.normalized_weight(), self.bias, self.stride, self.padding)
+
+
+class FQBigGANSNLinear(_SpectralNormMixin, nn.Linear):
+    """`nn.Linear` with spectral normalisation of its weight."""
+
+    def __init__(self, in_features, out_features, bias=True, iterations=1, eps=1e-8):
+        nn.Linear.__init__(self, in_features, out_features, bias=bias)
+        self._setup_spectral_norm(out_features, iterations, eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden_states, self.normalized_weight(), self.bias)
+
+
+class FQBigGANSNEmbedding(_SpectralNormMixin, nn.Embedding):
+    """`nn.Embedding` with spectral normalisation of its `(num_embeddings, dim)` table (D's projection embedding)."""
+
+    def __init__(self, num_embeddings, embedding_dim, iterations=1, eps=1e-8):
+        nn.Embedding.__init__(self, num_embeddings, embedding_dim)
+        self._setup_spectral_norm(num_embeddings, iterations, eps)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.normalized_weight())
+
+
+def _sn_conv(config: FQBigGANConfig, scheme: str, in_ch: int, out_ch: int, kernel_size: int = 3, bias: bool = True):
+    layer = FQBigGANSNConv2d(
+        in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=bias, iterations=config.sn_iterations, eps=config.sn_eps
+    )
+    layer.init_scheme = scheme
+    return layer
+
+
+def _sn_linear(config: FQBigGANConfig, scheme: str, in_features: int, out_features: int, bias: bool = True):
+    layer = FQBigGANSNLinear(in_features, out_features, bias=bias, iterations=config.sn_iterations, eps=config.sn_eps)
+    layer.init_scheme = scheme
+    return layer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Blocks
+# ----------------------------------------------------------------------------------------------------------------
+class FQBigGANSelfAttention(nn.Module):
+    """SAGAN non-local block as in BigGAN-PyTorch: 1×1 spectral-norm convs `theta` (query, C/8), `phi` (key, C/8,
+    2×2 max-pooled), `g` (value, C/2, max-pooled), `o` (output, back to C), and a gain `gamma` initialised at 0:
+    `x + gamma · o(attention(x))`."""
+
+    def __init__(self, config: FQBigGANConfig, channels: int, scheme: str):
+        super().__init__()
+        if channels < 8:
+            raise ValueError(f"self-attention needs at least 8 channels, got {channels}")
+        self.channels = channels
+        self.theta = _sn_conv(config, scheme, channels, channels // 8, 1, bias=False)
+        self.phi = _sn_conv(config, scheme, channels, channels // 8, 1, bias=False)
+        self.g = _sn_conv(config, scheme, channels, channels // 2, 1, bias=False)
+        self.o = _sn_conv(config, scheme, channels // 2, channels, 1, bias=False)
+        self.gamma = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = hidden_states.shape
+        query = self.theta(hidden_states).reshape(batch, channels // 8, height * width)
+        key = F.max_pool2d(self.phi(hidden_states), 2).reshape(batch, channels // 8, height * width // 4)
+        value = F.max_pool2d(self.g(hidden_states), 2).reshape(batch, channels // 2, height * width // 4)
+        attention = F.softmax(query.transpose(1, 2) @ key, dim=-1)  # (B, HW, HW/4)
+        attended = (value @ attention.transpose(1, 2)).reshape(batch, channels // 2, height, width)
+        return hidden_states + self.gamma * self.o(attended)
+
+
+class FQBigGANConditionalBatchNorm2d(nn.Module):
+    r"""
+    Batch norm without affine parameters followed by a per-sample gain and bias (BigGAN's `ccbn`):
+    `BN(x) · (1 + scale(c)) + shift(c)`.
+
+    `condition` decides what `c` is:
+
+    - `"linear"`: a vector (shared class embedding, optionally concatenated with a chunk of z); `scale`/`shift` are
+      spectral-norm linear maps without bias.
+    - `"embedding"`: class ids; `scale`/`shift` are per-class embedding tables.
+    - `"none"`: no condition (unconditional model without hierarchical z); learned `weight` (init 1) and `bias`
+      (init 0) as a plain affine batch norm.
+
+    Running statistics (`running_mean`, `running_var`, momentum 0.1) are used in eval mode.
+    """
+
+    def __init__(
+        self,
+        config: FQBigGANConfig,
+        num_features: int,
+        condition: str,
+        condition_dim: int = 0,
+        num_classes: int = 0,
+    ):
+        super().__init__()
+        self.num_features = num_features
+        self.condition = condition
+        self.eps = config.bn_eps
+        if condition == "linear":
+            self.scale = _sn_linear(config, config.generator_init, condition_dim, num_features, bias=False)
+            self.shift = _sn_linear(config, config.generator_init, condition_dim, num_features, bias=False)
+        elif condition == "embedding":
+            self.scale = nn.Embedding(num_classes, num_features)
+            self.shift = nn.Embedding(num_classes, num_features)
+            self.scale.init_scheme = self.shift.init_scheme = config.generator_init
+        elif condition == "none":
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            raise ValueError(f"unknown condition {condition!r}")
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, hidden_states: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        normalized = F.batch_norm(
+            hidden_states, self.running_mean, self.running_var, None, None, self.training, 0.1, self.eps
+        )
+        if self.condition == "none":
+            return normalized * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        batch = hidden_states.shape[0]
+        gain = (1 + self.scale(condition)).view(batch, -1, 1, 1)
+        bias = self.shift(condition).view(batch, -1, 1, 1)
+        return normalized * gain + bias
+
+
+class FQBigGANGeneratorBlock(nn.Module):
+    """Up-sampling residual block: `conv2(relu(bn2(conv1(up(relu(bn1(x)))))) + conv_shortcut(up(x))`, 2× nearest."""
+
+    def __init__(self, config: FQBigGANConfig, in_channels: int, out_channels: int, condition: str, condition_dim: int):
+        super().__init__()
+        scheme = config.generator_init
+        self.bn1 = FQBigGANConditionalBatchNorm2d(config, in_channels, condition, condition_dim, config.num_classes)
+        self.conv1 = _sn_conv(config, scheme, in_channels, out_channels)
+        self.bn2 = FQBigGANConditionalBatchNorm2d(config, out_channels, condition, condition_dim, config.num_classes)
+        self.conv2 = _sn_conv(config, scheme, out_channels, out_channels)
+        self.conv_shortcut = _sn_conv(config, scheme, in_channels, out_channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        residual = F.interpolate(F.relu(self.bn1(hidden_states, condition)), scale_factor=2)
+        residual = self.conv1(residual)
+        residual = self.conv2(F.relu(self.bn2(residual, condition)))
+        shortcut = self.conv_shortcut(F.interpolate(hidden_states, scale_factor=2))
+        return residual + shortcut
+
+
+class FQBigGANDiscriminatorBlock(nn.Module):
+    """Residual D block (BigGAN `DBlock`): pre-activation (all but the first), two 3×3 convs (hidden width = output
+    width when `discriminator_wide`), optional 2×2 average pooling, learnable 1×1 shortcut when the shape changes."""
+
+    def __init__(self, config: FQBigGANConfig, in_channels: int, out_channels: int, preactivation: bool, downsample: bool):
+        super().__init__()
+        scheme = config.discriminator_init
+        hidden = out_channels if config.discriminator_wide else in_channels
+        self.preactivation = preactivation
+        self.downsample = downsample
+        self.conv1 = _sn_conv(config, scheme, in_channels, hidden)
+        self.conv2 = _sn_conv(config, scheme, hidden, out_channels)
+        self.learnable_shortcut = in_channels != out_channels or downsample
+        self.conv_shortcut = _sn_conv(config, scheme, in_channels, out_channels, 1) if self.learnable_shortcut else None
+
+    def _shortcut(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.preactivation:
+            if self.conv_shortcut is not None:
+                hidden_states = self.conv_shortcut(hidden_states)
+            if self.downsample:
+                hidden_states = F.avg_pool2d(hidden_states, 2)
+        else:
+            if self.downsample:
+                hidden_states = F.avg_pool2d(hidden_states, 2)
+            if self.conv_shortcut is not None:
+                hidden_states = self.conv_shortcut(hidden_states)
+        return hidden_states
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        residual = F.relu(hidden_states) if self.preactivation else hidden_states
+        residual = self.conv2(F.relu(self.conv1(residual)))
+        if self.downsample:
+            residual = F.avg_pool2d(residual, 2)
+        return residual + self._shortcut(hidden_states)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generator and discriminator
+# ----------------------------------------------------------------------------------------------------------------
+class FQBigGANGenerator(nn.Module):
+    r"""
+    BigGAN generator. `z` (and the class) → linear → `bottom_width²` map → up-sampling residual blocks with
+    conditional batch norm (+ self-attention at `generator_attention` resolutions) → BN-ReLU-conv → tanh.
+
+    With `shared_embedding`, one class embedding (`class_embedding`, size `shared_dim`) feeds every conditional batch
+    norm; with `hierarchical_z`, z is split into `num_blocks + 1` chunks: the first feeds the input linear layer, chunk
+    i+1 is concatenated with the class embedding to condition block i.
+    """
+
+    def __init__(self, config: FQBigGANConfig):
+        super().__init__()
+        self.config = config
+        scheme = config.generator_init
+        channels = [config.generator_ch * m for m in config.generator_multipliers]
+        self.dim_z = config.dim_z
+        self.num_slots = config.num_generator_blocks + 1 if config.hierarchical_z else 1
+        self.z_chunk_size = config.z_chunk_size
+        conditional = config.num_classes > 0
+
+        self.class_embedding = None
+        if conditional and config.shared_embedding:
+            self.class_embedding = nn.Embedding(config.num_classes, config.shared_dim)
+            self.class_embedding.init_scheme = scheme
+        if conditional and config.shared_embedding:
+            condition, condition_dim = "linear", config.shared_dim + self.z_chunk_size
+        elif conditional:
+            condition, condition_dim = "embedding", 0
+        elif config.hierarchical_z:
+            condition, condition_dim = "linear", self.z_chunk_size
+        else:
+            condition, condition_dim = "none", 0
+        self.condition = condition
+
+        self.z_projection = _sn_linear(
+            config, scheme, config.dim_z // self.num_slots, channels[0] * config.bottom_width**2
+        )
+        self.blocks = nn.ModuleList(
+            FQBigGANGeneratorBlock(config, channels[i], channels[i + 1], condition, condition_dim)
+            for i in range(config.num_generator_blocks)
+        )
+        resolutions = config.generator_resolutions()
+        self.attentions = nn.ModuleDict(
+            {
+                str(i): FQBigGANSelfAttention(config, channels[i + 1], scheme)
+                for i in range(config.num_generator_blocks)
+                if resolutions[i] in config.generator_attention
+            }
+        )
+        self.output_bn = nn.BatchNorm2d(channels[-1], eps=config.bn_eps, momentum=0.1)
+        self.output_conv = _sn_conv(config, scheme, channels[-1], 3)
+
+    def embed_labels(self, labels: torch.LongTensor | None) -> torch.Tensor | None:
+        """What the conditional batch norms receive from the class: the shared embedding `(B, shared_dim)`, the
+        class ids (per-layer tables), or `None` (unconditional)."""
+        if self.config.num_classes == 0:
+            return None
+        if labels is None:
+            raise ValueError("this generator is class-conditional: pass `labels`")
+        return self.class_embedding(labels) if self.class_embedding is not None else labels
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        class_embeddings: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""
+        Args:
+            z (`torch.FloatTensor` of shape `(B, dim_z)`): Latents.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (conditional models).
+            class_embeddings (`torch.FloatTensor` of shape `(B, shared_dim)`, *optional*): Use instead of `labels`
+                to condition on arbitrary points of the shared embedding space (e.g. class interpolation).
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, 3, resolution, resolution)` in [-1, 1].
+        """
+        if z.dim() != 2 or z.shape[1] != self.dim_z:
+            raise ValueError(f"`z` must have shape (B, {self.dim_z}), got {tuple(z.shape)}")
+        if class_embeddings is not None:
+            if self.class_embedding is None:
+                raise ValueError("`class_embeddings` needs a model with `shared_embedding=True`")
+            condition = class_embeddings
+        else:
+            condition = self.embed_labels(labels)
+
+        if self.num_slots > 1:
+            chunks = torch.split(z, self.z_chunk_size, dim=1)
+            z = chunks[0]
+            conditions = [
+                torch.cat([condition, chunk], dim=1) if condition is not None else chunk for chunk in chunks[1:]
+            ]
+        else:
+            conditions = [condition] * len(self.blocks)
+
+        width = self.config.bottom_width
+        hidden_states = self.z_projection(z).view(z.shape[0], -1, width, width)
+        for index, block in enumerate(self.blocks):
+            hidden_states = block(hidden_states, conditions[index])
+            if str(index) in self.attentions:
+                hidden_states = self.attentions[str(index)](hidden_states)
+        return torch.tanh(self.output_conv(F.relu(self.output_bn(hidden_states))))
+
+
+class FQBigGANDiscriminator(nn.Module):
+    r"""
+    BigGAN projection discriminator with feature quantizers. Residual down-sampling blocks; after each block listed in
+    `fq_layers`, a [`FeatureQuantizer`] (before that block's self-attention, as the original); global sum pooling of
+    ReLU features `h`; output `linear(h) + <class_embedding(y), h>`.
+    """
+
+    def __init__(self, config: FQBigGANConfig):
+        super().__init__()
+        self.config = config
+        scheme = config.discriminator_init
+        out_channels = [config.discriminator_ch * m for m in config.discriminator_multipliers]
+        in_channels = [3] + out_channels[:-1]
+        self.blocks = nn.ModuleList(
+            FQBigGANDiscriminatorBlock(
+                config, in_channels[i], out_channels[i], preactivation=i > 0, downsample=config.discriminator_downsample[i]
+            )
+            for i in range(config.num_discriminator_blocks)
+        )
+        self.quantizers = nn.ModuleDict()
+        if config.use_fq:
+            for i in config.fq_layers:
+                self.quantizers[str(i)] = FeatureQuantizer(
+                    out_channels[i],
+                    config.fq_num_embeddings,
+                    decay=config.fq_decay,
+                    commitment=config.fq_commitment,
+                    eps=config.fq_eps,
+                    mode=config.fq_mode,
+                    update_dictionary=False,
+                )
+        resolutions = config.discriminator_resolutions()
+        self.attentions = nn.ModuleDict(
+            {
+                str(i): FQBigGANSelfAttention(config, out_channels[i], scheme)
+                for i in range(config.num_discriminator_blocks)
+                if resolutions[i] in config.discriminator_attention
+            }
+        )
+        self.output_linear = _sn_linear(config, scheme, out_channels[-1], 1)
+        self.class_embedding = None
+        if config.num_classes > 0:
+            self.class_embedding = FQBigGANSNEmbedding(
+                config.num_classes, out_channels[-1], iterations=config.sn_iterations, eps=config.sn_eps
+            )
+            self.class_embedding.init_scheme = scheme
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        update_dictionary: bool = False,
+    ) -> FQBigGANDiscriminatorOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Images in [-1, 1].
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (required by conditional models).
+            update_dictionary (`bool`, defaults to `False`): Let the quantizers update their dictionaries (only has an
+                effect in training mode).
+        """
+        hidden_states = pixel_values
+        losses, perplexities, usages = [], [], []
+        for index, block in enumerate(self.blocks):
+            hidden_states = block(hidden_states)
+            key = str(index)
+            if key in self.quantizers:
+                quantized = self.quantizers[key](hidden_states, update_dictionary=update_dictionary)
+                hidden_states = quantized.output
+                losses.append(quantized.per_sample_loss)
+                perplexities.append(quantized.perplexity)
+                usages.append(quantized.usage)
+            if key in self.attentions:
+                hidden_states = self.attentions[key](hidden_states)
+
+        features = torch.sum(F.relu(hidden_states), dim=(2, 3))
+        logits = self.output_linear(features).squeeze(1)
+        if self.class_embedding is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass `labels`")
+            logits = logits + torch.sum(self.class_embedding(labels) * features, dim=1)
+        return FQBigGANDiscriminatorOutput(
+            logits=logits,
+            quantization_loss=torch.stack(losses).sum(0) if losses else None,
+            fq_perplexity=torch.stack(perplexities).mean() if perplexities else None,
+            fq_usage=torch.stack(usages).mean() if usages else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sampling helpers
+# ----------------------------------------------------------------------------------------------------------------
+def sample_truncated_normal(
+    shape: Sequence[int],
+    truncation: float | None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """`N(0, 1)` samples restricted to `[-truncation, truncation]` (BigGAN's truncation trick); `truncation=None` gives
+    plain normal samples. With a `torch.Generator` the samples are drawn on the generator's device (reproducible
+    across model devices) and then moved to `device`."""
+    if truncation is not None and (
+        isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 < truncation < math.inf
+    ):
+        raise ValueError(f"`truncation` must be a positive finite number or None, got {truncation!r}")
+    sample_device = generator.device if generator is not None else device
+    values = torch.empty(*shape, device=sample_device)
+    if truncation is None:
+        values.normal_(generator=generator)
+    else:
+        nn.init.trunc_normal_(values, mean=0.0, std=1.0, a=-truncation, b=truncation, generator=generator)
+    return values.to(device) if device is not None else values
+
+
+def _as_labels(labels, num_classes: int, device) -> torch.LongTensor:
+    labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+    if labels.dim() == 0:
+        labels = labels.unsqueeze(0)
+    if labels.dim() != 1:
+        raise ValueError(f"`labels` must be a 1-D sequence of class ids, got shape {tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"class ids must be in [0, {num_classes}), got {labels.tolist()}")
+    return labels
+
+
+@torch.no_grad()
+def _generate(
+    network: FQBigGANGenerator,
+    config: FQBigGANConfig,
+    labels,
+    truncation: float | None,
+    generator: torch.Generator | None,
+    batch_size: int | None,
+    device: torch.device,
+) -> torch.Tensor:
+    if config.num_classes:
+        if labels is None:
+            if batch_size is None:
+                raise ValueError("pass `labels` (class ids) or `batch_size` (random classes)")
+            label_device = generator.device if generator is not None else device
+            labels = torch.randint(0, config.num_classes, (batch_size,), generator=generator, device=label_device)
+        labels = _as_labels(labels, config.num_classes, device)
+        if batch_size is not None and batch_size != labels.shape[0]:
+            raise ValueError(f"`batch_size` ({batch_size}) disagrees with the number of labels ({labels.shape[0]})")
+        batch_size = labels.shape[0]
+    else:
+        if labels is not None:
+            raise ValueError("this model is unconditional (num_classes=0): pass `batch_size`, not `labels`")
+        if batch_size is None:
+            raise ValueError("pass `batch_size` to sample from an unconditional model")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    z = sample_truncated_normal((batch_size, config.dim_z), truncation, generator=generator, device=device)
+    was_training = network.training
+    network.eval()
+    try:
+        images = network(z, labels)
+    finally:
+        network.train(was_training)
+    return images
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretrained models
+# ----------------------------------------------------------------------------------------------------------------
+class FQBigGANPreTrainedModel(PreTrainedModel):
+    config_class = FQBigGANConfig
+    base_model_prefix = "fq_biggan"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """BigGAN-PyTorch init: every conv/linear/embedding weight by its network's scheme (`ortho`, `N02`,
+        `xavier`), biases as torch's default, spectral-norm `u ~ N(0, 1)`, batch norms at identity, attention gain 0,
+        quantizer dictionaries `N(0, 1)` (the original `Quantize`)."""
+        scheme = getattr(module, "init_scheme", None)
+        if scheme is not None:
+            if scheme == "ortho":
+                hf_init.orthogonal_(module.weight)
+            elif scheme == "N02":
+                hf_init.normal_(module.weight, mean=0.0, std=0.02)
+            else:
+                hf_init.xavier_uniform_(module.weight)
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                fan_in = module.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                hf_init.uniform_(bias, -bound, bound)
+            if isinstance(module, _SpectralNormMixin):
+                hf_init.normal_(module.weight_u)
+                hf_init.ones_(module.weight_sigma)
+        elif isinstance(module, FQBigGANConditionalBatchNorm2d):
+            hf_init.zeros_(module.running_mean)
+            hf_init.ones_(module.running_var)
+            if module.condition == "none":
+                hf_init.ones_(module.weight)
+                hf_init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            hf_init.ones_(module.weight)
+            hf_init.zeros_(module.bias)
+            hf_init.zeros_(module.running_mean)
+            hf_init.ones_(module.running_var)
+            hf_init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, FQBigGANSelfAttention):
+            hf_init.zeros_(module.gamma)
+        elif isinstance(module, FeatureQuantizer):
+            module.init_dictionary()
+
+    def _check_generation_inputs(self, truncation) -> None:
+        if truncation is not None and (
+            isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 < truncation < math.inf
+        ):
+            raise ValueError(f"`truncation` must be a positive finite number or None, got {truncation!r}")
+
+
+class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
+    r"""
+    FQ-BigGAN for training and sampling: `generator`, `generator_ema` (independent EMA copy of the generator — no
+    shared storage — saved with the model and used by [`~FQBigGANForImageGeneration.generate`]) and `discriminator`
+    (projection D with feature quantizers after the blocks in `config.fq_layers`).
+
+    One `forward` per optimisation step, selected by `mode` (so a DDP-wrapped model syncs the right gradients):
+
+    - `mode="discriminator"`: D step. Samples z and (uniformly) the fake classes, generates fakes without gradient to
+      G, runs D on the concatenated `[fake; real]` batch (as BigGAN-PyTorch) and updates the FQ dictionaries — in
+      training mode only, and only in this mode. Returns [`FQBigGANDiscriminatorStepOutput`].
+    - `mode="generator"`: G step. Generates `batch_size` images (random classes) or one per entry of `labels`,
+      scores them with D without touching the dictionaries. Returns [`FQBigGANGeneratorStepOutput`].
+    """
+
+    def __init__(self, config: FQBigGANConfig):
+        super().__init__(config)
+        self.generator = FQBigGANGenerator(config)
+        self.generator_ema = FQBigGANGenerator(config)
+        self.generator_ema.requires_grad_(False)
+        self.discriminator = FQBigGANDiscriminator(config)
+        self.post_init()
+        self._copy_generator_to_ema()
+
+    @torch.no_grad()
+    def _copy_generator_to_ema(self) -> None:
+        source = self.generator.state_dict()
+        if any(t.is_meta for t in source.values()):  # built on the meta device by `from_pretrained`: loaded later
+            return
+        for name, tensor in self.generator_ema.state_dict().items():
+            tensor.copy_(source[name])
+
+    # -- optimiser helpers -------------------------------------------------------------------------------------------
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters the G optimiser trains (`generator` only; the EMA copy is never optimised)."""
+        return self.generator.parameters()
+
+    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters the D optimiser trains (the FQ dictionaries are buffers, updated by EMA in D steps)."""
+        return self.discriminator.parameters()
+
+    @torch.no_grad()
+    def update_generator_ema(self, decay: float | None = None, step: int | None = None) -> float:
+        """`generator_ema ← d·generator_ema + (1−d)·generator` over all parameters and floating buffers (batch-norm
+        and spectral-norm statistics included, as BigGAN-PyTorch's `ema`); integer buffers are copied.
+
+        `d = 0` (a plain copy) when `step < config.ema_start`, else `decay` (defaults to `config.ema_decay`).
+        Returns the decay used."""
+        if step is not None and step < self.config.ema_start:
+            decay = 0.0
+        elif decay is None:
+            decay = self.config.ema_decay
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"`decay` must be in [0, 1], got {decay}")
+        source = dict(self.generator.named_parameters())
+        source.update(self.generator.named_buffers())
+        targets = dict(self.generator_ema.named_parameters())
+        targets.update(self.generator_ema.named_buffers())
+        for name, target in targets.items():
+            value = source[name]
+            if target.is_floating_point():
+                target.mul_(decay).add_(value.detach(), alpha=1.0 - decay)
+            else:
+                target.copy_(value)
+        return decay
+
+    # -- training ----------------------------------------------------------------------------------------------------
+    def _sample_labels(self, batch_size: int, device) -> torch.LongTensor | None:
+        if self.config.num_classes == 0:
+            return None
+        return torch.randint(0, self.config.num_classes, (batch_size,), device=device)
+
+    def _check_labels(self, labels, batch_size: int | None, name: str = "labels") -> torch.LongTensor | None:
+        if self.config.num_classes == 0:
+            if labels is not None:
+                raise ValueError(f"this model is unconditional (num_classes=0): `{name}` must be None")
+            return None
+        if labels is None:
+            return None
+        if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.long, torch.int):
+            raise ValueError(f"`{name}` must be a 1-D integer tensor of class ids")
+        if batch_size is not None and labels.shape[0] != batch_size:
+            raise ValueError(f"`{name}` has {labels.shape[0]} entries, expected {batch_size}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_classes):
+            raise ValueError(f"`{name}` must be in [0, {self.config.num_classes})")
+        return labels.long()
+
+    def forward(
+        self,
+        mode: str = "discriminator",
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        batch_size: int | None = None,
+        generator_labels: torch.LongTensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FQBigGANDiscriminatorStepOutput | FQBigGANGeneratorStepOutput:
+        r"""
+        Args:
+            mode (`str`): `"discriminator"` or `"generator"`.
+            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1] (D step).
+            labels (`torch.LongTensor` of shape `(B,)`): D step: classes of the real images (required if
+                conditional). G step: classes to generate (else `batch_size` random classes).
+            batch_size (`int`, *optional*): G step without `labels`.
+            generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): D step: classes of the fakes (default:
+                uniform random, as the original).
+        """
+        if kwargs:
+            raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQBigGANForImageGeneration.forward")
+        if mode == "discriminator":
+            return self._discriminator_step(pixel_values, labels, generator_labels)
+        if mode == "generator":
+            return self._generator_step(labels, batch_size)
+        raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
+
+    def _check_pixels(self, pixel_values) -> None:
+        size = self.config.resolution
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.shape[1:] != (3, size, size):
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"`pixel_values` must be a (B, 3, {size}, {size}) tensor in [-1, 1], got {shape}")
+
+    def _discriminator_step(self, pixel_values, labels, generator_labels) -> FQBigGANDiscriminatorStepOutput:
+        if pixel_values is None:
+            raise ValueError("mode='discriminator' needs `pixel_values` (real images)")
+        self._check_pixels(pixel_values)
+        batch = pixel_values.shape[0]
+        labels = self._check_labels(labels, batch)
+        if self.config.num_classes and labels is None:
+            raise ValueError("this model is class-conditional: pass `labels` of the real images")
+        generator_labels = self._check_labels(generator_labels, batch, "generator_labels")
+        if generator_labels is None:
+            generator_labels = self._sample_labels(batch, pixel_values.device)
+
+        z = torch.randn(batch, self.config.dim_z, device=pixel_values.device, dtype=pixel_values.dtype)
+        with torch.no_grad():
+            fakes = self.generator(z, generator_labels)
+        images = torch.cat([fakes, pixel_values], dim=0)
+        both_labels = torch.cat([generator_labels, labels], dim=0) if labels is not None else None
+        scores = self.discriminator(images, both_labels, update_dictionary=True)
+        logits_fake, logits_real = scores.logits[:batch], scores.logits[batch:]
+        d_loss_real = F.relu(1.0 - logits_real).mean()
+        d_loss_fake = F.relu(1.0 + logits_fake).mean()
+        if scores.quantization_loss is not None:
+            quantization_loss = scores.quantization_loss[:batch].mean() + scores.quantization_loss[batch:].mean()
+        else:
+            quantization_loss = torch.zeros((), device=pixel_values.device)
+        return FQBigGANDiscriminatorStepOutput(
+            loss=d_loss_real + d_loss_fake + quantization_loss,
+            d_loss_real=d_loss_real,
+            d_loss_fake=d_loss_fake,
+            quantization_loss=quantization_loss,
+            fq_perplexity=scores.fq_perplexity,
+            fq_usage=scores.fq_usage,
+            logits_real=logits_real,
+            logits_fake=logits_fake,
+        )
+
+    def _generator_step(self, labels, batch_size) -> FQBigGANGeneratorStepOutput:
+        device = self.device
+        labels = self._check_labels(labels, batch_size)
+        if labels is not None:
+            batch_size = labels.shape[0]
+        elif batch_size is None:
+            raise ValueError("mode='generator' needs `labels` or `batch_size`")
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        else:
+            labels = self._sample_labels(batch_size, device)
+        z = torch.randn(batch_size, self.config.dim_z, device=device)
+        images = self.generator(z, labels)
+        scores = self.discriminator(images, labels, update_dictionary=False)
+        g_loss = -scores.logits.mean()
+        if scores.quantization_loss is not None:
+            quantization_loss = scores.quantization_loss.mean()
+        else:
+            quantization_loss = torch.zeros((), device=device)
+        return FQBigGANGeneratorStepOutput(
+            loss=g_loss + quantization_loss,
+            g_loss=g_loss,
+            quantization_loss=quantization_loss,
+            fq_perplexity=scores.fq_perplexity,
+            fq_usage=scores.fq_usage,
+            images=images,
+            labels=labels,
+            logits_fake=scores.logits,
+        )
+
+    # -- inference ---------------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        labels: torch.LongTensor | Sequence[int] | None = None,
+        truncation: float | None = 1.0,
+        generator: torch.Generator | None = None,
+        use_ema: bool = True,
+        batch_size: int | None = None,
+    ) -> torch.FloatTensor:
+        r"""
+        Sample images (in eval mode, without gradient).
+
+        Args:
+            labels (`torch.LongTensor` or list of `int`, *optional*): One class id per image (conditional models).
+                If omitted, `batch_size` classes are drawn uniformly (with `generator`).
+            truncation (`float` or `None`, defaults to 1.0): z is drawn from N(0, 1) truncated to
+                `[-truncation, truncation]` (BigGAN's truncation trick: smaller = higher fidelity, less variety);
+                `None` disables truncation (plain N(0, 1), the training distribution).
+            generator (`torch.Generator`, *optional*): Source of randomness, for reproducible samples.
+            use_ema (`bool`, defaults to `True`): Sample from `generator_ema` (else from `generator`).
+            batch_size (`int`, *optional*): Number of images for unconditional models / random classes.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, 3, resolution, resolution)` in [-1, 1].
+        """
+        self._check_generation_inputs(truncation)
+        network = self.generator_ema if use_ema else self.generator
+        return _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
+
+
+class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):
+    r"""
+    Generator-only FQ-BigGAN for inference: just the EMA generator. Loading a folder saved by
+    [`FQBigGANForImageGeneration`] reads only its `generator_ema.*` weights (the `generator.*` and `discriminator.*`
+    entries are skipped), so sampling does not pay for D or the raw generator. Saving this model writes only
+    `generator_ema.*`, which [`FQBigGANForImageGeneration`] can load back (G and D then start from scratch).
+    """
+
+    _keys_to_ignore_on_load_unexpected = [r"^generator\.", r"^discriminator\."]
+
+    def __init__(self, config: FQBigGANConfig):
+        super().__init__(config)
+        self.generator_ema = FQBigGANGenerator(config)
+        self.post_init()
+
+    def forward(self, z: torch.Tensor, labels: torch.LongTensor | None = None, return_dict: bool | None = None):
+        r"""
+        Args:
+            z (`torch.FloatTensor` of shape `(B, dim_z)`): Latents.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (conditional models).
+
+        Returns:
+            [`FQBigGANGenerationOutput`] with `images` `(B, 3, H, W)` in [-1, 1].
+        """
+        return FQBigGANGenerationOutput(images=self.generator_ema(z, labels))
+
+    def generate(
+        self,
+        labels: torch.LongTensor | Sequence[int] | None = None,
+        truncation: float | None = 1.0,
+        generator: torch.Generator | None = None,
+        use_ema: bool = True,
+        batch_size: int | None = None,
+    ) -> torch.FloatTensor:
+        """Same as [`FQBigGANForImageGeneration.generate`]; `use_ema=False` is not available (no raw generator)."""
+        if not use_ema:
+            raise ValueError("FQBigGANGeneratorModel holds only the EMA generator; use FQBigGANForImageGeneration")
+        self._check_generation_inputs(truncation)
+        return _generate(self.generator_ema, self.config, labels, truncation, generator, batch_size, self.device)
+
+
+__all__ = [
+    "FQBigGANDiscriminator",
+    "FQBigGANDiscriminatorOutput",
+    "FQBigGANDiscriminatorStepOutput",
+    "FQBigGANForImageGeneration",
+    "FQBigGANGenerationOutput",
+    "FQBigGANGenerator",
+    "FQBigGANGeneratorModel",
+    "FQBigGANGeneratorStepOutput",
+    "FQBigGANPreTrainedModel",
+    "sample_truncated_normal",
+]

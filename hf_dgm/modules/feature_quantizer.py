@@ -1,0 +1,263 @@
+"""Feature quantization (FQ) with an exponential-moving-average dictionary, as in FQ-GAN (Zhao et al., ICML 2020).
+
+One module serves every GAN of the zoo (FQ-BigGAN now, FQ-StyleGAN and FQ-U-GAT-IT later). It maps each feature
+vector to its nearest dictionary entry (squared L2), learns the dictionary with EMA k-means updates (no gradients,
+the entries are buffers) and returns a commitment loss that pulls the features towards their entries.
+
+Layouts accepted by [`FeatureQuantizer.forward`]:
+
+- `(B, C, H, W)`: a convolutional feature map, channels first (what a discriminator block produces). Each of the
+  `B·H·W` spatial positions is one vector of size `C`. Indices come back as `(B, H, W)`.
+- `(B, N, C)`: a sequence of `N` tokens, channels LAST. Indices come back as `(B, N)`.
+- `(B, C)`: one vector per sample. Indices come back as `(B,)`.
+
+Distributed training: when `torch.distributed` is initialised and the dictionary is updated, the per-batch code
+counts and per-code feature sums are all-reduced (summed over ranks) before the EMA update, so every rank applies
+the same update — the one a single process would apply to the concatenation of all ranks' batches — and the
+dictionaries stay identical across ranks. The loss, quantized output and indices stay per-rank; the perplexity and
+usage reported in an update step are computed from the all-reduced counts (global batch), otherwise per rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import initialization as hf_init
+from transformers.utils import ModelOutput
+
+
+FQ_MODES = ("loss_only", "straight_through")
+
+
+@dataclass
+class FeatureQuantizerOutput(ModelOutput):
+    r"""
+    Output of [`FeatureQuantizer`].
+
+    Args:
+        output (`torch.FloatTensor`, same shape as the input):
+            What the rest of the network should consume: the input itself in `"loss_only"` mode (the released FQ-GAN
+            code), the straight-through quantized features in `"straight_through"` mode (the paper's figure).
+        quantized (`torch.FloatTensor`, same shape as the input):
+            Straight-through quantized features `x + (q - x).detach()`: the values of the nearest entries, the
+            gradient of the identity.
+        loss (`torch.FloatTensor` of shape `()`):
+            Commitment loss `commitment · mean((q.detach() - x)²)`.
+        per_sample_loss (`torch.FloatTensor` of shape `(B,)`):
+            The same loss averaged per sample (its mean is `loss`); lets a caller split a concatenated real/fake batch.
+        perplexity (`torch.FloatTensor` of shape `()`):
+            `exp(entropy)` of the average one-hot assignment of this batch: the effective number of entries in use
+            (1 … K).
+        usage (`torch.FloatTensor` of shape `()`):
+            Fraction of the K entries that at least one vector of this batch was assigned to.
+        indices (`torch.LongTensor` of shape `(B, H, W)`, `(B, N)` or `(B,)`):
+            Index of the nearest entry of every vector.
+    """
+
+    output: torch.FloatTensor | None = None
+    quantized: torch.FloatTensor | None = None
+    loss: torch.FloatTensor | None = None
+    per_sample_loss: torch.FloatTensor | None = None
+    perplexity: torch.FloatTensor | None = None
+    usage: torch.FloatTensor | None = None
+    indices: torch.LongTensor | None = None
+
+
+class FeatureQuantizer(nn.Module):
+    r"""
+    Feature quantizer with an EMA-learned dictionary of `num_embeddings` entries of size `dim`.
+
+    Buffers (saved with the model, never touched by an optimizer):
+
+    - `embed` `(dim, K)`: the dictionary E, one entry per column.
+    - `cluster_size` `(K,)`: EMA of the number of vectors assigned to each entry.
+    - `embed_avg` `(dim, K)`: EMA of the sum of the vectors assigned to each entry.
+
+    Update (only in training mode AND when asked, see `update_dictionary`), with counts `n_k` and sums `s_k` of this
+    batch (all-reduced across ranks under `torch.distributed`):
+
+        cluster_size ← d·cluster_size + (1−d)·n,    embed_avg ← d·embed_avg + (1−d)·s,
+        N = Σ_k cluster_size_k,   size_k = (cluster_size_k + ε) / (N + K·ε) · N   (Laplace smoothing),
+        embed ← embed_avg / size.
+
+    The nearest entries, the loss and the output are computed with the dictionary as it was *before* the update (as
+    the original `vq_layer.Quantize`).
+
+    Args:
+        dim (`int`): Size C of each feature vector.
+        num_embeddings (`int`): Number of dictionary entries K (FQ-GAN uses `2**dict_size`).
+        decay (`float`, defaults to 0.8): EMA decay d, in [0, 1).
+        commitment (`float`, defaults to 1.0): Weight of the commitment loss (≥ 0).
+        eps (`float`, defaults to 1e-5): Laplace smoothing ε (> 0).
+        mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the input goes forward unchanged, FQ acts only through
+            the dictionary and the commitment loss — the released code) or `"straight_through"` (the quantized
+            features go forward with a straight-through gradient — the paper).
+        update_dictionary (`bool`, defaults to `True`): Default for the `update_dictionary` argument of `forward`.
+            A model that alternates D and G steps passes the argument explicitly (FQ-BigGAN updates in D steps only).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_embeddings: int,
+        decay: float = 0.8,
+        commitment: float = 1.0,
+        eps: float = 1e-5,
+        mode: str = "loss_only",
+        update_dictionary: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"`dim` must be a positive int, got {dim!r}")
+        if not isinstance(num_embeddings, int) or num_embeddings < 1:
+            raise ValueError(f"`num_embeddings` must be a positive int, got {num_embeddings!r}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"`decay` must be in [0, 1), got {decay!r}")
+        if commitment < 0:
+            raise ValueError(f"`commitment` must be >= 0, got {commitment!r}")
+        if eps <= 0:
+            raise ValueError(f"`eps` must be > 0, got {eps!r}")
+        if mode not in FQ_MODES:
+            raise ValueError(f"`mode` must be one of {FQ_MODES}, got {mode!r}")
+        self.dim = dim
+        self.num_embeddings = num_embeddings
+        self.decay = float(decay)
+        self.commitment = float(commitment)
+        self.eps = float(eps)
+        self.mode = mode
+        self.update_dictionary = bool(update_dictionary)
+
+        embed = torch.randn(dim, num_embeddings)
+        self.register_buffer("embed", embed)
+        self.register_buffer("cluster_size", torch.zeros(num_embeddings))
+        self.register_buffer("embed_avg", embed.clone())
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, num_embeddings={self.num_embeddings}, decay={self.decay}, "
+            f"commitment={self.commitment}, mode={self.mode!r}"
+        )
+
+    @torch.no_grad()
+    def init_dictionary(self, generator: torch.Generator | None = None) -> None:
+        """(Re)initialise the dictionary as the original: `embed ~ N(0, 1)`, `embed_avg = embed`, `cluster_size = 0`.
+
+        Uses `transformers.initialization`, so inside `PreTrainedModel._init_weights` it leaves buffers that were just
+        loaded from a checkpoint untouched.
+        """
+        hf_init.normal_(self.embed, mean=0.0, std=1.0, generator=generator)
+        hf_init.copy_(self.embed_avg, self.embed)
+        hf_init.zeros_(self.cluster_size)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _to_vectors(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Flatten to `(M, C)`; also return the index shape."""
+        if hidden_states.dim() == 4:
+            batch, channels, height, width = hidden_states.shape
+            if channels != self.dim:
+                raise ValueError(
+                    f"FeatureQuantizer expects (B, C, H, W) with C = {self.dim}, got shape {tuple(hidden_states.shape)}"
+                )
+            flat = hidden_states.permute(0, 2, 3, 1).reshape(-1, channels)
+            return flat, (batch, height, width)
+        if hidden_states.dim() in (2, 3):
+            if hidden_states.shape[-1] != self.dim:
+                layout = "(B, N, C)" if hidden_states.dim() == 3 else "(B, C)"
+                raise ValueError(
+                    f"FeatureQuantizer expects {layout} with C = {self.dim} (channels last), got shape "
+                    f"{tuple(hidden_states.shape)}"
+                )
+            return hidden_states.reshape(-1, self.dim), tuple(hidden_states.shape[:-1])
+        raise ValueError(
+            "FeatureQuantizer accepts (B, C, H, W), (B, N, C) or (B, C) tensors, got "
+            f"{hidden_states.dim()} dimensions (shape {tuple(hidden_states.shape)})"
+        )
+
+    @staticmethod
+    def _from_vectors(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if like.dim() == 4:
+            batch, channels, height, width = like.shape
+            return flat.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+        return flat.reshape(like.shape)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """EMA update of the dictionary from the vectors `flat` (M, C) assigned to `indices` (M,). Returns the counts
+        used (all-reduced under torch.distributed)."""
+        flat = flat.detach().to(self.embed.dtype)
+        counts = torch.bincount(indices, minlength=self.num_embeddings).to(self.embed.dtype)
+        embed_sum = torch.zeros(self.num_embeddings, self.dim, dtype=self.embed.dtype, device=flat.device)
+        embed_sum.index_add_(0, indices, flat)
+        embed_sum = embed_sum.t()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Every rank must apply the same update: sum the statistics of all ranks' batches first.
+            stats = torch.cat([counts.unsqueeze(0), embed_sum], dim=0).contiguous()
+            dist.all_reduce(stats, op=dist.ReduceOp.SUM)
+            counts, embed_sum = stats[0], stats[1:]
+
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
+        self.embed_avg.mul_(self.decay).add_(embed_sum, alpha=1.0 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.num_embeddings * self.eps) * total
+        self.embed.copy_(self.embed_avg / smoothed.unsqueeze(0))
+        return counts
+
+    def forward(self, hidden_states: torch.Tensor, update_dictionary: bool | None = None) -> FeatureQuantizerOutput:
+        r"""
+        Args:
+            hidden_states (`torch.FloatTensor` of shape `(B, C, H, W)`, `(B, N, C)` or `(B, C)`):
+                Features to quantize (layouts in the module docstring).
+            update_dictionary (`bool`, *optional*):
+                Whether this call may update the dictionary; defaults to `self.update_dictionary`. The update happens
+                only if this is true AND the module is in training mode — never in eval mode.
+
+        Returns:
+            [`FeatureQuantizerOutput`].
+        """
+        flat, index_shape = self._to_vectors(hidden_states)
+        if flat.shape[0] == 0:
+            raise ValueError("FeatureQuantizer got an empty batch")
+        embed = self.embed
+        flat_d = flat.detach().to(embed.dtype)
+        distances = (
+            flat_d.pow(2).sum(1, keepdim=True) - 2.0 * flat_d @ embed + embed.pow(2).sum(0, keepdim=True)
+        )
+        indices = distances.argmin(dim=1)
+        quantized_flat = F.embedding(indices, embed.t()).to(flat.dtype)
+
+        if update_dictionary is None:
+            update_dictionary = self.update_dictionary
+        counts = None
+        if update_dictionary and self.training:
+            counts = self._ema_update(flat, indices)
+        if counts is None:
+            counts = torch.bincount(indices, minlength=self.num_embeddings).to(embed.dtype)
+
+        quantized = self._from_vectors(quantized_flat, hidden_states)
+        squared_error = (quantized.detach() - hidden_states).pow(2)
+        per_sample_loss = self.commitment * squared_error.reshape(squared_error.shape[0], -1).mean(dim=1)
+        loss = per_sample_loss.mean()
+        straight_through = hidden_states + (quantized - hidden_states).detach()
+
+        with torch.no_grad():
+            probs = counts / counts.sum().clamp_min(1.0)
+            perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
+            usage = (counts > 0).to(embed.dtype).mean()
+
+        output = straight_through if self.mode == "straight_through" else hidden_states
+        return FeatureQuantizerOutput(
+            output=output,
+            quantized=straight_through,
+            loss=loss,
+            per_sample_loss=per_sample_loss,
+            perplexity=perplexity,
+            usage=usage,
+            indices=indices.reshape(index_shape),
+        )
+
+
+__all__ = ["FQ_MODES", "FeatureQuantizer", "FeatureQuantizerOutput"]
