@@ -12,11 +12,28 @@ from .models.optimus import (  # noqa: E402
     OptimusOutput,
     OptimusProcessor,
 )
+from .models.fq_biggan import (  # noqa: E402
+    FQBigGANConfig,
+    FQBigGANForImageGeneration,
+    FQBigGANGeneratorModel,
+)
+from .modules.feature_quantizer import FeatureQuantizer, FeatureQuantizerOutput  # noqa: E402
+from .pipelines.image_generation import (  # noqa: E402
+    ClassConditionalImageGenerationPipeline,
+    UnconditionalImageGenerationPipeline,
+)
 from .registration import register_all  # noqa: E402
 
 register_all()
 
 __all__ = [
+    "ClassConditionalImageGenerationPipeline",
+    "FQBigGANConfig",
+    "FQBigGANForImageGeneration",
+    "FQBigGANGeneratorModel",
+    "FeatureQuantizer",
+    "FeatureQuantizerOutput",
+    "UnconditionalImageGenerationPipeline",
     "OptimusConfig",
     "OptimusForConditionalGeneration",
     "OptimusOutput",

@@ -39,6 +39,7 @@ def register_all() -> None:
     if _DONE:
         return
     _register_optimus()
+    _register_fq_biggan()
     _DONE = True
 
 
@@ -51,3 +52,12 @@ def _register_optimus() -> None:
     _register_pipeline("sentence-analogy", p.SentenceAnalogyPipeline)
     _register_pipeline("sentence-reconstruction", p.SentenceReconstructionPipeline)
     _register_pipeline("sentence-latent", p.SentenceLatentPipeline)
+
+
+def _register_fq_biggan() -> None:
+    from .models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+    from .pipelines import image_generation as p
+
+    _register_model("fq_biggan", FQBigGANConfig, FQBigGANForImageGeneration)
+    _register_pipeline("class-conditional-image-generation", p.ClassConditionalImageGenerationPipeline)
+    _register_pipeline("unconditional-image-generation", p.UnconditionalImageGenerationPipeline)

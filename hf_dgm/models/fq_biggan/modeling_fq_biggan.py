@@ -682,6 +682,15 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         self.post_init()
         self._copy_generator_to_ema()
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, tuple):  # output_loading_info=True
+            model[0].generator_ema.requires_grad_(False)
+        else:
+            model.generator_ema.requires_grad_(False)  # loading re-creates the parameters with requires_grad=True
+        return model
+
     @torch.no_grad()
     def _copy_generator_to_ema(self) -> None:
         source = self.generator.state_dict()

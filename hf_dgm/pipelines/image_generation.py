@@ -1,0 +1,190 @@
+"""Image generation pipelines for the GANs of hf-dgm.
+
+- `class-conditional-image-generation` ([`ClassConditionalImageGenerationPipeline`]): class names or ids → images.
+- `unconditional-image-generation` ([`UnconditionalImageGenerationPipeline`]): a number of images.
+
+Any model with `config.num_classes`, `config.id2label` and
+`generate(labels=None, truncation=..., generator=torch.Generator | None, batch_size=None) -> (B, 3, H, W) in [-1, 1]`
+works (FQ-BigGAN's [`FQBigGANForImageGeneration`] and [`FQBigGANGeneratorModel`]). Images come back as a list of
+`PIL.Image.Image` (RGB). Example:
+
+```python
+from transformers import pipeline
+import hf_dgm  # registers the tasks
+
+generate = pipeline("class-conditional-image-generation", model="path/to/fq-biggan-cifar10")
+images = generate(["cat", "ship"], num_images=4, truncation=1.0, seed=0)  # 8 images, class by class
+```
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Pipeline
+
+
+def _to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] → list of RGB PIL images (values rounded to uint8)."""
+    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = array.permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(image), mode="RGB") for image in array]
+
+
+def _check_truncation(truncation: Any) -> float | None:
+    if truncation is None:
+        return None
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 < truncation < math.inf:
+        raise ValueError(
+            f"`truncation` must be a positive finite number (z ~ N(0, 1) truncated to [-t, t]) or None (no "
+            f"truncation), got {truncation!r}"
+        )
+    return float(truncation)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int or None, got {seed!r}")
+    return int(seed)
+
+
+class _GANImagePipeline(Pipeline):
+    """Shared machinery: one request → chunks of `batch_size` images through `model.generate`."""
+
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_processor = False
+
+    def _sanitize_parameters(self, **kwargs):
+        allowed = ("truncation", "seed", "generation_batch_size")
+        unexpected = sorted(set(kwargs) - set(allowed))
+        if unexpected:
+            raise ValueError(f"unexpected arguments {unexpected}")
+        return {}, {key: kwargs[key] for key in allowed if key in kwargs}, {}
+
+    def _forward(self, model_inputs, truncation=1.0, seed=None, generation_batch_size=None):
+        labels: torch.Tensor | None = model_inputs["labels"]
+        total = model_inputs["num_images"]
+        chunk = generation_batch_size or total
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        images = []
+        for start in range(0, total, chunk):
+            size = min(chunk, total - start)
+            if labels is not None:
+                batch_labels = labels[start : start + size]
+                images.append(self.model.generate(labels=batch_labels, truncation=truncation, generator=generator))
+            else:
+                images.append(self.model.generate(batch_size=size, truncation=truncation, generator=generator))
+        return {"images": torch.cat(images, dim=0)}
+
+    def postprocess(self, model_outputs):
+        return _to_pil(model_outputs["images"])
+
+    def _call(self, request: dict, truncation, seed, batch_size) -> list[Image.Image]:
+        truncation = _check_truncation(truncation)
+        seed = _check_seed(seed)
+        params = {"truncation": truncation, "seed": seed}
+        if batch_size is not None:
+            params["generation_batch_size"] = _check_positive_int("batch_size", batch_size)
+        return super().__call__(request, **params)
+
+
+class ClassConditionalImageGenerationPipeline(_GANImagePipeline):
+    r"""
+    Generate images of given classes with a class-conditional GAN.
+
+    Call with:
+        classes (`str`, `int`, or a list of them): Class names (as in `model.config.id2label`, case-insensitive) or
+            class ids.
+        num_images (`int`, defaults to 1): Images per class. The output lists them class by class.
+        truncation (`float` or `None`, defaults to 1.0): z ~ N(0, 1) truncated to [-truncation, truncation]; must be
+            > 0; `None` disables truncation.
+        seed (`int`, *optional*): Makes the images reproducible (a `torch.Generator` seeded with it).
+        batch_size (`int`, *optional*): Images generated per model call (memory bound); all at once by default.
+
+    Returns:
+        `list[PIL.Image.Image]` of `len(classes) · num_images` RGB images of the model's resolution.
+    """
+
+    def __call__(self, classes, num_images: int = 1, truncation: float | None = 1.0, seed: int | None = None,
+                 batch_size: int | None = None, **kwargs):  # fmt: skip
+        if kwargs:
+            raise ValueError(f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size")
+        num_images = _check_positive_int("num_images", num_images)
+        labels = self.resolve_classes(classes)
+        labels = labels.repeat_interleave(num_images)
+        return self._call({"labels": labels, "num_images": labels.shape[0]}, truncation, seed, batch_size)
+
+    def resolve_classes(self, classes) -> torch.LongTensor:
+        """Class names / ids → `(N,)` class ids; raises `ValueError` for unknown names or ids out of range."""
+        config = self.model.config
+        num_classes = int(getattr(config, "num_classes", 0) or 0)
+        if num_classes == 0:
+            raise ValueError("this model is unconditional: use the 'unconditional-image-generation' task")
+        if isinstance(classes, (str, int, np.integer)) or (isinstance(classes, torch.Tensor) and classes.dim() == 0):
+            classes = [classes]
+        if isinstance(classes, torch.Tensor):
+            classes = classes.tolist()
+        if not isinstance(classes, Sequence) or len(classes) == 0:
+            raise ValueError("pass at least one class name or id")
+        names = {str(name).lower(): int(i) for i, name in config.id2label.items()}
+        ids = []
+        for item in classes:
+            if isinstance(item, bool):
+                raise ValueError(f"invalid class {item!r}")
+            if isinstance(item, (int, np.integer)):
+                if not 0 <= int(item) < num_classes:
+                    raise ValueError(f"class id {item} out of range [0, {num_classes})")
+                ids.append(int(item))
+            elif isinstance(item, str):
+                key = item.strip().lower()
+                if key not in names:
+                    known = list(config.id2label.values())
+                    preview = ", ".join(map(str, known[:20])) + (", ..." if len(known) > 20 else "")
+                    raise ValueError(f"unknown class name {item!r}; known classes: {preview}")
+                ids.append(names[key])
+            else:
+                raise ValueError(f"classes must be names (str) or ids (int), got {type(item).__name__}")
+        return torch.tensor(ids, dtype=torch.long)
+
+    def preprocess(self, inputs):
+        return inputs
+
+
+class UnconditionalImageGenerationPipeline(_GANImagePipeline):
+    r"""
+    Generate images without choosing classes (a class-conditional model draws its classes uniformly with `seed`).
+
+    Call with:
+        num_images (`int`, defaults to 1), truncation (`float` or `None`, defaults to 1.0), seed (`int`, optional),
+        batch_size (`int`, optional): as in [`ClassConditionalImageGenerationPipeline`].
+
+    Returns:
+        `list[PIL.Image.Image]` of `num_images` RGB images.
+    """
+
+    def __call__(self, num_images: int = 1, truncation: float | None = 1.0, seed: int | None = None,
+                 batch_size: int | None = None, **kwargs):  # fmt: skip
+        if kwargs:
+            raise ValueError(f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size")
+        num_images = _check_positive_int("num_images", num_images)
+        return self._call({"labels": None, "num_images": num_images}, truncation, seed, batch_size)
+
+    def preprocess(self, inputs):
+        return inputs
+
+
+__all__ = ["ClassConditionalImageGenerationPipeline", "UnconditionalImageGenerationPipeline"]
