@@ -170,12 +170,15 @@ def negative_elbo(kl: torch.Tensor, mean_log_likelihood: torch.Tensor) -> torch.
 
 
 def perplexity(total_nll: float | torch.Tensor, num_units: float | torch.Tensor) -> float:
-    """exp(Σ NLL / Σ units): per token when units are tokens, per word when they are words."""
+    """exp(Σ NLL / Σ units): per token when units are tokens, per word when they are words (inf on overflow)."""
     total_nll = float(total_nll)
     num_units = float(num_units)
     if num_units <= 0:
         raise ValueError(f"perplexity needs a positive number of tokens/words; got {num_units}")
-    return math.exp(total_nll / num_units)
+    try:
+        return math.exp(total_nll / num_units)
+    except OverflowError:
+        return math.inf
 
 
 def posterior_neg_entropy(logvar: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 import sacrebleu
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 
 _DESCRIPTION = """
@@ -18,7 +19,7 @@ Args:
     lowercase (`bool`, defaults to False), tokenize (`str`, defaults to "13a"), smooth_method (`str`, defaults to "exp").
 Returns:
     bleu (`float`, 0-100), precisions (`list` of 4 floats), brevity_penalty, sys_len, ref_len, exact_match (fraction of
-    predictions identical to their reference after stripping whitespace).
+    predictions whose 13a tokens equal their reference's, i.e. identical up to detokenization spacing).
 """
 
 _CITATION = """
@@ -48,7 +49,8 @@ class ReconstructionBleu(evaluate.Metric):
         result = sacrebleu.corpus_bleu(
             predictions, [references], lowercase=lowercase, tokenize=tokenize, smooth_method=smooth_method
         )
-        exact = sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / len(predictions)
+        tok = Tokenizer13a()
+        exact = sum(tok(p).split() == tok(r).split() for p, r in zip(predictions, references)) / len(predictions)
         return {
             "bleu": float(result.score),
             "precisions": [float(p) for p in result.precisions],

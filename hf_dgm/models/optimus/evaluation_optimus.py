@@ -1,0 +1,185 @@
+"""Evaluation of an Optimus sentence VAE with the protocol of the paper (`evaluate()` of the original
+`run_lm_vae_training.py`), plus reconstruction BLEU.
+
+- IW-NLL: log p(x) ≈ logsumexp_k[log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K with K = 100 samples
+  z_k ~ q(z|x) scored 5 at a time.
+- PPL per token = exp(Σ −log p(x) / Σ tokens), tokens = decoder tokens of `BOS sentence EOS` (BOS and EOS
+  included, as the original); PPL per word = exp(Σ −log p(x) / Σ (words + 1)), the word-level convention of the
+  LSTM-VAE literature (He et al. 2019: every word plus the end of sentence).
+- −ELBO = KL − mean_k log p(x|z_k) with the analytic, un-thresholded KL.
+- MI (He et al. 2019 `calc_mi`) and AU (variance over the test set of μ_d(x) ≥ 0.01) from the posteriors of all
+  evaluated sentences.
+- Reconstruction BLEU: corpus BLEU (sacrebleu) of the decoded posterior means against the input sentences.
+
+The math is in `hf_dgm.metrics.vae_math`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sacrebleu
+import torch
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+from tqdm.auto import tqdm
+
+from ...metrics.vae_math import DEFAULT_AU_THRESHOLD
+from ...metrics.vae_math import DEFAULT_CHUNK_SIZE
+from ...metrics.vae_math import DEFAULT_NUM_IMPORTANCE_SAMPLES
+from ...metrics.vae_math import active_units
+from ...metrics.vae_math import gaussian_kl
+from ...metrics.vae_math import importance_weighted_log_likelihood
+from ...metrics.vae_math import mutual_information
+from ...metrics.vae_math import negative_elbo
+from ...metrics.vae_math import perplexity
+
+
+def count_words(sentence: str) -> int:
+    """Words of a sentence for per-word perplexity: whitespace-separated words plus one end-of-sentence."""
+    return len(sentence.split()) + 1
+
+
+@torch.no_grad()
+def evaluate_optimus(
+    model,
+    processor,
+    sentences: list[str],
+    num_importance_samples: int = DEFAULT_NUM_IMPORTANCE_SAMPLES,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    batch_size: int = 8,
+    au_threshold: float = DEFAULT_AU_THRESHOLD,
+    compute_bleu: bool = True,
+    generation_kwargs: dict | None = None,
+    progress: bool = True,
+    max_length: int = 128,
+    seed: int = 0,
+    num_reconstruction_examples: int = 5,
+) -> dict[str, Any]:
+    """
+    Evaluate `model` (an `OptimusForConditionalGeneration`) on `sentences`.
+
+    Args:
+        model: the Optimus model (put in eval mode here).
+        processor: its `OptimusProcessor` (both tokenizers).
+        sentences (`list[str]`): the test sentences, one per example.
+        num_importance_samples (`int`, defaults to 100): K of the IW estimate.
+        chunk_size (`int`, defaults to 5): samples decoded together per sentence (a decoder batch holds
+            `batch_size * chunk_size` sequences).
+        batch_size (`int`, defaults to 8): sentences per batch.
+        au_threshold (`float`, defaults to 0.01): δ of the active-unit count.
+        compute_bleu (`bool`, defaults to `True`): decode the posterior means and score them against the inputs.
+        generation_kwargs (`dict`, *optional*): passed to `model.generate` for the reconstructions (greedy by default).
+        progress (`bool`, defaults to `True`): show tqdm bars.
+        max_length (`int`, defaults to 128): tokens per side; longer sentences are truncated (counted in
+            `num_truncated`; their NLL is that of the truncated sentence).
+        seed (`int`, defaults to 0): seed of the latent samples (IW and MI).
+        num_reconstruction_examples (`int`, defaults to 5): (input, reconstruction) pairs returned for inspection.
+
+    Returns:
+        `dict` with `iw_nll`, `neg_elbo`, `kl`, `reconstruction_nll` (nats per sentence, means over sentences),
+        `ppl_per_token`, `ppl_per_word`, `elbo_ppl_per_token`, `mutual_information`, `active_units`,
+        `latent_size`, `reconstruction_bleu`, `reconstruction_exact_match`, `reconstruction_examples`, and the
+        counts `num_examples`, `num_tokens`, `num_words`, `num_truncated`, `num_importance_samples`, `au_threshold`.
+    """
+    if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
+        raise ValueError("`sentences` must be a list of strings")
+    sentences = [s.strip() for s in sentences]
+    if not sentences or not all(isinstance(s, str) and s for s in sentences):
+        raise ValueError("`sentences` must be a non-empty list of non-empty strings")
+    for name, value in (("num_importance_samples", num_importance_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int; got {value!r}")
+    if au_threshold < 0:
+        raise ValueError(f"`au_threshold` must be >= 0; got {au_threshold}")
+
+    model.eval()
+    device = model.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
+
+    log_marginals, mean_log_likelihoods, kls, means, logvars = [], [], [], [], []
+    num_tokens = num_truncated = 0
+    for texts in tqdm(batches, desc="IW-NLL", disable=not progress):
+        batch = processor(list(texts), max_length=max_length, return_tensors="pt").to(device)
+        full_lengths = [len(ids) for ids in processor.decoder_token_ids(list(texts), max_length=10**9)]
+        lengths = batch["decoder_attention_mask"].sum(-1)
+        num_truncated += sum(int(full > int(kept)) for full, kept in zip(full_lengths, lengths))
+        num_tokens += int(lengths.sum())  # BOS + tokens + EOS, as the original counts
+        posterior = model.encode(batch["input_ids"], batch["attention_mask"])
+        mean, logvar = posterior.mean.float(), posterior.logvar.float()
+        dec_ids, dec_mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
+
+        def log_likelihood(latents: torch.Tensor) -> torch.Tensor:
+            b, c, _ = latents.shape
+            out = model(
+                decoder_input_ids=dec_ids.repeat_interleave(c, dim=0),
+                decoder_attention_mask=dec_mask.repeat_interleave(c, dim=0),
+                latents=latents.reshape(b * c, -1).to(model.dtype),
+            )
+            return -out.reconstruction_loss.float().view(b, c)
+
+        estimate = importance_weighted_log_likelihood(
+            mean, logvar, log_likelihood, num_samples=num_importance_samples, chunk_size=chunk_size, generator=generator
+        )
+        log_marginals.append(estimate.log_marginal.double().cpu())
+        mean_log_likelihoods.append(estimate.mean_log_likelihood.double().cpu())
+        kls.append(gaussian_kl(mean, logvar).double().cpu())
+        means.append(mean.double().cpu())
+        logvars.append(logvar.double().cpu())
+
+    log_marginal = torch.cat(log_marginals)
+    mean_ll = torch.cat(mean_log_likelihoods)
+    kl = torch.cat(kls)
+    neg_elbo = negative_elbo(kl, mean_ll)
+    all_means, all_logvars = torch.cat(means), torch.cat(logvars)
+    num_words = sum(count_words(s) for s in sentences)
+    total_nll = float(-log_marginal.sum())
+
+    cpu_generator = torch.Generator().manual_seed(seed)
+    mi = mutual_information(all_means, all_logvars, generator=cpu_generator)
+    au = active_units(all_means, threshold=au_threshold)[0] if len(sentences) >= 2 else None
+
+    metrics: dict[str, Any] = {
+        "iw_nll": float(-log_marginal.mean()),
+        "neg_elbo": float(neg_elbo.mean()),
+        "kl": float(kl.mean()),
+        "reconstruction_nll": float(-mean_ll.mean()),
+        "ppl_per_token": perplexity(total_nll, num_tokens),
+        "ppl_per_word": perplexity(total_nll, num_words),
+        "elbo_ppl_per_token": perplexity(float(neg_elbo.sum()), num_tokens),
+        "mutual_information": mi,
+        "active_units": au,
+        "latent_size": int(all_means.shape[1]),
+        "num_examples": len(sentences),
+        "num_tokens": num_tokens,
+        "num_words": num_words,
+        "num_truncated": num_truncated,
+        "num_importance_samples": num_importance_samples,
+        "au_threshold": au_threshold,
+    }
+
+    if compute_bleu:
+        reconstructions = []
+        for texts in tqdm(batches, desc="Reconstruction", disable=not progress):
+            batch = processor(list(texts), max_length=max_length, return_tensors="pt").to(device)
+            ids = model.generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **(generation_kwargs or {})
+            )
+            reconstructions.extend(processor.batch_decode(ids))
+        if len(reconstructions) != len(sentences):
+            raise ValueError(
+                f"got {len(reconstructions)} reconstructions for {len(sentences)} sentences; "
+                "do not ask `generation_kwargs` for several sequences per input"
+            )
+        bleu = sacrebleu.corpus_bleu(reconstructions, [sentences])
+        metrics["reconstruction_bleu"] = float(bleu.score)
+        tokenize = Tokenizer13a()  # BLEU's tokenization: exact up to detokenization spacing ("mat ." vs "mat.")
+        exact = sum(tokenize(r).split() == tokenize(s).split() for r, s in zip(reconstructions, sentences))
+        metrics["reconstruction_exact_match"] = exact / len(sentences)
+        metrics["reconstruction_examples"] = [
+            {"input": s, "reconstruction": r} for s, r in list(zip(sentences, reconstructions))[:num_reconstruction_examples]
+        ]
+    return metrics
+
+
+__all__ = ["evaluate_optimus", "count_words"]
