@@ -1,0 +1,213 @@
+"""Tests of the shared EMA feature quantizer (hf_dgm/modules/feature_quantizer.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+
+
+def _quantizer(embed: torch.Tensor, decay: float = 0.5, commitment: float = 1.0, **kwargs) -> FeatureQuantizer:
+    dim, k = embed.shape
+    quantizer = FeatureQuantizer(dim, k, decay=decay, commitment=commitment, **kwargs)
+    quantizer.embed.copy_(embed)
+    quantizer.embed_avg.copy_(embed)
+    quantizer.cluster_size.zero_()
+    return quantizer
+
+
+def test_ema_update_matches_hand_computation():
+    # Dictionary: e0 = (0, 0), e1 = (10, 0), e2 = (0, 10). Four vectors: three near e0/e1, none near e2.
+    embed = torch.tensor([[0.0, 10.0, 0.0], [0.0, 0.0, 10.0]])
+    quantizer = _quantizer(embed, decay=0.5).train()
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 1.0], [2.0, 2.0]])  # (B, C) layout
+    out = quantizer(x, update_dictionary=True)
+    assert out.indices.tolist() == [0, 0, 1, 0]
+
+    # counts n = (3, 1, 0); sums s0 = (3, 3), s1 = (9, 1), s2 = (0, 0); d = 0.5.
+    # cluster_size = 0.5·0 + 0.5·n = (1.5, 0.5, 0)
+    assert quantizer.cluster_size.tolist() == pytest.approx([1.5, 0.5, 0.0])
+    # embed_avg = 0.5·E + 0.5·s: column 0 = (1.5, 1.5), column 1 = (0.5·10 + 4.5, 0.5) = (9.5, 0.5), column 2 = (0, 5)
+    assert quantizer.embed_avg.flatten().tolist() == pytest.approx([1.5, 9.5, 0.0, 1.5, 0.5, 5.0])
+    # N = 2; size_k = (c_k + 1e-5) / (2 + 3e-5) · 2
+    eps, total = 1e-5, 2.0
+    size = [(c + eps) / (total + 3 * eps) * total for c in (1.5, 0.5, 0.0)]
+    expected = [[1.5 / size[0], 9.5 / size[1], 0.0 / size[2]], [1.5 / size[0], 0.5 / size[1], 5.0 / size[2]]]
+    assert quantizer.embed.tolist()[0] == pytest.approx(expected[0], rel=1e-5)
+    assert quantizer.embed.tolist()[1] == pytest.approx(expected[1], rel=1e-5)
+
+    # The loss and output use the dictionary from BEFORE the update: q = (e0, e0, e1, e0).
+    q = torch.tensor([[0.0, 0.0], [0.0, 0.0], [10.0, 0.0], [0.0, 0.0]])
+    assert out.loss.item() == pytest.approx(((q - x) ** 2).mean().item())
+    assert torch.equal(out.quantized, q)
+
+
+def test_perplexity_and_usage():
+    embed = torch.tensor([[0.0, 10.0, 20.0, 30.0]])
+    quantizer = _quantizer(embed).eval()
+    out = quantizer(torch.tensor([[0.1], [0.2], [9.9], [10.1]]))
+    assert out.perplexity.item() == pytest.approx(2.0, rel=1e-6)  # two entries, equally used
+    assert out.usage.item() == pytest.approx(0.5)
+    out = quantizer(torch.tensor([[0.1], [10.0], [20.0], [29.0]]))
+    assert out.perplexity.item() == pytest.approx(4.0, rel=1e-6)
+    assert out.usage.item() == 1.0
+
+
+def test_gradients_pass_straight_through_and_commitment_gradient():
+    torch.manual_seed(0)
+    quantizer = FeatureQuantizer(4, 8, commitment=0.25, mode="straight_through").eval()
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    out = quantizer(x)
+    weights = torch.randn_like(x)
+    (out.output * weights).sum().backward()
+    assert torch.equal(x.grad, weights)  # identity gradient through the quantization
+
+    x.grad = None
+    out = quantizer(x)
+    out.loss.backward()
+    q = out.quantized.detach()
+    expected = 0.25 * 2 * (x.detach() - q) / x.numel()
+    torch.testing.assert_close(x.grad, expected)
+    # the output values are the dictionary entries
+    entries = quantizer.embed.t()[out.indices]  # (B, H, W, C)
+    torch.testing.assert_close(out.output.detach(), entries.permute(0, 3, 1, 2))
+
+
+def test_modes_loss_only_returns_input_and_straight_through_returns_entries():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 2, 2)
+    loss_only = FeatureQuantizer(5, 16, mode="loss_only").eval()
+    straight = FeatureQuantizer(5, 16, mode="straight_through").eval()
+    straight.load_state_dict(loss_only.state_dict())
+    a, b = loss_only(x), straight(x)
+    assert a.output is x
+    assert not torch.allclose(b.output, x)
+    torch.testing.assert_close(a.quantized, b.output)
+    assert torch.equal(a.indices, b.indices) and a.loss.item() == pytest.approx(b.loss.item())
+
+
+def test_dictionary_updates_only_in_training_and_when_asked():
+    torch.manual_seed(0)
+    quantizer = FeatureQuantizer(3, 8)
+    x = torch.randn(16, 3)
+    reference = {k: v.clone() for k, v in quantizer.state_dict().items()}
+
+    def unchanged() -> bool:
+        return all(torch.equal(reference[k], v) for k, v in quantizer.state_dict().items())
+
+    quantizer.eval()
+    quantizer(x, update_dictionary=True)
+    assert unchanged(), "eval mode must never update the dictionary"
+    quantizer.train()
+    quantizer(x, update_dictionary=False)
+    assert unchanged()
+    quantizer.update_dictionary = False
+    quantizer(x)
+    assert unchanged(), "the attribute is the default of the argument"
+    quantizer(x, update_dictionary=True)
+    assert not unchanged()
+    assert quantizer.cluster_size.sum().item() == pytest.approx((1 - quantizer.decay) * 16)
+
+
+def test_converges_to_cluster_means():
+    torch.manual_seed(0)
+    means = torch.tensor([[5.0, 5.0], [-5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
+    # Start every entry in a different quadrant, far from its cluster mean.
+    start = torch.tensor([[1.0, 0.5], [-0.5, 1.0], [-1.0, -0.5], [0.5, -1.0]]).t()
+    quantizer = _quantizer(start, decay=0.8).train()
+    for _ in range(100):
+        points = means.repeat_interleave(64, 0) + 0.3 * torch.randn(256, 2)
+        quantizer(points.view(4, 64, 2), update_dictionary=True)  # (B, N, C) layout
+    torch.testing.assert_close(quantizer.embed.t(), means, atol=0.1, rtol=0)
+    out = quantizer.eval()(means.view(1, 4, 2))
+    assert out.indices.tolist() == [[0, 1, 2, 3]]
+    assert out.perplexity.item() == pytest.approx(4.0, rel=1e-5)
+
+
+def test_layouts_agree():
+    torch.manual_seed(0)
+    quantizer = FeatureQuantizer(6, 10).eval()
+    x = torch.randn(2, 6, 3, 4)
+    out4 = quantizer(x)
+    assert out4.indices.shape == (2, 3, 4)
+    tokens = x.permute(0, 2, 3, 1).reshape(2, 12, 6)  # (B, N, C)
+    out3 = quantizer(tokens)
+    assert out3.indices.shape == (2, 12)
+    assert torch.equal(out3.indices.reshape(2, 3, 4), out4.indices)
+    torch.testing.assert_close(out3.quantized.reshape(2, 3, 4, 6).permute(0, 3, 1, 2), out4.quantized)
+    torch.testing.assert_close(out3.per_sample_loss, out4.per_sample_loss)
+    out2 = quantizer(tokens[:, 0])
+    assert out2.indices.shape == (2,) and torch.equal(out2.indices, out3.indices[:, 0])
+
+
+def test_bad_inputs_and_arguments_raise():
+    quantizer = FeatureQuantizer(4, 8)
+    with pytest.raises(ValueError, match="C = 4"):
+        quantizer(torch.randn(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="channels last"):
+        quantizer(torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="accepts"):
+        quantizer(torch.randn(4))
+    for kwargs in (dict(decay=1.0), dict(decay=-0.1), dict(commitment=-1.0), dict(eps=0.0), dict(mode="paper")):
+        with pytest.raises(ValueError):
+            FeatureQuantizer(4, 8, **kwargs)
+    with pytest.raises(ValueError):
+        FeatureQuantizer(0, 8)
+    with pytest.raises(ValueError):
+        FeatureQuantizer(4, 0)
+
+
+def test_state_is_buffers_and_saved():
+    quantizer = FeatureQuantizer(4, 8)
+    assert list(quantizer.parameters()) == []
+    assert set(quantizer.state_dict()) == {"embed", "cluster_size", "embed_avg"}
+    assert quantizer.embed.shape == (4, 8) and quantizer.cluster_size.shape == (8,)
+    torch.testing.assert_close(quantizer.embed_avg, quantizer.embed)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# torch.distributed: two CPU processes (gloo) keep identical dictionaries, equal to one process on both batches.
+# --------------------------------------------------------------------------------------------------------------------
+def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)  # same initial dictionary on every rank
+        quantizer = FeatureQuantizer(3, 6, decay=0.7).train()
+        data = torch.randn(world_size, 4, 3, 3, 3, generator=torch.Generator().manual_seed(1))
+        for _ in range(3):
+            quantizer(data[rank] * (rank + 1), update_dictionary=True)
+        torch.save(quantizer.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_all_reduce_keeps_ranks_identical():
+    world_size = 2
+    with tempfile.TemporaryDirectory() as out_dir:
+        init_file = os.path.join(out_dir, "init")
+        # fork: the workers inherit the imported modules (spawn would re-import transformers in each, ~10 s).
+        mp.start_processes(
+            _ddp_worker, args=(world_size, init_file, out_dir), nprocs=world_size, join=True, start_method="fork"
+        )
+        states = [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=True) for r in range(world_size)]
+
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), f"{key} differs across ranks"
+
+    # Single process on the concatenation of both ranks' batches gives the same dictionary.
+    torch.manual_seed(0)
+    single = FeatureQuantizer(3, 6, decay=0.7).train()
+    data = torch.randn(world_size, 4, 3, 3, 3, generator=torch.Generator().manual_seed(1))
+    both = torch.cat([data[r] * (r + 1) for r in range(world_size)], dim=0)
+    for _ in range(3):
+        single(both, update_dictionary=True)
+    for key, value in single.state_dict().items():
+        torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-5)
+    assert math.isclose(states[0]["cluster_size"].sum().item(), single.cluster_size.sum().item(), rel_tol=1e-6)
