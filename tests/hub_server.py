@@ -12,7 +12,8 @@ Routes (see HF-MECHANICS.md, "Uploading, and a loopback Hub for tests"):
     POST /api/validate-yaml                         400 with a text reason when the metadata is invalid
     GET  /api/models/{repo}[/revision/{rev}]        {"id", "sha", "private", "siblings", ...}
     POST /api/models/{repo}/preupload/{rev}         uploadMode lfs|regular, shouldIgnore, oid of the remote file
-    POST /api/models/{repo}/branch/{branch}         409 when it exists
+    POST /api/models/{repo}/branch/{branch}         409 when it exists (DELETE removes it)
+    DELETE /api/repos/delete
     GET  /api/models/{repo}/refs
     POST /api/models/{repo}/commit/{rev}            NDJSON header/file/lfsFile/deletedFile/deletedFolder
     GET  /api/models/{repo}/tree/{rev}[/{path}]     ?recursive=true
@@ -336,6 +337,24 @@ class LoopbackHub:
             repo.refs[branch] = self._resolve(repo, body.get("startingPoint") or "main")
         return {}
 
+    def api_delete_branch(self, repo_id: str, branch: str, token: str | None) -> dict:
+        with self._lock:
+            repo = self._repo(repo_id, token, write=True)
+            if branch == "main" or branch not in repo.refs:
+                raise HubError(404 if branch != "main" else 403, f"cannot delete branch {branch}", "RevisionNotFound")
+            del repo.refs[branch]
+        return {}
+
+    def api_delete_repo(self, body: dict, token: str | None) -> dict:
+        if token not in self.tokens:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        repo_id = f"{body.get('organization') or self.user}/{body['name']}"
+        with self._lock:
+            if repo_id not in self.repos:
+                raise HubError(404, f"Repository Not Found: {repo_id}", "RepoNotFound")
+            del self.repos[repo_id]
+        return {}
+
     def api_refs(self, repo_id: str, token: str | None) -> dict:
         repo = self._repo(repo_id, token)
         branches = [{"name": r, "ref": f"refs/heads/{r}", "targetCommit": s}
@@ -533,7 +552,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub.requests.append((method, url.path))
         # split before unquoting: revisions like refs%2Fpr%2F1 and paths stay one segment each
         segments = [unquote(s) for s in url.path.strip("/").split("/")]
-        body = self._body() if method in ("POST", "PUT") else b""
+        body = self._body() if method in ("POST", "PUT", "DELETE") else b""
         token = self._token()
         try:
             self._route(method, segments, query, body, token)
@@ -555,6 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
         if seg[:3] == ["api", "repos", "create"] and method == "POST":
             status, payload = hub.api_create(json.loads(body or b"{}"), token)
             return self._send(status, payload)
+        if seg[:3] == ["api", "repos", "delete"] and method == "DELETE":
+            return self._send(200, hub.api_delete_repo(json.loads(body or b"{}"), token))
         if seg[:2] == ["api", "validate-yaml"] and method == "POST":
             status, payload = hub.api_validate_yaml(json.loads(body or b"{}"))
             return self._send(status, payload)
@@ -571,6 +592,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, hub.api_commit(repo_id, rest[1], lines, token, create_pr))
             if rest[:1] == ["branch"] and len(rest) == 2 and method == "POST":
                 return self._send(200, hub.api_create_branch(repo_id, rest[1], json.loads(body or b"{}"), token))
+            if rest[:1] == ["branch"] and len(rest) == 2 and method == "DELETE":
+                return self._send(200, hub.api_delete_branch(repo_id, rest[1], token))
             if rest == ["refs"] and method == "GET":
                 return self._send(200, hub.api_refs(repo_id, token))
             if rest[:1] == ["tree"] and len(rest) >= 2 and method == "GET":
@@ -600,6 +623,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self._dispatch("PUT")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
 
 
 __all__ = ["LoopbackHub", "DEFAULT_TOKEN", "DEFAULT_USER", "git_blob_sha", "quote"]

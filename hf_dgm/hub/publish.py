@@ -1,0 +1,481 @@
+"""Publish a trained hf-dgm model folder to the Hugging Face Hub as a self-contained, validated repo.
+
+```python
+from hf_dgm.hub import publish_model
+
+result = publish_model("runs/optimus-snli", "ORG/optimus-snli")        # validate, then one atomic commit
+publish_model("runs/optimus-snli", "ORG/optimus-snli", dry_run_dir="out/")  # the exact folder, nothing pushed
+```
+
+What a published repo holds (one commit, `create_commit`):
+- `model.safetensors` (or `model-0000k-of-0000n.safetensors` + index above `max_shard_size`), written by
+  `save_pretrained` (tied weights are declared by the model, so shared storage is saved once);
+- `config.json` with `auto_map` (every Auto class `import hf_dgm` registered for the config) and
+  `custom_pipelines` (every pipeline task registered from the family's package, `pt` = transformers Auto classes);
+- the family's code, flat: configuration/modeling/processing/pipeline files and the shared modules they import,
+  with package imports rewritten to sibling imports (`hf_dgm.hub.remote_code`);
+- tokenizer / processor files (Optimus: encoder tokenizer at the root, decoder tokenizer in `decoder_tokenizer/`);
+- `README.md`, the model card rendered from the family's template and the run folder's metrics and recipe;
+- sample images and plots of the run (`images/`) and text samples (`samples/`).
+
+Before anything is pushed, the folder is loaded with `trust_remote_code=True` in a fresh interpreter that cannot
+import hf_dgm, and the family's probe (fixed input) must give the source model's outputs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cards import _hub_id, build_card, read_run
+from .families import HubFamily, family_for_model_type
+from .remote_code import RemoteCodeBundle, assemble_remote_code
+from .validation import (
+    ValidationReport,
+    compare_probe_outputs,
+    run_isolated_probe,
+    run_reference_probe,
+)
+
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_SHARD_SIZE = "5GB"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+# Folders of a run that the publisher reads from (besides the top level); pickles there are refused too.
+_READ_SUBFOLDERS = ("decoder_tokenizer", "samples", "plots", "figures", "images")
+# Remote files that a new upload makes stale and that could shadow the new weights or code: deleted in the same
+# commit when the new folder does not hold them. Everything else already in the repo is left alone.
+_STALE_PATTERNS = re.compile(r"(^|/)(model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|[^/]+\.py)$")
+
+
+class PublishError(ValueError):
+    """The model folder cannot be published as asked (bad input, refused overwrite, missing token...)."""
+
+
+@dataclass
+class PreparedRepo:
+    """A repo folder assembled (and, unless disabled, validated) by `prepare_repo_folder`."""
+
+    folder: Path
+    family: HubFamily
+    model_type: str
+    files: list[str]
+    code: RemoteCodeBundle
+    auto_map: dict[str, str]
+    custom_pipelines: dict[str, dict[str, Any]]
+    validation: ValidationReport | None
+
+
+@dataclass
+class PublishResult:
+    repo_id: str
+    files: list[str]
+    validation: ValidationReport | None
+    dry_run: bool = False
+    folder: Path | None = None  # the dry-run folder
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    pr_url: str | None = None
+    revision: str | None = None
+    deleted: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def check_no_pickles(model_dir: Path) -> None:
+    """Refuse a run folder holding pickle files where the publisher reads (top level, tokenizer/sample folders).
+
+    hf_dgm never unpickles anything: pickles can run arbitrary code on load, and a repo holding them next to
+    safetensors weights invites exactly that. Convert or delete them first.
+    """
+    found = []
+    for folder in (model_dir, *(model_dir / sub for sub in _READ_SUBFOLDERS)):
+        if folder.is_dir():
+            found += [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES]
+    if found:
+        names = ", ".join(str(p.relative_to(model_dir)) for p in found)
+        raise PublishError(
+            f"{model_dir} holds pickle files ({names}); hf_dgm publishes safetensors only and never loads pickles. "
+            "Re-save the model with `save_pretrained` (safetensors), convert original checkpoints with "
+            "`python -m hf_dgm.convert`, and move or delete the pickles (Trainer's `training_args.bin` included: "
+            "the recipe is read from `training_args.json` / `recipe.yaml`)."
+        )
+
+
+def _has_safetensors(model_dir: Path) -> bool:
+    return (model_dir / "model.safetensors").is_file() or (model_dir / "model.safetensors.index.json").is_file()
+
+
+def read_model_type(model_dir: Path) -> str:
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise PublishError(f"{model_dir} is not a saved model folder: no config.json")
+    model_type = json.loads(config_path.read_text()).get("model_type")
+    if not model_type:
+        raise PublishError(f"{config_path} has no `model_type`")
+    return model_type
+
+
+# ----------------------------------------------------------------------------------------------- code discovery
+def _flat_ref(cls: type) -> str:
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def discover_family_code(family: HubFamily) -> tuple[dict[str, str], dict[str, dict[str, Any]], list[Path]]:
+    """What `import hf_dgm` registered for the family: (auto_map, custom_pipelines, entry code files)."""
+    import importlib
+
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    import hf_dgm  # noqa: F401  (registers every family)
+
+    if family.model_type not in CONFIG_MAPPING:
+        raise PublishError(f"model_type {family.model_type!r} is not registered by `import hf_dgm`")
+    config_cls = CONFIG_MAPPING[family.model_type]
+    classes: list[type] = [config_cls]
+    auto_map = {"AutoConfig": _flat_ref(config_cls)}
+    for name in sorted(dir(transformers)):
+        if not name.startswith("AutoModel"):
+            continue
+        mapping = getattr(getattr(transformers, name), "_model_mapping", None)
+        extra = getattr(mapping, "_extra_content", {}) if mapping is not None else {}
+        if config_cls in extra:
+            auto_map[name] = _flat_ref(extra[config_cls])
+            classes.append(extra[config_cls])
+    if len(auto_map) == 1:
+        raise PublishError(f"no AutoModel* class is registered for {config_cls.__name__}")
+
+    custom_pipelines: dict[str, dict[str, Any]] = {}
+    for task, info in sorted(PIPELINE_REGISTRY.supported_tasks.items()):
+        impl = info.get("impl")
+        if not inspect.isclass(impl) or not impl.__module__.startswith(family.package + "."):
+            continue
+        pt_names = []
+        for auto_cls in info.get("pt", ()):
+            if getattr(transformers, auto_cls.__name__, None) is not auto_cls:
+                raise PublishError(
+                    f"pipeline task {task!r} is registered with pt_model={auto_cls.__name__}, which is not a "
+                    "transformers Auto class; remote pipelines look `pt` names up on the transformers module "
+                    "(transformers issue #33272): register it with e.g. pt_model=AutoModel"
+                )
+            pt_names.append(auto_cls.__name__)
+        entry: dict[str, Any] = {"impl": _flat_ref(impl), "pt": pt_names}
+        if info.get("type"):
+            entry["type"] = info["type"]
+        custom_pipelines[task] = entry
+        classes.append(impl)
+    if family.probe_task not in custom_pipelines:
+        raise PublishError(f"the family's probe task {family.probe_task!r} is not registered by `import hf_dgm`")
+
+    files = [Path(inspect.getfile(cls)).resolve() for cls in classes]
+    files += [Path(importlib.import_module(f"{family.package}.{m}").__file__).resolve() for m in family.extra_code_modules]
+    return auto_map, custom_pipelines, list(dict.fromkeys(files))
+
+
+def _pipeline_descriptions(custom_pipelines: dict[str, dict[str, Any]]) -> dict[str, str]:
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    out = {}
+    for task in custom_pipelines:
+        doc = inspect.getdoc(PIPELINE_REGISTRY.supported_tasks[task]["impl"]) or ""
+        out[task] = " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- assembly
+def _load_source_model(model_dir: Path):
+    from transformers import AutoModel
+
+    import hf_dgm  # noqa: F401
+
+    model = AutoModel.from_pretrained(model_dir, dtype="auto")
+    model.eval()
+    return model
+
+
+def _clean_config_json(path: Path, auto_map: dict[str, str], custom_pipelines: dict[str, dict[str, Any]]) -> None:
+    """Add `auto_map` / `custom_pipelines`; replace sub-models' local `_name_or_path` (private paths of the
+    training machine) by their Hub id, or drop them."""
+    config = json.loads(path.read_text())
+    config["auto_map"] = auto_map
+    config["custom_pipelines"] = custom_pipelines
+    for value in config.values():
+        if isinstance(value, dict) and "_name_or_path" in value:
+            hub_id = _hub_id(value["_name_or_path"])
+            if hub_id:
+                value["_name_or_path"] = hub_id
+            else:
+                del value["_name_or_path"]
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _unique_name(name: str, used: set[str]) -> str:
+    stem, suffix = os.path.splitext(name)
+    candidate, i = name, 1
+    while candidate in used:
+        i += 1
+        candidate = f"{stem}-{i}{suffix}"
+    used.add(candidate)
+    return candidate
+
+
+def prepare_repo_folder(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    license: str | None = None,
+    validate: bool = True,
+) -> PreparedRepo:
+    """Write the exact repo folder for `model_dir` into `out_dir` (must be missing or empty) and validate it."""
+    import hf_dgm
+
+    model_dir = Path(model_dir).resolve()
+    out_dir = Path(out_dir)
+    if not model_dir.is_dir():
+        raise PublishError(f"{model_dir} is not a directory")
+    check_no_pickles(model_dir)
+    model_type = read_model_type(model_dir)
+    if not _has_safetensors(model_dir):
+        raise PublishError(f"{model_dir} holds no safetensors weights (model.safetensors or its index)")
+    family = family_for_model_type(model_type)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise PublishError(f"{out_dir} exists and is not empty; the repo folder must be written into an empty folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    auto_map, custom_pipelines, entry_files = discover_family_code(family)
+    logger.info("loading %s (%s) from %s", type(family).__name__, model_type, model_dir)
+    model = _load_source_model(model_dir)
+    logger.info("saving weights (max shard size %s)", max_shard_size)
+    model.save_pretrained(out_dir, max_shard_size=max_shard_size)
+    for sub in family.required_subfolders:
+        if not (out_dir / sub).is_dir():
+            raise PublishError(
+                f"the saved model lacks `{sub}/` (for {model_type}: saved next to the weights by save_pretrained); "
+                f"is it missing from {model_dir}?"
+            )
+    code = assemble_remote_code(
+        entry_files, out_dir, header=f"Generated by hf_dgm {hf_dgm.__version__} (hf_dgm.hub); edit the package, not this copy"
+    )
+    _clean_config_json(out_dir / "config.json", auto_map, custom_pipelines)
+
+    run = read_run(model_dir)
+    used: set[str] = set()
+    images: dict[str, str] = {}
+    for src in run.images:
+        dest = f"images/{_unique_name(src.name, used)}"
+        (out_dir / "images").mkdir(exist_ok=True)
+        shutil.copyfile(src, out_dir / dest)
+        images[dest] = src.stem.replace("_", " ").replace("-", " ")
+    texts: dict[str, str] = {}
+    for src in run.text_samples:
+        dest = f"samples/{_unique_name(src.name, used)}"
+        (out_dir / "samples").mkdir(exist_ok=True)
+        shutil.copyfile(src, out_dir / dest)
+        texts[dest] = str(src)
+    card = build_card(
+        family, model.config, run, repo_id, requirements=code.requirements, repo_images=images,
+        repo_text_samples=texts, pipelines=_pipeline_descriptions(custom_pipelines), license=license,
+    )
+    (out_dir / "README.md").write_text(str(card), encoding="utf-8")
+
+    report = None
+    if validate:
+        report = validate_repo_folder(out_dir, model, family)
+    files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    return PreparedRepo(
+        folder=out_dir, family=family, model_type=model_type, files=files, code=code, auto_map=auto_map,
+        custom_pipelines=custom_pipelines, validation=report,
+    )
+
+
+def validate_repo_folder(folder: Path, source_model, family: HubFamily) -> ValidationReport:
+    """Compare the source model with the folder loaded through remote code in an interpreter without hf_dgm."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    impl = PIPELINE_REGISTRY.supported_tasks[family.probe_task]["impl"]
+    pipe = impl(model=source_model, task=family.probe_task, device="cpu")
+    reference = run_reference_probe(source_model, pipe, family.probe)
+    logger.info("validating %s in an interpreter without hf_dgm", folder)
+    candidate = run_isolated_probe(folder, family.probe_task, family.probe)
+    report = compare_probe_outputs(reference, candidate)
+    logger.info("validated: max |diff| %s", report.max_abs_diff)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- pushing
+def resolve_token(token: str | None) -> str:
+    """`token`, else `HF_TOKEN`, else the token stored by `hf auth login`."""
+    from huggingface_hub import get_token
+
+    resolved = token or get_token()
+    if not resolved:
+        raise PublishError(
+            "no Hugging Face token: pass token=... (CLI: --token), set HF_TOKEN, or run `hf auth login`"
+        )
+    return resolved
+
+
+def _remote_state(api, repo_id: str, revision: str | None) -> tuple[bool, str | None, str | None, list[str]]:
+    """(repo exists, head sha of the target revision or None if that branch is missing, remote model_type,
+    remote files)."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        api.model_info(repo_id)
+    except RepositoryNotFoundError:
+        return False, None, None, []
+    target = revision or "main"
+    try:
+        sha = api.model_info(repo_id, revision=target).sha
+    except RevisionNotFoundError:
+        sha = None
+        target = "main"  # a new branch starts from main: check main's model type
+    with tempfile.TemporaryDirectory() as cache:
+        try:
+            path = api.hf_hub_download(repo_id, "config.json", revision=sha or target, cache_dir=cache)
+            remote_type = json.loads(Path(path).read_text()).get("model_type")
+        except EntryNotFoundError:
+            remote_type = None
+    files = api.list_repo_files(repo_id, revision=sha or target)
+    return True, sha, remote_type, files
+
+
+def publish_model(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    create_pr: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    token: str | None = None,
+    force: bool = False,
+    dry_run_dir: str | os.PathLike | None = None,
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    license: str | None = None,
+    endpoint: str | None = None,
+    validate: bool = True,
+) -> PublishResult:
+    """Assemble, validate and push `model_dir` to `repo_id` in one atomic commit.
+
+    Args:
+        model_dir: a folder written by `save_pretrained` (plus the run's metrics/recipe/samples files).
+        repo_id: `owner/name` (a bare name is put in the token owner's namespace).
+        private: create the repo private (an existing repo keeps its visibility).
+        create_pr: open a pull request instead of committing to the branch.
+        revision: branch to commit to (created from `main` if missing); defaults to `main`.
+        commit_message / commit_description: of the commit (defaults describe the upload and its validation).
+        token: Hub token; defaults to `HF_TOKEN` or the stored login.
+        force: overwrite a repo whose `config.json` has another `model_type`.
+        dry_run_dir: write the exact repo folder there and push nothing (no token needed).
+        max_shard_size: weights are sharded above this size (`save_pretrained`'s `max_shard_size`).
+        license: card license (default: the run's `run_metadata.json`, else the family's).
+        endpoint: Hub endpoint (defaults to `HF_ENDPOINT`).
+        validate: load the folder through remote code without hf_dgm and compare outputs (keep it on).
+
+    Raises:
+        PublishError: bad input (pickles, no safetensors, unknown family), missing token, refused overwrite.
+        ValidationError: the assembled repo does not reproduce the source model.
+        huggingface_hub errors: the upload failed; the remote is left as it was (single commit).
+    """
+    if dry_run_dir is not None:
+        prepared = prepare_repo_folder(model_dir, dry_run_dir, repo_id, max_shard_size=max_shard_size,
+                                       license=license, validate=validate)
+        return PublishResult(repo_id=repo_id, files=prepared.files, validation=prepared.validation, dry_run=True,
+                             folder=Path(dry_run_dir))
+
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    import hf_dgm
+
+    token = resolve_token(token)
+    api = HfApi(endpoint=endpoint, token=token)
+    if "/" not in repo_id:
+        repo_id = f"{api.whoami()['name']}/{repo_id}"
+    # Fail fast, before the (slow) assembly: does the target hold another kind of model?
+    model_type = read_model_type(Path(model_dir))
+    exists, parent_sha, remote_type, remote_files = _remote_state(api, repo_id, revision)
+    warnings = []
+    if remote_type is not None and remote_type != model_type and not force:
+        raise PublishError(
+            f"{repo_id} holds a {remote_type!r} model (config.json) and this is a {model_type!r} model; "
+            "refusing to overwrite it (pass force=True / --force to replace it)"
+        )
+    if exists and private and not api.model_info(repo_id).private:
+        warnings.append(f"{repo_id} already exists and is public; --private only applies to new repos")
+
+    with tempfile.TemporaryDirectory(prefix="hf_dgm_publish_") as tmp:
+        folder = Path(tmp) / "repo"
+        prepared = prepare_repo_folder(model_dir, folder, repo_id, max_shard_size=max_shard_size,
+                                       license=license, validate=validate)
+        additions = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in prepared.files]
+        stale = sorted(f for f in remote_files if f not in prepared.files and _STALE_PATTERNS.search(f))
+        operations = additions + [CommitOperationDelete(path_in_repo=f) for f in stale]
+        if commit_message is None:
+            commit_message = f"Upload {prepared.model_type} model ({Path(model_dir).name}) with hf_dgm {hf_dgm.__version__}"
+        if commit_description is None and prepared.validation is not None:
+            diffs = ", ".join(f"{k} {v:.2e}" for k, v in prepared.validation.max_abs_diff.items())
+            commit_description = (
+                "Validated before upload: loaded with trust_remote_code=True in an interpreter without hf_dgm; "
+                f"max |difference| from the source model: {diffs}."
+            )
+
+        created_repo = created_branch = False
+        if not exists:
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            created_repo = True
+            parent_sha = api.model_info(repo_id).sha
+        if revision is not None and parent_sha is None and not create_pr:
+            api.create_branch(repo_id, branch=revision, revision="main", exist_ok=True)
+            created_branch = True
+            parent_sha = api.model_info(repo_id, revision=revision).sha
+        elif revision is not None and parent_sha is None and create_pr:
+            raise PublishError(f"cannot open a pull request against {revision!r}: no such branch in {repo_id}")
+        try:
+            info = api.create_commit(
+                repo_id, operations, commit_message=commit_message, commit_description=commit_description,
+                revision=revision, create_pr=create_pr, parent_commit=parent_sha, repo_type="model",
+            )
+        except BaseException:
+            # One commit: nothing of the upload landed. Undo what this call created around it.
+            try:
+                if created_repo:
+                    api.delete_repo(repo_id, repo_type="model")
+                elif created_branch:
+                    api.delete_branch(repo_id, branch=revision)
+            except Exception as cleanup_error:  # pragma: no cover - best effort
+                logger.warning("could not undo the empty %s: %s", "repo" if created_repo else "branch", cleanup_error)
+            raise
+    return PublishResult(
+        repo_id=repo_id, files=prepared.files, validation=prepared.validation, commit_url=info.commit_url,
+        commit_oid=info.oid, pr_url=info.pr_url, revision=info.pr_revision or revision or "main", deleted=stale,
+        warnings=warnings,
+    )
+
+
+__all__ = [
+    "publish_model",
+    "prepare_repo_folder",
+    "validate_repo_folder",
+    "discover_family_code",
+    "check_no_pickles",
+    "resolve_token",
+    "PublishError",
+    "PublishResult",
+    "PreparedRepo",
+    "DEFAULT_MAX_SHARD_SIZE",
+]
