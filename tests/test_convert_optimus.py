@@ -289,6 +289,19 @@ def test_prefixed_and_gamma_beta_variants_and_memory_only(tmp_path):
     assert torch.equal(model.latent_to_memory.weight, gpt2_sd["transformer.linear.weight"])
 
 
+def test_tokenizers_from_separate_folders(tmp_path):
+    torch.manual_seed(4)
+    with_tok, _ = write_original(tmp_path / "tok", original_bert_state_dict(), original_gpt2_state_dict())
+    enc, dec = write_original(tmp_path / "ckpt", original_bert_state_dict(), original_gpt2_state_dict(), tokenizers=False)
+    (dec / "added_tokens.json").write_text(json.dumps({"<PAD>": PAD, "<BOS>": BOS, "<EOS>": EOS}))
+    model = convert_optimus(
+        enc, dec, encoder_tokenizer_dir=with_tok.parent / "checkpoint-encoder-7",
+        decoder_tokenizer_dir=with_tok.parent / "checkpoint-decoder-7",
+    )
+    assert model.processor is not None
+    assert model.processor(["a cat sat."])["decoder_input_ids"][0].tolist()[:4] == [BOS, 0, 13, 15]
+
+
 def test_rejects_foreign_checkpoints(tmp_path):
     torch.manual_seed(3)
     bert_sd = original_bert_state_dict()

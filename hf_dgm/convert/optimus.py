@@ -199,7 +199,8 @@ def infer_latent_size(encoder_sd: dict[str, torch.Tensor], decoder_sd: dict[str,
 
 # ------------------------------------------------------------------------------------------------------ tokenizers
 def convert_tokenizers(encoder_dir: Path, decoder_dir: Path, special_tokens: dict[str, int] | None, do_lower_case: bool):
-    """An `OptimusProcessor` from the tokenizer files of the original folders, or None when they are absent."""
+    """An `OptimusProcessor` from `encoder_dir/vocab.txt` and `decoder_dir/{vocab.json, merges.txt}` (GPT-2 byte-level
+    BPE, extended with `<PAD>`/`<BOS>`/`<EOS>` at the checkpoint's ids), or None when the files are absent."""
     from transformers import BertTokenizer, GPT2Tokenizer
 
     from hf_dgm.models.optimus import OptimusProcessor
@@ -229,10 +230,14 @@ def convert_optimus(
     decoder_dir: str | Path,
     latent_injection: str = "both",
     encoder_do_lower_case: bool = False,
+    encoder_tokenizer_dir: str | Path | None = None,
+    decoder_tokenizer_dir: str | Path | None = None,
     **config_kwargs,
 ):
     """Build an `OptimusForConditionalGeneration` (with `.processor` when tokenizer files are present) holding the
-    original checkpoint's weights. `config_kwargs` go to `OptimusConfig` (beta, kl_threshold, max_new_tokens…)."""
+    original checkpoint's weights. The tokenizer files are read from the checkpoint folders unless
+    `encoder_tokenizer_dir` / `decoder_tokenizer_dir` (e.g. stock `bert-base-cased` / `gpt2` folders) are given.
+    `config_kwargs` go to `OptimusConfig` (beta, kl_threshold, max_new_tokens…)."""
     import hf_dgm  # noqa: F401
     from hf_dgm.models.optimus import OptimusConfig, OptimusForConditionalGeneration
 
@@ -275,7 +280,9 @@ def convert_optimus(
         if tuple(target.shape) != tuple(tensor.shape):
             raise ValueError(f"{key}: checkpoint shape {tuple(tensor.shape)} != model shape {tuple(target.shape)}")
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
-    model.processor = convert_tokenizers(encoder_dir, decoder_dir, special, encoder_do_lower_case)
+    model.processor = convert_tokenizers(
+        Path(encoder_tokenizer_dir or encoder_dir), Path(decoder_tokenizer_dir or decoder_dir), special, encoder_do_lower_case
+    )
     return model.eval()
 
 
@@ -288,6 +295,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how z reaches the decoder; the released code uses both (default)",
     )
     parser.add_argument("--encoder_do_lower_case", action="store_true", help="lower-case encoder input (uncased BERT)")
+    parser.add_argument("--encoder_tokenizer", default=None, help="folder with vocab.txt when --encoder lacks it")
+    parser.add_argument("--decoder_tokenizer", default=None, help="folder with vocab.json + merges.txt when --decoder lacks them")
     parser.add_argument("--beta", type=float, default=None, help="KL weight stored in the config (default 1.0)")
     parser.add_argument("--kl_threshold", type=float, default=None, help="dimension-wise λ stored in the config")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default generation cap stored in the config")
@@ -300,6 +309,8 @@ def run(args: argparse.Namespace) -> int:
         args.decoder,
         latent_injection=args.latent_injection,
         encoder_do_lower_case=args.encoder_do_lower_case,
+        encoder_tokenizer_dir=args.encoder_tokenizer,
+        decoder_tokenizer_dir=args.decoder_tokenizer,
         **config_kwargs,
     )
     out = Path(args.out)
