@@ -14,7 +14,8 @@ Layouts accepted by [`FeatureQuantizer.forward`]:
 Distributed training: when `torch.distributed` is initialised and the dictionary is updated, the per-batch code
 counts and per-code feature sums are all-reduced (summed over ranks) before the EMA update, so every rank applies
 the same update — the one a single process would apply to the concatenation of all ranks' batches — and the
-dictionaries stay identical across ranks. The loss, quantized output and indices stay per-rank; the perplexity and
+dictionaries stay identical across ranks. The all-reduce is a collective: every rank must make the same updating
+calls (as it does when all ranks run the same D step). The loss, quantized output and indices stay per-rank; the perplexity and
 usage reported in an update step are computed from the all-reduced counts (global batch), otherwise per rank.
 """
 

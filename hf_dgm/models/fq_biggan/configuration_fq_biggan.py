@@ -49,7 +49,10 @@ _DISCRIMINATOR_DOWNSAMPLE = {
     256: [True, True, True, True, True, True, False],
 }
 
-# Per-setup values from the original launch scripts (FQ-GAN `FQ-BigGAN/scripts/launch_*.sh`, see DESIGN.md).
+# Per-setup values from the original launch scripts (FQ-GAN `FQ-BigGAN/scripts/launch_*.sh`) as tabulated in the
+# project's DESIGN.md. Note: one revision of `launch_C10.sh` (commit a4cf3f1) sets `--dict_size 6 --dict_decay 0.9`
+# for CIFAR-10 (the CIFAR-100 values) instead of the tabulated 2^10 / 0.8; override `fq_num_embeddings=64,
+# fq_decay=0.9` to reproduce that run.
 _CIFAR = dict(
     resolution=32,
     generator_ch=64,
