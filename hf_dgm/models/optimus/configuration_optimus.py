@@ -7,6 +7,8 @@ from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
 
+from ...modules.hub_compat import drop_locally_registered_pipelines
+
 
 LATENT_INJECTIONS = ("memory", "embedding", "both")
 POOLINGS = ("pooler", "cls", "mean")
@@ -133,6 +135,9 @@ class OptimusConfig(PreTrainedConfig):
         self.decoder_pad_token_id = decoder_pad_token_id
         self.encoder_pad_token_id = encoder_pad_token_id
         kwargs.setdefault("tie_word_embeddings", False)
+        custom_pipelines = drop_locally_registered_pipelines(kwargs.pop("custom_pipelines", None))
+        if custom_pipelines:
+            kwargs["custom_pipelines"] = custom_pipelines
         super().__init__(**kwargs)
 
     @property

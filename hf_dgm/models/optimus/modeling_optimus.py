@@ -201,8 +201,9 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
     """
 
     def __init__(self, config: OptimusConfig, encoder: PreTrainedModel | None = None, decoder: PreTrainedModel | None = None):
-        if not isinstance(config, OptimusConfig):
-            raise ValueError(f"`config` must be an OptimusConfig; got {type(config).__name__}")
+        # Compared by model_type, not class: remote code may load two copies of the configuration module.
+        if getattr(config, "model_type", None) != OptimusConfig.model_type:
+            raise ValueError(f"`config` must be an OptimusConfig (model_type 'optimus'); got {type(config).__name__}")
         super().__init__(config)
         if encoder is None:
             encoder = AutoModel.from_config(config.encoder)

@@ -48,7 +48,9 @@ class _OptimusPipeline(Pipeline):
         if processor is None:
             processor = getattr(self.model, "processor", None)
         if processor is None:
-            processor = OptimusProcessor.from_pretrained(self.model.name_or_path)
+            # the tokenizers of the very revision the model came from (a branch or PR, not main)
+            revision = getattr(self.model.config, "_commit_hash", None)
+            processor = OptimusProcessor.from_pretrained(self.model.name_or_path, revision=revision)
         self.processor = processor
 
     def _sanitize_parameters(self, max_length=None, num_steps=None, degree=None, return_tensors=None, seed=None, **generate_kwargs):

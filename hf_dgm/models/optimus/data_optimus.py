@@ -1,0 +1,122 @@
+"""Sentence data for Optimus: loading (Hub datasets, local text files, streaming), filtering, tokenization, collation.
+
+Each sentence is tokenized twice (encoder `[CLS] … [SEP]`, decoder `BOS … EOS`); the collator pads both sides.
+Sentences are kept when they have fewer than `max_words` words (the paper: 64) and at most `max_length` decoder
+tokens (the paper's block sizes: 100 for PTB/SNLI, 300 Yelp, 512 Yahoo; pretraining ≤ 256).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset, IterableDataset, load_dataset
+
+from .processing_optimus import OptimusProcessor
+
+SHARED_DATA_ENV = "HF_DGM_SHARED_DATA"
+
+
+def shared_data_dir() -> Path | None:
+    """`../shared/data` next to the repository (or `$HF_DGM_SHARED_DATA`), if present."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    if env:
+        return Path(env) if Path(env).is_dir() else None
+    candidate = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def load_sentences(
+    dataset: str | None = None,
+    train_file: str | None = None,
+    split: str = "train",
+    text_column: str = "text",
+    dataset_config: str | None = None,
+    streaming: bool = False,
+    max_words: int = 64,
+    max_examples: int | None = None,
+) -> Dataset | IterableDataset:
+    """
+    A dataset with one sentence per row in a `text` column, from a local text file (one sentence per line) or a Hub
+    dataset (`dataset`, `dataset_config`, `split`, `text_column`), blank lines dropped and sentences of `max_words`
+    words or more removed. `streaming=True` streams the Hub dataset (for large pretraining corpora).
+    """
+    if (dataset is None) == (train_file is None):
+        raise ValueError("pass exactly one of `dataset` (a Hub dataset name) or `train_file` (a local text file)")
+    if train_file is not None:
+        if not Path(train_file).is_file():
+            raise ValueError(f"`train_file` {train_file!r} does not exist")
+        data = load_dataset("text", data_files={split: str(train_file)}, split=split, streaming=streaming)
+        text_column = "text"
+    else:
+        try:
+            data = load_dataset(dataset, dataset_config, split=split, streaming=streaming)
+        except Exception as err:  # noqa: BLE001 - re-raised with the actionable message
+            raise RuntimeError(
+                f"could not load the Hub dataset {dataset!r} (split {split!r}): {err}. Offline? Pass a local text "
+                "file with --train_file (one sentence per line)."
+            ) from err
+    columns = data.column_names or []
+    if text_column not in columns:
+        raise ValueError(f"the dataset has no column {text_column!r}; its columns are {columns}")
+    if text_column != "text":
+        data = data.rename_column(text_column, "text")
+    keep = [c for c in (data.column_names or []) if c not in ("text", "label")]
+    if keep:
+        data = data.remove_columns(keep)
+
+    def ok(example: dict[str, Any]) -> bool:
+        text = example["text"]
+        return isinstance(text, str) and bool(text.strip()) and len(text.split()) < max_words
+
+    data = data.filter(ok)
+    if max_examples is not None:
+        data = data.take(max_examples) if isinstance(data, IterableDataset) else data.select(range(min(max_examples, len(data))))
+    return data
+
+
+def tokenize_sentences(
+    data: Dataset | IterableDataset, processor: OptimusProcessor, max_length: int = 100
+) -> Dataset | IterableDataset:
+    """Adds `input_ids` (encoder), `decoder_input_ids` and `length` (decoder tokens, for length grouping)."""
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        texts = [t.strip() for t in batch["text"]]
+        enc = processor.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        dec = processor.decoder_token_ids(texts, max_length=max_length)
+        return {"input_ids": enc, "decoder_input_ids": dec, "length": [len(d) for d in dec]}
+
+    kwargs: dict[str, Any] = {"batched": True}
+    if isinstance(data, Dataset):
+        kwargs["desc"] = "tokenizing (encoder + decoder)"
+    return data.map(tokenize, **kwargs)
+
+
+@dataclass
+class OptimusDataCollator:
+    """Pads encoder and decoder ids of a list of tokenized examples into a batch (right padding, with masks)."""
+
+    encoder_pad_token_id: int
+    decoder_pad_token_id: int
+
+    @classmethod
+    def from_processor(cls, processor: OptimusProcessor) -> "OptimusDataCollator":
+        return cls(processor.tokenizer.pad_token_id or 0, processor.decoder_tokenizer.pad_token_id)
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("cannot collate an empty batch")
+        batch = {}
+        for key, pad in (("input_ids", self.encoder_pad_token_id), ("decoder_input_ids", self.decoder_pad_token_id)):
+            seqs = [list(f[key]) for f in features]
+            width = max(len(s) for s in seqs)
+            batch[key] = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long)
+            batch["attention_mask" if key == "input_ids" else "decoder_attention_mask"] = mask
+        return batch
+
+
+__all__ = ["load_sentences", "tokenize_sentences", "OptimusDataCollator", "shared_data_dir"]

@@ -1,0 +1,321 @@
+"""End-to-end Optimus runs: build or load a model, fine-tune with `OptimusTrainer`, evaluate, write the run folder.
+
+Used by `training/train_optimus.py` (any recipe) and `python -m hf_dgm.main_job` (the offline CPU demo). The run
+folder receives: `model.safetensors` + `config.json` + tokenizers, `metrics.json`, `samples.md` (interpolations and
+reconstructions), `training_curves.png` (β, KL, reconstruction over steps), `latent_space.png` (2-D PCA of posterior
+means), `recipe.yaml`, `training_args.json`, and a model card `README.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OptimusModelArguments:
+    model_name_or_path: str | None = field(default=None, metadata={"help": "an existing Optimus folder/repo to fine-tune"})
+    encoder: str | None = field(default=None, metadata={"help": "pretrained encoder (AutoModel), e.g. bert-base-cased"})
+    decoder: str | None = field(default=None, metadata={"help": "pretrained causal-LM decoder, e.g. gpt2"})
+    decoder_gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside the decoder folder"})
+    offline_parts: bool = field(default=False, metadata={"help": "use the pip-shipped MiniLM encoder + SmolLM2 decoder"})
+    latent_size: int = field(default=32, metadata={"help": "latent dimension (paper: 32 or 768)"})
+    latent_injection: str = field(default="both", metadata={"help": "memory | embedding | both (released code: both)"})
+    pooling: str | None = field(default=None, metadata={"help": "pooler | cls | mean (default: pooler if the encoder has one)"})
+    length_weighted_loss: bool = field(default=False, metadata={"help": "divide each sentence's loss by its length"})
+
+
+@dataclass
+class OptimusDataArguments:
+    dataset: str | None = field(default=None, metadata={"help": "Hub dataset name (e.g. stanfordnlp/snli)"})
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset config"})
+    text_column: str = field(default="text", metadata={"help": "column holding the sentence"})
+    train_split: str = field(default="train", metadata={"help": "training split"})
+    eval_split: str | None = field(default=None, metadata={"help": "evaluation split of --dataset (default: none)"})
+    train_file: str | None = field(default=None, metadata={"help": "local training text file, one sentence a line"})
+    eval_file: str | None = field(default=None, metadata={"help": "local evaluation text file"})
+    streaming: bool = field(default=False, metadata={"help": "stream the training set (large corpora)"})
+    max_length: int = field(default=100, metadata={"help": "max decoder tokens (paper block size: 100 PTB/SNLI)"})
+    max_words: int = field(default=64, metadata={"help": "drop sentences with this many words or more"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "cap the training set"})
+    max_eval_examples: int | None = field(default=500, metadata={"help": "cap the evaluation set"})
+    num_importance_samples: int = field(default=100, metadata={"help": "importance samples for IW-NLL (paper: 100)"})
+    interpolation_steps: int = field(default=5, metadata={"help": "points per interpolation sample"})
+    dataset_name: str | None = field(default=None, metadata={"help": "human-readable dataset name for the model card"})
+    dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the dataset, for the model card"})
+
+
+def recipe_to_argv(path: str | Path) -> list[str]:
+    """A YAML recipe as command-line arguments (`--key value`), so flags given after it override it."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
+    argv: list[str] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *map(str, value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def parse_args(argv: list[str] | None = None):
+    """(model_args, data_args, training_args) from `--recipe FILE` plus overriding flags."""
+    from transformers import HfArgumentParser
+
+    from .trainer_optimus import OptimusTrainingArguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe = None
+    if "--recipe" in argv:
+        i = argv.index("--recipe")
+        if i + 1 >= len(argv):
+            raise ValueError("--recipe needs a YAML file")
+        recipe = argv[i + 1]
+        argv = recipe_to_argv(recipe) + argv[:i] + argv[i + 2 :]
+    parser = HfArgumentParser((OptimusModelArguments, OptimusDataArguments, OptimusTrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    training_args.recipe_path = recipe
+    return model_args, data_args, training_args
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_model(args: OptimusModelArguments):
+    from .modeling_optimus import OptimusForConditionalGeneration
+
+    config_kwargs: dict[str, Any] = {
+        "latent_size": args.latent_size,
+        "latent_injection": args.latent_injection,
+        "length_weighted_loss": args.length_weighted_loss,
+    }
+    if args.pooling:
+        config_kwargs["pooling"] = args.pooling
+    if args.model_name_or_path:
+        model = OptimusForConditionalGeneration.from_pretrained(args.model_name_or_path)
+        if model.processor is None:
+            from .processing_optimus import OptimusProcessor
+
+            model.processor = OptimusProcessor.from_pretrained(args.model_name_or_path)
+        return model
+    encoder, decoder, gguf = args.encoder, args.decoder, args.decoder_gguf_file
+    if args.offline_parts:
+        from ...offline_assets import minilm_path, smollm2_path
+
+        folder, gguf = smollm2_path()
+        encoder, decoder = str(minilm_path()), str(folder)
+    if not encoder or not decoder:
+        raise ValueError("give --model_name_or_path, or --encoder and --decoder, or --offline_parts")
+    return OptimusForConditionalGeneration.from_encoder_decoder_pretrained(
+        encoder, decoder, decoder_gguf_file=gguf, **config_kwargs
+    )
+
+
+def _hub_name(name: str | None, model_args: OptimusModelArguments, side: str) -> str | None:
+    """The Hub id of a part (the pip-shipped offline parts are copies of Hub models)."""
+    if model_args.offline_parts:
+        from ...offline_assets import MINILM_HUB_ID, SMOLLM2_HUB_ID
+
+        return MINILM_HUB_ID if side == "encoder" else SMOLLM2_HUB_ID
+    return name
+
+
+def load_data(data_args: OptimusDataArguments):
+    """(train, eval) sentence datasets; eval may be None."""
+    from .data_optimus import load_sentences
+
+    common = {"text_column": data_args.text_column, "max_words": data_args.max_words}
+    if data_args.train_file:
+        train = load_sentences(train_file=data_args.train_file, streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common)
+    else:
+        train = load_sentences(
+            dataset=data_args.dataset, dataset_config=data_args.dataset_config, split=data_args.train_split,
+            streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common,
+        )
+    evaluation = None
+    if data_args.eval_file:
+        evaluation = load_sentences(train_file=data_args.eval_file, split="test", max_examples=data_args.max_eval_examples, **common)
+    elif data_args.dataset and data_args.eval_split:
+        evaluation = load_sentences(
+            dataset=data_args.dataset, dataset_config=data_args.dataset_config, split=data_args.eval_split,
+            max_examples=data_args.max_eval_examples, **common,
+        )
+    return train, evaluation
+
+
+def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dict | None = None) -> dict[str, Any]:
+    """Fine-tune, evaluate and write the run folder; returns the metrics."""
+    from .data_optimus import OptimusDataCollator, tokenize_sentences
+    from .evaluation_optimus import evaluate_optimus
+    from .trainer_optimus import OptimusTrainer
+
+    out_dir = Path(training_args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    model = build_model(model_args)
+    processor = model.processor
+    train_raw, eval_raw = load_data(data_args)
+    train = tokenize_sentences(train_raw, processor, data_args.max_length)
+    train = train.remove_columns([c for c in (train.column_names or []) if c in ("text", "label")])
+    if training_args.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+        training_args.gradient_checkpointing = False  # done above, with the memory slot kept
+
+    trainer = OptimusTrainer(
+        model=model, args=training_args, train_dataset=train, data_collator=OptimusDataCollator.from_processor(processor)
+    )
+    resume = training_args.resume_from_checkpoint
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    if trainer.is_world_process_zero():
+        # not trainer.save_model(): it adds a pickled training_args.bin; the run folder stays pickle-free
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)  # weights, config, tokenizers
+
+    metrics: dict[str, Any] = {"train_" + k: v for k, v in train_result.metrics.items()}
+    if eval_raw is not None and trainer.is_world_process_zero():
+        model.eval()
+        sentences = [row["text"].strip() for row in eval_raw]
+        evaluation = evaluate_optimus(
+            model, processor, sentences, num_importance_samples=data_args.num_importance_samples,
+            max_length=data_args.max_length,
+        )
+        metrics.update({f"eval_{k}": v for k, v in evaluation.items() if isinstance(v, (int, float))})
+        metrics["eval_num_sentences"] = len(sentences)
+        metrics["eval_num_importance_samples"] = data_args.num_importance_samples
+        write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
+        labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
+        plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
+    if trainer.is_world_process_zero():
+        plot_training_curves(trainer.state.log_history, out_dir / "training_curves.png")
+        metadata = {
+            "dataset": data_args.dataset or (Path(data_args.train_file).name if data_args.train_file else None),
+            "eval_split": data_args.eval_split if data_args.dataset else (Path(data_args.eval_file).stem if data_args.eval_file else None),
+            "encoder": _hub_name(model_args.encoder, model_args, "encoder") or model.config.encoder._name_or_path,
+            "decoder": _hub_name(model_args.decoder, model_args, "decoder") or model.config.decoder._name_or_path,
+            "wall_clock_seconds": round(time.time() - started, 1),
+            **(extra_metadata or {}),
+        }
+        (out_dir / "metrics.json").write_text(json.dumps({**metadata, **metrics}, indent=2, default=str))
+        run_metadata = {
+            "dataset": data_args.dataset_name or metadata["dataset"],
+            "dataset_id": data_args.dataset_id or data_args.dataset,
+            "eval_split": metadata["eval_split"],
+            "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
+        }
+        (out_dir / "run_metadata.json").write_text(json.dumps(run_metadata, indent=2))
+        recipe = {"model": asdict(model_args), "data": asdict(data_args)}
+        (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        (out_dir / "training_args.json").write_text(training_args.to_json_string())
+        write_model_card(out_dir)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: int, evaluation: dict | None = None) -> None:
+    """`samples.md`: interpolations between evaluation sentences and reconstructions (greedy decoding)."""
+    lines = ["# Samples", "", "Greedy decoding from posterior means.", ""]
+    pairs = [(sentences[i], sentences[i + 1]) for i in range(0, min(len(sentences) - 1, 6), 2)]
+    for a, b in pairs:
+        batch = processor([a, b], return_tensors="pt").to(model.device)
+        mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean
+        out = model.interpolate(mean[:1], mean[1:], num_steps=steps)
+        lines += [f"## Interpolation", "", f"- source: {a}", f"- target: {b}", ""]
+        for alpha, text in zip(out.alphas.tolist(), processor.batch_decode(out.sequences)):
+            lines.append(f"  - α={alpha:.2f}: {text}")
+        lines.append("")
+    lines += ["## Reconstructions", ""]
+    batch = processor(sentences[:8], return_tensors="pt").to(model.device)
+    for src, rec in zip(sentences[:8], processor.batch_decode(model.reconstruct(batch["input_ids"], batch["attention_mask"]))):
+        lines.append(f"- {src}  →  {rec}")
+    (out_dir / "samples.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_training_curves(log_history: list[dict], path: Path) -> None:
+    """β, KL and reconstruction loss over optimizer steps (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in log_history if "rec_loss" in r]
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, key, title in zip(axes, ("beta", "kl", "rec_loss"), ("β (cyclical schedule)", "KL per sentence", "reconstruction NLL per sentence")):
+        ax.plot(steps, [r[key] for r in rows], marker="o", ms=3)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def plot_latent_space(model, processor, sentences: list[str], path: Path, labels: list | None = None, max_points: int = 500) -> None:
+    """2-D PCA projection of posterior means, coloured by label (or by sentence length when there are no labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sentences = sentences[:max_points]
+    means = []
+    for i in range(0, len(sentences), 32):
+        batch = processor(sentences[i : i + 32], return_tensors="pt").to(model.device)
+        means.append(model.encode(batch["input_ids"], batch["attention_mask"]).mean.float().cpu())
+    z = torch.cat(means)
+    z = z - z.mean(0)
+    _, _, v = torch.linalg.svd(z, full_matrices=False)
+    xy = (z @ v[:2].T).numpy()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    if labels is not None and any(label is not None for label in labels[: len(sentences)]):
+        colour, name = labels[: len(sentences)], "label"
+    else:
+        colour, name = [len(s.split()) for s in sentences], "sentence length (words)"
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=10, cmap="viridis")
+    fig.colorbar(points, ax=ax, label=name)
+    ax.set_title("posterior means, first two principal components")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_model_card(out_dir: Path) -> Path:
+    """Render the family's model card into the run folder (`README.md`) from what the run recorded there."""
+    from ...hub.cards import build_card, read_run
+    from ...hub.families import family_for_model_type
+    from .configuration_optimus import OptimusConfig
+
+    config = OptimusConfig.from_pretrained(out_dir)
+    card = build_card(family_for_model_type(config.model_type), config, read_run(out_dir), str(out_dir))
+    path = out_dir / "README.md"
+    path.write_text(str(card), encoding="utf-8")
+    return path
+
+
+__all__ = [
+    "OptimusModelArguments",
+    "OptimusDataArguments",
+    "parse_args",
+    "recipe_to_argv",
+    "build_model",
+    "train_and_evaluate",
+]
