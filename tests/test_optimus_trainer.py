@@ -1,0 +1,241 @@
+"""OptimusTrainer: the cyclical β schedule, λ, VAE logging, gradient accumulation, and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+
+import hf_dgm  # noqa: F401
+from hf_dgm import OptimusForConditionalGeneration
+from hf_dgm.models.optimus.data_optimus import OptimusDataCollator, load_sentences, tokenize_sentences
+from hf_dgm.models.optimus.run_optimus import parse_args, recipe_to_argv
+from hf_dgm.models.optimus.trainer_optimus import OptimusTrainer, OptimusTrainingArguments, cyclical_beta
+from optimus_tiny import DATA_DIR, SENTENCES, build_parts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_cyclical_beta_matches_the_paper_schedule():
+    # one cycle over 100 steps: 50 at zero, 25 rising, 25 at beta
+    betas = [cyclical_beta(s, 100, 1.0, 1, 0.25, 0.5) for s in range(100)]
+    assert betas[:50] == [0.0] * 50
+    assert betas[50] == 0.0 and betas[62] == pytest.approx(0.48) and betas[74] == pytest.approx(0.96)
+    assert betas[75:] == [1.0] * 25
+    # ten cycles (pretraining): the pattern repeats every 10 steps, maximum beta 0.5
+    ten = [cyclical_beta(s, 100, 0.5, 10, 0.25, 0.5) for s in range(100)]
+    assert ten[:10] == ten[40:50] == ten[90:100]
+    assert ten[5] == 0.0 and ten[6] == pytest.approx(0.2) and ten[8] == ten[9] == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"beta": -1.0}, "beta"),
+        ({"beta_n_cycles": 0}, "beta_n_cycles"),
+        ({"beta_ratio_zero": 0.8, "beta_ratio_increase": 0.5}, "<= 1"),
+        ({"kl_threshold": -0.5}, "kl_threshold"),
+    ],
+)
+def test_training_arguments_validate(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OptimusTrainingArguments(output_dir=str(tmp_path), **kwargs)
+
+
+def test_paper_defaults(tmp_path):
+    args = OptimusTrainingArguments(output_dir=str(tmp_path))
+    assert (args.beta, args.kl_threshold, args.beta_n_cycles, args.beta_ratio_zero, args.beta_ratio_increase) == (1.0, 0.5, 1, 0.5, 0.25)
+    assert (args.learning_rate, args.adam_epsilon, args.weight_decay, args.max_grad_norm) == (5e-5, 1e-8, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------ training runs on a tiny model
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    return build_parts(tmp_path_factory.mktemp("parts"), "gpt2")
+
+
+def _model(parts):
+    torch.manual_seed(0)
+    return OptimusForConditionalGeneration.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]), latent_size=8)
+
+
+def _dataset(processor):
+    data = Dataset.from_dict({"text": SENTENCES * 3})
+    return tokenize_sentences(data, processor, max_length=16).remove_columns(["text"])
+
+
+def _args(out, **kwargs):
+    defaults = dict(
+        output_dir=str(out), max_steps=6, per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1,
+        save_strategy="no", report_to="none", use_cpu=True, seed=7, data_seed=7, disable_tqdm=True,
+        beta=1.0, kl_threshold=0.1, dataloader_num_workers=0,
+    )
+    defaults.update(kwargs)
+    return OptimusTrainingArguments(**defaults)
+
+
+def _train(parts, args, callbacks=(), resume=None):
+    model = _model(parts)
+    trainer = OptimusTrainer(
+        model=model, args=args, train_dataset=_dataset(model.processor),
+        data_collator=OptimusDataCollator.from_processor(model.processor), callbacks=list(callbacks),
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer
+
+
+def test_trainer_logs_vae_statistics_and_follows_the_schedule(parts, tmp_path):
+    trainer = _train(parts, _args(tmp_path, max_steps=8))
+    logs = [row for row in trainer.state.log_history if "rec_loss" in row]
+    assert len(logs) == 8
+    for row in logs:
+        for key in ("loss", "rec_loss", "kl", "kl_thresholded", "beta", "active_units", "mutual_information"):
+            assert key in row, key
+        assert 0 <= row["active_units"] <= 8
+    # the beta logged at optimizer step s (1-based in the log) is the schedule's value at step s - 1
+    assert [row["beta"] for row in logs] == pytest.approx([cyclical_beta(s, 8, 1.0, 1, 0.25, 0.5) for s in range(8)], abs=1e-4)
+    assert logs[0]["beta"] == 0.0 and logs[-1]["beta"] == 1.0
+
+
+def test_gradient_accumulation(parts, tmp_path):
+    trainer = _train(parts, _args(tmp_path, max_steps=3, per_device_train_batch_size=2, gradient_accumulation_steps=2))
+    logs = [row for row in trainer.state.log_history if "rec_loss" in row]
+    assert trainer.state.global_step == 3 and len(logs) == 3
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in logs)
+
+
+class _KillAt(TrainerCallback):
+    """Stops training right after step `step` was checkpointed, as if the job had been killed there."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_after_kill_continues_schedule_and_data_order(parts, tmp_path):
+    full = _train(parts, _args(tmp_path / "full", save_strategy="steps", save_steps=3))
+    _train(parts, _args(tmp_path / "killed", save_strategy="steps", save_steps=3), callbacks=[_KillAt(3)])
+    checkpoint = tmp_path / "killed" / "checkpoint-3"
+    assert checkpoint.is_dir()
+    resumed = _train(parts, _args(tmp_path / "killed", save_strategy="steps", save_steps=3), resume=str(checkpoint))
+    rows = lambda t: {r["step"]: r for r in t.state.log_history if "rec_loss" in r}  # noqa: E731
+    full_rows, resumed_rows = rows(full), rows(resumed)
+    assert sorted(resumed_rows) == [1, 2, 3, 4, 5, 6]  # steps 1-3 come back from the checkpoint's state
+    for step in (4, 5, 6):
+        assert resumed_rows[step]["beta"] == full_rows[step]["beta"]
+        # same data order and RNG: the very same losses as the uninterrupted run
+        assert resumed_rows[step]["loss"] == pytest.approx(full_rows[step]["loss"], rel=1e-4)
+        assert resumed_rows[step]["rec_loss"] == pytest.approx(full_rows[step]["rec_loss"], rel=1e-4)
+
+
+# ------------------------------------------------------------------ data and recipes
+
+
+def test_collator_pads_both_sides(parts):
+    model = _model(parts)
+    data = _dataset(model.processor)
+    batch = OptimusDataCollator.from_processor(model.processor)([data[0], data[1]])
+    assert batch["input_ids"].shape == batch["attention_mask"].shape
+    assert batch["decoder_input_ids"].shape == batch["decoder_attention_mask"].shape
+    lengths = batch["decoder_attention_mask"].sum(-1).tolist()
+    assert lengths == [data[0]["length"], data[1]["length"]]
+    dec_tok = model.processor.decoder_tokenizer
+    assert batch["decoder_input_ids"][0, 0] == dec_tok.bos_token_id
+    assert batch["decoder_input_ids"][0, lengths[0] - 1] == dec_tok.eos_token_id
+
+
+def test_load_sentences_from_text_file_filters(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text("a short one .\n\n" + " ".join(["w"] * 70) + "\nanother sentence here .\n")
+    data = load_sentences(train_file=str(path), max_words=64)
+    assert data["text"] == ["a short one .", "another sentence here ."]
+    with pytest.raises(ValueError, match="exactly one"):
+        load_sentences()
+    with pytest.raises(ValueError, match="does not exist"):
+        load_sentences(train_file=str(tmp_path / "missing.txt"))
+
+
+def test_recipes_parse_and_carry_the_paper_values():
+    recipes = sorted((REPO / "training" / "recipes").glob("optimus_*.yaml"))
+    assert len(recipes) >= 6
+    for recipe in recipes:
+        model_args, data_args, args = parse_args(["--recipe", str(recipe), "--output_dir", "/tmp/x"])
+        assert args.beta_ratio_zero == 0.5 and args.beta_ratio_increase == 0.25
+        if "pretrain" in recipe.name:
+            assert args.beta_n_cycles == 10 and args.kl_threshold == 1.0
+        else:
+            assert args.beta_n_cycles == 1 and args.kl_threshold == 0.5 and args.beta == 1.0
+    # flags after the recipe override it
+    _, data_args, args = parse_args(["--recipe", str(REPO / "training/recipes/optimus_finetune_ptb.yaml"), "--output_dir", "/tmp/x", "--kl_threshold", "0.05"])
+    assert args.kl_threshold == 0.05 and data_args.dataset == "ptb-text-only/ptb_text_only"
+    assert "--latent_size" in recipe_to_argv(REPO / "training/recipes/optimus_finetune_snli.yaml")
+
+
+# ------------------------------------------------------------------ the training script end to end
+
+
+def _write_tiny_recipe(tmp_path, parts, train_file):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        f"encoder: {parts[0]}\ndecoder: {parts[1]}\nlatent_size: 8\nlatent_injection: both\n"
+        f"train_file: {train_file}\neval_file: {train_file}\nmax_eval_examples: 6\nnum_importance_samples: 3\n"
+        "max_length: 16\nmax_steps: 4\nper_device_train_batch_size: 4\nlearning_rate: 1.0e-3\nlogging_steps: 1\n"
+        "save_strategy: 'no'\nreport_to: none\nuse_cpu: true\n"
+    )
+    return recipe
+
+
+def test_train_script_writes_the_run_folder(parts, tmp_path):
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("\n".join(SENTENCES * 2) + "\n")
+    recipe = _write_tiny_recipe(tmp_path, parts, train_file)
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "train_optimus.py"), "--recipe", str(recipe), "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("model.safetensors", "config.json", "metrics.json", "README.md", "samples.md", "training_curves.png",
+                 "latent_space.png", "recipe.yaml", "training_args.json", "run_metadata.json"):
+        assert (out / name).exists(), name
+    assert not list(out.glob("*.bin"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("eval_iw_nll", "eval_ppl_per_token", "eval_kl", "eval_mutual_information", "eval_active_units"):
+        assert key in metrics, key
+    loaded = OptimusForConditionalGeneration.from_pretrained(out)
+    assert loaded.processor is not None and loaded.config.latent_injection == "both"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run(parts, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo DDP) trains and writes the run folder once."""
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("\n".join(SENTENCES * 4) + "\n")
+    recipe = _write_tiny_recipe(tmp_path, parts, train_file)
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "training" / "train_optimus.py"),
+        "--recipe", str(recipe), "--output_dir", str(out), "--ddp_find_unused_parameters", "true",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (out / "model.safetensors").exists() and (out / "metrics.json").exists()
+
+
+@pytest.mark.skipif(not (DATA_DIR / "snli" / "train.txt").exists(), reason="needs ../shared/data/snli")
+def test_shared_snli_sentences_load():
+    data = load_sentences(train_file=str(DATA_DIR / "snli" / "train.txt"))
+    assert len(data) > 3000 and all(isinstance(t, str) and t for t in data["text"][:50])
