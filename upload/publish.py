@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the exact repo folder here; push nothing")
     parser.add_argument("--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE, help="shard weights above this size")
     parser.add_argument("--license", help="card license id (default: run metadata, else the family's)")
+    parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else https://huggingface.co)")
     parser.add_argument("--no-validate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model_dir, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
             commit_message=args.commit_message, commit_description=args.commit_description, token=args.token,
             force=args.force, dry_run_dir=args.dry_run, max_shard_size=args.max_shard_size, license=args.license,
-            validate=not args.no_validate,
+            endpoint=args.endpoint, validate=not args.no_validate,
         )
     except (PublishError, ValidationError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -287,10 +287,19 @@ def build_card(
         loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
+    env.filters["cell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
     text = env.get_template(family.card_template).render(card_data=card_data.to_yaml(), **variables)
     card = ModelCard(text)
     check_card(card, card_data)
     return card
+
+
+def usage_snippets(card_text: str) -> list[str]:
+    """The ```python blocks of a card's `## Usage` section (up to the next `## ` heading)."""
+    match = re.search(r"^## Usage\s*$(.*?)(?=^## (?!#))", card_text, flags=re.MULTILINE | re.DOTALL)
+    if match is None:
+        return []
+    return re.findall(r"^```python\n(.*?)^```", match.group(1), flags=re.MULTILINE | re.DOTALL)
 
 
 def _excerpt(path: str | Path, max_lines: int = 20) -> str:
@@ -315,5 +324,5 @@ def check_card(card, expected) -> None:
         raise ModelCardError("card text still holds Jinja markup")
 
 
-__all__ = ["RunInfo", "read_run", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
+__all__ = ["RunInfo", "read_run", "usage_snippets", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
            "ModelCardError", "TEMPLATES_DIR"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cards import _hub_id, build_card, read_run
+from .cards import _hub_id, build_card, read_run, usage_snippets
 from .families import HubFamily, family_for_model_type
 from .remote_code import RemoteCodeBundle, assemble_remote_code
 from .validation import (
@@ -189,7 +189,7 @@ def _pipeline_descriptions(custom_pipelines: dict[str, dict[str, Any]]) -> dict[
     out = {}
     for task in custom_pipelines:
         doc = inspect.getdoc(PIPELINE_REGISTRY.supported_tasks[task]["impl"]) or ""
-        out[task] = " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
+        out[task] = " ".join(doc.split("\n\n")[0].split())
     return out
 
 
@@ -293,7 +293,9 @@ def prepare_repo_folder(
 
     report = None
     if validate:
-        report = validate_repo_folder(out_dir, model, family)
+        snippets = [code.replace(json.dumps(repo_id), json.dumps(str(out_dir.resolve())))
+                    for code in usage_snippets(str(card))]
+        report = validate_repo_folder(out_dir, model, family, snippets=snippets)
     files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
     return PreparedRepo(
         folder=out_dir, family=family, model_type=model_type, files=files, code=code, auto_map=auto_map,
@@ -301,17 +303,22 @@ def prepare_repo_folder(
     )
 
 
-def validate_repo_folder(folder: Path, source_model, family: HubFamily) -> ValidationReport:
-    """Compare the source model with the folder loaded through remote code in an interpreter without hf_dgm."""
+def validate_repo_folder(
+    folder: Path, source_model, family: HubFamily, snippets: list[str] | None = None
+) -> ValidationReport:
+    """Compare the source model with the folder loaded through remote code in an interpreter without hf_dgm;
+    also run the card's usage `snippets` there (pointed at the folder)."""
     from transformers.pipelines import PIPELINE_REGISTRY
 
     impl = PIPELINE_REGISTRY.supported_tasks[family.probe_task]["impl"]
     pipe = impl(model=source_model, task=family.probe_task, device="cpu")
     reference = run_reference_probe(source_model, pipe, family.probe)
     logger.info("validating %s in an interpreter without hf_dgm", folder)
-    candidate = run_isolated_probe(folder, family.probe_task, family.probe)
+    candidate = run_isolated_probe(folder, family.probe_task, family.probe, snippets=snippets)
     report = compare_probe_outputs(reference, candidate)
     logger.info("validated: max |diff| %s", report.max_abs_diff)
+    for warning in report.warnings:
+        logger.warning("validation warning: %s", warning)
     return report
 
 
@@ -329,9 +336,10 @@ def resolve_token(token: str | None) -> str:
 
 
 def _remote_state(api, repo_id: str, revision: str | None) -> tuple[bool, str | None, str | None, list[str]]:
-    """(repo exists, head sha of the target revision or None if that branch is missing, remote model_type,
-    remote files)."""
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    """(repo exists, head sha of the target revision or None if that branch is missing, the model_type of the
+    config.json there (None if there is none), remote files). Network errors propagate: an unanswered check must
+    not read as "no config.json" and allow an overwrite."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         api.model_info(repo_id)
@@ -341,15 +349,17 @@ def _remote_state(api, repo_id: str, revision: str | None) -> tuple[bool, str | 
     try:
         sha = api.model_info(repo_id, revision=target).sha
     except RevisionNotFoundError:
-        sha = None
-        target = "main"  # a new branch starts from main: check main's model type
-    with tempfile.TemporaryDirectory() as cache:
-        try:
-            path = api.hf_hub_download(repo_id, "config.json", revision=sha or target, cache_dir=cache)
-            remote_type = json.loads(Path(path).read_text()).get("model_type")
-        except EntryNotFoundError:
-            remote_type = None
-    files = api.list_repo_files(repo_id, revision=sha or target)
+        sha = None  # a new branch starts from main: check main's model type
+    ref = sha or api.model_info(repo_id, revision="main").sha
+    files = api.list_repo_files(repo_id, revision=ref)
+    remote_type = None
+    if "config.json" in files:
+        with tempfile.TemporaryDirectory() as cache:
+            path = api.hf_hub_download(repo_id, "config.json", revision=ref, cache_dir=cache)
+            try:
+                remote_type = json.loads(Path(path).read_text()).get("model_type")
+            except json.JSONDecodeError:
+                remote_type = "<unreadable config.json>"
     return True, sha, remote_type, files
 
 
@@ -396,7 +406,8 @@ def publish_model(
         prepared = prepare_repo_folder(model_dir, dry_run_dir, repo_id, max_shard_size=max_shard_size,
                                        license=license, validate=validate)
         return PublishResult(repo_id=repo_id, files=prepared.files, validation=prepared.validation, dry_run=True,
-                             folder=Path(dry_run_dir))
+                             folder=Path(dry_run_dir),
+                             warnings=list(prepared.validation.warnings) if prepared.validation else [])
 
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
@@ -460,6 +471,8 @@ def publish_model(
             except Exception as cleanup_error:  # pragma: no cover - best effort
                 logger.warning("could not undo the empty %s: %s", "repo" if created_repo else "branch", cleanup_error)
             raise
+    if prepared.validation is not None:
+        warnings += prepared.validation.warnings
     return PublishResult(
         repo_id=repo_id, files=prepared.files, validation=prepared.validation, commit_url=info.commit_url,
         commit_oid=info.oid, pr_url=info.pr_url, revision=info.pr_revision or revision or "main", deleted=stale,

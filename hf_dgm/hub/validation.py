@@ -55,11 +55,19 @@ model = AutoModel.from_pretrained(args["model"], **kwargs)
 model_module = type(model).__module__
 pipe = pipeline(args["task"], model=args["model"], device="cpu", **kwargs)
 result = getattr(probes, args["probe"])(model, pipe)
+import contextlib, io
+snippet_outputs = []
+for i, code in enumerate(args.get("snippets") or []):
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(code, f"<model card snippet {i + 1}>", "exec"), {"__name__": "__card_snippet__"})
+    snippet_outputs.append(buffer.getvalue())
 out = args["out_dir"]
 save_file({k: v.detach().float().contiguous().cpu() for k, v in result["tensors"].items()}, out + "/tensors.safetensors")
 info = {"values": result["values"], "model_class": type(model).__name__, "model_module": model_module,
         "pipeline_class": type(pipe).__name__, "pipeline_module": type(pipe).__module__,
-        "hf_dgm_in_modules": sorted(m for m in sys.modules if m == "hf_dgm" or m.startswith("hf_dgm."))}
+        "hf_dgm_in_modules": sorted(m for m in sys.modules if m == "hf_dgm" or m.startswith("hf_dgm.")),
+        "snippets_run": len(snippet_outputs), "snippet_outputs": snippet_outputs}
 with open(out + "/values.json", "w") as f:
     json.dump(info, f)
 '''
@@ -85,6 +93,8 @@ class ValidationReport:
     model_class: str
     pipeline_class: str
     model_module: str
+    snippets_run: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +103,8 @@ class ValidationReport:
             "model_class": self.model_class,
             "pipeline_class": self.pipeline_class,
             "model_module": self.model_module,
+            "snippets_run": self.snippets_run,
+            "warnings": self.warnings,
         }
 
 
@@ -114,6 +126,7 @@ def run_isolated_probe(
     env: Mapping[str, str] | None = None,
     revision: str | None = None,
     offline: bool = True,
+    snippets: list[str] | None = None,
     timeout: float = 600,
 ) -> ProbeOutput:
     """Load `model_ref` (a folder or a Hub repo id) with remote code in an interpreter that cannot import hf_dgm,
@@ -126,6 +139,8 @@ def run_isolated_probe(
         env: extra environment variables (e.g. `HF_ENDPOINT`, `HF_HOME` for a clean cache).
         revision: Hub revision to load.
         offline: set `HF_HUB_OFFLINE=1` (right for a local folder).
+        snippets: Python sources to run after the probe (the model card's usage snippets); their stdout is
+            returned in `info["snippet_outputs"]`, and any exception fails the validation.
     """
     if os.path.isdir(model_ref):
         model_ref = os.path.abspath(model_ref)
@@ -142,11 +157,11 @@ def run_isolated_probe(
         child_env.update(env or {})
         args = {
             "model": str(model_ref), "task": task, "probe": probe, "probes_file": str(PROBES_FILE),
-            "out_dir": str(out_dir), "revision": revision,
+            "out_dir": str(out_dir), "revision": revision, "snippets": list(snippets or []),
         }
         proc = subprocess.run(
             [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
-            cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout,
+            cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             raise ValidationError(
@@ -155,6 +170,15 @@ def run_isolated_probe(
             )
         tensors = load_file(str(out_dir / "tensors.safetensors"))
         info = json.loads((out_dir / "values.json").read_text())
+    # transformers asks "Do you wish to run the custom code?" (and waits TIME_OUT_REMOTE_CODE seconds) when some
+    # loader reached the repo's remote code without trust_remote_code: users of the repo would see that prompt.
+    info["warnings"] = []
+    if "Do you wish to run the custom code?" in proc.stdout + proc.stderr:
+        info["warnings"].append(
+            "a loader asked interactively whether to run the repo's custom code (a call without "
+            "trust_remote_code reached auto_map, e.g. AutoTokenizer.from_pretrained(repo) loading the config); "
+            "users would see that prompt and wait for its timeout"
+        )
     if info["hf_dgm_in_modules"]:
         raise ValidationError(f"hf_dgm modules were imported in the isolated interpreter: {info['hf_dgm_in_modules']}")
     return ProbeOutput(tensors=tensors, values=info.pop("values"), info=info)
@@ -187,6 +211,8 @@ def compare_probe_outputs(
         model_class=candidate.info.get("model_class", ""),
         pipeline_class=candidate.info.get("pipeline_class", ""),
         model_module=candidate.info.get("model_module", ""),
+        snippets_run=candidate.info.get("snippets_run", 0),
+        warnings=list(candidate.info.get("warnings", [])),
     )
 
 

@@ -1,0 +1,358 @@
+"""Publishing to the Hub: flat remote code, validation without hf_dgm, atomic upload, refusals.
+
+Runs against the loopback Hub in `tests/hub_server.py`. The expensive parts (an interpreter that loads the repo
+through remote code: ~15 s each) are shared through module-scoped fixtures: one validated publish, one load from
+the Hub into a clean cache.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import hf_dgm
+from hf_dgm import OptimusForConditionalGeneration
+from hf_dgm.hub import PublishError, RemoteCodeError, assemble_remote_code, publish_model
+from hf_dgm.hub.cards import usage_snippets
+from hf_dgm.hub.families import OPTIMUS
+from hf_dgm.hub.publish import discover_family_code, validate_repo_folder
+from hf_dgm.hub.validation import compare_probe_outputs, run_isolated_probe, run_reference_probe
+from hub_server import DEFAULT_TOKEN, LoopbackHub
+from optimus_tiny import build_parts
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ID = "hf-dgm-tests/optimus-tiny"
+SHARD = "150KB"  # the tiny model is ~0.4 MB: forces a sharded checkpoint with an index
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def hub():
+    """The loopback Hub; in this process the client must not try Xet storage (the server speaks LFS only)."""
+    import huggingface_hub.constants
+
+    disable_xet = huggingface_hub.constants.HF_HUB_DISABLE_XET
+    huggingface_hub.constants.HF_HUB_DISABLE_XET = True  # read at call time by `is_xet_available`
+    with LoopbackHub() as server:
+        yield server
+    huggingface_hub.constants.HF_HUB_DISABLE_XET = disable_xet
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished tiny Optimus run: model, tokenizers, metrics, metadata, recipe, a plot and text samples."""
+    tmp = tmp_path_factory.mktemp("optimus-run")
+    enc_dir, dec_dir = build_parts(tmp)
+    torch.manual_seed(0)
+    model = OptimusForConditionalGeneration.from_encoder_decoder_pretrained(str(enc_dir), str(dec_dir), latent_size=8)
+    run = tmp / "optimus-snli"
+    model.save_pretrained(run)
+    (run / "eval_results.json").write_text(json.dumps(
+        {"eval_iw_nll": 31.25, "eval_ppl_per_token": 17.5, "eval_kl": 3.5, "eval_mutual_information": 1.75,
+         "eval_active_units": 6, "epoch": 1.0, "eval_runtime": 2.0}))
+    (run / "run_metadata.json").write_text(json.dumps({"dataset": "SNLI", "dataset_id": "stanfordnlp/snli",
+                                                        "eval_split": "test"}))
+    (run / "recipe.yaml").write_text("beta: 1.0\nkl_threshold: 0.5\nratio_zero: 0.5\nratio_increase: 0.25\n")
+    (run / "plots").mkdir()
+    Image.new("RGB", (16, 8), (200, 30, 30)).save(run / "plots" / "kl_per_dim.png")
+    (run / "interpolations.txt").write_text("a man is playing a guitar .\ntwo dogs run through the snow .\n")
+    # Trainer bookkeeping that must never be read or published
+    (run / "checkpoint-10").mkdir()
+    (run / "checkpoint-10" / "optimizer.pt").write_bytes(b"not really a pickle")
+    return run
+
+
+@pytest.fixture(scope="module")
+def source_model(run_dir):
+    return OptimusForConditionalGeneration.from_pretrained(run_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def published(hub, run_dir):
+    """One validated publish through the loopback Hub (validation runs a remote-code interpreter)."""
+    result = publish_model(run_dir, REPO_ID, token=DEFAULT_TOKEN, endpoint=hub.endpoint, max_shard_size=SHARD)
+    return result, hub.list_files(REPO_ID)
+
+
+@pytest.fixture(scope="module")
+def reference(source_model):
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    impl = PIPELINE_REGISTRY.supported_tasks[OPTIMUS.probe_task]["impl"]
+    pipe = impl(model=source_model, task=OPTIMUS.probe_task, device="cpu")
+    return run_reference_probe(source_model, pipe, OPTIMUS.probe)
+
+
+# --------------------------------------------------------------------------------------------- remote code
+def _fake_package(root: Path) -> Path:
+    pkg = root / "hf_dgm"
+    for sub in ("", "models", "models/fam", "modules"):
+        (pkg / sub).mkdir(parents=True, exist_ok=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "modules" / "util.py").write_text("def helper():\n    return 2\n")
+    (pkg / "modules" / "quant.py").write_text("import torch\nfrom .util import helper\nQ = helper()\n")
+    (pkg / "models" / "fam" / "configuration_fam.py").write_text("C = 3\n")
+    (pkg / "models" / "fam" / "modeling_fam.py").write_text(
+        '"""Doc é."""\nfrom __future__ import annotations\n\nimport numpy as np\n'
+        "from ...modules.quant import (  # keep me\n    Q,\n)\nfrom .configuration_fam import C\n\n\n"
+        "def f():\n    from hf_dgm.modules.util import helper as h\n    return h() + Q + C\n"
+    )
+    return pkg
+
+
+def test_remote_code_is_flat_with_sibling_imports(tmp_path):
+    pkg = _fake_package(tmp_path)
+    out = tmp_path / "out"
+    bundle = assemble_remote_code([pkg / "models" / "fam" / "modeling_fam.py"], out, package_root=pkg, header="gen")
+    assert sorted(bundle.files) == ["configuration_fam.py", "modeling_fam.py", "quant.py", "util.py"]
+    assert bundle.requirements == ["numpy", "torch"]
+    text = (out / "modeling_fam.py").read_text()
+    assert "from .quant import (  # keep me\n    Q,\n)" in text  # only the module specifier changed
+    assert "    from .util import helper as h\n" in text
+    assert text.startswith("# gen (source: hf_dgm/models/fam/modeling_fam.py)\n")
+    for path in out.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level in (0, 1) and (node.module or "").split(".")[0] != "hf_dgm", (path.name, node.module)
+                assert node.level == 0 or "." not in node.module
+    # the flat folder imports as a package of its own (sibling imports resolve)
+    (out / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import importlib
+
+        assert importlib.import_module("out.modeling_fam").f() == 7
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "out" or m.startswith("out.")]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("from . import configuration_fam\n", "not followed by transformers' remote-code loader"),
+        ("import hf_dgm.modules.util\n", "cannot be made flat"),
+        ("from ...modules import util\n", "imports the package"),
+        ('"""Example:\n    from .missing import thing\n"""\n', "missing.py"),
+    ],
+)
+def test_remote_code_rejects_forms_the_loader_cannot_follow(tmp_path, source, message):
+    pkg = _fake_package(tmp_path)
+    bad = pkg / "models" / "fam" / "modeling_bad.py"
+    bad.write_text(source)
+    with pytest.raises(RemoteCodeError, match=message):
+        assemble_remote_code([bad], tmp_path / "out", package_root=pkg)
+
+
+def test_remote_code_refuses_two_modules_with_one_name(tmp_path):
+    pkg = _fake_package(tmp_path)
+    (pkg / "models" / "fam" / "util.py").write_text("X = 1\n")
+    (pkg / "models" / "fam" / "modeling_two.py").write_text("from .util import X\nfrom ...modules.util import helper\n")
+    with pytest.raises(RemoteCodeError, match="would both become `util.py`"):
+        assemble_remote_code([pkg / "models" / "fam" / "modeling_two.py"], tmp_path / "out", package_root=pkg)
+
+
+def test_family_code_comes_from_the_registrations():
+    auto_map, pipelines, files = discover_family_code(OPTIMUS)
+    assert auto_map == {
+        "AutoConfig": "configuration_optimus.OptimusConfig",
+        "AutoModel": "modeling_optimus.OptimusForConditionalGeneration",
+    }
+    assert set(pipelines) == {"sentence-interpolation", "sentence-analogy", "sentence-reconstruction", "sentence-latent"}
+    assert all(p["pt"] == ["AutoModel"] and p["impl"].startswith("pipelines_optimus.") for p in pipelines.values())
+    assert {f.name for f in files} == {"configuration_optimus.py", "modeling_optimus.py", "pipelines_optimus.py",
+                                       "processing_optimus.py"}
+
+
+# --------------------------------------------------------------------------------------------- publish + load
+def test_publish_is_one_validated_commit(hub, published, reference):
+    result, _ = published
+    assert result.commit_oid == hub.head_sha(REPO_ID)
+    history = hub.commit_history(REPO_ID)
+    assert [c.title for c in history][1:] == ["initial commit"]  # exactly one commit on top of the repo's creation
+    assert "Validated before upload" in history[0].description
+    files = hub.list_files(REPO_ID)
+    assert set(files) == set(result.files) | {".gitattributes"}
+    shards = [f for f in files if f.startswith("model-") and f.endswith(".safetensors")]
+    assert len(shards) >= 2 and "model.safetensors.index.json" in files and "model.safetensors" not in files
+    for name in ("configuration_optimus.py", "modeling_optimus.py", "processing_optimus.py", "pipelines_optimus.py",
+                 "tokenizer.json", "decoder_tokenizer/tokenizer.json", "README.md", "images/kl_per_dim.png",
+                 "samples/interpolations.txt"):
+        assert name in files, name
+    assert not any(f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for f in files)
+    config = json.loads(hub.file_bytes(REPO_ID, "config.json"))
+    assert config["model_type"] == "optimus"
+    assert config["auto_map"]["AutoModel"] == "modeling_optimus.OptimusForConditionalGeneration"
+    assert config["custom_pipelines"]["sentence-interpolation"] == {
+        "impl": "pipelines_optimus.SentenceInterpolationPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+    assert "_name_or_path" not in config["encoder"]  # the training machine's local paths are not published
+    for name in files:
+        if name.endswith(".py"):
+            tree = ast.parse(hub.file_bytes(REPO_ID, name).decode())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    assert node.level in (0, 1) and (node.module or "").split(".")[0] != "hf_dgm", (name, node.module)
+    # the validation compared the published folder with the source model on the fixed input
+    assert set(result.validation.max_abs_diff) == set(reference.tensors)
+    assert max(result.validation.max_abs_diff.values()) <= 1e-5
+    assert result.validation.model_module.startswith("transformers_modules.")
+    assert result.validation.snippets_run == 2  # the card's usage snippets ran against the folder
+
+
+def test_loads_from_the_hub_without_hf_dgm(hub, published, reference, tmp_path):
+    """snapshot into a clean cache, AutoModel + pipeline with trust_remote_code=True where hf_dgm cannot import."""
+    env = {**hub.env(), "HF_HOME": str(tmp_path / "hf_home")}
+    snippets = usage_snippets(hub.file_bytes(REPO_ID, "README.md").decode())
+    loaded = run_isolated_probe(REPO_ID, OPTIMUS.probe_task, OPTIMUS.probe, env=env, offline=False, snippets=snippets)
+    report = compare_probe_outputs(reference, loaded)
+    assert report.model_module.startswith("transformers_modules.")
+    assert loaded.info["pipeline_module"].startswith("transformers_modules.")
+    assert loaded.info["hf_dgm_in_modules"] == []
+    assert reference.values["interpolation"] == loaded.values["interpolation"]
+    # the card's usage snippets, copied verbatim from the pushed README, ran there against the Hub
+    assert loaded.info["snippets_run"] == 2
+    assert "1.00  " in loaded.info["snippet_outputs"][0]  # the interpolation loop printed its last step
+    cached = list((tmp_path / "hf_home").rglob("decoder_tokenizer/tokenizer.json"))
+    assert cached, "the pipeline's processor must come from the Hub cache (root + decoder_tokenizer/)"
+
+
+def test_installed_hf_dgm_needs_no_trust_remote_code(hub, published, reference, tmp_path):
+    """With hf_dgm imported, the local classes and tasks serve a downloaded repo without trust_remote_code."""
+    from huggingface_hub import snapshot_download
+    from transformers import AutoModel, pipeline
+
+    folder = snapshot_download(REPO_ID, endpoint=hub.endpoint, token=DEFAULT_TOKEN, cache_dir=tmp_path)
+    model = AutoModel.from_pretrained(folder)
+    assert type(model) is OptimusForConditionalGeneration
+    pipe = pipeline(OPTIMUS.probe_task, model=folder, device="cpu")
+    assert type(pipe).__module__ == "hf_dgm.models.optimus.pipelines_optimus"
+    local = run_reference_probe(model, pipe, OPTIMUS.probe)
+    compare_probe_outputs(reference, local)
+
+
+def test_dry_run_writes_exactly_what_is_pushed(hub, published, run_dir, tmp_path):
+    out = tmp_path / "dry"
+    before = hub.head_sha(REPO_ID)
+    result = publish_model(run_dir, REPO_ID, dry_run_dir=out, max_shard_size=SHARD, validate=False)
+    assert result.dry_run and result.commit_oid is None
+    assert hub.head_sha(REPO_ID) == before
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(published[0].files)
+    for name in written:
+        assert (out / name).read_bytes() == hub.file_bytes(REPO_ID, name), name
+
+
+def test_create_pr_and_revision_leave_main_alone(hub, published, run_dir):
+    """The CLI (in-process) with --create-pr, then --revision: main keeps its commit."""
+    sys.path.insert(0, str(REPO_ROOT / "upload"))
+    try:
+        import publish as cli
+    finally:
+        sys.path.remove(str(REPO_ROOT / "upload"))
+    main_sha = hub.head_sha(REPO_ID)
+    common = [str(run_dir), "--repo-id", REPO_ID, "--token", DEFAULT_TOKEN, "--max-shard-size", SHARD, "--no-validate",
+              "--endpoint", hub.endpoint]
+    assert cli.main(common + ["--create-pr", "--commit-message", "Propose a re-upload"]) == 0
+    assert hub.head_sha(REPO_ID) == main_sha
+    pr_ref = [r for r in hub.repos[REPO_ID].refs if r.startswith("refs/pr/")]
+    assert pr_ref and hub.commit_history(REPO_ID, pr_ref[-1])[0].title == "Propose a re-upload"
+    assert cli.main(common + ["--revision", "dev"]) == 0
+    assert hub.head_sha(REPO_ID) == main_sha
+    assert "config.json" in hub.list_files(REPO_ID, "dev")
+
+
+# --------------------------------------------------------------------------------------------- refusals
+def test_missing_token_is_refused_before_any_request(hub, run_dir, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+    requests = len(hub.requests)
+    with pytest.raises(PublishError, match="no Hugging Face token"):
+        publish_model(run_dir, "hf-dgm-tests/no-token", endpoint=hub.endpoint, validate=False)
+    assert len(hub.requests) == requests
+    assert "hf-dgm-tests/no-token" not in hub.repos
+
+
+def test_repo_holding_another_model_type_needs_force(hub, run_dir):
+    repo = "hf-dgm-tests/taken"
+    sha = hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "bert"}).encode(), "model.safetensors": b"x" * 64})
+    with pytest.raises(PublishError, match="holds a 'bert' model.*force"):
+        publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
+    assert hub.head_sha(repo) == sha
+    result = publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, force=True)
+    assert json.loads(hub.file_bytes(repo, "config.json"))["model_type"] == "optimus"
+    assert result.deleted == []  # the single-file model.safetensors was replaced, not left stale
+    assert hub.file_bytes(repo, "model.safetensors") != b"x" * 64
+
+
+@pytest.fixture
+def retrained_run(run_dir, tmp_path) -> Path:
+    """The run with different weights, so its LFS objects are new to the Hub (nothing to deduplicate)."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "retrained"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = load_file(run / "model.safetensors")
+    save_file({k: v + 0.01 for k, v in weights.items()}, run / "model.safetensors", metadata={"format": "pt"})
+    return run
+
+
+def test_interrupted_upload_changes_nothing(hub, retrained_run):
+    run_dir = retrained_run
+    repo = "hf-dgm-tests/interrupted"
+    sha = hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "optimus"}).encode()})
+    files = hub.list_files(repo)
+    puts = sum(1 for method, _ in hub.requests if method == "PUT")
+    hub.fail_next("lfs_put", status=507, after=1)  # the second LFS object fails mid-upload (not retried)
+    with pytest.raises(Exception, match="Error while uploading|507|injected"):
+        publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, max_shard_size=SHARD)
+    assert sum(1 for method, _ in hub.requests if method == "PUT") - puts >= 2  # it did fail mid-way
+    assert hub.head_sha(repo) == sha and hub.list_files(repo) == files
+    hub.fail_next("commit", status=500)  # every object uploaded, the commit itself fails
+    with pytest.raises(Exception, match="500|injected"):
+        publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, max_shard_size=SHARD)
+    assert hub.head_sha(repo) == sha and hub.list_files(repo) == files
+    # a repo created by the failed call itself is removed again
+    hub.fail_next("commit", status=500)
+    with pytest.raises(Exception, match="500|injected"):
+        publish_model(run_dir, "hf-dgm-tests/brand-new", token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
+    assert "hf-dgm-tests/brand-new" not in hub.repos
+
+
+def test_pickles_in_the_run_folder_are_refused(run_dir, tmp_path):
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (bad / "training_args.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(PublishError, match=r"pickle files \(training_args.bin\).*safetensors only"):
+        publish_model(bad, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
+    assert not (tmp_path / "out").exists()
+    (bad / "training_args.bin").unlink()
+    (bad / "model.safetensors").unlink()
+    with pytest.raises(PublishError, match="no safetensors weights"):
+        publish_model(bad, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
+
+
+def test_validation_catches_a_folder_that_computes_something_else(run_dir, source_model, tmp_path):
+    """Corrupt one weight in an assembled folder: the remote-code load must be reported as different."""
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path / "dry"
+    publish_model(run_dir, REPO_ID, dry_run_dir=out, validate=False)
+    weights = load_file(out / "model.safetensors")
+    weights["posterior.weight"] = weights["posterior.weight"] + 0.5
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    from hf_dgm.hub import ValidationError
+
+    with pytest.raises(ValidationError, match="encoder_mean"):
+        validate_repo_folder(out, source_model, OPTIMUS)
