@@ -205,6 +205,7 @@ def test_publish_is_one_validated_commit(hub, published, reference):
     assert max(result.validation.max_abs_diff.values()) <= 1e-5
     assert result.validation.model_module.startswith("transformers_modules.")
     assert result.validation.snippets_run == 2  # the card's usage snippets ran against the folder
+    assert result.validation.warnings == []  # e.g. no "Do you wish to run the custom code?" prompt on the way
 
 
 def test_loads_from_the_hub_without_hf_dgm(hub, published, reference, tmp_path):
@@ -343,6 +344,21 @@ def test_pickles_in_the_run_folder_are_refused(run_dir, tmp_path):
         publish_model(bad, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
 
 
+def test_comparison_reports_every_difference():
+    from hf_dgm.hub import ValidationError
+    from hf_dgm.hub.validation import ProbeOutput
+
+    ref = ProbeOutput(tensors={"a": torch.zeros(2, 3), "b": torch.ones(4)}, values={"text": ["x"]})
+    same = ProbeOutput(tensors={"a": torch.full((2, 3), 1e-7), "b": torch.ones(4)}, values={"text": ["x"]}, info={})
+    assert compare_probe_outputs(ref, same).max_abs_diff == {"a": pytest.approx(1e-7), "b": 0.0}
+    other = ProbeOutput(tensors={"a": torch.full((2, 3), 1e-3), "b": torch.ones(5)}, values={"text": ["y"]})
+    with pytest.raises(ValidationError) as err:
+        compare_probe_outputs(ref, other)
+    assert "a: max |difference| 0.001" in str(err.value) and "b: shape (4,) vs (5,)" in str(err.value)
+    assert "values differ" in str(err.value)
+
+
+@pytest.mark.slow
 def test_validation_catches_a_folder_that_computes_something_else(run_dir, source_model, tmp_path):
     """Corrupt one weight in an assembled folder: the remote-code load must be reported as different."""
     from safetensors.torch import load_file, save_file
@@ -356,3 +372,24 @@ def test_validation_catches_a_folder_that_computes_something_else(run_dir, sourc
 
     with pytest.raises(ValidationError, match="encoder_mean"):
         validate_repo_folder(out, source_model, OPTIMUS)
+
+
+@pytest.mark.slow
+def test_fq_biggan_publishes_with_its_shared_quantizer(hub, tmp_path):
+    """FQ-BigGAN through the same path: the shared FeatureQuantizer module is flattened next to the model."""
+    from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+
+    torch.manual_seed(0)
+    run = tmp_path / "fq-run"
+    FQBigGANForImageGeneration(FQBigGANConfig.from_preset("tiny")).save_pretrained(run)
+    (run / "eval_results.json").write_text(json.dumps({"fid": 80.5, "feature_extractor": "random-conv",
+                                                       "comparable_to_published": False, "note": "random features"}))
+    result = publish_model(run, "hf-dgm-tests/fq-biggan-tiny", token=DEFAULT_TOKEN, endpoint=hub.endpoint)
+    files = hub.list_files("hf-dgm-tests/fq-biggan-tiny")
+    assert {"feature_quantizer.py", "modeling_fq_biggan.py", "image_generation.py"} <= set(files)
+    modeling = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "modeling_fq_biggan.py").decode()
+    assert "from .feature_quantizer import FeatureQuantizer" in modeling and "...modules" not in modeling
+    assert result.validation.pipeline_class == "ClassConditionalImageGenerationPipeline"
+    assert result.validation.max_abs_diff["images"] <= 1e-5 and result.validation.snippets_run == 2
+    card = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "README.md").decode()
+    assert "model-index" not in card and "Not comparable with published numbers" in card

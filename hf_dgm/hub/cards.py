@@ -30,12 +30,13 @@ RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json", "training_config.jso
 RUN_METADATA_FILE = "run_metadata.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 SAMPLE_DIRS = ("", "samples", "plots", "figures", "images")
+MAX_IMAGES = 8
 TEXT_SAMPLE_PATTERN = re.compile(r"^(samples?|interpolations?|analog(y|ies)|reconstructions?|generations?)[\w.-]*\.(txt|md|jsonl)$")
 
 # Bookkeeping keys of Trainer / evaluation JSONs that are not model quality metrics.
 _NOT_METRICS = re.compile(
     r"^(epoch|step|global_step|runtime|samples_per_second|steps_per_second|total_flos|num_\w+|latent_size|"
-    r"sys_len|ref_len|brevity_penalty|mem_\w+|\w+_std|seed|batch_size)$"
+    r"sys_len|ref_len|brevity_penalty|mem_\w+|\w+_std|\w+_seconds|\w+_threshold|\w+_size|\w+_subsets|seed)$"
 )
 _SPLIT_PREFIXES = {"eval_": "validation", "test_": "test", "validation_": "validation", "predict_": "test"}
 # Trainer `TrainingArguments` keys worth showing; a recipe file is shown whole.
@@ -71,14 +72,20 @@ class RunInfo:
     text_samples: list[Path] = field(default_factory=list)
 
 
-def _flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+_METRIC_CONTAINERS = {"metrics", "eval", "evaluation", "results", "test", "validation"}
+
+
+def _flatten_metrics(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"eval_kl": {"mean": 1}}` -> `{"eval_kl.mean": 1}`; containers (`{"metrics": {...}}`) and repeated names
+    (`{"fid": {"fid": 3}}`) collapse to the leaf name."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, Mapping):
             for sub_key, sub_value in _flatten_metrics(value).items():
-                flat[sub_key if sub_key not in flat and sub_key not in data else f"{key}.{sub_key}"] = sub_value
+                name = sub_key if key in _METRIC_CONTAINERS or sub_key == key else f"{key}.{sub_key}"
+                flat.setdefault(name, sub_value)
         else:
-            flat[prefix + key] = value
+            flat.setdefault(key, value)
     return flat
 
 
@@ -95,8 +102,9 @@ def read_metrics(run_dir: Path) -> tuple[dict[str, float], str | None, list[str]
         data = json.loads(path.read_text())
         if not isinstance(data, Mapping):
             raise ValueError(f"{path} must hold a JSON object of metrics; got {type(data).__name__}")
-        for key in ("dataset", "dataset_id", "dataset_name", "dataset_config", "split", "eval_split"):
-            if isinstance(data.get(key), str):
+        for key in ("dataset", "dataset_id", "dataset_name", "dataset_config", "split", "eval_split",
+                    "feature_extractor", "preprocessing", "note", "comparable_to_published"):
+            if isinstance(data.get(key), (str, bool)):
                 context.setdefault(key, data[key])
         used = False
         for key, value in _flatten_metrics(data).items():
@@ -147,20 +155,23 @@ def read_run(run_dir: Path) -> RunInfo:
     for key, value in context.items():
         metadata.setdefault(key, value)
     recipe, recipe_source = read_recipe(run_dir)
-    images: list[Path] = []
+    images: list[tuple[tuple, Path]] = []
     texts: list[Path] = []
-    for sub in SAMPLE_DIRS:
+    for rank, sub in enumerate(SAMPLE_DIRS):
         folder = run_dir / sub if sub else run_dir
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(path)
+                # final samples first, then plots of the run, then the latest intermediate samples (step_*.png)
+                step = re.findall(r"\d+", path.stem)
+                images.append(((0 if "final" in path.stem else 1, rank, -int(step[-1]) if step else 0, path.name), path))
             elif path.is_file() and TEXT_SAMPLE_PATTERN.match(path.name):
                 texts.append(path)
     return RunInfo(
         metrics=metrics, metrics_split=metadata.get("eval_split", split), metrics_sources=sources,
-        metadata=metadata, recipe=recipe, recipe_source=recipe_source, images=images, text_samples=texts,
+        metadata=metadata, recipe=recipe, recipe_source=recipe_source,
+        images=[path for _, path in sorted(images)[:MAX_IMAGES]], text_samples=texts,
     )
 
 
@@ -183,7 +194,8 @@ def base_models(config: Any, run: RunInfo) -> list[str]:
     `_name_or_path` (encoder, decoder, ...)."""
     declared = run.metadata.get("base_model")
     if declared:
-        return [declared] if isinstance(declared, str) else list(declared)
+        declared = [declared] if isinstance(declared, str) else list(declared)
+        return list(dict.fromkeys(h for h in (_hub_id(str(d)) for d in declared) if h))
     found = []
     for name in ("encoder", "decoder", "generator", "text_config", "vision_config"):
         sub = getattr(config, name, None)
@@ -225,6 +237,8 @@ def build_card(
     datasets = run.metadata.get("datasets") or ([dataset_id] if dataset_id else [])
     split = run.metrics_split
 
+    # numbers measured with a non-standard protocol (e.g. FID on random features) stay out of the model index
+    comparable = run.metadata.get("comparable_to_published", True) is not False
     eval_results = []
     indexed: list[dict[str, Any]] = []
     table: list[dict[str, Any]] = []
@@ -234,7 +248,7 @@ def build_card(
                "direction": "" if spec is None or spec.higher_is_better is None
                else ("higher is better" if spec.higher_is_better else "lower is better")}
         table.append(row)
-        if spec is not None and dataset_id:
+        if spec is not None and dataset_id and comparable:
             eval_results.append(EvalResult(
                 task_type=family.task_type, task_name=family.task_name, dataset_type=str(dataset_id),
                 dataset_name=str(dataset_name or dataset_id), dataset_split=split, metric_type=spec.type,
@@ -275,6 +289,7 @@ def build_card(
         metrics_table=table,
         metrics_indexed=indexed,
         metrics_sources=run.metrics_sources,
+        metrics_comparable=comparable,
         recipe_yaml=yaml.safe_dump(run.recipe, sort_keys=False).strip() if run.recipe else None,
         recipe_source=run.recipe_source,
         metadata=run.metadata,

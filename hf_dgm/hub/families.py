@@ -12,7 +12,7 @@ Adding a family = one `HubFamily(...)` in `FAMILIES` (plus its card template and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,12 @@ class HubFamily:
     card_template: str  # file name in model_cards/
     pipeline_tag: str  # Hub task shown on the model page
     probe: str  # function name in hf_dgm/hub/probes.py
-    probe_task: str  # pipeline task the probe drives
+    probe_task: str | Callable[[Any], str]  # pipeline task the probe drives (or a function of the config)
     task_type: str  # model-index `task.type`
     task_name: str  # model-index `task.name`
     extra_code_modules: tuple[str, ...] = ()  # module names in the family package the Auto classes do not import
+    # modules outside the family package whose registered pipeline tasks serve this family (shared pipelines)
+    pipeline_modules: tuple[str, ...] = ()
     required_subfolders: tuple[str, ...] = ()  # folders the saved model must contain (e.g. second tokenizer)
     tags: tuple[str, ...] = ()
     license: str = "apache-2.0"
@@ -42,6 +44,13 @@ class HubFamily:
     card_variables: dict[str, Any] = field(default_factory=dict)  # static template variables
     # dotted config attributes worth a line in the card's "Configuration" table
     config_summary: tuple[str, ...] = ()
+
+    def task_for(self, config: Any) -> str:
+        """The pipeline task the probe drives for this config."""
+        return self.probe_task(config) if callable(self.probe_task) else self.probe_task
+
+    def owns_pipeline(self, module: str) -> bool:
+        return module.startswith(self.package + ".") or module in self.pipeline_modules
 
 
 OPTIMUS = HubFamily(
@@ -65,6 +74,7 @@ OPTIMUS = HubFamily(
         "ppl": MetricSpec("perplexity", "Perplexity per subword token (IW, 100 samples)", False),
         "perplexity": MetricSpec("perplexity", "Perplexity per subword token (IW, 100 samples)", False),
         "ppl_per_word": MetricSpec("perplexity", "Perplexity per word (IW, 100 samples)", False),
+        "elbo_ppl_per_token": MetricSpec("perplexity", "Perplexity per subword token from the ELBO (upper bound)", False),
         "iw_nll": MetricSpec("nll", "Negative log-likelihood, importance-weighted (nats/sentence)", False),
         "nll": MetricSpec("nll", "Negative log-likelihood, importance-weighted (nats/sentence)", False),
         "neg_elbo": MetricSpec("elbo", "-ELBO (nats/sentence)", False),
@@ -75,7 +85,9 @@ OPTIMUS = HubFamily(
         "mi": MetricSpec("mutual_information", "Mutual information I(x; z) (nats)", True),
         "active_units": MetricSpec("active_units", "Active units (Var_x[mu(x)] >= 0.01)", True),
         "au": MetricSpec("active_units", "Active units (Var_x[mu(x)] >= 0.01)", True),
+        "reconstruction_bleu": MetricSpec("bleu", "Reconstruction BLEU (greedy decoding of the posterior mean)", True),
         "bleu": MetricSpec("bleu", "Reconstruction BLEU (greedy decoding of the posterior mean)", True),
+        "reconstruction_exact_match": MetricSpec("exact_match", "Exact reconstructions (fraction)", True),
         "exact_match": MetricSpec("exact_match", "Exact reconstructions (fraction)", True),
         "loss": MetricSpec("loss", "Objective (rec + beta * thresholded KL) (nats/sentence)", False),
     },
@@ -91,26 +103,30 @@ FQ_BIGGAN = HubFamily(
     model_type="fq_biggan",
     package="hf_dgm.models.fq_biggan",
     card_template="fq_biggan.md.j2",
-    pipeline_tag="unconditional-image-generation",
+    pipeline_tag="unconditional-image-generation",  # the Hub has no class-conditional task: tag below
     probe="fq_biggan_probe",
-    probe_task="class-conditional-image-generation",
+    probe_task=lambda config: (
+        "class-conditional-image-generation" if getattr(config, "num_classes", 0) else "unconditional-image-generation"
+    ),
     task_type="unconditional-image-generation",
     task_name="Class-conditional image generation",
-    tags=("fq-gan", "biggan", "gan", "vector-quantization", "class-conditional", "image-generation", "custom_code",
+    pipeline_modules=("hf_dgm.pipelines.image_generation",),
+    tags=("fq-gan", "biggan", "gan", "feature-quantization", "class-conditional", "image-generation", "custom_code",
           "hf-dgm"),
     license="mit",
     metrics={
         # keys written by hf_dgm.metrics (fid, inception_score, kid) and the FQ-BigGAN quantizer
-        "fid": MetricSpec("FID", "FID (TF-Inception pool3 features)", False),
-        "inception_score_mean": MetricSpec("inception_score", "Inception Score (10 splits)", True),
-        "inception_score": MetricSpec("inception_score", "Inception Score (10 splits)", True),
+        "fid": MetricSpec("FID", "FID", False),
+        "inception_score_mean": MetricSpec("inception_score", "Inception Score", True),
+        "inception_score": MetricSpec("inception_score", "Inception Score", True),
+        "is": MetricSpec("inception_score", "Inception Score", True),
         "kid_mean": MetricSpec("KID", "KID", False),
         "kid": MetricSpec("KID", "KID", False),
-        "codebook_perplexity": MetricSpec("perplexity", "Code-usage perplexity of the feature quantizer", None),
     },
     config_summary=(
-        "resolution", "num_classes", "dim_z", "g_channels", "d_channels", "use_fq", "fq_mode", "fq_layers",
-        "fq_dict_size", "fq_decay", "fq_commitment",
+        "resolution", "num_classes", "dim_z", "hierarchical_z", "shared_embedding", "generator_ch",
+        "discriminator_ch", "generator_attention", "discriminator_attention", "use_fq", "fq_mode", "fq_layers",
+        "fq_num_embeddings", "fq_decay", "fq_commitment",
     ),
 )
 

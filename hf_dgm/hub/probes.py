@@ -43,31 +43,27 @@ def optimus_probe(model, pipe) -> dict[str, Any]:
 
 @torch.no_grad()
 def fq_biggan_probe(model, pipe) -> dict[str, Any]:
-    """Generator images for fixed latents and classes, plus the pipeline's output for a fixed seed."""
+    """Images of the EMA generator for a fixed seed (and classes 0, 1 when conditional), directly and through
+    the image-generation pipeline (which returns PIL images, compared as uint8 arrays)."""
     model.eval()
-    config = model.config
-    num_classes = int(getattr(config, "num_classes", 0) or 0)
-    z_dim = int(getattr(config, "dim_z", None) or getattr(config, "z_dim", None) or getattr(config, "latent_dim"))
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(2, z_dim, generator=gen).to(model.device)
-    labels = torch.arange(2, device=model.device) % max(num_classes, 1)
-    images = model.generate(latents=z, labels=labels) if num_classes else model.generate(latents=z)
-    images = images.images if hasattr(images, "images") else images
-    result = pipe(labels.tolist() if num_classes else 2, seed=0, output_type="pt")
+    conditional = bool(getattr(model.config, "num_classes", 0))
+    labels = [0, 1] if conditional else None
+    images = model.generate(labels=labels, batch_size=None if conditional else 2, truncation=1.0,
+                            generator=torch.Generator().manual_seed(0))
+    if conditional:
+        pil = pipe([0, 1], num_images=1, truncation=1.0, seed=0)
+    else:
+        pil = pipe(num_images=2, truncation=1.0, seed=0)
     return {
-        "tensors": {"images": images.float(), "pipeline_images": _pipeline_tensor(result)},
-        "values": {},
+        "tensors": {"images": images, "pipeline_images": _pil_to_tensor(pil)},
+        "values": {"pipeline_image_sizes": [list(image.size) for image in pil]},
     }
 
 
-def _pipeline_tensor(result: Any) -> torch.Tensor:
-    if isinstance(result, torch.Tensor):
-        return result.float()
-    if isinstance(result, dict):
-        return _pipeline_tensor(result.get("images", result.get("image")))
-    if isinstance(result, (list, tuple)):
-        return torch.stack([_pipeline_tensor(r) for r in result])
-    raise TypeError(f"cannot read the pipeline's output of type {type(result).__name__} as a tensor")
+def _pil_to_tensor(images) -> torch.Tensor:
+    import numpy as np
+
+    return torch.stack([torch.from_numpy(np.asarray(image, dtype=np.float32)) for image in images])
 
 
 PROBES = {"optimus_probe": optimus_probe, "fq_biggan_probe": fq_biggan_probe}

@@ -159,7 +159,7 @@ def discover_family_code(family: HubFamily) -> tuple[dict[str, str], dict[str, d
     custom_pipelines: dict[str, dict[str, Any]] = {}
     for task, info in sorted(PIPELINE_REGISTRY.supported_tasks.items()):
         impl = info.get("impl")
-        if not inspect.isclass(impl) or not impl.__module__.startswith(family.package + "."):
+        if not inspect.isclass(impl) or not family.owns_pipeline(impl.__module__):
             continue
         pt_names = []
         for auto_cls in info.get("pt", ()):
@@ -175,8 +175,8 @@ def discover_family_code(family: HubFamily) -> tuple[dict[str, str], dict[str, d
             entry["type"] = info["type"]
         custom_pipelines[task] = entry
         classes.append(impl)
-    if family.probe_task not in custom_pipelines:
-        raise PublishError(f"the family's probe task {family.probe_task!r} is not registered by `import hf_dgm`")
+    if not custom_pipelines:
+        raise PublishError(f"no pipeline task is registered for {family.model_type!r} by `import hf_dgm`")
 
     files = [Path(inspect.getfile(cls)).resolve() for cls in classes]
     files += [Path(importlib.import_module(f"{family.package}.{m}").__file__).resolve() for m in family.extra_code_modules]
@@ -256,7 +256,7 @@ def prepare_repo_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     auto_map, custom_pipelines, entry_files = discover_family_code(family)
-    logger.info("loading %s (%s) from %s", type(family).__name__, model_type, model_dir)
+    logger.info("loading the %s model from %s", model_type, model_dir)
     model = _load_source_model(model_dir)
     logger.info("saving weights (max shard size %s)", max_shard_size)
     model.save_pretrained(out_dir, max_shard_size=max_shard_size)
@@ -310,11 +310,12 @@ def validate_repo_folder(
     also run the card's usage `snippets` there (pointed at the folder)."""
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    impl = PIPELINE_REGISTRY.supported_tasks[family.probe_task]["impl"]
-    pipe = impl(model=source_model, task=family.probe_task, device="cpu")
+    task = family.task_for(source_model.config)
+    impl = PIPELINE_REGISTRY.supported_tasks[task]["impl"]
+    pipe = impl(model=source_model, task=task, device="cpu")
     reference = run_reference_probe(source_model, pipe, family.probe)
     logger.info("validating %s in an interpreter without hf_dgm", folder)
-    candidate = run_isolated_probe(folder, family.probe_task, family.probe, snippets=snippets)
+    candidate = run_isolated_probe(folder, task, family.probe, snippets=snippets)
     report = compare_probe_outputs(reference, candidate)
     logger.info("validated: max |diff| %s", report.max_abs_diff)
     for warning in report.warnings:

