@@ -131,6 +131,25 @@ def test_converges_to_cluster_means():
     assert out.perplexity.item() == pytest.approx(4.0, rel=1e-5)
 
 
+def test_data_init_starts_with_every_entry_in_use():
+    torch.manual_seed(0)
+    x = torch.randn(16, 3)  # as many vectors as entries: the data init takes them all
+    randn = FeatureQuantizer(3, 16).train()
+    data = FeatureQuantizer(3, 16, dictionary_init="data").train()
+    data.eval()(x, update_dictionary=True)
+    assert data.cluster_size.sum() == 0, "no data init outside a training update"
+    out = data.train()(x, update_dictionary=True)
+    assert out.usage.item() == 1.0 and out.loss.item() == 0.0  # the entries are the vectors of the batch
+    # one pseudo-observation per entry, then the EMA: cluster_size = d·1 + (1 − d)·counts
+    torch.testing.assert_close(data.cluster_size, 0.8 + 0.2 * torch.bincount(out.indices.flatten(), minlength=16).float())
+    before = data.embed.clone()
+    data(torch.randn(64, 3), update_dictionary=True)  # later updates never re-initialise
+    assert (data.embed - before).abs().max() < 1.0
+    assert randn(x, update_dictionary=True).usage.item() < 1.0
+    with pytest.raises(ValueError, match="dictionary_init"):
+        FeatureQuantizer(3, 16, dictionary_init="kmeans")
+
+
 def test_layouts_agree():
     torch.manual_seed(0)
     quantizer = FeatureQuantizer(6, 10).eval()
@@ -184,6 +203,10 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> Non
         for _ in range(3):
             quantizer(data[rank] * (rank + 1), update_dictionary=True)
         torch.save(quantizer.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.manual_seed(rank)  # different sampling on each rank: the data init must still agree (broadcast)
+        from_data = FeatureQuantizer(3, 6, decay=0.7, dictionary_init="data").train()
+        from_data(data[rank] * (rank + 1), update_dictionary=True)
+        torch.save(from_data.state_dict(), os.path.join(out_dir, f"data_rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -197,9 +220,11 @@ def test_distributed_all_reduce_keeps_ranks_identical():
             _ddp_worker, args=(world_size, init_file, out_dir), nprocs=world_size, join=True, start_method="fork"
         )
         states = [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=True) for r in range(world_size)]
+        data_states = [torch.load(os.path.join(out_dir, f"data_rank{r}.pt"), weights_only=True) for r in range(2)]
 
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), f"{key} differs across ranks"
+        assert torch.equal(data_states[0][key], data_states[1][key]), f"{key} differs across ranks (data init)"
 
     # Single process on the concatenation of both ranks' batches gives the same dictionary.
     torch.manual_seed(0)

@@ -99,6 +99,7 @@ def test_config_round_trip(tmp_path):
     "overrides, message",
     [
         (dict(fq_mode="paper"), "fq_mode"),
+        (dict(fq_dictionary_init="kmeans"), "fq_dictionary_init"),
         (dict(fq_layers=[5]), "fq_layers"),
         (dict(fq_layers=[]), "fq_layers"),
         (dict(fq_decay=1.0), "fq_decay"),
@@ -245,6 +246,16 @@ def test_generator_step_does_not_update_dictionary_and_trains_g():
     assert all(p.grad is not None for p in model.generator_parameters())
     out = model(mode="generator", batch_size=5)
     assert out.images.shape[0] == 5 and out.labels.shape == (5,)
+
+
+def test_data_initialised_dictionary_in_d_step():
+    torch.manual_seed(0)
+    model = FQBigGANForImageGeneration(tiny(fq_dictionary_init="data")).train()
+    out = model(mode="discriminator", pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
+    assert out.fq_usage.item() == 1.0, "every entry starts as a feature vector of the first D batch"
+    baseline = FQBigGANForImageGeneration(tiny()).train()
+    out = baseline(mode="discriminator", pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
+    assert out.fq_usage.item() < 1.0
 
 
 def test_eval_mode_discriminator_step_does_not_update():

@@ -32,6 +32,7 @@ from transformers.utils import ModelOutput
 
 
 FQ_MODES = ("loss_only", "straight_through")
+DICTIONARY_INITS = ("randn", "data")
 
 
 @dataclass
@@ -99,6 +100,13 @@ class FeatureQuantizer(nn.Module):
             features go forward with a straight-through gradient — the paper).
         update_dictionary (`bool`, defaults to `True`): Default for the `update_dictionary` argument of `forward`.
             A model that alternates D and G steps passes the argument explicitly (FQ-BigGAN updates in D steps only).
+        dictionary_init (`str`, defaults to `"randn"`): `"randn"` keeps the original's `N(0, 1)` dictionary. Note that
+            with it every entry that no vector picks in the first update is divided by ≈ε (its smoothed size) and
+            moves out of reach for good, so few entries survive when the features are far from `N(0, 1)` (the
+            released code behaves the same). `"data"` (not in the original) replaces the dictionary, at the first
+            update, by K feature vectors of that batch (sampled from rank 0's batch and broadcast under
+            `torch.distributed`), each counted as one prior observation (`cluster_size = 1`), so every entry starts
+            in use and the EMA averages entries with their vectors from the first update on.
     """
 
     def __init__(
@@ -110,6 +118,7 @@ class FeatureQuantizer(nn.Module):
         eps: float = 1e-5,
         mode: str = "loss_only",
         update_dictionary: bool = True,
+        dictionary_init: str = "randn",
     ):
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
@@ -124,6 +133,8 @@ class FeatureQuantizer(nn.Module):
             raise ValueError(f"`eps` must be > 0, got {eps!r}")
         if mode not in FQ_MODES:
             raise ValueError(f"`mode` must be one of {FQ_MODES}, got {mode!r}")
+        if dictionary_init not in DICTIONARY_INITS:
+            raise ValueError(f"`dictionary_init` must be one of {DICTIONARY_INITS}, got {dictionary_init!r}")
         self.dim = dim
         self.num_embeddings = num_embeddings
         self.decay = float(decay)
@@ -131,6 +142,7 @@ class FeatureQuantizer(nn.Module):
         self.eps = float(eps)
         self.mode = mode
         self.update_dictionary = bool(update_dictionary)
+        self.dictionary_init = dictionary_init
 
         embed = torch.randn(dim, num_embeddings)
         self.register_buffer("embed", embed)
@@ -140,7 +152,7 @@ class FeatureQuantizer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, num_embeddings={self.num_embeddings}, decay={self.decay}, "
-            f"commitment={self.commitment}, mode={self.mode!r}"
+            f"commitment={self.commitment}, mode={self.mode!r}, dictionary_init={self.dictionary_init!r}"
         )
 
     @torch.no_grad()
@@ -186,6 +198,24 @@ class FeatureQuantizer(nn.Module):
         return flat.reshape(like.shape)
 
     @torch.no_grad()
+    def _init_from_data(self, flat: torch.Tensor) -> None:
+        """`dictionary_init="data"`: the dictionary becomes K vectors of this batch (with replacement if the batch
+        holds fewer), identical on every rank (rank 0's choice is broadcast)."""
+        flat = flat.detach().to(self.embed.dtype)
+        if flat.shape[0] >= self.num_embeddings:
+            chosen = torch.randperm(flat.shape[0], device=flat.device)[: self.num_embeddings]
+        else:
+            chosen = torch.randint(0, flat.shape[0], (self.num_embeddings,), device=flat.device)
+        embed = flat[chosen].t().contiguous()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.broadcast(embed, src=0)
+        # One pseudo-observation per entry keeps `embed_avg / cluster_size = embed` consistent, so the first EMA
+        # update averages the entry with its vectors instead of rescaling it.
+        self.embed.copy_(embed)
+        self.embed_avg.copy_(embed)
+        self.cluster_size.fill_(1.0)
+
+    @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """EMA update of the dictionary from the vectors `flat` (M, C) assigned to `indices` (M,). Returns the counts
         used (all-reduced under torch.distributed)."""
@@ -222,6 +252,11 @@ class FeatureQuantizer(nn.Module):
         flat, index_shape = self._to_vectors(hidden_states)
         if flat.shape[0] == 0:
             raise ValueError("FeatureQuantizer got an empty batch")
+        if update_dictionary is None:
+            update_dictionary = self.update_dictionary
+        update = bool(update_dictionary) and self.training
+        if update and self.dictionary_init == "data" and not bool(self.cluster_size.any()):
+            self._init_from_data(flat)  # first update of a fresh dictionary
         embed = self.embed
         flat_d = flat.detach().to(embed.dtype)
         distances = (
@@ -230,10 +265,8 @@ class FeatureQuantizer(nn.Module):
         indices = distances.argmin(dim=1)
         quantized_flat = F.embedding(indices, embed.t()).to(flat.dtype)
 
-        if update_dictionary is None:
-            update_dictionary = self.update_dictionary
         counts = None
-        if update_dictionary and self.training:
+        if update:
             counts = self._ema_update(flat, indices)
         if counts is None:
             counts = torch.bincount(indices, minlength=self.num_embeddings).to(embed.dtype)
@@ -261,4 +294,4 @@ class FeatureQuantizer(nn.Module):
         )
 
 
-__all__ = ["FQ_MODES", "FeatureQuantizer", "FeatureQuantizerOutput"]
+__all__ = ["DICTIONARY_INITS", "FQ_MODES", "FeatureQuantizer", "FeatureQuantizerOutput"]

@@ -206,6 +206,9 @@ class FQBigGANConfig(PreTrainedConfig):
             discarded, FQ acts through the dictionary and the loss) or `"straight_through"` (the paper: the
             quantized features feed the rest of D).
         fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the cluster sizes.
+        fq_dictionary_init (`str`, defaults to `"randn"`): `"randn"` (the original: N(0, 1) entries; entries unused
+            in the first update are lost for good, see [`FeatureQuantizer`]) or `"data"` (not in the original: the
+            first D step sets the entries to feature vectors of its batch, so all start in use).
 
     Training defaults (read by the trainer; they do not change the model):
         generator_lr / discriminator_lr (`float`), generator_betas / discriminator_betas (`(float, float)`),
@@ -245,6 +248,7 @@ class FQBigGANConfig(PreTrainedConfig):
         fq_commitment: float = 1.0,
         fq_mode: str = "loss_only",
         fq_eps: float = 1e-5,
+        fq_dictionary_init: str = "randn",
         generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4,
         generator_betas: tuple[float, float] | list[float] = (0.0, 0.999),
@@ -295,6 +299,7 @@ class FQBigGANConfig(PreTrainedConfig):
         self.fq_commitment = fq_commitment
         self.fq_mode = fq_mode
         self.fq_eps = fq_eps
+        self.fq_dictionary_init = fq_dictionary_init
         self.generator_lr = generator_lr
         self.discriminator_lr = discriminator_lr
         self.generator_betas = [float(b) for b in generator_betas]
@@ -405,6 +410,8 @@ class FQBigGANConfig(PreTrainedConfig):
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
         if self.fq_mode not in FQ_MODES:
             raise ValueError(f"`fq_mode` must be one of {FQ_MODES}, got {self.fq_mode!r}")
+        if self.fq_dictionary_init not in ("randn", "data"):
+            raise ValueError(f"`fq_dictionary_init` must be 'randn' or 'data', got {self.fq_dictionary_init!r}")
         if self.use_fq:
             if not self.fq_layers:
                 raise ValueError("`use_fq=True` needs at least one entry in `fq_layers` (or set `use_fq=False`)")

@@ -473,6 +473,7 @@ class FQBigGANDiscriminator(nn.Module):
                     eps=config.fq_eps,
                     mode=config.fq_mode,
                     update_dictionary=False,
+                    dictionary_init=config.fq_dictionary_init,
                 )
         resolutions = config.discriminator_resolutions()
         self.attentions = nn.ModuleDict(
