@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -584,15 +584,17 @@ def extract_features(
     feature_extractor: FeatureExtractor,
     batch_size: int = 64,
     device: str | torch.device | None = None,
-    output: str = "pool3",
+    output: str | Sequence[str] = "pool3",
     progress: bool = False,
-) -> np.ndarray:
+) -> np.ndarray | dict[str, np.ndarray]:
     """Run `feature_extractor` over images in batches and return the features as float64 (N, D).
 
     `images` is one container accepted by :func:`images_to_tensor` or an iterable of such batches (e.g. batches
     produced by a generator, so that 50k samples never sit in memory at once). Extractors returning a dict (the
-    FID Inception network) are indexed with `output` (`"pool3"` for FID/KID, `"logits_unbiased"` for IS).
+    FID Inception network) are indexed with `output` (`"pool3"` for FID/KID, `"logits_unbiased"` for IS); a
+    sequence of names returns a dict {name: (N, D) array} from one pass over the images.
     """
+    names = [output] if isinstance(output, str) else list(output)
     if isinstance(feature_extractor, nn.Module):
         if device is None:
             device = next(feature_extractor.parameters(), torch.empty(0)).device
@@ -609,23 +611,29 @@ def extract_features(
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc="features")
-    chunks = []
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for batch in batches:
         batch = images_to_tensor(batch).to(device)
         feats = feature_extractor(batch)
-        if isinstance(feats, dict):
-            if output not in feats:
-                raise ValueError(f"Feature extractor returned {list(feats)}; `output={output!r}` is not among them.")
-            feats = feats[output]
-        feats = torch.as_tensor(feats)
-        if feats.ndim != 2 or feats.shape[0] != batch.shape[0]:
-            raise ValueError(
-                f"Feature extractor must return (B, D) for B={batch.shape[0]} images, got {tuple(feats.shape)}."
-            )
-        chunks.append(feats.detach().double().cpu())
-    if not chunks:
+        for name in names:
+            if isinstance(feats, dict):
+                if name not in feats:
+                    raise ValueError(f"Feature extractor returned {list(feats)}; output {name!r} is not among them.")
+                value = feats[name]
+            elif len(names) > 1:
+                raise ValueError(f"Several outputs {names} requested from an extractor that returns one tensor.")
+            else:
+                value = feats
+            value = torch.as_tensor(value)
+            if value.ndim != 2 or value.shape[0] != batch.shape[0]:
+                raise ValueError(
+                    f"Feature extractor must return (B, D) for B={batch.shape[0]} images, got {tuple(value.shape)}."
+                )
+            chunks[name].append(value.detach().double().cpu())
+    if not chunks[names[0]]:
         raise ValueError("No images given.")
-    return torch.cat(chunks).numpy()
+    arrays = {name: torch.cat(parts).numpy() for name, parts in chunks.items()}
+    return arrays[output] if isinstance(output, str) else arrays
 
 
 def _is_batch(x: Any) -> bool:

@@ -539,12 +539,12 @@ def image_grid(images: torch.Tensor, ncol: int = 8, padding: int = 2, pad_value:
 
 
 def save_image_grid(images: torch.Tensor, path: str | os.PathLike, ncol: int = 8, scale: int | None = None) -> None:
-    """Save a grid PNG; small images are upscaled (nearest) so that the grid is at least ~256 px wide."""
+    """Save a grid PNG; small images are upscaled (nearest) so that the grid is at least 512 px wide."""
     from PIL import Image
 
     grid = image_grid(images, ncol=ncol)
     if scale is None:
-        scale = max(1, 256 // grid.shape[1])
+        scale = max(1, math.ceil(512 / grid.shape[1]))
     img = Image.fromarray(grid)
     if scale > 1:
         img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST)
