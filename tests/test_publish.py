@@ -183,7 +183,7 @@ def test_publish_is_one_validated_commit(hub, published, reference):
     assert set(files) == set(result.files) | {".gitattributes"}
     shards = [f for f in files if f.startswith("model-") and f.endswith(".safetensors")]
     assert len(shards) >= 2 and "model.safetensors.index.json" in files and "model.safetensors" not in files
-    for name in ("configuration_optimus.py", "modeling_optimus.py", "processing_optimus.py", "pipelines_optimus.py",
+    for name in ("handler.py", "configuration_optimus.py", "modeling_optimus.py", "processing_optimus.py", "pipelines_optimus.py",
                  "tokenizer.json", "decoder_tokenizer/tokenizer.json", "README.md", "images/kl_per_dim.png",
                  "samples/interpolations.txt"):
         assert name in files, name
@@ -204,7 +204,9 @@ def test_publish_is_one_validated_commit(hub, published, reference):
     assert set(result.validation.max_abs_diff) == set(reference.tensors)
     assert max(result.validation.max_abs_diff.values()) <= 1e-5
     assert result.validation.model_module.startswith("transformers_modules.")
-    assert result.validation.snippets_run == 2  # the card's usage snippets ran against the folder
+    # the card's two usage snippets ran against the folder, then handler.py served the card's example request
+    assert result.validation.snippets_run == 3
+    assert '"alpha": 1.0' in result.validation.snippet_outputs[-1]
     assert result.validation.warnings == []  # e.g. no "Do you wish to run the custom code?" prompt on the way
 
 
@@ -291,10 +293,25 @@ def test_repo_holding_another_model_type_needs_force(hub, run_dir):
     with pytest.raises(PublishError, match="holds a 'bert' model.*force"):
         publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
     assert hub.head_sha(repo) == sha
-    result = publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, force=True)
+    result = publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, force=True,
+                           max_shard_size=SHARD)
     assert json.loads(hub.file_bytes(repo, "config.json"))["model_type"] == "optimus"
-    assert result.deleted == []  # the single-file model.safetensors was replaced, not left stale
-    assert hub.file_bytes(repo, "model.safetensors") != b"x" * 64
+    # the old single-file weights would shadow the new sharded index: deleted in the same commit
+    assert result.deleted == ["model.safetensors"] and "model.safetensors" not in hub.list_files(repo)
+    assert "model.safetensors.index.json" in hub.list_files(repo)
+    assert len(hub.commit_history(repo)) == 3  # initial, seed, one publish
+
+
+def test_private_repo_is_created_private(hub, run_dir):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    repo = "hf-dgm-tests/private-optimus"
+    publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, private=True)
+    assert hub.repos[repo].private
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.endpoint, token=False).model_info(repo)
+    assert HfApi(endpoint=hub.endpoint, token=DEFAULT_TOKEN).model_info(repo).private
 
 
 @pytest.fixture
@@ -390,6 +407,7 @@ def test_fq_biggan_publishes_with_its_shared_quantizer(hub, tmp_path):
     modeling = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "modeling_fq_biggan.py").decode()
     assert "from .feature_quantizer import FeatureQuantizer" in modeling and "...modules" not in modeling
     assert result.validation.pipeline_class == "ClassConditionalImageGenerationPipeline"
-    assert result.validation.max_abs_diff["images"] <= 1e-5 and result.validation.snippets_run == 2
+    assert result.validation.max_abs_diff["images"] <= 1e-5 and result.validation.snippets_run == 3
+    assert '"image": "' in result.validation.snippet_outputs[-1]  # handler.py returned base64 PNGs
     card = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "README.md").decode()
     assert "model-index" not in card and "Not comparable with published numbers" in card

@@ -56,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         diffs = ", ".join(f"{k}={v:.2e}" for k, v in result.validation.max_abs_diff.items())
         print(f"validated without hf_dgm ({result.validation.model_class}, {result.validation.pipeline_class}): "
               f"max |diff| {diffs}")
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if result.dry_run:
         print(f"dry run: wrote {len(result.files)} files to {result.folder}; nothing was pushed")
     else:

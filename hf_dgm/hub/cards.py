@@ -297,7 +297,13 @@ def build_card(
         images=dict(repo_images or {}),
         text_samples={path: _excerpt(src) for path, src in (repo_text_samples or {}).items()},
         pipelines=dict(pipelines or {}),
+        endpoint_request=json.dumps(family.request_for(config), indent=2) if family.endpoint_request else None,
     )
+    if not (templates_dir / family.card_template).is_file():
+        raise FileNotFoundError(
+            f"card template {family.card_template} not found in {templates_dir} (the model_cards/ folder of an hf-dgm "
+            "checkout; publish from a source checkout or an editable install)"
+        )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,

@@ -44,10 +44,16 @@ class HubFamily:
     card_variables: dict[str, Any] = field(default_factory=dict)  # static template variables
     # dotted config attributes worth a line in the card's "Configuration" table
     config_summary: tuple[str, ...] = ()
+    # an Inference Endpoints request body for handler.py (or a function of the config); shown on the card and
+    # sent to the handler during validation
+    endpoint_request: dict[str, Any] | Callable[[Any], dict[str, Any]] = field(default_factory=dict)
 
     def task_for(self, config: Any) -> str:
         """The pipeline task the probe drives for this config."""
         return self.probe_task(config) if callable(self.probe_task) else self.probe_task
+
+    def request_for(self, config: Any) -> dict[str, Any]:
+        return self.endpoint_request(config) if callable(self.endpoint_request) else dict(self.endpoint_request)
 
     def owns_pipeline(self, module: str) -> bool:
         return module.startswith(self.package + ".") or module in self.pipeline_modules
@@ -91,6 +97,10 @@ OPTIMUS = HubFamily(
         "exact_match": MetricSpec("exact_match", "Exact reconstructions (fraction)", True),
         "loss": MetricSpec("loss", "Objective (rec + beta * thresholded KL) (nats/sentence)", False),
     },
+    endpoint_request={
+        "inputs": ["a man is playing a guitar .", "two dogs run through the snow ."],
+        "parameters": {"task": "sentence-interpolation", "num_steps": 5, "max_new_tokens": 20},
+    },
     config_summary=(
         "latent_size", "latent_injection", "pooling", "beta", "kl_threshold", "kl_threshold_mode",
         "encoder.model_type", "encoder.hidden_size", "encoder.num_hidden_layers",
@@ -123,6 +133,11 @@ FQ_BIGGAN = HubFamily(
         "kid_mean": MetricSpec("KID", "KID", False),
         "kid": MetricSpec("KID", "KID", False),
     },
+    endpoint_request=lambda config: (
+        {"inputs": [0, 1], "parameters": {"task": "class-conditional-image-generation", "num_images": 2, "seed": 0}}
+        if getattr(config, "num_classes", 0)
+        else {"parameters": {"task": "unconditional-image-generation", "num_images": 4, "seed": 0}}
+    ),
     config_summary=(
         "resolution", "num_classes", "dim_z", "hierarchical_z", "shared_embedding", "generator_ch",
         "discriminator_ch", "generator_attention", "discriminator_attention", "use_fq", "fq_mode", "fq_layers",

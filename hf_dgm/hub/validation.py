@@ -94,6 +94,7 @@ class ValidationReport:
     pipeline_class: str
     model_module: str
     snippets_run: int = 0
+    snippet_outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +161,7 @@ def run_isolated_probe(
             "out_dir": str(out_dir), "revision": revision, "snippets": list(snippets or []),
         }
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
+            [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(args)],  # -B: no __pycache__ in the repo folder
             cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
@@ -212,6 +213,7 @@ def compare_probe_outputs(
         pipeline_class=candidate.info.get("pipeline_class", ""),
         model_module=candidate.info.get("model_module", ""),
         snippets_run=candidate.info.get("snippets_run", 0),
+        snippet_outputs=list(candidate.info.get("snippet_outputs", [])),
         warnings=list(candidate.info.get("warnings", [])),
     )
 
