@@ -92,6 +92,14 @@ class _OptimusPipeline(Pipeline):
     def _texts(self, sequences: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(sequences)
 
+    def _texts_postprocess(self, model_outputs, return_tensors: bool = False) -> list[dict[str, Any]]:
+        """`[{"text": ...}]`, one per returned sequence (+ the decoded `latent` with `return_tensors=True`)."""
+        results: list[dict[str, Any]] = [{"text": text} for text in self._texts(model_outputs["sequences"])]
+        if return_tensors:
+            for item in results:
+                item["latent"] = model_outputs["latents"][0]
+        return results
+
 
 class SentenceInterpolationPipeline(_OptimusPipeline):
     """
@@ -168,12 +176,7 @@ class SentenceAnalogyPipeline(_OptimusPipeline):
         target = mean[2:3] + degree * (mean[1:2] - mean[0:1])
         return {"latents": target, "sequences": self._generate(target, generate_kwargs or {}, seed)}
 
-    def postprocess(self, model_outputs, return_tensors: bool = False):
-        results = [{"text": text} for text in self._texts(model_outputs["sequences"])]
-        if return_tensors:
-            for item in results:
-                item["latent"] = model_outputs["latents"][0]
-        return results
+    postprocess = _OptimusPipeline._texts_postprocess
 
 
 class SentenceReconstructionPipeline(_OptimusPipeline):
@@ -186,12 +189,7 @@ class SentenceReconstructionPipeline(_OptimusPipeline):
         mean = self._encode_mean(model_inputs)
         return {"latents": mean, "sequences": self._generate(mean, generate_kwargs or {}, seed)}
 
-    def postprocess(self, model_outputs, return_tensors: bool = False):
-        results = [{"text": text} for text in self._texts(model_outputs["sequences"])]
-        if return_tensors:
-            for item in results:
-                item["latent"] = model_outputs["latents"][0]
-        return results
+    postprocess = _OptimusPipeline._texts_postprocess
 
 
 class SentenceLatentPipeline(_OptimusPipeline):
