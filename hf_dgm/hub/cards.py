@@ -103,7 +103,7 @@ def read_metrics(run_dir: Path) -> tuple[dict[str, float], str | None, list[str]
         if not isinstance(data, Mapping):
             raise ValueError(f"{path} must hold a JSON object of metrics; got {type(data).__name__}")
         for key in ("dataset", "dataset_id", "dataset_name", "dataset_config", "split", "eval_split",
-                    "feature_extractor", "preprocessing", "note", "comparable_to_published"):
+                    "feature_extractor", "preprocessing", "note", "comparable_to_published", "recipe"):
             if isinstance(data.get(key), (str, bool)):
                 context.setdefault(key, data[key])
         used = False
@@ -155,6 +155,12 @@ def read_run(run_dir: Path) -> RunInfo:
     for key, value in context.items():
         metadata.setdefault(key, value)
     recipe, recipe_source = read_recipe(run_dir)
+    recorded = metadata.get("recipe")
+    if recipe is None and isinstance(recorded, str) and recorded.endswith((".yaml", ".yml")) and Path(recorded).is_file():
+        # the training script recorded the recipe file it ran (e.g. training/train_gan.py's eval_results.json)
+        recipe, recipe_source = dict(yaml.safe_load(Path(recorded).read_text()) or {}), recorded
+    if recipe and isinstance(recipe.get("dataset"), str):
+        metadata.setdefault("dataset", recipe["dataset"])  # the recipe names the data it trained on
     images: list[tuple[tuple, Path]] = []
     texts: list[Path] = []
     for rank, sub in enumerate(SAMPLE_DIRS):
