@@ -348,6 +348,26 @@ def test_interrupted_upload_changes_nothing(hub, retrained_run):
     assert "hf-dgm-tests/brand-new" not in hub.repos
 
 
+def test_a_concurrent_commit_is_not_overwritten(hub, run_dir, monkeypatch):
+    """The commit names its parent: if the branch moved while the folder was being assembled, it is refused."""
+    import hf_dgm.hub.publish as publish_module
+
+    repo = "hf-dgm-tests/concurrent"
+    hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "optimus"}).encode()})
+    prepare = publish_module.prepare_repo_folder
+
+    def prepare_while_someone_pushes(*args, **kwargs):
+        prepared = prepare(*args, **kwargs)
+        hub.seed_repo(repo, {"notes.md": b"pushed meanwhile"}, message="someone else's commit")
+        return prepared
+
+    monkeypatch.setattr(publish_module, "prepare_repo_folder", prepare_while_someone_pushes)
+    with pytest.raises(Exception, match="412|commit has happened since"):
+        publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
+    assert hub.commit_history(repo)[0].title == "someone else's commit"
+    assert "model.safetensors" not in hub.list_files(repo)
+
+
 def test_pickles_in_the_run_folder_are_refused(run_dir, tmp_path):
     bad = tmp_path / "run"
     shutil.copytree(run_dir, bad, ignore=shutil.ignore_patterns("checkpoint-*"))
