@@ -239,7 +239,7 @@ def _handler_check(folder: Path, request: dict[str, Any]) -> str:
         f"sys.path.insert(0, {str(folder)!r})\n"
         "from handler import EndpointHandler\n"
         f"response = EndpointHandler({str(folder)!r})({request!r})\n"
-        "print(json.dumps(response)[:300])\n"
+        "print(json.dumps(response))\n"
     )
 
 
