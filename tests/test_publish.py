@@ -341,7 +341,11 @@ def test_interrupted_upload_changes_nothing(hub, retrained_run):
     with pytest.raises(Exception, match="500|injected"):
         publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, max_shard_size=SHARD)
     assert hub.head_sha(repo) == sha and hub.list_files(repo) == files
-    # a repo created by the failed call itself is removed again
+    # a branch or a repo created by the failed call itself is removed again
+    hub.fail_next("commit", status=500)
+    with pytest.raises(Exception, match="500|injected"):
+        publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, revision="feature")
+    assert "feature" not in hub.repos[repo].refs and hub.head_sha(repo) == sha
     hub.fail_next("commit", status=500)
     with pytest.raises(Exception, match="500|injected"):
         publish_model(run_dir, "hf-dgm-tests/brand-new", token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)

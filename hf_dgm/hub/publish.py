@@ -474,28 +474,37 @@ def publish_model(
                 f"max |difference| from the source model: {diffs}."
             )
 
+        from huggingface_hub.errors import HfHubHTTPError
+
         created_repo = created_branch = False
         if not exists:
-            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            try:
+                api.create_repo(repo_id, private=private, exist_ok=False, repo_type="model")
+            except HfHubHTTPError as err:
+                if err.response is not None and err.response.status_code == 409:
+                    raise PublishError(f"{repo_id} was created by someone else while publishing; run again") from err
+                raise
             created_repo = True
             parent_sha = api.model_info(repo_id).sha
-        if revision is not None and parent_sha is None and not create_pr:
-            api.create_branch(repo_id, branch=revision, revision="main", exist_ok=True)
+        if revision is not None and parent_sha is None and create_pr:
+            raise PublishError(f"cannot open a pull request against {revision!r}: no such branch in {repo_id}")
+        if revision is not None and parent_sha is None:
+            api.create_branch(repo_id, branch=revision, revision="main", exist_ok=False)
             created_branch = True
             parent_sha = api.model_info(repo_id, revision=revision).sha
-        elif revision is not None and parent_sha is None and create_pr:
-            raise PublishError(f"cannot open a pull request against {revision!r}: no such branch in {repo_id}")
         try:
             info = api.create_commit(
                 repo_id, operations, commit_message=commit_message, commit_description=commit_description,
                 revision=revision, create_pr=create_pr, parent_commit=parent_sha, repo_type="model",
             )
         except BaseException:
-            # One commit: nothing of the upload landed. Undo what this call created around it.
+            # One commit: nothing of the upload landed. Undo the empty repo / branch this call created, unless
+            # someone committed to it meanwhile.
             try:
-                if created_repo:
+                head = api.model_info(repo_id, revision=revision if created_branch else "main").sha
+                if created_repo and head == parent_sha:
                     api.delete_repo(repo_id, repo_type="model")
-                elif created_branch:
+                elif created_branch and head == parent_sha:
                     api.delete_branch(repo_id, branch=revision)
             except Exception as cleanup_error:  # pragma: no cover - best effort
                 logger.warning("could not undo the empty %s: %s", "repo" if created_repo else "branch", cleanup_error)
