@@ -372,6 +372,19 @@ def test_a_concurrent_commit_is_not_overwritten(hub, run_dir, monkeypatch):
     assert "model.safetensors" not in hub.list_files(repo)
 
 
+def test_stale_gguf_quantization_config_is_dropped(run_dir, tmp_path):
+    """A model composed from a GGUF decoder keeps `quantization_config` in its decoder config although the saved
+    weights are dequantized; transformers would refuse to re-save it. The publisher drops it."""
+    run = tmp_path / "gguf-run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((run / "config.json").read_text())
+    config["decoder"]["quantization_config"] = {"quant_method": "gguf", "gguf_file": "x.gguf", "dequantize": False}
+    (run / "config.json").write_text(json.dumps(config))
+    publish_model(run, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
+    published = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert "quantization_config" not in published["decoder"] and "quantization_config" not in published
+
+
 def test_pickles_in_the_run_folder_are_refused(run_dir, tmp_path):
     bad = tmp_path / "run"
     shutil.copytree(run_dir, bad, ignore=shutil.ignore_patterns("checkpoint-*"))

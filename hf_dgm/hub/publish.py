@@ -195,11 +195,22 @@ def _pipeline_descriptions(custom_pipelines: dict[str, dict[str, Any]]) -> dict[
 
 # ----------------------------------------------------------------------------------------------- assembly
 def _load_source_model(model_dir: Path):
-    from transformers import AutoModel
+    """The run's model, with hf_dgm's classes. A `quantization_config` with `quant_method: gguf` left in a
+    sub-model's config (from composing with a GGUF decoder) is dropped: safetensors folders hold the dequantized
+    tensors, and with it transformers refuses to save the model again."""
+    from transformers import AutoConfig, AutoModel
 
     import hf_dgm  # noqa: F401
 
-    model = AutoModel.from_pretrained(model_dir, dtype="auto")
+    config = AutoConfig.from_pretrained(model_dir)
+    for name, sub in [("", config), *((k, getattr(config, k)) for k in getattr(config, "sub_configs", {}))]:
+        quant = getattr(sub, "quantization_config", None)
+        method = quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
+        if str(method).lower().endswith("gguf"):
+            logger.warning("dropping the GGUF quantization_config of %s: the safetensors weights are dequantized",
+                           name or "the model")
+            del sub.quantization_config
+    model = AutoModel.from_pretrained(model_dir, config=config, dtype="auto")
     model.eval()
     return model
 
