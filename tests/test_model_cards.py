@@ -60,6 +60,7 @@ def test_card_metadata_and_model_index_come_from_the_run(tmp_path, config):
     assert data.to_dict()["inference"] is False
     assert data.datasets == ["stanfordnlp/snli"]
     assert data.base_model == ["google-bert/bert-base-cased"]  # the local decoder path is not a Hub id: dropped
+    assert data.to_dict()["base_model_relation"] == "finetune"
     assert {"optimus", "vae", "custom_code"} <= set(data.tags)
     # model-index: exactly the measured metrics with a known meaning, values as written by the evaluation
     measured = {(r.metric_type, r.metric_name): r.metric_value for r in data.eval_results}

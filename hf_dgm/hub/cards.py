@@ -264,6 +264,8 @@ def build_card(
             ))
             indexed.append(row)
 
+    bases = base_models(config, run)
+    extra = {"base_model_relation": "finetune"} if bases else {}  # several bases would otherwise read as a merge
     card_data = ModelCardData(
         language=run.metadata.get("language", ["en"] if family.pipeline_tag == "text-generation" else None),
         license=license or run.metadata.get("license") or family.license,
@@ -271,10 +273,11 @@ def build_card(
         pipeline_tag=family.pipeline_tag,
         tags=list(dict.fromkeys([*family.tags, *run.metadata.get("tags", [])])),
         datasets=datasets or None,
-        base_model=base_models(config, run) or None,
+        base_model=bases or None,
         model_name=model_name,
         eval_results=eval_results or None,
         inference=False,
+        **extra,
     )
     config_rows = []
     for dotted in family.config_summary:
