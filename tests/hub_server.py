@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -628,4 +628,4 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
-__all__ = ["LoopbackHub", "DEFAULT_TOKEN", "DEFAULT_USER", "git_blob_sha", "quote"]
+__all__ = ["LoopbackHub", "DEFAULT_TOKEN", "DEFAULT_USER", "git_blob_sha", "lfs_pointer"]

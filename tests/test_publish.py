@@ -17,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-import hf_dgm
 from hf_dgm import OptimusForConditionalGeneration
 from hf_dgm.hub import PublishError, RemoteCodeError, assemble_remote_code, publish_model
 from hf_dgm.hub.cards import usage_snippets

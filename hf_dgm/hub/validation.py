@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 
 PROBES_FILE = Path(__file__).resolve().with_name("probes.py")
