@@ -445,5 +445,6 @@ def test_fq_biggan_publishes_with_its_shared_quantizer(hub, tmp_path):
     assert result.validation.pipeline_class == "ClassConditionalImageGenerationPipeline"
     assert result.validation.max_abs_diff["images"] <= 1e-5 and result.validation.snippets_run == 3
     assert '"image": "' in result.validation.snippet_outputs[-1]  # handler.py returned base64 PNGs
+    assert result.validation.warnings == []  # no tokenizer, no remote-code prompt
     card = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "README.md").decode()
     assert "model-index" not in card and "Not comparable with published numbers" in card
