@@ -267,7 +267,10 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"recipe": recipe, "global_step": trainer.state.global_step}
     if trainer.is_world_process_zero():
         trainer.save_sample_grid(os.path.join(training_args.output_dir, "samples", "final.png"))
-        plot_gan_losses(trainer.state.log_history, os.path.join(training_args.output_dir, "losses.png"))
+        if any("d_loss" in row for row in trainer.state.log_history):
+            plot_gan_losses(trainer.state.log_history, os.path.join(training_args.output_dir, "losses.png"))
+        else:
+            logger.warning("No training logs (logging_steps > steps run): losses.png not written.")
         with open(os.path.join(training_args.output_dir, "train_log.json"), "w") as f:
             json.dump(trainer.state.log_history, f, indent=1)
         if eval_args.eval_num_samples > 0 and eval_args.fid_feature_extractor:

@@ -559,7 +559,7 @@ def plot_gan_losses(log_history: list[dict[str, Any]], path: str | os.PathLike) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in log_history if "d_loss" in r or "loss" in r and "step" in r]
+    rows = [r for r in log_history if "d_loss" in r and "step" in r]
     if not rows:
         raise ValueError("No training logs to plot (set logging_steps).")
     has_fq = any("fq_perplexity" in r for r in rows)
