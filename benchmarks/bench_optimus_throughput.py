@@ -16,7 +16,8 @@ target tokens of the batch (every non-pad token after BOS, EOS included), the sa
 Peak memory: each row again in a fresh subprocess loading the composed model (only the decoder for the plain LM).
 On CUDA: `torch.cuda.max_memory_allocated` over the steps (weights, gradients, AdamW state, activations). On CPU: the
 growth of the process's peak resident set (VmHWM, reset after loading through /proc/self/clear_refs, falling back to
-`getrusage` ru_maxrss when the reset is unavailable) over the steps, i.e. gradients + AdamW state + activations.
+`getrusage` ru_maxrss when the reset is unavailable) over the steps, after the weights were copied into ordinary
+memory (not file-backed mmap pages), i.e. gradients + AdamW state + activations.
 
     python benchmarks/bench_optimus_throughput.py --output runs/bench/optimus_throughput.md
 
@@ -167,6 +168,13 @@ def memory_worker(args: argparse.Namespace) -> int:
     else:
         trained = model
     trained.to(device).train()
+    if device.type == "cpu":
+        # safetensors weights may still be file-backed (mmap) pages that only become resident when first read;
+        # copy them into ordinary memory now so the growth measured below is training state, not weight loading.
+        with torch.no_grad():
+            for param in trained.parameters():
+                param.data = param.data.clone()
+        gc.collect()
     batch = processor(read_batch_sentences(args.train_file, args.batch_size), max_length=args.max_length, return_tensors="pt")
     batch = {k: v.to(device) for k, v in batch.items()}
     optimizer = torch.optim.AdamW(trained.parameters(), lr=args.learning_rate, eps=1e-8, weight_decay=0.0)
