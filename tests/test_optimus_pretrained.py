@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -43,7 +45,10 @@ def test_minilm_smollm2_compose_encode_decode_round_trip(tmp_path):
 
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "decoder_tokenizer").is_dir()
+    # the GGUF weights were dequantized on load: the saved model is a plain fp32 model, not a "GGUF-quantized" one
+    assert "quantization_config" not in json.loads((tmp_path / "config.json").read_text())["decoder"]
     loaded = OptimusForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert getattr(loaded.decoder, "hf_quantizer", None) is None
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch).logits, out.logits, rtol=0, atol=0)
     assert torch.equal(loaded.generate(latents=posterior.mean, max_new_tokens=6), seq)

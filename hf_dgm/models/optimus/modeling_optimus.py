@@ -609,6 +609,13 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             decoder_kwargs["gguf_file"] = decoder_gguf_file
         encoder = AutoModel.from_pretrained(encoder_pretrained_model_name_or_path, **encoder_kwargs)
         decoder = AutoModelForCausalLM.from_pretrained(decoder_pretrained_model_name_or_path, **decoder_kwargs)
+        if decoder_gguf_file is not None:
+            # GGUF weights are dequantized to plain tensors on load: the model is not quantized, and must not say so
+            # (a `quantization_config` would make the saved folder unloadable-then-unsaveable).
+            if hasattr(decoder.config, "quantization_config"):
+                del decoder.config.quantization_config
+            decoder.hf_quantizer = None
+            decoder.is_quantized = False
         if getattr(decoder.config, "is_encoder_decoder", False):
             raise ValueError("the decoder must be a causal language model (decoder-only), not an encoder-decoder")
 

@@ -66,6 +66,8 @@ class OptimusProcessor:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "OptimusProcessor":
         """Load both tokenizers from a local folder or a Hub repo (root + `decoder_tokenizer/`)."""
         kwargs.pop("subfolder", None)
+        # the tokenizers are stock classes: never run (or ask about) the repo's model code to load them
+        kwargs.setdefault("trust_remote_code", False)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
         decoder_tokenizer = AutoTokenizer.from_pretrained(
             pretrained_model_name_or_path, subfolder=DECODER_TOKENIZER_SUBFOLDER, **kwargs
