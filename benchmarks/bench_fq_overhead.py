@@ -12,6 +12,7 @@ Every (size, FQ, step) cell runs in a fresh subprocess so that peak memory is cl
 Times are medians over repeats after one warm-up step. Ratios are FQ / no-FQ.
 
     python benchmarks/bench_fq_overhead.py [--device cpu|cuda] [--batch_cifar 16] [--batch_128 2] [--repeats 5]
+        [--sizes cifar10,imagenet128]
 """
 
 from __future__ import annotations
@@ -95,12 +96,18 @@ def main() -> None:
     parser.add_argument("--batch_cifar", type=int, default=None, help="default: 64 on CUDA, 16 on CPU")
     parser.add_argument("--batch_128", type=int, default=None, help="default: 32 on CUDA, 2 on CPU")
     parser.add_argument("--repeats", type=int, default=None, help="default: 20 on CUDA, 3 on CPU")
+    parser.add_argument("--sizes", default="cifar10,imagenet128", help="comma-separated presets to measure")
     args = parser.parse_args()
     cuda = args.device == "cuda"
     sizes = [
         ("cifar10", "32×32 (cifar10)", args.batch_cifar or (64 if cuda else 16)),
         ("imagenet128", "128×128 (imagenet128)", args.batch_128 or (32 if cuda else 2)),
     ]
+    wanted = args.sizes.split(",")
+    unknown = sorted(set(wanted) - {preset for preset, _, _ in sizes})
+    if unknown:
+        raise SystemExit(f"unknown --sizes {unknown}; choose from cifar10, imagenet128")
+    sizes = [s for s in sizes if s[0] in wanted]
     repeats = args.repeats or (20 if cuda else 3)
     memory_kind = "CUDA peak allocated over the step" if cuda else "peak RSS growth over the step"
     device_name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
