@@ -451,6 +451,8 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
     for name in ("model.safetensors", "config.json", "losses.png", "eval_results.json", "samples/final.png",
                  "samples/step_0000001.png", "checkpoint-2/d_optimizer.pt"):  # fmt: skip
         assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")), "run folders stay pickle-free (the Hub publisher refuses pickles)"
+    assert (out / "training_args.json").is_file() and (out / "run_metadata.json").is_file()
     assert results["comparable_to_published"] is False and "fid" not in results
     assert results["randomconv_fid"] > 0 and "NOT comparable" in results["note"]
     from hf_dgm.models.fq_biggan import FQBigGANForImageGeneration

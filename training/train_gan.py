@@ -263,9 +263,17 @@ def main(argv: list[str] | None = None) -> dict:
         trainer.d_steps_per_g_step,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
     results: dict = {"recipe": recipe, "global_step": trainer.state.global_step}
     if trainer.is_world_process_zero():
+        # Not trainer.save_model(): it adds a pickled training_args.bin, and run folders stay pickle-free (the Hub
+        # publisher refuses pickles). The arguments are kept as JSON instead.
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(training_args.output_dir)
+        with open(os.path.join(training_args.output_dir, "training_args.json"), "w") as f:
+            f.write(training_args.to_json_string())
+        hub_id = data_args.dataset if "/" in data_args.dataset and not os.path.isdir(data_args.dataset) else None
+        with open(os.path.join(training_args.output_dir, "run_metadata.json"), "w") as f:
+            metadata = {"dataset": data_args.dataset, "dataset_id": hub_id, "eval_split": data_args.dataset_split}
+            json.dump(metadata, f, indent=2)
         trainer.save_sample_grid(os.path.join(training_args.output_dir, "samples", "final.png"))
         if any("d_loss" in row for row in trainer.state.log_history):
             plot_gan_losses(trainer.state.log_history, os.path.join(training_args.output_dir, "losses.png"))
