@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="paper: 100; fewer keeps the job short")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
+                        help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=1e-4, beta=1.0, kl_threshold=0.5, beta_n_cycles=1, beta_ratio_zero=0.5, beta_ratio_increase=0.25,
+        learning_rate=1e-4, latent_lr_multiplier=args.latent_lr_multiplier, beta=1.0, kl_threshold=0.5, beta_n_cycles=1, beta_ratio_zero=0.5, beta_ratio_increase=0.25,
         logging_steps=5, save_strategy="no", report_to="none", use_cpu=True, seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,
     )

@@ -240,3 +240,15 @@ def test_two_process_ddp_run(parts, tmp_path):
 def test_shared_snli_sentences_load():
     data = load_sentences(train_file=str(DATA_DIR / "snli" / "train.txt"))
     assert len(data) > 3000 and all(isinstance(t, str) and t for t in data["text"][:50])
+
+
+def test_latent_lr_multiplier_gives_the_heads_their_own_learning_rate(parts, tmp_path):
+    trainer = _train(parts, _args(tmp_path, max_steps=1, learning_rate=1e-4, latent_lr_multiplier=10.0, lr_scheduler_type="constant"))
+    heads = {id(p) for n, p in trainer.model.named_parameters() if n.startswith(OptimusTrainer.LATENT_HEADS)}
+    assert heads
+    for group in trainer.optimizer.param_groups:
+        in_heads = {id(p) in heads for p in group["params"]}
+        assert len(in_heads) == 1
+        assert group["lr"] == pytest.approx(1e-3 if in_heads.pop() else 1e-4)
+    with pytest.raises(ValueError, match="latent_lr_multiplier"):
+        OptimusTrainingArguments(output_dir=str(tmp_path), latent_lr_multiplier=0.0)

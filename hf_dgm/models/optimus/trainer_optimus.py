@@ -48,6 +48,14 @@ class OptimusTrainingArguments(TrainingArguments):
     kl_threshold: float = field(default=0.5, metadata={"help": "dimension-wise KL threshold λ (pretraining: 1.0)"})
     latent_stats_window: int = field(default=512, metadata={"help": "posteriors kept for AU/MI logging"})
     au_threshold: float = field(default=0.01, metadata={"help": "variance threshold of an active unit"})
+    latent_lr_multiplier: float = field(
+        default=1.0,
+        metadata={
+            "help": "learning-rate multiplier of the freshly initialised latent heads (posterior, latent_to_memory, "
+            "latent_to_embedding). 1.0 = the paper (one learning rate); a larger value helps short fine-tunes of "
+            "a model whose heads start random to use z before the KL term switches on"
+        },
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
     adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
@@ -68,6 +76,8 @@ class OptimusTrainingArguments(TrainingArguments):
             )
         if self.kl_threshold < 0:
             raise ValueError(f"`kl_threshold` must be >= 0; got {self.kl_threshold}")
+        if self.latent_lr_multiplier <= 0:
+            raise ValueError(f"`latent_lr_multiplier` must be > 0; got {self.latent_lr_multiplier}")
 
 
 class OptimusTrainer(Trainer):
@@ -91,6 +101,33 @@ class OptimusTrainer(Trainer):
             self.args.beta_ratio_increase,
             self.args.beta_ratio_zero,
         )
+
+    # ------------------------------------------------------------------ optimizer
+    LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer; with `latent_lr_multiplier != 1` the latent heads get their own learning rate."""
+        if self.optimizer is not None or self.args.latent_lr_multiplier == 1.0:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                is_head = name.split("module.", 1)[-1].startswith(self.LATENT_HEADS)
+                groups.setdefault((is_head, name in decay), []).append(param)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        base_lr = optimizer_kwargs.pop("lr", self.args.learning_rate)
+        param_groups = [
+            {
+                "params": params,
+                "weight_decay": self.args.weight_decay if decayed else 0.0,
+                "lr": base_lr * (self.args.latent_lr_multiplier if is_head else 1.0),
+            }
+            for (is_head, decayed), params in groups.items()
+        ]
+        self.optimizer = optimizer_cls(param_groups, lr=base_lr, **optimizer_kwargs)
+        return self.optimizer
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
