@@ -252,3 +252,10 @@ def test_latent_lr_multiplier_gives_the_heads_their_own_learning_rate(parts, tmp
         assert group["lr"] == pytest.approx(1e-3 if in_heads.pop() else 1e-4)
     with pytest.raises(ValueError, match="latent_lr_multiplier"):
         OptimusTrainingArguments(output_dir=str(tmp_path), latent_lr_multiplier=0.0)
+
+
+def test_trainer_gradient_checkpointing_keeps_the_memory_slot(parts, tmp_path):
+    trainer = _train(parts, _args(tmp_path, max_steps=1, gradient_checkpointing=True))
+    decoder = trainer.model.decoder
+    assert decoder.transformer.h[0].gradient_checkpointing and decoder.transformer.h[0]._can_checkpoint_with_cache
+    assert not decoder.transformer.gradient_checkpointing  # GPT2Model would otherwise drop the cache itself

@@ -171,9 +171,8 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
     train_raw, eval_raw = load_data(data_args)
     train = tokenize_sentences(train_raw, processor, data_args.max_length)
     train = train.remove_columns([c for c in (train.column_names or []) if c in ("text", "label")])
-    if training_args.gradient_checkpointing:
-        model.activation_checkpointing_enable()
-        training_args.gradient_checkpointing = False  # done above, with the memory slot kept
+    # `--gradient_checkpointing` needs nothing here: Trainer calls the model's `activation_checkpointing_enable`,
+    # which keeps the (read-only) latent memory slot under checkpointing.
 
     trainer = OptimusTrainer(
         model=model, args=training_args, train_dataset=train, data_collator=OptimusDataCollator.from_processor(processor)
