@@ -4,7 +4,7 @@ One training step = forward + backward + AdamW step, on the SAME batch of SNLI s
 lines of ../shared/data/snli/train.txt, lengths as they come). Rows: Optimus with latent injection `memory`,
 `embedding` and `both`, and the plain causal LM (the decoder alone, same tokenization `BOS sentence EOS`, same loss:
 token cross-entropy summed per sentence, averaged over the batch). Parts: the pip-shipped all-MiniLM-L6-v2 encoder +
-SmolLM2-135M decoder (`hf_dgm.offline_assets`), composed once with `from_encoder_decoder_pretrained`.
+SmolLM2-135M decoder (`hf_dgm.training.offline_assets`), composed once with `from_encoder_decoder_pretrained`.
 
 Throughput: all rows live in one process and share one set of weights (an Optimus built with both latent heads; a row
 switches `config.latent_injection`, the plain-LM row calls the decoder alone) and one AdamW optimizer whose gradients
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    from hf_dgm.offline_assets import minilm_path, smollm2_path
+    from hf_dgm.training.offline_assets import minilm_path, smollm2_path
 
     print("[bench] composing Optimus from the pip-shipped parts (MiniLM encoder + SmolLM2-135M decoder) ...", flush=True)
     folder, gguf = smollm2_path()

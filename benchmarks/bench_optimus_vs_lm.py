@@ -3,7 +3,7 @@
 informative latent space (KL > 0, MI > 0, active units > 0, i.e. no posterior collapse).
 
 Both models start from the same pretrained parts (pip-shipped all-MiniLM-L6-v2 encoder + SmolLM2-135M decoder, see
-`hf_dgm.offline_assets`): the plain LM is a copy of the Optimus decoder taken before any training (same resized
+`hf_dgm.training.offline_assets`): the plain LM is a copy of the Optimus decoder taken before any training (same resized
 vocabulary, same `BOS sentence EOS` tokenization). Both are fine-tuned on the same SNLI sentences (../shared/data/snli)
 for the same number of steps, batch size, learning rate, optimizer (AdamW, eps 1e-8, no weight decay, linear decay
 without warm-up, clipping 1.0), sampler and seed; the order of the batches is recorded and compared. Both minimise the
@@ -41,16 +41,16 @@ from tqdm.auto import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hf_dgm.models.optimus.data_optimus import OptimusDataCollator  # noqa: E402
-from hf_dgm.models.optimus.data_optimus import load_sentences  # noqa: E402
-from hf_dgm.models.optimus.data_optimus import tokenize_sentences  # noqa: E402
-from hf_dgm.models.optimus.evaluation_optimus import count_words  # noqa: E402
-from hf_dgm.models.optimus.evaluation_optimus import evaluate_optimus  # noqa: E402
+from hf_dgm.training.optimus.data import OptimusDataCollator  # noqa: E402
+from hf_dgm.training.optimus.data import load_sentences  # noqa: E402
+from hf_dgm.training.optimus.data import tokenize_sentences  # noqa: E402
+from hf_dgm.training.optimus.evaluation import count_words  # noqa: E402
+from hf_dgm.training.optimus.evaluation import evaluate_optimus  # noqa: E402
 from hf_dgm.models.optimus.modeling_optimus import OptimusForConditionalGeneration  # noqa: E402
-from hf_dgm.models.optimus.trainer_optimus import OptimusTrainer  # noqa: E402
-from hf_dgm.models.optimus.trainer_optimus import OptimusTrainingArguments  # noqa: E402
-from hf_dgm.offline_assets import minilm_path  # noqa: E402
-from hf_dgm.offline_assets import smollm2_path  # noqa: E402
+from hf_dgm.training.optimus.trainer import OptimusTrainer  # noqa: E402
+from hf_dgm.training.optimus.trainer import OptimusTrainingArguments  # noqa: E402
+from hf_dgm.training.offline_assets import minilm_path  # noqa: E402
+from hf_dgm.training.offline_assets import smollm2_path  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "snli"

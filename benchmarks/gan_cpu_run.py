@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from hf_dgm.data import ImageGANCollator, load_digits_dataset
+from hf_dgm.training.image_data import ImageGANCollator, load_digits_dataset
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
-from hf_dgm.trainers import GANTrainer, GANTrainingArguments, plot_gan_losses
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, plot_gan_losses
 
 
 def main() -> None:

@@ -126,7 +126,7 @@ def run_optimus(args: argparse.Namespace) -> dict[str, Any]:
 
     import hf_dgm  # noqa: F401  (registers the Auto classes)
     from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
-    from hf_dgm.models.optimus.evaluation_optimus import evaluate_optimus
+    from hf_dgm.training.optimus.evaluation import evaluate_optimus
 
     sentences = load_sentences(args.dataset, split=args.split, text_column=args.text_column, max_examples=args.max_examples)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

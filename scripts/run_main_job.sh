@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python -m hf_dgm.main_job --output_dir "${1:-runs/optimus-main}"
+python -m hf_dgm.training.optimus.main_job --output_dir "${1:-runs/optimus-main}"

@@ -18,8 +18,8 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from hf_dgm.data import ImageGANCollator, dataset_from_arrays, load_digits_dataset, load_image_dataset
-from hf_dgm.trainers import GANTrainer, GANTrainingArguments, GANTrainingDivergedError, image_grid
+from hf_dgm.training.image_data import ImageGANCollator, dataset_from_arrays, load_digits_dataset, load_image_dataset
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError, image_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -366,7 +366,7 @@ DDP_SCRIPT = textwrap.dedent(
     import torch
     sys.path.insert(0, {tests!r})
     from test_gan_trainer import make_trainer
-    from hf_dgm.data import load_digits_dataset
+    from hf_dgm.training.image_data import load_digits_dataset
     from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
     from pathlib import Path
 

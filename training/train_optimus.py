@@ -4,7 +4,7 @@
     accelerate launch training/train_optimus.py --recipe training/recipes/optimus_finetune_snli.yaml \
         --output_dir runs/optimus-snli          # or --dataset NAME / --train_file FILE
 
-Any recipe key can be overridden by a flag after `--recipe`. See `hf_dgm.models.optimus.run_optimus` for every
+Any recipe key can be overridden by a flag after `--recipe`. See `hf_dgm.training.optimus.run` for every
 argument (model, data, and `OptimusTrainingArguments`: β schedule, λ, plus all of `TrainingArguments`).
 """
 
@@ -12,7 +12,7 @@ import json
 import logging
 
 import hf_dgm  # noqa: F401  (registers the Optimus classes)
-from hf_dgm.models.optimus.run_optimus import parse_args, train_and_evaluate
+from hf_dgm.training.optimus.run import parse_args, train_and_evaluate
 
 
 def main() -> None:

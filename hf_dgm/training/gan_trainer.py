@@ -285,7 +285,7 @@ class GANTrainer(Trainer):
     def _split_for_d_steps(self, inputs: dict[str, Any]) -> list[dict[str, Any]]:
         pixel_values = inputs.get("pixel_values")
         if not isinstance(pixel_values, torch.Tensor):
-            raise ValueError("GANTrainer batches need a `pixel_values` tensor (use hf_dgm.data.ImageGANCollator).")
+            raise ValueError("GANTrainer batches need a `pixel_values` tensor (use hf_dgm.training.image_data.ImageGANCollator).")
         size = pixel_values.shape[0]
         if size < self.d_steps_per_g_step:
             raise ValueError(
