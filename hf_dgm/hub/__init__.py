@@ -4,7 +4,6 @@
 """
 
 from .cards import ModelCardError, build_card, read_run
-from .families import FAMILIES, HubFamily, MetricSpec, family_for_model_type
 from .publish import (
     DEFAULT_MAX_SHARD_SIZE,
     PreparedRepo,
@@ -26,10 +25,6 @@ __all__ = [
     "build_card",
     "read_run",
     "ModelCardError",
-    "FAMILIES",
-    "HubFamily",
-    "MetricSpec",
-    "family_for_model_type",
     "assemble_remote_code",
     "RemoteCodeError",
     "ValidationError",
