@@ -101,11 +101,12 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.evaluate") -> int:
-    from .cli import add_family_subcommands, run_family_subcommand
+    from .cli import add_family_subcommands, run_family_subcommand, undash_flags
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_family_subcommands(parser, "evaluator")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(undash_flags(argv, parser))
     metrics = run_family_subcommand(args)
     print(format_table(metrics))
     if args.output:

@@ -9,11 +9,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-import hf_dgm
 from hf_dgm.registry import FAMILY_MODULES, FamilySpec, families, get_family, register_family
 
 TOY_PACKAGE = "toy_dgm_family"
@@ -158,7 +156,7 @@ def test_builtin_families_are_listed_once():
 
 
 def test_registry_drives_transformers_registrations():
-    from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoProcessor
+    from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
     from transformers.pipelines import PIPELINE_REGISTRY
 
     optimus = get_family("optimus")

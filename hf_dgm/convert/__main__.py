@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_family_subcommands, run_family_subcommand
+from ..cli import add_family_subcommands, run_family_subcommand, undash_flags
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.convert") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_family_subcommands(parser, "converter")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(undash_flags(argv, parser))
     return int(run_family_subcommand(args) or 0)
 
 
