@@ -16,8 +16,9 @@ calls `register_all()`, which registers every listed family with transformers (`
 `AutoProcessor`, `PIPELINE_REGISTRY`); registration is idempotent. `registration.py`, the publisher,
 `python -m hf_dgm.convert`, `python -m hf_dgm.evaluate` and the `hf-dgm` command iterate over `families()`.
 
-Entry-point modules named by `converter`, `evaluator` and `trainer` expose `add_arguments(parser)` and
-`run(args) -> int | dict | None`; a `demo` module exposes `main(argv) -> int | None`.
+Entry-point modules named by `converter` and `evaluator` expose `add_arguments(parser)` and `run(args)` (the
+evaluator's returns the metrics dict); `trainer` and `demo` modules expose `main(argv) -> int | None` (they parse
+their own arguments, trainers with `hf_dgm.training.recipes`).
 """
 
 from __future__ import annotations
@@ -126,9 +127,9 @@ class FamilySpec:
     evaluator: str | None = None
     """Dotted module evaluating a saved model (`add_arguments`, `run` returning a metrics dict)."""
     trainer: str | None = None
-    """Dotted module training the family (`add_arguments`, `run`; or `main(argv)`)."""
+    """Dotted module training the family (`main(argv)`; `hf-dgm train FAMILY ...`)."""
     demo: str | None = None
-    """Dotted module of an interactive demo (`main(argv)`)."""
+    """Dotted module of an interactive demo (`main(argv)`; `hf-dgm demo FAMILY ...`)."""
     description: str = ""
     """One line, shown by the command-line help."""
 
