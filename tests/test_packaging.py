@@ -71,9 +71,16 @@ PUBLISH_FROM_WHEEL = textwrap.dedent('''
 def test_publish_from_an_installed_wheel(tmp_path):
     """`pip wheel` the project, install it into a target folder, and publish from there with the checkout absent
     from sys.path (cwd elsewhere): the card templates must come from the wheel."""
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    import shutil
+
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # build from a copy, so setuptools' build/ and egg-info never land in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    shutil.copytree(REPO_ROOT / "hf_dgm", source / "hf_dgm", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(REPO_ROOT)], check=True, timeout=600)
+                    str(source)], check=True, timeout=600)
     (wheel,) = wheels.glob("hf_dgm-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, timeout=600)
