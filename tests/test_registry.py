@@ -144,6 +144,9 @@ def toy_family(tmp_path_factory):
         yield register_family(module.FAMILY)
     finally:
         sys.path.remove(str(root))
+        import hf_dgm.registry
+
+        hf_dgm.registry._FAMILIES.pop("toy_dgm", None)  # later tests see the built-in families only
 
 
 def test_builtin_families_are_listed_once():
