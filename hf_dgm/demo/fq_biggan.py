@@ -14,6 +14,9 @@ from typing import Any
 from .common import guarded, load_pipeline, main, model_title, parse_seed
 
 
+# the Space's README metadata (upload/publish_space.py)
+SPACE = {"emoji": "🎨", "colorFrom": "pink", "colorTo": "yellow",
+         "short_description": "Generate images class by class with FQ-BigGAN"}
 TASKS = ("class-conditional-image-generation", "unconditional-image-generation")
 MAX_CLASSES_SHOWN = 1000
 

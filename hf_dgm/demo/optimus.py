@@ -15,6 +15,9 @@ from typing import Any
 from .common import guarded, load_pipeline, main, model_title, parse_seed, sibling_pipeline
 
 
+# the Space's README metadata (upload/publish_space.py)
+SPACE = {"emoji": "🔀", "colorFrom": "indigo", "colorTo": "green",
+         "short_description": "Interpolate, complete analogies and reconstruct sentences"}
 TASKS = ("sentence-interpolation", "sentence-analogy", "sentence-reconstruction")
 DECODINGS = {
     "greedy": {},
