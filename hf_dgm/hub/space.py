@@ -60,6 +60,19 @@ class SpaceResult:
 
 
 # ----------------------------------------------------------------------------------------------- inputs
+def _model_head(api, model_id: str) -> str:
+    """The commit the model repo's main branch points at; a readable error when there is no such repo."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.model_info(model_id).sha
+    except RepositoryNotFoundError:
+        raise PublishError(
+            f"no model repo {model_id} on {api.endpoint} (or no access with this token): publish the model first "
+            "(upload/publish.py), or pass --model-dir and --revision for a dry run"
+        ) from None
+
+
 def _model_files(model: str, revision: str | None, model_dir: str | os.PathLike | None, api) -> tuple[dict, str | None]:
     """(config.json, model card text or None) from `model_dir` when given, else from the Hub at `revision`."""
     if model_dir is not None:
@@ -68,10 +81,14 @@ def _model_files(model: str, revision: str | None, model_dir: str | os.PathLike 
             raise PublishError(f"{folder} is not a saved model folder: it has no config.json")
         card = folder / "README.md"
         return json.loads((folder / "config.json").read_text()), card.read_text(encoding="utf-8") if card.is_file() else None
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     with tempfile.TemporaryDirectory(prefix="hf_dgm_space_") as cache:
-        config = json.loads(Path(api.hf_hub_download(model, "config.json", revision=revision, cache_dir=cache)).read_text())
+        try:
+            config_path = api.hf_hub_download(model, "config.json", revision=revision, cache_dir=cache)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
+            raise PublishError(f"cannot read config.json of {model} at {revision or 'main'}: {type(err).__name__}") from None
+        config = json.loads(Path(config_path).read_text())
         try:
             card = Path(api.hf_hub_download(model, "README.md", revision=revision, cache_dir=cache)).read_text(encoding="utf-8")
         except EntryNotFoundError:
@@ -303,7 +320,7 @@ def publish_space(
     if dry_run_dir is not None:
         api = HfApi(endpoint=endpoint, token=token or False)
         if revision is None and model_dir is None:
-            revision = api.model_info(model_id).sha
+            revision = _model_head(api, model_id)
         if revision is None:
             warnings.append("no --revision given: the dry-run app loads the model's latest commit")
         files, _ = prepare_space_folder(model_id, dry_run_dir, space_id, revision=revision, model_dir=model_dir,
@@ -316,7 +333,7 @@ def publish_space(
     if "/" not in space_id:
         space_id = f"{api.whoami()['name']}/{space_id}"
     if revision is None:
-        revision = api.model_info(model_id).sha  # pin the app to what the model repo holds now
+        revision = _model_head(api, model_id)  # pin the app to what the model repo holds now
     with tempfile.TemporaryDirectory(prefix="hf_dgm_space_") as tmp:
         folder = Path(tmp) / "space"
         files, model_type = prepare_space_folder(model_id, folder, space_id, revision=revision, model_dir=model_dir,
