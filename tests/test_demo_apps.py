@@ -22,7 +22,7 @@ import torch
 
 from demo_browser import fetch_image, free_port, screenshot, serve, start_browser, wait_for
 from hf_dgm import FQBigGANConfig, FQBigGANForImageGeneration, OptimusForConditionalGeneration
-from hf_dgm.demo import APP_BUILDERS, app_builder, build_demo
+from hf_dgm.demo import app_builder, build_demo, demo_modules
 from hf_dgm.demo.common import guarded, parse_seed
 from hf_dgm.demo.optimus import DECODINGS, format_path
 from optimus_tiny import build_parts
@@ -58,8 +58,11 @@ def driver():
 
 # --------------------------------------------------------------------------------------------- no browser
 def test_every_registered_family_has_an_importable_app():
-    for model_type in APP_BUILDERS:
-        assert callable(app_builder(model_type))
+    import importlib
+
+    assert {"optimus", "fq_biggan"} <= set(demo_modules())
+    for model_type, module in demo_modules().items():
+        assert callable(app_builder(model_type)) and callable(importlib.import_module(module).main)
     with pytest.raises(ValueError, match="no demo app for model_type 'nope'"):
         app_builder("nope")
 
@@ -214,6 +217,23 @@ def test_fq_biggan_page_generates_the_picked_class(driver, biggan_dir, tmp_path)
     print(f"screenshot: {shot}")
 
 
+def test_gallery_command_line_builds_the_family_app(optimus_dir, biggan_dir, monkeypatch):
+    """`python -m hf_dgm.demo MODEL_DIR --port P` picks the app by model_type and launches it on the address given."""
+    import hf_dgm.demo.common as common
+    from hf_dgm.demo.__main__ import main
+
+    launched = []
+    monkeypatch.setattr(common, "launch", lambda demo, host, port, **kw: launched.append((demo, host, port)))
+    main([str(optimus_dir), "--port", "7999"])
+    main([str(biggan_dir), "--host", "0.0.0.0", "--port", "8001"])
+    (optimus, host, port), (gan, gan_host, gan_port) = launched
+    assert hasattr(optimus, "optimus") and (host, port) == ("127.0.0.1", 7999)
+    assert hasattr(gan, "gan") and (gan_host, gan_port) == ("0.0.0.0", 8001)
+    with pytest.raises(ValueError, match="has no config.json"):
+        main([str(optimus_dir.parent)])
+
+
+@pytest.mark.slow  # 10-30 s on the shared 2-core machine: a fresh interpreter imports torch, transformers, gradio
 def test_local_gallery_command_serves_any_saved_folder(optimus_dir):
     """`python -m hf_dgm.demo MODEL_DIR --port P` (the command the main job prints) serves the family's app."""
     port = free_port()

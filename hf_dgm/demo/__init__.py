@@ -2,9 +2,11 @@
 
     python -m hf_dgm.demo MODEL_DIR_OR_REPO [--revision SHA] [--port 7860]     # the local gallery, offline
 
-The app for a model comes from its `model_type` (see `app_builder`); `upload/publish_space.py` copies the same
-modules into a Hugging Face Space next to the published model. The app modules (`common.py` and one per family)
-import nothing else from hf_dgm, so they run unchanged in a Space where the model loads through remote code.
+A family's app module (named by its registry entry's `demo` field) exposes `build_demo(model, revision=None,
+device=None) -> gr.Blocks` and `main(argv)`; the module for a model is chosen by its `model_type`.
+`upload/publish_space.py` copies the same modules into a Hugging Face Space next to the published model: the app
+modules (`common.py` and one per family) import nothing else from hf_dgm, so they run unchanged in a Space where the
+model loads through its remote code.
 """
 
 from __future__ import annotations
@@ -13,24 +15,29 @@ import importlib
 from typing import Any, Callable
 
 
-# model_type -> "module:function" building the family's `gr.Blocks`. Replaced by the family registry's `demo`
-# field once the registry lands (each family declares its app builder there).
-APP_BUILDERS: dict[str, str] = {
-    "optimus": "hf_dgm.demo.optimus:build_demo",
-    "fq_biggan": "hf_dgm.demo.fq_biggan:build_demo",
+# model_type -> the family's app module. Replaced by the family registry's `demo` field once the registry lands.
+DEMO_MODULES: dict[str, str] = {
+    "optimus": "hf_dgm.demo.optimus",
+    "fq_biggan": "hf_dgm.demo.fq_biggan",
 }
 
 
-def app_builder_path(model_type: str) -> str:
-    """The dotted path `module:function` of the app builder for `model_type`."""
-    if model_type not in APP_BUILDERS:
-        raise ValueError(f"no demo app for model_type {model_type!r}; families with an app: {sorted(APP_BUILDERS)}")
-    return APP_BUILDERS[model_type]
+def demo_modules() -> dict[str, str]:
+    """model_type -> dotted app module, for every family with a demo."""
+    return dict(DEMO_MODULES)
+
+
+def demo_module(model_type: str) -> str:
+    """The dotted path of the app module for `model_type`."""
+    modules = demo_modules()
+    if model_type not in modules:
+        raise ValueError(f"no demo app for model_type {model_type!r}; families with an app: {sorted(modules)}")
+    return modules[model_type]
 
 
 def app_builder(model_type: str) -> Callable[..., Any]:
-    module, _, name = app_builder_path(model_type).partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The family's `build_demo(model, revision=None, device=None)`."""
+    return importlib.import_module(demo_module(model_type)).build_demo
 
 
 def build_demo(model, revision: str | None = None, device: Any = None):
@@ -40,4 +47,4 @@ def build_demo(model, revision: str | None = None, device: Any = None):
     return app_builder(read_model_type(model, revision))(model, revision=revision, device=device)
 
 
-__all__ = ["APP_BUILDERS", "app_builder", "app_builder_path", "build_demo"]
+__all__ = ["DEMO_MODULES", "app_builder", "build_demo", "demo_module", "demo_modules"]

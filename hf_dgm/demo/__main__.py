@@ -6,8 +6,12 @@ Opens the family's Gradio app for any saved model folder (offline) or Hub repo, 
 from __future__ import annotations
 
 from . import build_demo
-from .common import main
+from .common import run_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_app(build_demo, argv, prog="python -m hf_dgm.demo")
 
 
 if __name__ == "__main__":
-    main(build_demo, prog="python -m hf_dgm.demo")
+    main()

@@ -154,7 +154,7 @@ def launch(demo, host: str, port: int, **kwargs):
     return demo.launch(server_name=host, server_port=port, show_error=False, **kwargs)
 
 
-def main(build_demo: Callable[..., Any], argv: list[str] | None = None, *, prog: str = "app.py",
+def run_app(build_demo: Callable[..., Any], argv: list[str] | None = None, *, prog: str = "app.py",
          default_model: str | None = None, default_revision: str | None = None) -> None:
     """Command line of an app: `app.py [MODEL] [--revision R] [--host H] [--port P]`."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -170,6 +170,6 @@ def main(build_demo: Callable[..., Any], argv: list[str] | None = None, *, prog:
 
 
 __all__ = [
-    "ERROR_PREFIX", "build_arg_parser", "error_message", "guarded", "launch", "load_pipeline", "main",
+    "ERROR_PREFIX", "build_arg_parser", "error_message", "guarded", "launch", "load_pipeline", "run_app",
     "model_title", "parse_seed", "read_model_type", "register_local_families", "sibling_pipeline",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .common import guarded, load_pipeline, main, model_title, parse_seed, sibling_pipeline
+from .common import guarded, load_pipeline, model_title, parse_seed, run_app, sibling_pipeline
 
 
 # the Space's README metadata (upload/publish_space.py)
@@ -149,5 +149,10 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
     return demo
 
 
+def main(argv: list[str] | None = None) -> None:
+    """`python -m hf_dgm.demo.optimus MODEL_DIR_OR_REPO [--revision R] [--host H] [--port P]`."""
+    run_app(build_demo, argv, prog="python -m hf_dgm.demo.optimus")
+
+
 if __name__ == "__main__":
-    main(build_demo, prog="python -m hf_dgm.demo.optimus")
+    main()

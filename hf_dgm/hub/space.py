@@ -116,13 +116,14 @@ def _third_party_imports(path: Path) -> set[str]:
 
 def _app_modules(model_type: str) -> tuple[str, str, list[Path]]:
     """(family module name, builder function, the app's source files: common.py + the family module)."""
-    from hf_dgm.demo import app_builder_path
+    from hf_dgm.demo import demo_module
 
-    dotted = app_builder_path(model_type)
-    module_name, _, function = dotted.partition(":")
+    module_name, function = demo_module(model_type), "build_demo"
     if not module_name.startswith(DEMO_PACKAGE + ".") or module_name.count(".") != 2:
-        raise PublishError(f"the app of {model_type!r} ({dotted}) must be a module of {DEMO_PACKAGE} to ship in a Space")
+        raise PublishError(f"the app of {model_type!r} ({module_name}) must be a module of {DEMO_PACKAGE} to ship in a Space")
     module = importlib.import_module(module_name)
+    if not callable(getattr(module, function, None)):
+        raise PublishError(f"{module_name} has no {function}(model, revision=None, device=None)")
     files = [Path(importlib.import_module(f"{DEMO_PACKAGE}.common").__file__), Path(module.__file__)]
     for path in files:  # the Space has no hf_dgm: the app may only import its siblings (relative) and third parties
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -180,14 +181,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from {package}.common import main  # noqa: E402
+from {package}.common import run_app  # noqa: E402
 from {package}.{module} import {function}  # noqa: E402
 
 MODEL_ID = {model_id!r}
 REVISION = {revision!r}  # the model commit this Space was published against
 
 if __name__ == "__main__":
-    main({function}, prog="app.py", default_model=MODEL_ID, default_revision=REVISION)
+    run_app({function}, prog="app.py", default_model=MODEL_ID, default_revision=REVISION)
 '''
 
 
