@@ -195,12 +195,16 @@ def test_space_app_serves_a_published_model_without_hf_dgm(optimus_run, tmp_path
             return driver.find_elements(By.ID, "interp-run")
 
         wait_for(page, 120, "app.py to serve the page")
-        driver.find_element(By.ID, "interp-run").click()  # the example sentences, 5 steps, greedy
+        # the example sentences, 5 steps, sampling with the seed box's 0 (a random tiny decoder stops at once
+        # under greedy decoding)
+        driver.find_element(By.XPATH, "//*[@id='interp-decoding']//label[contains(., 'sampling')]").click()
+        driver.find_element(By.ID, "interp-run").click()
         status = wait_for(lambda: "Decoded 5 points" in driver.find_element(By.ID, "interp-status").text, 60,
                           "the interpolation")
         assert status
         lines = driver.find_element(By.CSS_SELECTOR, "#interp-output textarea").get_attribute("value").splitlines()
         assert [line.split()[0] for line in lines] == ["α=0.00", "α=0.25", "α=0.50", "α=0.75", "α=1.00"]
+        assert any(line.split("  ", 1)[1] != "(empty)" for line in lines), lines
         shot = screenshot(driver, tmp_path / "space-app-optimus.png")
         print(f"screenshot: {shot}")
     finally:

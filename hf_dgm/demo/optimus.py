@@ -24,6 +24,7 @@ DECODINGS = {
     "beam search (4 beams)": {"num_beams": 4},
     "sampling (top-p 0.9)": {"do_sample": True, "top_p": 0.9, "top_k": 0},
 }
+EMPTY = "(empty)"  # shown where the decoder stopped at once
 EXAMPLE_PAIR = ("a man is playing a guitar .", "two dogs run through the snow .")
 EXAMPLE_ANALOGY = ("a man is playing a guitar .", "a woman is playing a guitar .", "a man is reading a book .")
 
@@ -41,11 +42,11 @@ def generation_kwargs(decoding: str, max_new_tokens: Any) -> dict[str, Any]:
 
 
 def format_path(results: list[dict[str, Any]]) -> str:
-    """One line per step: `α=0.25  sentence` (beam/sampling with several sequences: the first)."""
+    """One line per step: `α=0.25  sentence` (several sequences per step: the first; nothing decoded: `(empty)`)."""
     lines = []
     for item in results:
         text = item["text"][0] if isinstance(item["text"], list) else item["text"]
-        lines.append(f"α={item['alpha']:.2f}  {text.strip()}")
+        lines.append(f"α={item['alpha']:.2f}  {text.strip() or EMPTY}")
     return "\n".join(lines)
 
 
@@ -74,14 +75,14 @@ class OptimusDemo:
         if progress is not None:
             progress(0.1, desc="decoding z_c + degree·(z_b − z_a)")
         result = self.analogy((a, b, c), degree=float(degree), seed=parse_seed(seed), **gen)
-        return result[0]["text"].strip(), f"a : b :: c : ? decoded with degree {float(degree):g} ({decoding})."
+        return result[0]["text"].strip() or EMPTY, f"a : b :: c : ? decoded with degree {float(degree):g} ({decoding})."
 
     def reconstruct(self, sentence: str, decoding: str, seed: Any, max_new_tokens: Any, progress=None) -> tuple[str, str]:
         gen = generation_kwargs(decoding, max_new_tokens)
         if progress is not None:
             progress(0.1, desc="encoding and decoding")
         result = self.reconstruction(sentence, seed=parse_seed(seed), **gen)
-        return result[0]["text"].strip(), f"Decoded from the posterior mean ({decoding})."
+        return result[0]["text"].strip() or EMPTY, f"Decoded from the posterior mean ({decoding})."
 
 
 def build_demo(model: str | os.PathLike, revision: str | None = None, device: Any = None):
