@@ -82,6 +82,26 @@ def test_seed_box_and_errors_are_readable():
     assert guarded(fails, ([],))("runtime") == ([], "⚠️ RuntimeError: boom")
 
 
+def test_analogy_tab_and_unconditional_gan_app(optimus_dir, tmp_path):
+    """The app objects behind the pages: analogy as the pipeline computes it; an unconditional GAN gets no class
+    picker and the number of images asked for."""
+    from hf_dgm.demo.fq_biggan import GANDemo
+
+    app = build_demo(optimus_dir).optimus
+    a, b, c = "a man rides a bike .", "a dog rides a bike .", "a man is reading a book ."
+    text, status = app.analogy_(a, b, c, 1.0, "sampling (top-p 0.9)", "5", 12)
+    expected = app.analogy((a, b, c), degree=1.0, seed=5, max_new_tokens=12, **DECODINGS["sampling (top-p 0.9)"])
+    assert text == (expected[0]["text"].strip() or "(empty)") and "degree 1" in status
+
+    torch.manual_seed(0)
+    FQBigGANForImageGeneration(FQBigGANConfig.from_preset("tiny", num_classes=0)).save_pretrained(tmp_path / "uncond")
+    gan = GANDemo(tmp_path / "uncond")
+    assert not gan.conditional and gan.pipe.task == "unconditional-image-generation"
+    pairs = gan.generate(None, 3, 0.7, "2")
+    assert [caption for _, caption in pairs] == ["#0", "#1", "#2"]
+    assert all(image.size == (16, 16) for image, _ in pairs)
+
+
 # --------------------------------------------------------------------------------------------- browser helpers
 def _type(driver, css: str, text: str) -> None:
     from selenium.webdriver.common.by import By
@@ -213,6 +233,12 @@ def test_fq_biggan_page_generates_the_picked_class(driver, biggan_dir, tmp_path)
         captions = driver.find_element(By.ID, "gan-gallery").text
         assert "digit 3 #0" in captions
         shot = screenshot(driver, tmp_path / "fq-biggan-grid.png")
+
+        # no class picked: a sentence in the page, not a stack trace
+        driver.find_element(By.CSS_SELECTOR, "#gan-classes .remove-all").click()
+        driver.find_element(By.ID, "gan-run").click()
+        wait_for(lambda: "pick at least one class" in _text(driver, "gan-status"), 30, "the error message")
+        assert "Traceback" not in driver.page_source
     assert shot.stat().st_size > 5_000
     print(f"screenshot: {shot}")
 
