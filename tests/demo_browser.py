@@ -19,6 +19,9 @@ from typing import Callable, Iterator
 
 import pytest
 
+# before gradio is imported anywhere in the test process: no usage analytics requests from tests
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 
 def _find(*names: str) -> str | None:
     for name in names:
@@ -66,7 +69,6 @@ def serve(demo) -> Iterator[str]:
     """Launch a Gradio app on 127.0.0.1 (a free port) in this process; yields its URL."""
     from hf_dgm.demo.common import launch
 
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     port = free_port()
     launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
