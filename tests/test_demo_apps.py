@@ -258,6 +258,12 @@ def test_gallery_command_line_builds_the_family_app(optimus_dir, biggan_dir, mon
     with pytest.raises(ValueError, match="has no config.json"):
         main([str(optimus_dir.parent)])
 
+    # `hf-dgm demo FAMILY MODEL ...` goes through the family registry's `demo` entry
+    from hf_dgm.cli import main as hf_dgm_main
+
+    assert hf_dgm_main(["demo", "fq_biggan", str(biggan_dir), "--port", "8002"]) == 0
+    assert hasattr(launched[-1][0], "gan") and launched[-1][2] == 8002
+
 
 @pytest.mark.slow  # 10-30 s on the shared 2-core machine: a fresh interpreter imports torch, transformers, gradio
 def test_local_gallery_command_serves_any_saved_folder(optimus_dir):

@@ -137,7 +137,7 @@ def test_publish_space_through_the_loopback_hub(hub, optimus_run, tmp_path, caps
     assert hub.list_files("org/optimus-tiny") == [".gitattributes", "README.md", "config.json"]
     assert ("POST", "/api/spaces/org/optimus-tiny-demo/commit/main") in hub.requests
 
-    assert main(args + ["--dry-run", str(tmp_path / "dry")]) == 0
+    assert main(args + ["--dry_run", str(tmp_path / "dry")]) == 0
     assert (tmp_path / "dry" / "app.py").read_bytes() == hub.file_bytes(key, "app.py")
     assert len(hub.commit_history(key)) == 2
 

@@ -2,8 +2,9 @@
 
     python -m hf_dgm.demo MODEL_DIR_OR_REPO [--revision SHA] [--port 7860]     # the local gallery, offline
 
-A family's app module (named by its registry entry's `demo` field) exposes `build_demo(model, revision=None,
-device=None) -> gr.Blocks` and `main(argv)`; the module for a model is chosen by its `model_type`.
+A family's app module is named by its registry entry (`FamilySpec.demo` in `hf_dgm/models/<family>/family.py`) and
+exposes `build_demo(model, revision=None, device=None) -> gr.Blocks` and `main(argv)` (`hf-dgm demo FAMILY MODEL`);
+the module for a model is chosen by its `model_type`.
 `upload/publish_space.py` copies the same modules into a Hugging Face Space next to the published model: the app
 modules (`common.py` and one per family) import nothing else from hf_dgm, so they run unchanged in a Space where the
 model loads through its remote code.
@@ -11,20 +12,14 @@ model loads through its remote code.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 
-# model_type -> the family's app module. Replaced by the family registry's `demo` field once the registry lands.
-DEMO_MODULES: dict[str, str] = {
-    "optimus": "hf_dgm.demo.optimus",
-    "fq_biggan": "hf_dgm.demo.fq_biggan",
-}
-
-
 def demo_modules() -> dict[str, str]:
-    """model_type -> dotted app module, for every family with a demo."""
-    return dict(DEMO_MODULES)
+    """model_type -> dotted app module, for every registered family that declares a demo (`FamilySpec.demo`)."""
+    from ..registry import families
+
+    return {name: spec.demo for name, spec in families().items() if spec.demo}
 
 
 def demo_module(model_type: str) -> str:
@@ -37,7 +32,9 @@ def demo_module(model_type: str) -> str:
 
 def app_builder(model_type: str) -> Callable[..., Any]:
     """The family's `build_demo(model, revision=None, device=None)`."""
-    return importlib.import_module(demo_module(model_type)).build_demo
+    from ..registry import load_entry_point
+
+    return load_entry_point(demo_module(model_type)).build_demo
 
 
 def build_demo(model, revision: str | None = None, device: Any = None):
@@ -47,4 +44,4 @@ def build_demo(model, revision: str | None = None, device: Any = None):
     return app_builder(read_model_type(model, revision))(model, revision=revision, device=device)
 
 
-__all__ = ["DEMO_MODULES", "app_builder", "build_demo", "demo_module", "demo_modules"]
+__all__ = ["app_builder", "build_demo", "demo_module", "demo_modules"]
