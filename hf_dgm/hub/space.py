@@ -196,7 +196,10 @@ def _space_card(*, model_id: str, revision: str | None, model_type: str, license
                 meta: dict[str, Any], requirements: list[str]) -> str:
     from huggingface_hub import SpaceCard, SpaceCardData
 
-    import gradio
+    try:
+        import gradio
+    except ImportError:
+        raise PublishError("gradio is not installed: install the `demo` extra (pip install -e '.[demo]')") from None
 
     name = model_id.split("/")[-1]
     data = SpaceCardData(
