@@ -19,7 +19,8 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from hf_dgm.training.image_data import ImageGANCollator, dataset_from_arrays, load_digits_dataset, load_image_dataset
-from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError, image_grid
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError
+from hf_dgm.training.plots import image_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,6 +135,12 @@ class ToyGAN(PreTrainedModel):
         z = torch.randn(len(labels), self.config.dim_z, generator=generator)
         return self._gen(self.generator_ema if use_ema else self.generator, z, labels)
 
+    def sample_images(self, num_images, generator=None, use_ema=True):
+        return self.generate(torch.arange(num_images) % self.config.num_classes, generator=generator, use_ema=use_ema)
+
+    def sample_grid_columns(self, num_images):
+        return self.config.num_classes
+
 
 def toy_dataset(n=48, resolution=8, seed=0):
     rng = np.random.default_rng(seed)
@@ -193,12 +200,13 @@ def test_steps_update_both_networks_with_d_to_g_ratio(tmp_path):
     logs = [r for r in trainer.state.log_history if "d_loss" in r]
     assert len(logs) == 4
     for row in logs:
-        for key in ("loss", "g_loss", "d_loss", "d_loss_real", "d_loss_fake", "d_fq_loss", "g_fq_loss",
-                    "fq_perplexity", "fq_usage", "d_learning_rate"):  # fmt: skip
+        for key in ("loss", "g_loss", "d_loss", "d_loss_real", "d_loss_fake", "d_quantization_loss",
+                    "g_quantization_loss", "d_fq_perplexity", "d_fq_usage", "d_learning_rate"):  # fmt: skip
             assert key in row and math.isfinite(row[key]), (key, row)
-        assert 1.0 <= row["fq_perplexity"] <= 4.0
+        assert 1.0 <= row["d_fq_perplexity"] <= 4.0
+        assert "g_images" not in row  # only scalar fields are logged
         # D loss is the sum of its parts
-        assert row["d_loss"] == pytest.approx(row["d_loss_real"] + row["d_loss_fake"] + row["d_fq_loss"], abs=1e-4)
+        assert row["d_loss"] == pytest.approx(row["d_loss_real"] + row["d_loss_fake"] + row["d_quantization_loss"], abs=1e-4)
 
     grids = sorted(os.listdir(tmp_path / "samples"))
     assert grids == ["step_0000002.png", "step_0000004.png"]
@@ -253,7 +261,7 @@ def test_resume_restores_everything_and_continues_identically(tmp_path):
         torch.testing.assert_close(loaded[key], d_state["state"][0][key], rtol=0, atol=0)
 
     def losses(trainer):
-        return [(r["step"], r["loss"], r["d_loss"], r["fq_perplexity"]) for r in trainer.state.log_history if "d_loss" in r]
+        return [(r["step"], r["loss"], r["d_loss"], r["d_fq_perplexity"]) for r in trainer.state.log_history if "d_loss" in r]
 
     # (the resumed history starts with the checkpoint's logs of steps 1-3)
     full_tail = [row for row in losses(full) if row[0] > 3]
@@ -346,7 +354,7 @@ def test_fq_biggan_integration(tmp_path):
                            sample_steps=2, num_sample_images=10)  # fmt: skip
     trainer.train()
     logs = [r for r in trainer.state.log_history if "d_loss" in r]
-    assert len(logs) == 2 and all(math.isfinite(r["fq_perplexity"]) and r["fq_perplexity"] >= 1 for r in logs)
+    assert len(logs) == 2 and all(math.isfinite(r["d_fq_perplexity"]) and r["d_fq_perplexity"] >= 1 for r in logs)
     after = model.state_dict()
     quantizer_buffers = [k for k in after if k.endswith(".embed") or k.endswith("cluster_size")]
     assert quantizer_buffers and any(not torch.equal(before[k], after[k]) for k in quantizer_buffers)

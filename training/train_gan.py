@@ -51,7 +51,8 @@ from hf_dgm.metrics.image_features import (
     load_fid_inception,
 )
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
-from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, plot_gan_losses
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments
+from hf_dgm.training.plots import plot_gan_losses
 
 
 logger = logging.getLogger("train_gan")

@@ -657,24 +657,36 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         labels: torch.LongTensor | None = None,
         batch_size: int | None = None,
         generator_labels: torch.LongTensor | None = None,
+        step: int | None = None,
+        d_step: int | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FQBigGANDiscriminatorStepOutput | FQBigGANGeneratorStepOutput:
         r"""
+        One step of `GANTrainer`'s protocol (see `hf_dgm.training.gan_trainer`).
+
         Args:
             mode (`str`): `"discriminator"` or `"generator"`.
-            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1] (D step).
+            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1]. D step: the real
+                batch. G step: optional; when given (the trainer passes the real batch), only its size B is used and
+                the G step draws B classes uniformly (as BigGAN: G's classes do not come from the data), ignoring
+                `labels`.
             labels (`torch.LongTensor` of shape `(B,)`): D step: classes of the real images (required if
-                conditional). G step: classes to generate (else `batch_size` random classes).
-            batch_size (`int`, *optional*): G step without `labels`.
+                conditional). G step without `pixel_values`: classes to generate (else `batch_size` random classes).
+            batch_size (`int`, *optional*): G step without `labels` or `pixel_values`.
             generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): D step: classes of the fakes (default:
                 uniform random, as the original).
+            step (`int`, *optional*), d_step (`int`, *optional*): The trainer's G / D update counters; FQ-BigGAN has
+                no lazy regularisation and does not use them.
         """
         if kwargs:
             raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQBigGANForImageGeneration.forward")
         if mode == "discriminator":
             return self._discriminator_step(pixel_values, labels, generator_labels)
         if mode == "generator":
+            if pixel_values is not None:
+                self._check_pixels(pixel_values)
+                return self._generator_step(None, pixel_values.shape[0])
             return self._generator_step(labels, batch_size)
         raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
 
@@ -777,6 +789,28 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         self._check_generation_inputs(truncation)
         network = self.generator_ema if use_ema else self.generator
         return _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
+
+    @torch.no_grad()
+    def sample_images(
+        self,
+        num_images: int,
+        generator: torch.Generator | None = None,
+        truncation: float | None = None,
+        use_ema: bool = True,
+    ) -> torch.FloatTensor:
+        """The training sample grid (`GANTrainer` protocol): image i of class `i % num_classes` (one class per grid
+        column, see [`~FQBigGANForImageGeneration.sample_grid_columns`]), z from `generator`; `(N, 3, H, W)` in
+        [-1, 1]."""
+        if self.config.num_classes == 0:
+            return self.generate(truncation=truncation, generator=generator, use_ema=use_ema, batch_size=num_images)
+        labels = torch.arange(num_images) % self.config.num_classes
+        return self.generate(labels.to(self.device), truncation=truncation, generator=generator, use_ema=use_ema)
+
+    def sample_grid_columns(self, num_images: int) -> int:
+        """Grid width: one column per class up to 16 classes, else a square grid."""
+        if 0 < self.config.num_classes <= 16:
+            return self.config.num_classes
+        return int(math.ceil(math.sqrt(num_images)))
 
 
 class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):
