@@ -423,22 +423,32 @@ def _load_train_gan():
 
 
 def test_train_gan_recipe_parsing_and_offline_message(tmp_path, monkeypatch):
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+
     train_gan = _load_train_gan()
     recipes = sorted((REPO / "training" / "recipes").glob("fq_biggan_*.yaml"))
     assert {p.stem for p in recipes} >= {"fq_biggan_cifar10", "fq_biggan_cifar100", "fq_biggan_imagenet64",
                                          "fq_biggan_imagenet128", "fq_biggan_digits_cpu"}  # fmt: skip
     for recipe in recipes:  # every recipe parses and builds a valid config
-        model_args, data_args, _, training_args, _ = train_gan.parse_args(
+        family, arguments, _, _ = train_gan.parse_args(
             ["--recipe", str(recipe), "--output_dir", str(tmp_path), "--use_cpu", "true"]
         )
+        assert arguments["GANRunArguments"].model_type == "fq_biggan" and family.__name__.endswith("fq_biggan.gan_run")
+        model_args = arguments["ModelArguments"]
         overrides = json.loads(model_args.config_overrides or "{}")
-        train_gan.FQBigGANConfig.from_preset(model_args.preset, **overrides)
-    model_args, data_args, eval_args, training_args, _ = train_gan.parse_args(
+        FQBigGANConfig.from_preset(model_args.preset, **overrides)
+    _, arguments, training_args, _ = train_gan.parse_args(
         ["--recipe", str(REPO / "training/recipes/fq_biggan_cifar10.yaml"), "--output_dir", str(tmp_path),
          "--d_steps_per_g_step", "2", "--use_fq", "false", "--use_cpu", "true"]
     )  # fmt: skip
-    assert data_args.dataset == "uoft-cs/cifar10" and training_args.per_device_train_batch_size == 64
-    assert training_args.d_steps_per_g_step == 2 and model_args.use_fq is False  # CLI overrides the recipe
+    assert arguments["DataArguments"].dataset == "uoft-cs/cifar10" and training_args.per_device_train_batch_size == 64
+    assert training_args.d_steps_per_g_step == 2 and arguments["ModelArguments"].use_fq is False  # CLI wins
+    with pytest.raises(ValueError, match="No GAN run code for model_type 'no_such_gan'"):
+        train_gan.parse_args(["--model_type", "no_such_gan", "--output_dir", str(tmp_path)])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_type: fq_biggan\npreset: tiny\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_gan.parse_args(["--recipe", str(bad), "--output_dir", str(tmp_path)])
 
     import datasets
 

@@ -90,8 +90,13 @@ failure, so the last checkpoint on disk is the last good one (the message names 
 **Logging** (to every `report_to` backend, averaged over the logging interval and over processes): every scalar
 field of the step outputs (a tensor with one element or a Python number; other fields such as images or logits
 are skipped). A D-step field `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
-kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`.
-Values stay on the device until a log is due (no per-step host syncs besides the divergence guard).
+kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`, and
+Trainer's `grad_norm` (G's) only when `max_grad_norm > 0` computes it. Values stay on the device until a log is
+due (no per-step host syncs besides the divergence guard).
+
+**Overheads removed** (see `benchmarks/bench_gan_trainer.py`): Trainer's per-step FLOP estimate (a walk over every
+module) and its unclipped gradient-norm pass are skipped; the trained parameter lists are cached; the divergence
+guard syncs once per optimizer step, not per forward.
 """
 
 from __future__ import annotations
@@ -492,6 +497,16 @@ class GANTrainer(Trainer):
         finally:
             _set_requires_grad(params["discriminator"], True)
         return losses[0] / n if n == 1 else torch.stack(losses).sum() / n
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """0: Trainer's estimate (6 × input size × parameters, for language models) does not describe a GAN
+        iteration, and computing it walks every module of the model at every step."""
+        return 0
+
+    def _get_grad_norm(self, model: nn.Module, grad_norm: Any = None) -> Any:
+        """The G gradient norm only when clipping computed it (`max_grad_norm > 0`): Trainer would otherwise run
+        an extra pass over every parameter per step just to log it."""
+        return grad_norm
 
     def _after_generator_step(self) -> None:
         """Called after Trainer's G optimizer step: model hook, G-EMA, D scheduler, sample grid."""
