@@ -88,8 +88,8 @@ processes) raises :class:`GANTrainingDivergedError` before that optimizer step; 
 failure, so the last checkpoint on disk is the last good one (the message names it).
 
 **Logging** (to every `report_to` backend, averaged over the logging interval and over processes): every scalar
-field of the step outputs (a tensor with one element or a Python number; other fields such as images or logits
-are skipped). A D-step field `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
+field of the step outputs (a floating-point tensor with one element, or a Python int/float; other fields such as
+images, logits or class ids are skipped). A D-step field `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
 kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`, and
 Trainer's `grad_norm` (G's) only when `max_grad_norm > 0` computes it. Values stay on the device until a log is
 due (no per-step host syncs besides the divergence guard).
@@ -556,7 +556,7 @@ class GANTrainer(Trainer):
             if prefix == "g_" and name == "loss":
                 continue  # Trainer logs G's total loss as `loss`
             if isinstance(value, torch.Tensor):
-                if value.numel() != 1 or value.is_complex():
+                if value.numel() != 1 or not value.is_floating_point():
                     continue
                 value = value.detach()
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
