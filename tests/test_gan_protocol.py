@@ -105,6 +105,7 @@ class ToyTranslator(PreTrainedModel):
         self.dis_b = nn.Conv2d(3, 1, 4, stride=2, padding=1)
         self.calls = []
         self.hook_steps = []
+        self.ema_calls = []
         self.post_init()
 
     def _init_weights(self, module):
@@ -149,6 +150,9 @@ class ToyTranslator(PreTrainedModel):
         self.hook_steps.append(step)
         for gen in (self.gen_a2b, self.gen_b2a):
             gen.rho.clamp_(0.0, 1.0)
+
+    def update_generator_ema(self, decay=None, step=None, batch_size=None, images_seen=None):
+        self.ema_calls.append((decay, step, batch_size, images_seen, list(self.hook_steps)))
 
     @torch.no_grad()
     def sample_images(self, num_images, generator, batch):
@@ -199,6 +203,9 @@ def test_two_domain_translator_trains_through_the_generic_protocol(tmp_path):
         assert torch.equal(first_d[3], g[3]) and torch.equal(first_d[4], g[4])
         assert not torch.equal(first_d[3], model.calls[3 * it + 1][3])  # D steps get different chunks
     assert model.hook_steps == [1, 2, 3, 4, 5, 6]
+    # the EMA update follows the hook and gets what a half-life decay needs (batch of a G update, images seen)
+    assert [c[:4] for c in model.ema_calls] == [(None, s, 4, 4 * s) for s in range(1, 7)]
+    assert [c[4][-1] for c in model.ema_calls] == [1, 2, 3, 4, 5, 6]
     assert all(0.0 <= g.rho.item() <= 1.0 for g in (model.gen_a2b, model.gen_b2a))
 
     # parameter groups: config lr/betas/weight decay, a group's own weight decay wins, arguments override the config

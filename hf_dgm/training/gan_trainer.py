@@ -32,7 +32,9 @@ Optional:
 - `model.update_generator_ema(decay=None, step=None) -> float`: called after `after_generator_step` when
   `use_ema`. With `--ema_start` set, the trainer passes `decay=0.0` before that step and `--ema_decay` from it on
   (and `step=None`); otherwise `decay=--ema_decay` (None: the model's choice, e.g. a half-life in images, see
-  `hf_dgm.modules.gan_ema`) and `step=global_step`.
+  `hf_dgm.modules.gan_ema`) and `step=global_step`. A method that declares them also gets `batch_size` (images per
+  G update over all processes, `GANTrainer.generator_batch_size`) and `images_seen` (`global_step × batch_size`),
+  what `ema_decay_from_half_life` needs.
 - `model.sample_images(num_images, generator, use_ema=..., truncation=..., batch=...)` -> `(N, C, H, W)` tensor in
   [-1, 1], row-major: the sample grid. The trainer passes a `torch.Generator` seeded with `--sample_seed` (the grid
   is the same at every save) and, only to a method that declares them, `use_ema`, `truncation`
@@ -384,6 +386,13 @@ class GANTrainer(Trainer):
             )
         return scheduler
 
+    @property
+    def generator_batch_size(self) -> int:
+        """Images per G update over all processes: `per_device_train_batch_size × gradient_accumulation_steps ×
+        world_size` (the batch of one D update too)."""
+        args = self.args
+        return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
     def _trained_parameters(self) -> dict[str, list[nn.Parameter]]:
         """The parameters each optimizer trains (cached: toggled every iteration)."""
         if self._network_parameters is None:
@@ -517,12 +526,15 @@ class GANTrainer(Trainer):
         hook = getattr(self.model, "after_generator_step", None)
         if callable(hook):
             hook(step=step)
-        if self.args.use_ema and callable(getattr(self.model, "update_generator_ema", None)):
+        update_ema = getattr(self.model, "update_generator_ema", None)
+        if self.args.use_ema and callable(update_ema):
+            batch = self.generator_batch_size
+            extra = _only_accepted({"batch_size": batch, "images_seen": step * batch}, _accepted_arguments(update_ema))
             if self.args.ema_start is not None:
                 decay = 0.0 if step < self.args.ema_start else self.args.ema_decay
-                self.model.update_generator_ema(decay=decay, step=None)
+                update_ema(decay=decay, step=None, **extra)
             else:
-                self.model.update_generator_ema(decay=self.args.ema_decay, step=step)
+                update_ema(decay=self.args.ema_decay, step=step, **extra)
         if self.sample_steps and step % self.sample_steps == 0:
             self.save_sample_grid()
 
