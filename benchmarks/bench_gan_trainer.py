@@ -14,7 +14,7 @@ and decoded by `ImageGANCollator` (PIL -> tensor), identical for both loops; 64 
   G step, `update_generator_ema`; one `.item()` of the last G loss per iteration (what any loop that prints
   losses does; the trainer syncs once per optimizer step for its divergence guard).
 
-Rounds alternate (trainer, bare, trainer, bare, ...) in the same process with models rebuilt from the same initial
+Rounds alternate (trainer then bare, bare then trainer, ...) in the same process with models rebuilt from the same initial
 weights; the first `--warmup` iterations of every round are not timed. Reported: median iterations/s over rounds of
 each, and their ratio (trainer / bare). `--profile` prints the top cProfile entries of one trainer round instead.
 
@@ -160,9 +160,13 @@ def main(argv=None):
             run_trainer(fresh_model(), dataset, collator, args, out_dir, profile=True)
             return None
         trainer_rates, bare_rates = [], []
-        for _ in range(args.rounds):
-            trainer_rates.append(run_trainer(fresh_model(), dataset, collator, args, out_dir))
-            bare_rates.append(run_bare(fresh_model(), dataset, collator, args))
+        for index in range(args.rounds):  # the order alternates between rounds (load drifts on shared machines)
+            if index % 2:
+                bare_rates.append(run_bare(fresh_model(), dataset, collator, args))
+                trainer_rates.append(run_trainer(fresh_model(), dataset, collator, args, out_dir))
+            else:
+                trainer_rates.append(run_trainer(fresh_model(), dataset, collator, args, out_dir))
+                bare_rates.append(run_bare(fresh_model(), dataset, collator, args))
             print(f"round: GANTrainer {trainer_rates[-1]:.3f} it/s, bare loop {bare_rates[-1]:.3f} it/s", flush=True)
 
     t, b = statistics.median(trainer_rates), statistics.median(bare_rates)
