@@ -435,7 +435,8 @@ def test_train_gan_recipe_parsing_and_offline_message(tmp_path, monkeypatch):
         )
         assert arguments["GANRunArguments"].model_type == "fq_biggan" and family.__name__.endswith("fq_biggan.gan_run")
         model_args = arguments["ModelArguments"]
-        overrides = json.loads(model_args.config_overrides or "{}")
+        overrides = model_args.config_overrides or {}  # recipes keep mappings as mappings
+        assert isinstance(overrides, dict)
         FQBigGANConfig.from_preset(model_args.preset, **overrides)
     _, arguments, training_args, _ = train_gan.parse_args(
         ["--recipe", str(REPO / "training/recipes/fq_biggan_cifar10.yaml"), "--output_dir", str(tmp_path),
@@ -471,6 +472,7 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin")), "run folders stay pickle-free (the Hub publisher refuses pickles)"
     assert (out / "training_args.json").is_file() and (out / "run_metadata.json").is_file()
+    assert (out / "recipe.yaml").is_file() and (out / "metrics.json").is_file()  # the shared run-folder writer
     assert results["comparable_to_published"] is False and "fid" not in results
     assert results["randomconv_fid"] > 0 and "NOT comparable" in results["note"]
     from hf_dgm.models.fq_biggan import FQBigGANForImageGeneration

@@ -3,10 +3,10 @@ folder. `training/train_gan.py` is a thin entry point over [`main`].
 
     accelerate launch training/train_gan.py --recipe training/recipes/fq_biggan_cifar10.yaml --output_dir runs/x
 
-**Recipes.** A YAML mapping whose keys are flags; flags given on the command line override it. Its `model_type`
-key (or `--model_type`) selects the family; recipes without it are FQ-BigGAN recipes (`fq_biggan`). Unknown keys
-are an error that names them; mapping values (e.g. `config_overrides: {fq_commitment: 2.0}`) are passed on as
-JSON strings.
+**Recipes** are read by the shared loader `hf_dgm.training.recipes` (YAML/JSON; flags given on the command line
+override it; unknown keys or flags are an error that names them; mapping values such as
+`config_overrides: {fq_commitment: 2.0}` stay mappings). Its `model_type` key (or `--model_type`) selects the
+family; recipes without it are FQ-BigGAN recipes (`fq_biggan`).
 
 **Families.** `model_type="<name>"` loads the module `hf_dgm.training.<name>.gan_run`, which provides:
 
@@ -17,13 +17,16 @@ JSON strings.
   dataset, the data collator, `run_metadata` (written to `run_metadata.json`) and a one-line `description` for
   the log;
 - optionally `evaluate(setup, arguments, training_args) -> dict`: metrics after training (written to
-  `eval_results.json` and returned), or an empty dict to skip.
+  `eval_results.json` and returned), or an empty dict to skip;
+- `main(argv) -> int` calling [`main`] with `--model_type <name>`: the family's `trainer` entry in its registry
+  `FamilySpec`, so that `hf-dgm train <name> --recipe FILE` runs it.
 
 Adding a GAN family to `train_gan.py` is that one module; nothing here changes.
 
 **Run folder** (`--output_dir`): checkpoints (`checkpoint-N/`, resumable with `--resume_from_checkpoint`), the
 final model (safetensors + config.json; no pickled `training_args.bin`: run folders stay pickle-free for the Hub
-publisher), `training_args.json`, `run_metadata.json`, sample grids (`samples/step_*.png`, `samples/final.png`)
+publisher), and through `hf_dgm.training.run_folder`: `training_args.json`, `run_metadata.json`, `recipe.yaml`,
+`metrics.json` (no model card: the publisher renders it); plus sample grids (`samples/step_*.png`, `samples/final.png`)
 when the model draws them, `losses.png`, `train_log.json` and, when evaluated, `eval_results.json`.
 """
 
@@ -35,14 +38,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
 from .gan_trainer import GANTrainer, GANTrainingArguments
 from .plots import plot_gan_losses
+from .recipes import load_recipe, parse_recipe_args, split_recipe_flag
+from .run_folder import write_run_folder as write_common_run_folder
 
 
 logger = logging.getLogger("train_gan")
@@ -88,60 +92,32 @@ def load_family(model_type: str):
     return module
 
 
-def _read_recipe(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        recipe = yaml.safe_load(f) or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"Recipe {path} must be a YAML mapping of argument names to values.")
-    return recipe
-
-
 def parse_args(argv: list[str] | None = None):
-    """-> `(family_module, arguments: dict[class name -> instance], training_args, recipe_path)`.
-
-    `--recipe file.yaml` sets defaults for every dataclass field; other flags override them."""
+    """-> `(family_module, arguments: dict[class name -> instance], training_args, recipe_path)`, through the shared
+    recipe loader (`hf_dgm.training.recipes`): `--recipe file.yaml` sets every dataclass field it names, other
+    flags override it, unknown keys or flags are an error naming them."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    recipe_path, rest = split_recipe_flag(argv)
+    recipe = load_recipe(recipe_path) if recipe_path else {}
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--recipe", default=None)
-    pre.add_argument("--model_type", default=None)
-    known, _ = pre.parse_known_args(argv)
-    remaining = list(argv)
-    if known.recipe is not None:  # drop `--recipe X` / `--recipe=X`
-        for i, arg in enumerate(remaining):
-            if arg == "--recipe":
-                del remaining[i : i + 2]
-                break
-            if arg.startswith("--recipe="):
-                del remaining[i]
-                break
-    recipe = _read_recipe(known.recipe) if known.recipe else {}
+    pre.add_argument("--model_type", "--model-type", default=None)
+    known, _ = pre.parse_known_args(rest)
     model_type = known.model_type or recipe.get("model_type") or DEFAULT_MODEL_TYPE
     family = load_family(model_type)
     classes = (GANRunArguments, *family.ARGUMENT_CLASSES, GANTrainingArguments)
-    parser = HfArgumentParser(classes)
-    if recipe:
-        valid = {f.name for dc in classes for f in fields(dc)}
-        unknown = sorted(set(recipe) - valid)
-        if unknown:
-            raise ValueError(f"Recipe {known.recipe} has unknown keys {unknown}.")
-        recipe = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in recipe.items()}
-        parser.set_defaults(**recipe)
-    parsed = parser.parse_args_into_dataclasses(args=remaining)
+    parsed = parse_recipe_args(classes, argv)
     training_args = parsed[-1]
     if training_args.output_dir is None:
         raise ValueError("Pass --output_dir (or set output_dir in the recipe).")
     arguments = {type(a).__name__: a for a in parsed[:-1]}
-    return family, arguments, training_args, known.recipe
+    return family, arguments, training_args, recipe_path
 
 
 def write_run_folder(trainer: GANTrainer, setup: GANRunSetup) -> None:
-    """Final model, arguments, metadata, final sample grid, loss plot and log history (main process only)."""
+    """The GAN-specific part of the run folder (main process only): final model, final sample grid, loss plot and
+    log history. The common files are written by `hf_dgm.training.run_folder` in [`main`]."""
     out = trainer.args.output_dir
     trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out)
-    with open(os.path.join(out, "training_args.json"), "w") as f:
-        f.write(trainer.args.to_json_string())
-    with open(os.path.join(out, "run_metadata.json"), "w") as f:
-        json.dump(setup.run_metadata, f, indent=2)
     if callable(getattr(trainer.model, "sample_images", None)):
         trainer.save_sample_grid(os.path.join(out, "samples", "final.png"))
     if any("d_loss" in row for row in trainer.state.log_history):
@@ -175,6 +151,14 @@ def main(argv: list[str] | None = None) -> dict:
             results.update(metrics)
             with open(os.path.join(training_args.output_dir, "eval_results.json"), "w") as f:
                 json.dump(results, f, indent=2)
+        write_common_run_folder(
+            training_args.output_dir,
+            metrics=results,
+            metadata=setup.run_metadata,
+            recipe={name: value for name, value in arguments.items()},
+            training_args=training_args,
+            model_card=False,
+        )
         print(json.dumps(results, indent=2))
     return results
 
