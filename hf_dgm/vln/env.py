@@ -7,13 +7,14 @@ API (stable; the Prevalent side builds on it):
 ```python
 env = R2REnv(dataset, graphs, features=None, batch_size=8, shuffle=False, seed=0,
              angle_feat_size=128, relative_elevation=False)
-obs = env.reset()             # next batch of episodes (the last batch of an epoch may be smaller); or reset(indices=[...])
+obs = env.reset()             # next batch of episodes (the last batch of an epoch may be smaller);
+                              # or reset(indices=[...]) (dataset rows), or reset(items=[{...}, ...]) (episode dicts)
 obs = env.step(actions)       # one int per episode: a candidate index, or STOP (-1); ignored once an episode ended
 env.results()                 # [{"instr_id", "trajectory": [[viewpoint, heading, elevation], ...]}] of every episode run
 ```
 
 `dataset` is a `datasets.Dataset` from `R2RDataset` (or a list of dicts with `instr_id`, `scan`, `path`, `heading`,
-`instruction`). The goal is `path[-1]` when the path has more than one viewpoint; otherwise (the `test` split, or a
+`instruction`), or None when every `reset` passes `items=`. The goal is `path[-1]` when the path has more than one viewpoint; otherwise (the `test` split, or a
 bare start) the episode has no goal and `teacher`/`distance` are None.
 
 Each observation is a dict:
@@ -79,9 +80,10 @@ class R2REnv:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        self.items = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
-        if not self.items:
-            raise ValueError("the environment needs at least one episode")
+        if dataset is None:
+            self.items = []
+        else:
+            self.items = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
         self.graphs = graphs
         self.features = load_feature_store(features)
         self.batch_size = int(batch_size)
@@ -108,6 +110,8 @@ class R2REnv:
     def num_batches(self) -> int:
         """Batches per epoch: `reset()` this many times to run every episode once."""
         return math.ceil(len(self.items) / self.batch_size)
+
+
 
     def _next_indices(self) -> np.ndarray:
         if self._cursor >= len(self._order):
@@ -137,10 +141,19 @@ class R2REnv:
         slot.trajectory.append([path[0], heading, elevation])
         return slot
 
-    def reset(self, indices=None) -> list[dict]:
-        """Start the next batch of episodes (or the episodes at `indices`) and return their observations."""
-        indices = self._next_indices() if indices is None else np.asarray(indices, dtype=np.int64)
-        self.slots = [self._start(self.items[int(i)]) for i in indices]
+    def reset(self, indices=None, items: list[dict] | None = None) -> list[dict]:
+        """Start the next batch of episodes (or the episodes at `indices` of the dataset, or the given episode dicts
+        `items`) and return their observations."""
+        if items is not None:
+            batch = list(items)
+        else:
+            if not self.items:
+                raise ValueError("the environment has no episodes: pass items= to reset()")
+            indices = self._next_indices() if indices is None else np.asarray(indices, dtype=np.int64)
+            batch = [self.items[int(i)] for i in indices]
+        if not batch:
+            raise ValueError("reset() got no episodes")
+        self.slots = [self._start(item) for item in batch]
         for slot in self.slots:
             self._record(slot)
         return self.observations()
