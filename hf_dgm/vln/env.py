@@ -43,7 +43,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hf_dgm.vln import geometry
+from hf_dgm.vln.geometry import (
+    ELEVATION_INCREMENT,
+    HEADING_COUNT,
+    HEADING_INCREMENT,
+    NUM_VIEWS,
+    VIEW_ELEVATIONS,
+    VIEW_HEADINGS,
+    CandidateTable,
+    discretize,
+    navigable_locations,
+    view_angle_features,
+)
+from hf_dgm.vln.geometry import candidate_table as build_candidate_table
 from hf_dgm.vln.features import load_feature_store
 from hf_dgm.vln.graphs import NavGraphs, ScanTable
 
@@ -92,11 +104,11 @@ class R2REnv:
         self.angle_feat_size = int(angle_feat_size)
         self.relative_elevation = relative_elevation
         self._view_angles = [
-            geometry.view_angle_features(v, self.angle_feat_size, relative_elevation) for v in range(geometry.NUM_VIEWS)
+            view_angle_features(v, self.angle_feat_size, relative_elevation) for v in range(NUM_VIEWS)
         ]
-        self._candidates: dict[tuple[str, int], geometry.CandidateTable] = {}
+        self._candidates: dict[tuple[str, int], CandidateTable] = {}
         self._node_cache: dict[tuple[str, int], dict] = {}
-        self._view_sincos = [(math.sin(h), math.cos(h)) for h in geometry.VIEW_HEADINGS[: geometry.HEADING_COUNT]]
+        self._view_sincos = [(math.sin(h), math.cos(h)) for h in VIEW_HEADINGS[: HEADING_COUNT]]
         self._order = np.arange(len(self.items))
         self._cursor = 0
         self.epoch = 0
@@ -135,7 +147,7 @@ class R2REnv:
         for vp in path if len(path) > 1 else path[:1]:
             if vp not in table.index:
                 raise ValueError(f"episode {name}: viewpoint {vp!r} is not in the navigation graph of scan {scan}")
-        heading, elevation, view = geometry.discretize(float(item.get("heading", 0.0)), float(item.get("elevation", 0.0)))
+        heading, elevation, view = discretize(float(item.get("heading", 0.0)), float(item.get("elevation", 0.0)))
         goal = table.index[path[-1]] if len(path) > 1 else None
         slot = _Slot(item, table, table.index[path[0]], view, heading, elevation, goal)
         slot.trajectory.append([path[0], heading, elevation])
@@ -170,15 +182,15 @@ class R2REnv:
         self._results = {}
 
     # ------------------------------------------------------------------------------------------------ geometry
-    def candidate_table(self, table: ScanTable, node: int) -> geometry.CandidateTable:
+    def candidate_table(self, table: ScanTable, node: int) -> CandidateTable:
         key = (table.scan, node)
         cached = self._candidates.get(key)
         if cached is None:
-            cached = geometry.candidate_table(table.positions, node, table.neighbors[node])
+            cached = build_candidate_table(table.positions, node, table.neighbors[node])
             self._candidates[key] = cached
         return cached
 
-    def _teacher(self, slot: _Slot, cands: geometry.CandidateTable):
+    def _teacher(self, slot: _Slot, cands: CandidateTable):
         if slot.goal is None:
             return None, None
         distance = float(slot.table.distances[slot.node, slot.goal])
@@ -211,12 +223,12 @@ class R2REnv:
         # angle feature of (heading - base, elevation [- base elevation]) by the angle-difference identities
         cands = info["cands"]
         k = len(cands.nodes)
-        sb, cb = self._view_sincos[view_index % geometry.HEADING_COUNT]
+        sb, cb = self._view_sincos[view_index % HEADING_COUNT]
         base = np.empty((k, 4))
         base[:, 0] = info["sin_h"] * cb - info["cos_h"] * sb
         base[:, 1] = info["cos_h"] * cb + info["sin_h"] * sb
         if self.relative_elevation:
-            elevations = cands.elevations - geometry.VIEW_ELEVATIONS[view_index]
+            elevations = cands.elevations - VIEW_ELEVATIONS[view_index]
             base[:, 2] = np.sin(elevations)
             base[:, 3] = np.cos(elevations)
         else:
@@ -234,10 +246,10 @@ class R2REnv:
         table = slot.table
         info = self._node_info(table, slot.node)
         cands = info["cands"]
-        headings = cands.view_headings - geometry.VIEW_HEADINGS[slot.view_index]
+        headings = cands.view_headings - VIEW_HEADINGS[slot.view_index]
         elevations = cands.elevations
         if self.relative_elevation:
-            elevations = elevations - geometry.VIEW_ELEVATIONS[slot.view_index]
+            elevations = elevations - VIEW_ELEVATIONS[slot.view_index]
         angle = self._candidate_angles(info, slot.view_index)
         viewpoint = table.viewpoints[slot.node]
         view_features = None if self.features is None else self.features.get(table.scan, viewpoint)
@@ -306,8 +318,8 @@ class R2REnv:
             point = int(cands.point_ids[action])
             slot.node = int(cands.nodes[action])
             slot.view_index = point
-            slot.heading = float(geometry.VIEW_HEADINGS[point])
-            slot.elevation = float(geometry.VIEW_ELEVATIONS[point])
+            slot.heading = float(VIEW_HEADINGS[point])
+            slot.elevation = float(VIEW_ELEVATIONS[point])
             slot.step += 1
             slot.trajectory.append([slot.table.viewpoints[slot.node], slot.heading, slot.elevation])
         return self.observations()
@@ -316,7 +328,7 @@ class R2REnv:
         """The simulator's `navigableLocations` of episode `i` at its current heading/elevation (itself first)."""
         slot = self.slots[i]
         table = slot.table
-        locations = geometry.navigable_locations(
+        locations = navigable_locations(
             table.positions, slot.node, table.neighbors[slot.node], slot.heading, slot.elevation
         )
         return [table.viewpoints[row] for row, *_ in locations]
@@ -333,16 +345,16 @@ class R2REnv:
             if slot.ended:
                 continue
             if index:
-                locations = geometry.navigable_locations(
+                locations = navigable_locations(
                     slot.table.positions, slot.node, slot.table.neighbors[slot.node], slot.heading, slot.elevation
                 )
                 if not 0 <= index < len(locations):
                     raise ValueError(f"episode {slot.item.get('instr_id')}: invalid navigable index {index}")
                 slot.node = locations[index][0]
                 slot.step += 1
-            dh = geometry.HEADING_INCREMENT * np.sign(dh)
-            de = geometry.ELEVATION_INCREMENT * np.sign(de)
-            slot.heading, slot.elevation, slot.view_index = geometry.discretize(slot.heading + dh, slot.elevation + de)
+            dh = HEADING_INCREMENT * np.sign(dh)
+            de = ELEVATION_INCREMENT * np.sign(de)
+            slot.heading, slot.elevation, slot.view_index = discretize(slot.heading + dh, slot.elevation + de)
             slot.trajectory.append([slot.table.viewpoints[slot.node], slot.heading, slot.elevation])
         return self.observations()
 
