@@ -161,3 +161,22 @@ def test_resumable_deterministic_synthesis(tokenizer, tmp_path):
     assert json.loads(cut.read_text()) == episodes
     ids = [json.loads(line)["path_id"] for line in (tmp_path / "cut.json.partial.jsonl").read_text().splitlines()]
     assert sorted(ids) == [10_000_000 + k for k in range(5)]
+
+
+def test_compact_geometry_form_matches_the_walked_path(tmp_path):
+    import math
+
+    import numpy as np
+
+    from hf_dgm.models.prevalent_speaker.pipeline_prevalent_speaker import compact_walk
+    from hf_dgm.vln.trajectories import PathWalker
+
+    root = vln_tiny.write_data(tmp_path)
+    walker = PathWalker(NavGraphs.from_dir(root / "connectivity"), angle_feat_size=8)
+    walk = walker.walk([{"scan": vln_tiny.SCAN, "path": ["A", "B", "C"], "heading": 0.0}])[0]
+    assert walk["view_indices"] == [12, 12, 27] and walk["actions"][-1] == -1
+    compact = compact_walk([12, 12, 27], [[0.0, 0.0], [math.pi / 2, math.pi / 4]], 8)
+    np.testing.assert_allclose(compact["action_features"], walk["action_features"], atol=1e-6)
+    np.testing.assert_allclose(compact["view_features"], walk["view_features"], atol=1e-6)
+    with pytest.raises(ValueError, match="action_angles needs 2"):
+        compact_walk([12, 12, 27], [[0.0, 0.0]], 8)

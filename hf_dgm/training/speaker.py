@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -50,30 +49,14 @@ class SpeakerArguments:
     max_train_minutes: float | None = field(default=None, metadata={"help": "stop training after this wall time"})
 
 
-def recipe_to_argv(path: str | os.PathLike) -> list[str]:
-    with open(path) as f:
-        recipe = yaml.safe_load(f) or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
-    argv = []
-    for key, value in recipe.items():
-        if value is None:
-            continue
-        argv += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return argv
-
-
 def parse_args(argv: list[str] | None = None):
+    """(speaker_args, training_args, recipe path) from `--recipe FILE` plus overriding flags (the hf-dgm recipe
+    loader: `./`/`../` paths in a recipe are relative to the recipe file)."""
+    from hf_dgm.training.recipes import parse_recipe_args, split_recipe_flag
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = None
-    if "--recipe" in argv:
-        i = argv.index("--recipe")
-        if i + 1 >= len(argv):
-            raise ValueError("--recipe needs a YAML file")
-        recipe = argv[i + 1]
-        argv = recipe_to_argv(recipe) + argv[:i] + argv[i + 2 :]
-    parser = HfArgumentParser((SpeakerArguments, TrainingArguments))
-    speaker_args, training_args = parser.parse_args_into_dataclasses(argv)
+    recipe, _ = split_recipe_flag(argv)
+    speaker_args, training_args = parse_recipe_args((SpeakerArguments, TrainingArguments), argv)
     return speaker_args, training_args, recipe
 
 
@@ -260,3 +243,13 @@ def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArgumen
         (out / "samples.md").write_text(samples_markdown(samples, f"Speaker vs human instructions ({speaker_args.eval_split})"))
         (out / "speaker_args.json").write_text(json.dumps({"speaker": asdict(speaker_args), "recipe": recipe}, indent=2))
     return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`hf-dgm train prevalent_speaker --recipe FILE [--flag value ...]` / `training/train_speaker.py`."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    speaker_args, training_args, recipe = parse_args(argv)
+    metrics = train_speaker(speaker_args, training_args, recipe)
+    if training_args.process_index == 0:
+        print(json.dumps(metrics, indent=2))
+    return 0
