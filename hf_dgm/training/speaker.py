@@ -218,6 +218,7 @@ def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArgumen
     )
     config.connectivity_dir = connectivity
     model = PrevalentSpeakerModel(config)
+    model.tokenizer = tokenizer  # saved with the weights
     logger.info("speaker: %d parameters, output vocabulary %d", sum(p.numel() for p in model.parameters()), config.output_vocab_size)
     trainer = Trainer(
         model=model,

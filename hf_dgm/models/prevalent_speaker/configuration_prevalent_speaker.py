@@ -1,9 +1,9 @@
 """Configuration of the R2R-EnvDrop speaker used by Prevalent to synthesize instructions."""
 
-from transformers import PretrainedConfig
+from ...modules.hub_compat import HubCompatibleConfig
 
 
-class PrevalentSpeakerConfig(PretrainedConfig):
+class PrevalentSpeakerConfig(HubCompatibleConfig):
     r"""
     The speaker of R2R-EnvDrop (Tan et al. 2019), which PREVALENT (Hao et al. 2020) used to synthesize instructions for
     sampled paths. An LSTM encoder reads the trajectory (per step: the action taken, i.e. the feature of the view that

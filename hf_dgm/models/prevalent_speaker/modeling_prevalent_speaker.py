@@ -126,8 +126,12 @@ class PrevalentSpeakerPreTrainedModel(PreTrainedModel):
 
 
 class PrevalentSpeakerModel(PrevalentSpeakerPreTrainedModel):
+    """The speaker. `model.tokenizer` (the BERT word-piece tokenizer, loaded by `from_pretrained` when the folder
+    holds one) is saved next to the weights by `save_pretrained`."""
+
     def __init__(self, config: PrevalentSpeakerConfig):
         super().__init__(config)
+        self.tokenizer = None
         # id maps as plain lists (not buffers: models are built on the meta device when loaded)
         to_tokenizer = list(config.token_ids) if config.token_ids is not None else list(range(config.vocab_size))
         position = {t: k for k, t in enumerate(to_tokenizer)}
@@ -141,6 +145,23 @@ class PrevalentSpeakerModel(PrevalentSpeakerPreTrainedModel):
         self.encoder = PrevalentSpeakerEncoder(config)
         self.decoder = PrevalentSpeakerDecoder(config, padding_idx=self.pad_index)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from transformers import AutoTokenizer
+
+        options = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only", "subfolder") if k in kwargs}
+        try:
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **options)
+        except (OSError, ValueError):
+            model.tokenizer = None  # a folder without tokenizer files
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
 
     def _id_maps(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         key = str(device)
