@@ -180,3 +180,20 @@ def test_compact_geometry_form_matches_the_walked_path(tmp_path):
     np.testing.assert_allclose(compact["view_features"], walk["view_features"], atol=1e-6)
     with pytest.raises(ValueError, match="action_angles needs 2"):
         compact_walk([12, 12, 27], [[0.0, 0.0]], 8)
+
+
+@pytest.mark.slow
+def test_speaker_publishes_with_validated_remote_code(tokenizer, tmp_path):
+    from hf_dgm.hub import prepare_repo_folder
+
+    run = tmp_path / "run"
+    model = tiny_speaker(tokenizer)
+    model.tokenizer = tokenizer
+    model.save_pretrained(run)
+    (run / "metrics.json").write_text(json.dumps({"val_seen_bleu": 1.5, "eval_loss": 3.2}))
+    out = tmp_path / "repo"
+    prepared = prepare_repo_folder(run, out, "hf-dgm-tests/prevalent-speaker")
+    files = {p.name for p in out.iterdir()}
+    assert {"modeling_prevalent_speaker.py", "pipeline_prevalent_speaker.py", "handler.py", "tokenizer.json"} <= files
+    assert max(prepared.validation.max_abs_diff.values()) == 0.0
+    assert "val_seen" in (out / "README.md").read_text()

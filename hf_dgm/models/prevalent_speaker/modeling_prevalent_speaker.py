@@ -149,12 +149,14 @@ class PrevalentSpeakerModel(PrevalentSpeakerPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        from transformers import AutoTokenizer
+        # the family's tokenizer is BERT word-piece; its class is named directly so that no config (and no
+        # remote-code prompt) is involved
+        from transformers import BertTokenizer
 
         options = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only", "subfolder") if k in kwargs}
         try:
-            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **options)
-        except (OSError, ValueError):
+            model.tokenizer = BertTokenizer.from_pretrained(pretrained_model_name_or_path, **options)
+        except (OSError, ValueError, TypeError):
             model.tokenizer = None  # a folder without tokenizer files
         return model
 

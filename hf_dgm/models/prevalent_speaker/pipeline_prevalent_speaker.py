@@ -90,6 +90,8 @@ class VLNInstructionPipeline(Pipeline):
         self._features = features
         self._walkers: dict[Any, Any] = {}
         if self.tokenizer is None:
+            self.tokenizer = getattr(self.model, "tokenizer", None)  # loaded with the model by from_pretrained
+        if self.tokenizer is None:
             raise ValueError("vln-instruction needs the speaker's tokenizer (BERT uncased word-piece) next to the model")
 
     def _sanitize_parameters(self, features=None, connectivity_dir=None, seed=None, **kwargs):
