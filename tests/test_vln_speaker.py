@@ -133,6 +133,7 @@ def test_train_speaker_end_to_end(tmp_path, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["val_seen_bleu"] == metrics["val_seen_bleu"]
     assert "speaker:" in (run / "samples.md").read_text()
     assert (run / "model.safetensors").is_file() and (run / "tokenizer_config.json").is_file()
+    assert (run / "training_args.json").is_file() and not (run / "training_args.bin").exists()
 
 
 def test_resumable_deterministic_synthesis(tokenizer, tmp_path):

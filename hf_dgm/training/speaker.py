@@ -240,6 +240,9 @@ def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArgumen
         out.mkdir(parents=True, exist_ok=True)
         trainer.save_model(str(out))
         tokenizer.save_pretrained(str(out))
+        # the run folder stays pickle-free: the arguments as JSON instead of Trainer's training_args.bin
+        (out / "training_args.bin").unlink(missing_ok=True)
+        (out / "training_args.json").write_text(training_args.to_json_string())
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (out / "samples.md").write_text(samples_markdown(samples, f"Speaker vs human instructions ({speaker_args.eval_split})"))
         (out / "speaker_args.json").write_text(json.dumps({"speaker": asdict(speaker_args), "recipe": recipe}, indent=2))
