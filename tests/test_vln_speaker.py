@@ -198,3 +198,12 @@ def test_speaker_publishes_with_validated_remote_code(tokenizer, tmp_path):
     assert {"modeling_prevalent_speaker.py", "pipeline_prevalent_speaker.py", "handler.py", "tokenizer.json"} <= files
     assert max(prepared.validation.max_abs_diff.values()) == 0.0
     assert "val_seen" in (out / "README.md").read_text()
+
+
+def test_speaker_recipes_parse(tmp_path):
+    from hf_dgm.training.speaker import parse_args
+
+    for name, dropout in (("speaker_r2r.yaml", 0.6), ("speaker_r2r_cpu.yaml", 0.3)):
+        speaker_args, training_args, _ = parse_args(["--recipe", str(REPO / "training/recipes" / name), "--output_dir", str(tmp_path)])
+        assert speaker_args.dropout == dropout and Path(speaker_args.data_dir).name == "r2r"
+        assert Path(speaker_args.data_dir).parent.parent.name == "shared"
