@@ -10,7 +10,8 @@ from transformers import pipeline
 
 import hf_dgm  # noqa: F401  (registers the task)
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
-from hf_dgm.models.fq_ugatit.pipeline_fq_ugatit import FQUGATITImageToImagePipeline, jet_colormap
+from hf_dgm.models.fq_ugatit.modeling_fq_ugatit import jet_heatmap
+from hf_dgm.models.fq_ugatit.pipeline_fq_ugatit import FQUGATITImageToImagePipeline
 
 
 torch.set_num_threads(1)
@@ -74,7 +75,7 @@ def test_attention_maps(pipe):
     assert attention.shape == (32, 32, 3) and attention.dtype == np.uint8
     assert attention.std() > 0
     # jet: 0 -> dark blue, 0.5 -> green, 1 -> dark red
-    colours = jet_colormap(np.array([[0.0, 0.5, 1.0]]))[0]
+    colours = jet_heatmap(torch.tensor([[[[0.0, 0.5, 1.0]]]]), (1, 3))[0, :, 0].T  # (3 values, RGB)
     assert colours[0].argmax() == 2 and colours[1].argmax() == 1 and colours[2].argmax() == 0
 
 

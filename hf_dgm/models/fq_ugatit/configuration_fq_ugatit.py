@@ -62,7 +62,8 @@ class FQUGATITConfig(PreTrainedConfig):
         rho_clip (`list[float]`, defaults to `[0.0, 1.0]`): Range ρ of AdaLIN/ILN is clipped to after every G step.
         generator_lr / discriminator_lr (`float`, defaults to 1e-4): Adam learning rates.
         generator_betas / discriminator_betas (`list[float]`, defaults to `[0.5, 0.999]`): Adam betas.
-        weight_decay (`float`, defaults to 1e-4): Adam weight decay (L2, as `torch.optim.Adam`) of both networks.
+        generator_weight_decay / discriminator_weight_decay (`float`, defaults to 1e-4): Adam weight decay (L2 added
+            to the gradient, as `torch.optim.Adam`) of each network, every parameter included (as the port).
         adam_eps (`float`, defaults to 1e-8): Adam ε.
         discriminator_steps (`int`, defaults to 1): D steps per G step.
         initializer_range (`float`, defaults to 0.02): Not used by the original's torch-default init; kept for the
@@ -101,7 +102,8 @@ class FQUGATITConfig(PreTrainedConfig):
         discriminator_lr: float = 1e-4,
         generator_betas: list[float] | tuple[float, float] = (0.5, 0.999),
         discriminator_betas: list[float] | tuple[float, float] = (0.5, 0.999),
-        weight_decay: float = 1e-4,
+        generator_weight_decay: float = 1e-4,
+        discriminator_weight_decay: float = 1e-4,
         adam_eps: float = 1e-8,
         discriminator_steps: int = 1,
         initializer_range: float = 0.02,
@@ -151,7 +153,8 @@ class FQUGATITConfig(PreTrainedConfig):
             ("cycle_weight", cycle_weight),
             ("identity_weight", identity_weight),
             ("cam_weight", cam_weight),
-            ("weight_decay", weight_decay),
+            ("generator_weight_decay", generator_weight_decay),
+            ("discriminator_weight_decay", discriminator_weight_decay),
         ):
             if value < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {value}")
@@ -187,7 +190,8 @@ class FQUGATITConfig(PreTrainedConfig):
         self.discriminator_lr = float(discriminator_lr)
         self.generator_betas = [float(b) for b in generator_betas]
         self.discriminator_betas = [float(b) for b in discriminator_betas]
-        self.weight_decay = float(weight_decay)
+        self.generator_weight_decay = float(generator_weight_decay)
+        self.discriminator_weight_decay = float(discriminator_weight_decay)
         self.adam_eps = float(adam_eps)
         self.discriminator_steps = discriminator_steps
         self.initializer_range = initializer_range

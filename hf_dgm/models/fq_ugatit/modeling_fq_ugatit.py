@@ -498,6 +498,18 @@ class FQUGATITPreTrainedModel(PreTrainedModel):
                 rho.clamp_(low, high)
 
 
+def jet_heatmap(heatmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """CAM heat maps `(B, 1, h, w)` -> RGB images `(B, 3, *size)` in [-1, 1]: min–max normalised per image, bilinear
+    upsampling, jet colour map (blue low, red high)."""
+    heat = F.interpolate(heatmap.float(), size=size, mode="bilinear", align_corners=False)
+    low = heat.amin(dim=(1, 2, 3), keepdim=True)
+    high = heat.amax(dim=(1, 2, 3), keepdim=True)
+    heat = (heat - low) / (high - low).clamp_min(1e-12)
+    centres = torch.tensor([3.0, 2.0, 1.0], device=heat.device).view(1, 3, 1, 1)
+    rgb = (1.5 - (4.0 * heat - centres).abs()).clamp(0.0, 1.0)
+    return rgb * 2.0 - 1.0
+
+
 def parametrizations_present(module: nn.Module) -> bool:
     return hasattr(module, "parametrizations") and "weight" in module.parametrizations
 
@@ -581,6 +593,42 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
                 raise ValueError(f"`{name}` must be a (B, C, H, W) tensor, got {type(value).__name__}")
             if value.shape[1] != self.config.num_channels:
                 raise ValueError(f"`{name}` has {value.shape[1]} channels, expected {self.config.num_channels}")
+
+    @torch.no_grad()
+    def after_generator_step(self, step: int | None = None) -> None:
+        """GANTrainer hook after every G optimizer step: clip ρ to `config.rho_clip`."""
+        self.clip_rho()
+
+    @torch.no_grad()
+    def sample_images(
+        self, num_images: int, generator: torch.Generator | None = None, batch: dict | None = None, **kwargs
+    ) -> torch.Tensor:
+        """Translation grid rows for `num_images` real pairs of `batch` (`pixel_values_a`, `pixel_values_b`): per row
+        `[A, A→B, CAM(A→B), B, B→A, CAM(B→A)]`, `(6·n, C, S, S)` in [-1, 1] (CAM maps coloured with the jet map).
+        Deterministic: `generator` is not used."""
+        if batch is None or "pixel_values_a" not in batch or "pixel_values_b" not in batch:
+            raise ValueError("sample_images needs `batch` with real `pixel_values_a` and `pixel_values_b`")
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            real_a = batch["pixel_values_a"][:num_images].to(device)
+            real_b = batch["pixel_values_b"][:num_images].to(device)
+            a2b = self.generator_a2b(real_a)
+            b2a = self.generator_b2a(real_b)
+            size = tuple(real_a.shape[-2:])
+            columns = [
+                real_a, a2b.images, jet_heatmap(a2b.heatmap, size), real_b, b2a.images, jet_heatmap(b2a.heatmap, size)
+            ]  # fmt: skip
+            if real_a.shape[1] == 1:  # grey images: show the colour maps' luminance-free RGB as grey replicas
+                columns = [c if c.shape[1] == 1 else c.mean(dim=1, keepdim=True) for c in columns]
+            return torch.stack(columns, dim=1).flatten(0, 1)
+        finally:
+            self.train(was_training)
+
+    def sample_grid_columns(self, num_images: int) -> int:
+        """Six columns per translation-grid row (see `sample_images`)."""
+        return 6
 
     # -- steps -------------------------------------------------------------------------------------------------------
     def discriminator_step(
@@ -715,4 +763,5 @@ __all__ = [
     "FQUGATITModel",
     "FQUGATITPreTrainedModel",
     "instance_layer_norms",
+    "jet_heatmap",
 ]

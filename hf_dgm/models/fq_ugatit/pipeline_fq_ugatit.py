@@ -38,15 +38,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from transformers import Pipeline
+
+from .modeling_fq_ugatit import DIRECTIONS, jet_heatmap
 
 
 logger = logging.getLogger(__name__)
 
 TASK = "image-to-image"
-DIRECTIONS = ("A2B", "B2A")
 # Modes PIL converts to RGB/L with their meaning intact (palette lookup, alpha dropped, colour-space change).
 _SAFE_MODES = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr", "LAB", "HSV", "1"}
 
@@ -58,14 +58,6 @@ def allow_task_name(task: str = TASK) -> None:
     except ImportError:  # transformers without the removed-task table
         return
     REMOVED_TASKS.pop(task, None)
-
-
-def jet_colormap(values: np.ndarray) -> np.ndarray:
-    """Map values in [0, 1] `(H, W)` to uint8 RGB `(H, W, 3)` with the jet colour map (blue → cyan → yellow → red)."""
-    v = np.clip(values, 0.0, 1.0)[..., None]
-    centres = np.array([3.0, 2.0, 1.0])  # red, green, blue peaks at 3/4, 1/2, 1/4
-    rgb = np.clip(1.5 - np.abs(4.0 * v - centres), 0.0, 1.0)
-    return (rgb * 255.0).round().astype(np.uint8)
 
 
 def _load_image(item: Any, index: int, channels: int) -> Image.Image:
@@ -215,14 +207,12 @@ class FQUGATITImageToImagePipeline(Pipeline):
             if not return_attention:
                 results.append(image)
                 continue
-            heat = model_outputs["heatmap"][i : i + 1].float()
-            heat = F.interpolate(heat, size=(image.height, image.width), mode="bilinear", align_corners=False)[0, 0]
-            low, high = heat.min(), heat.max()
-            heat = (heat - low) / (high - low) if float(high - low) > 0 else torch.zeros_like(heat)
-            results.append({"image": image, "attention": Image.fromarray(jet_colormap(heat.cpu().numpy()))})
+            heat = jet_heatmap(model_outputs["heatmap"][i : i + 1], (image.height, image.width))[0]
+            heat = ((heat + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            results.append({"image": image, "attention": Image.fromarray(np.ascontiguousarray(heat))})
         return results
 
 
 allow_task_name(TASK)
 
-__all__ = ["DIRECTIONS", "FQUGATITImageToImagePipeline", "TASK", "allow_task_name", "jet_colormap"]
+__all__ = ["FQUGATITImageToImagePipeline", "TASK", "allow_task_name"]
