@@ -68,6 +68,21 @@ def test_inputs_sizes_and_batches(pipe, tmp_path):
         assert np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max() <= 1
 
 
+def test_base64_input(pipe):
+    import base64
+    import io
+
+    image = rgb(32, 32, seed=4)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    expected = np.asarray(pipe(image))
+    assert np.array_equal(np.asarray(pipe(encoded)), expected)
+    assert np.array_equal(np.asarray(pipe("data:image/png;base64," + encoded)), expected)
+    with pytest.raises(ValueError, match="not a readable image"):
+        pipe(base64.b64encode(b"not an image at all, just some bytes" * 3).decode("ascii"))
+
+
 def test_attention_maps(pipe):
     out = pipe([rgb(40, 36), rgb(32, 32, 2)], return_attention=True, keep_size=True)
     assert out[0]["image"].size == out[0]["attention"].size == (40, 36)
@@ -99,6 +114,7 @@ def test_mode_conversion_with_a_note(pipe, caplog):
         (np.zeros((4, 4, 2), dtype=np.uint8), "numpy images"),
         (np.full((4, 4), 2.0), r"\[0, 1\]"),
         ("does/not/exist.png", "not a file"),
+        ("data:image/png;base64,@@@", "valid base64"),
         (torch.zeros(3, 8, 8), "expected a PIL"),
         (42, "expected a PIL"),
     ],

@@ -10,8 +10,9 @@ images = to_anime([img1, img2], direction="B2A", keep_size=True)       # list, e
 out = to_anime(img1, return_attention=True)   # {"image": PIL, "attention": PIL heat map (jet colours)}
 ```
 
-Inputs: a `PIL.Image.Image`, a numpy array (`(H, W)`, `(H, W, 1|3|4)`; uint8, or floats in [0, 1]) or a path, or
-a list of those. Every image is resized (bilinear, as the port's test transform) to the model's
+Inputs: a `PIL.Image.Image`, a numpy array (`(H, W)`, `(H, W, 1|3|4)`; uint8, or floats in [0, 1]), a path, or
+base64-encoded image data (optionally as a `data:image/...;base64,` URI: what a JSON request to the Inference
+Endpoints `handler.py` carries), or a list of those. Every image is resized (bilinear, as the port's test transform) to the model's
 `image_size × image_size`, translated, and, with `keep_size=True`, resized (bicubic) back to its input size. The
 translation is deterministic: no seed is involved. Images in modes that convert to RGB without loss of meaning
 (`L`, `LA`, `P`, `PA`, `RGBA`, `CMYK`, `YCbCr`, `1`, …) are converted with a logged note (alpha is dropped);
@@ -31,8 +32,12 @@ removed-task check.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 TASK = "image-to-image"
 # Modes PIL converts to RGB/L with their meaning intact (palette lookup, alpha dropped, colour-space change).
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 _SAFE_MODES = {"RGB", "L", "LA", "P", "PA", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr", "LAB", "HSV", "1"}
 
 
@@ -63,16 +69,14 @@ def allow_task_name(task: str = TASK) -> None:
 def _load_image(item: Any, index: int, channels: int) -> Image.Image:
     """One input → a PIL image in mode RGB (or L for one-channel models), or ValueError."""
     where = f"image {index}"
-    if isinstance(item, (str, os.PathLike)):
+    if isinstance(item, str) and not _is_file(item) and _looks_like_base64(item):
+        image = _open_image(io.BytesIO(_decode_base64(item, where)), where, "the base64 data")
+    elif isinstance(item, (str, os.PathLike)):
         path = Path(item)
-        if not path.is_file():
-            raise ValueError(f"{where}: {str(path)!r} is not a file")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{where}: {str(path)!r} is not a readable image ({err})") from None
+        if not _is_file(path):
+            shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "…"
+            raise ValueError(f"{where}: {shown!r} is not a file (nor base64-encoded image data)")
+        image = _open_image(path, where, repr(str(path)))
     elif isinstance(item, np.ndarray):
         image = _array_to_image(item, where)
     elif isinstance(item, Image.Image):
@@ -94,6 +98,34 @@ def _load_image(item: Any, index: int, channels: int) -> Image.Image:
                        " (alpha dropped)" if "A" in image.mode or image.mode == "RGBa" else "")  # fmt: skip
         image = image.convert(target)
     return image
+
+
+def _is_file(path) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # e.g. a name too long for the file system (base64 data)
+        return False
+
+
+def _looks_like_base64(text: str) -> bool:
+    return text.startswith("data:image/") or (len(text) > 64 and _BASE64.fullmatch(text.strip()) is not None)
+
+
+def _decode_base64(text: str, where: str) -> bytes:
+    payload = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(payload.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where}: the string is neither a file nor valid base64 image data") from None
+
+
+def _open_image(source, where: str, what: str) -> Image.Image:
+    try:
+        with Image.open(source) as opened:
+            opened.load()
+            return opened.copy()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{where}: {what} is not a readable image ({err})") from None
 
 
 def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
