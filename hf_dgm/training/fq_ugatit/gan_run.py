@@ -1,5 +1,5 @@
-"""Training and evaluation of FQ-U-GAT-IT with `GANTrainer` (run code behind `training/train_gan.py` for recipes
-with `model_type: fq_ugatit`).
+"""FQ-U-GAT-IT's GAN run code for `training/train_gan.py` (`model_type: fq_ugatit`; see `hf_dgm.training.gan_run`):
+`ARGUMENT_CLASSES`, `build` (model, unpaired two-domain data, collator) and `evaluate` (translations.png, KID).
 
     accelerate launch training/train_gan.py --recipe training/recipes/fq_ugatit_selfie2anime.yaml --output_dir runs/fqu
     python training/train_gan.py --recipe training/recipes/fq_ugatit_digits_cpu.yaml --output_dir runs/fqu-digits
@@ -13,10 +13,10 @@ second half of the run is `lr_scheduler_type: warmup_stable_decay` with `lr_sche
 {num_stable_steps: N/2, num_decay_steps: N/2, decay_type: linear}` (the recipes set it; `--lr_decay_second_half`
 fills the kwargs from `max_steps`).
 
-Outputs in `--output_dir`: checkpoints, the model folder (safetensors + config.json, `FQUGATITModel`),
-`samples/` grids (`[A, A→B, CAM, B, B→A, CAM]` rows), `translations.png` (test images, same columns), and, when
-`--eval_kid` is set, `eval_results.json` with KID (mean, std) of A→B translations against test B and of B→A
-against test A.
+Outputs in `--output_dir` (besides the run folder `hf_dgm.training.gan_run` writes: checkpoints, the model folder,
+`samples/` grids with rows `[A, A→B, CAM, B, B→A, CAM]` of the first training pairs): `translations.png` (the same
+columns for the first `--num_translation_images` test images) and, with `--eval_kid`, KID (mean, std) of A→B
+translations against test B and of B→A against test A in `eval_results.json`.
 
 **KID subset size.** The I2I test sets hold 100–500 images per domain and the project's KID (torch-fidelity's
 estimator: unbiased MMD² of a cubic polynomial kernel averaged over random subsets) refuses subsets larger than the
@@ -38,8 +38,9 @@ from typing import Any
 
 import torch
 
-from ..models.fq_ugatit import FQUGATITConfig, FQUGATITModel
-from .unpaired_data import UnpairedImageCollator, UnpairedImageDataset, digits_two_domains, load_two_domains
+from ...models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+from ..gan_run import GANRunSetup
+from ..unpaired_data import UnpairedImageCollator, UnpairedImageDataset, digits_two_domains, load_two_domains
 
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,11 @@ RANDOM_CONV = "random-conv"
 
 @dataclass
 class FQUGATITModelArguments:
-    model_type: str = field(default="fq_ugatit", metadata={"help": "Model family of the recipe (fq_ugatit)."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from a saved FQ-U-GAT-IT folder."})
     use_fq: bool | None = field(default=None, metadata={"help": "False: plain U-GAT-IT."})
-    config_overrides: dict | None = field(default=None, metadata={"help": "FQUGATITConfig arguments (a mapping)."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "JSON mapping of FQUGATITConfig arguments (a YAML mapping in recipes)."}
+    )
 
 
 @dataclass
@@ -91,10 +93,15 @@ class FQUGATITEvalArguments:
     )
 
 
-def build_domains(data_args: FQUGATITDataArguments) -> dict[str, Any]:
-    """`{"train_a", "train_b", "test_a", "test_b"}` (test entries None when there is no test data)."""
+def build_domains(data_args: FQUGATITDataArguments, with_test: bool = True) -> dict[str, Any]:
+    """`{"train_a", "train_b", "test_a", "test_b"}` (test entries None when there is no test data or `with_test` is
+    False)."""
     if data_args.dataset == DIGITS:
-        return digits_two_domains()
+        domains = digits_two_domains()
+        if data_args.max_train_samples is not None:
+            domains["train_a"] = domains["train_a"][: data_args.max_train_samples]
+            domains["train_b"] = domains["train_b"][: data_args.max_train_samples]
+        return domains
     common = dict(column_a=data_args.column_a, column_b=data_args.column_b)
     if data_args.dataset is not None:
         train_a, train_b = load_two_domains(source=data_args.dataset, split=data_args.train_split, **common)
@@ -104,7 +111,9 @@ def build_domains(data_args: FQUGATITDataArguments) -> dict[str, Any]:
             config_b=data_args.dataset_b_config, split=data_args.train_split, **common,
         )  # fmt: skip
     test_a = test_b = None
-    if data_args.test_dataset_a or data_args.test_dataset_b:
+    if not with_test:
+        pass
+    elif data_args.test_dataset_a or data_args.test_dataset_b:
         test_a, test_b = load_two_domains(
             source_a=data_args.test_dataset_a, source_b=data_args.test_dataset_b, config_a=data_args.dataset_a_config,
             config_b=data_args.dataset_b_config, split=data_args.test_split or "test", **common,
@@ -128,7 +137,7 @@ def build_domains(data_args: FQUGATITDataArguments) -> dict[str, Any]:
 
 
 def build_model(model_args: FQUGATITModelArguments, resolution: int | None) -> FQUGATITModel:
-    overrides = dict(model_args.config_overrides or {})
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:
@@ -156,21 +165,21 @@ def translate_domain(model, domain, collator, direction: str, batch_size: int, d
 
 def save_translation_grid(model, test_a, test_b, collator, path: str, num_rows: int, device) -> str:
     """`translations.png`: rows `[A, A→B, CAM, B, B→A, CAM]` of the first `num_rows` test images."""
-    from .plots import save_image_grid
+    from ..plots import save_image_grid
 
     n = min(num_rows, len(test_a), len(test_b))
     batch = {"pixel_values_a": _images(test_a, collator, 0, n), "pixel_values_b": _images(test_b, collator, 0, n)}
     grid = model.sample_images(n, batch=batch).cpu()
-    save_image_grid(grid, path, columns=model.sample_grid_columns(n))
+    save_image_grid(grid, path, ncol=model.sample_grid_columns(n))
     return path
 
 
 def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, device) -> dict[str, Any]:
     """KID of A→B translations vs test B and B→A vs test A (see the module docstring for the subset size)."""
-    from ..metrics.image_features import extract_features, kernel_inception_distance, load_fid_inception
+    from ...metrics.image_features import extract_features, kernel_inception_distance, load_fid_inception
 
     if eval_args.kid_feature_extractor == RANDOM_CONV:
-        from .gan_features import RandomConvFeatures
+        from ..fq_biggan.gan_run import RandomConvFeatures  # the project's one random-conv extractor
 
         extractor, prefix = RandomConvFeatures().to(device), "randomconv_"
     elif eval_args.kid_feature_extractor:
@@ -204,74 +213,78 @@ def lr_decay_kwargs(max_steps: int) -> dict[str, Any]:
     return {"num_stable_steps": stable, "num_decay_steps": max_steps - stable, "decay_type": "linear"}
 
 
-def train(model_args, data_args, eval_args, training_args) -> dict[str, Any]:
-    """Build data and model, train with `GANTrainer`, save the model, `translations.png` and (optionally) KID.
-    Returns the metrics written to `eval_results.json` (plus the training loss history under `log_history`)."""
-    from transformers import set_seed
+ARGUMENT_CLASSES = (FQUGATITModelArguments, FQUGATITDataArguments, FQUGATITEvalArguments)
 
-    from .gan_trainer import GANTrainer
 
-    set_seed(training_args.seed)
-    domains = build_domains(data_args)
+def build(arguments: dict, training_args) -> GANRunSetup:
+    """Model, unpaired training set and augmenting collator for `GANTrainer` (see `hf_dgm.training.gan_run`).
+    With `--lr_decay_second_half`, sets `lr_scheduler_type`/`lr_scheduler_kwargs` of `training_args`."""
+    model_args = arguments["FQUGATITModelArguments"]
+    data_args = arguments["FQUGATITDataArguments"]
+    eval_args = arguments["FQUGATITEvalArguments"]
+    domains = build_domains(data_args, with_test=False)
     model = build_model(model_args, data_args.resolution)
     resolution = model.config.image_size
     if data_args.resolution is not None and data_args.resolution != resolution:
         raise ValueError(f"--resolution {data_args.resolution} differs from the model's image_size {resolution}")
-    train_collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin,
-                                           num_channels=model.config.num_channels)  # fmt: skip
-    eval_collator = UnpairedImageCollator(resolution, augment=False, num_channels=model.config.num_channels)
     if eval_args.lr_decay_second_half:
         if training_args.max_steps is None or training_args.max_steps < 2:
-            raise ValueError("--lr_decay_second_half needs --max_steps")
+            raise ValueError("--lr_decay_second_half needs --max_steps >= 2")
         training_args.lr_scheduler_type = "warmup_stable_decay"
         training_args.lr_scheduler_kwargs = lr_decay_kwargs(training_args.max_steps)
-    trainer = GANTrainer(
+    collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin,
+                                     num_channels=model.config.num_channels)  # fmt: skip
+    c = model.config
+    return GANRunSetup(
         model=model,
-        args=training_args,
         train_dataset=UnpairedImageDataset(domains["train_a"], domains["train_b"]),
-        data_collator=train_collator,
+        data_collator=collator,
+        run_metadata={
+            "family": "fq_ugatit",
+            "dataset": data_args.dataset or [data_args.dataset_a, data_args.dataset_b],
+            "num_train_a": len(domains["train_a"]),
+            "num_train_b": len(domains["train_b"]),
+            "resolution": resolution,
+            "crop_margin": data_args.crop_margin,
+        },
+        description=(
+            f"FQ-U-GAT-IT {resolution}px, light={c.light}, use_fq={c.use_fq}, {len(domains['train_a'])} A / "
+            f"{len(domains['train_b'])} B training images"
+        ),
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
-    model = trainer.model
+
+
+def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, Any]:
+    """`translations.png` of the first test images and, with `--eval_kid`, KID of both directions."""
+    data_args = arguments["FQUGATITDataArguments"]
+    eval_args = arguments["FQUGATITEvalArguments"]
+    domains = build_domains(data_args, with_test=True)
+    if domains["test_a"] is None:
+        return {}
+    model = setup.model
     device = next(model.parameters()).device
-    results: dict[str, Any] = {}
-    if trainer.is_world_process_zero() and domains["test_a"] is not None:
-        path = os.path.join(training_args.output_dir, "translations.png")
-        save_translation_grid(model, domains["test_a"], domains["test_b"], eval_collator, path,
-                              eval_args.num_translation_images, device)  # fmt: skip
-        results["translations"] = path
-        if eval_args.eval_kid:
-            results.update(evaluate_kid(model, domains, eval_collator, eval_args, device))
-        with open(os.path.join(training_args.output_dir, "eval_results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-    results["log_history"] = trainer.state.log_history
+    collator = UnpairedImageCollator(model.config.image_size, augment=False, num_channels=model.config.num_channels)
+    path = os.path.join(training_args.output_dir, "translations.png")
+    save_translation_grid(model, domains["test_a"], domains["test_b"], collator, path,
+                          eval_args.num_translation_images, device)  # fmt: skip
+    results: dict[str, Any] = {"translations": path, "num_test_a": len(domains["test_a"]),
+                               "num_test_b": len(domains["test_b"])}  # fmt: skip
+    if eval_args.eval_kid:
+        results.update(evaluate_kid(model, domains, collator, eval_args, device))
     return results
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """`training/train_gan.py` entry for FQ-U-GAT-IT recipes (recipe + command-line flags)."""
-    from .gan_trainer import GANTrainingArguments
-    from .recipes import parse_recipe_args
-
-    model_args, data_args, eval_args, training_args = parse_recipe_args(
-        (FQUGATITModelArguments, FQUGATITDataArguments, FQUGATITEvalArguments, GANTrainingArguments), argv
-    )
-    if model_args.model_type != "fq_ugatit":
-        raise ValueError(f"this runner trains fq_ugatit, the recipe says model_type={model_args.model_type!r}")
-    return train(model_args, data_args, eval_args, training_args)
-
-
 __all__ = [
+    "ARGUMENT_CLASSES",
     "FQUGATITDataArguments",
     "FQUGATITEvalArguments",
     "FQUGATITModelArguments",
     "build_domains",
     "build_model",
     "evaluate_kid",
+    "build",
+    "evaluate",
     "lr_decay_kwargs",
-    "main",
     "save_translation_grid",
-    "train",
     "translate_domain",
 ]
