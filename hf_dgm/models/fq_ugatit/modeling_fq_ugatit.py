@@ -601,7 +601,7 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
 
     @torch.no_grad()
     def sample_images(
-        self, num_images: int, generator: torch.Generator | None = None, batch: dict | None = None, **kwargs
+        self, num_images: int, generator: torch.Generator | None = None, batch: dict | None = None
     ) -> torch.Tensor:
         """Translation grid rows for `num_images` real pairs of `batch` (`pixel_values_a`, `pixel_values_b`): per row
         `[A, A→B, CAM(A→B), B, B→A, CAM(B→A)]`, `(6·n, C, S, S)` in [-1, 1] (CAM maps coloured with the jet map).
