@@ -5,7 +5,7 @@ FQ, at 64 and 256 px, and the throughput of the `image-to-image` pipeline.
 One iteration = what `GANTrainer` does per global step: `model(mode="discriminator")` (both domains, four
 discriminators, dictionary EMA update) + backward + D Adam step, then `model(mode="generator")` (translations,
 cycles, identities, CAM losses; D frozen) + backward + G Adam step + ρ clipping. Batch 1 (the original's), the
-paper's widths (ngf = ndf = 64, 4 residual blocks, global/local discriminators of 7/5 layers at 256 px; 6/4 at 64 px
+paper's widths by default (`--width`: ngf = ndf = 64, 4 residual blocks, global/local discriminators of 7/5 layers at 256 px; 6/4 at 64 px
 so that the patch maps stay at least 2×2) with `--light` (default: the light generator, whose γ/β MLP does not grow
 with the image: the full 256 px generator holds 2 × 268M MLP weights, too large for a shared CPU box; pass
 `--no-light` on a GPU).
@@ -15,10 +15,10 @@ measured iterations minus the memory allocated before them; on CPU the growth of
 (`ru_maxrss`) over its RSS before the first iteration (weights allocated; gradients, Adam state and activations
 counted). Times are medians over `--repeats` iterations after one warm-up. Ratios are FQ / no-FQ of the same run.
 
-Pipeline: images per second of `pipeline("image-to-image")` on a saved light model at 256 px, batches of
+Pipeline: images per second of `pipeline("image-to-image")` on a saved light model (`--width`) at 256 px, batches of
 `--pipeline_batch` 256×256 RGB PIL images, median over `--repeats` calls after one warm-up.
 
-    python benchmarks/bench_fq_ugatit.py [--device cpu|cuda] [--sizes 64,256] [--repeats 3] [--threads 2]
+    python benchmarks/bench_fq_ugatit.py [--device cpu|cuda] [--sizes 64,256] [--repeats 3] [--threads 1] [--width 64]
         [--output runs/bench/fq_ugatit.md]
 """
 
@@ -37,11 +37,12 @@ import torch
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
 
 size, use_fq, light, repeats, device, threads = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+width = int(sys.argv[7])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 layers = (7, 5) if size >= 256 else (6, 4)
 config = FQUGATITConfig(image_size=size, light=light, use_fq=use_fq, global_discriminator_layers=layers[0],
-                        local_discriminator_layers=layers[1])
+                        local_discriminator_layers=layers[1], ngf=width, ndf=width)
 model = FQUGATITModel(config).to(device).train()
 g_params, d_params = list(model.generator_parameters()), list(model.discriminator_parameters())
 adam = dict(lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
@@ -94,11 +95,11 @@ from PIL import Image
 from transformers import pipeline
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITGeneratorModel
 
-batch, repeats, device, threads = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+batch, repeats, device, threads, width = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 folder = tempfile.mkdtemp()
-FQUGATITGeneratorModel(FQUGATITConfig(image_size=256, light=True)).save_pretrained(folder)
+FQUGATITGeneratorModel(FQUGATITConfig(image_size=256, light=True, ngf=width, ndf=width)).save_pretrained(folder)
 pipe = pipeline("image-to-image", model=folder, device=device)
 rng = np.random.default_rng(0)
 images = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(batch)]
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--sizes", default="64,256")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--width", type=int, default=64, help="ngf = ndf (the paper: 64)")
     parser.add_argument("--light", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--pipeline_batch", type=int, default=4)
     parser.add_argument("--skip_pipeline", action="store_true")
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = {}
         for use_fq in (False, True):
             cells[use_fq] = _child(CHILD, [str(size), "1" if use_fq else "0", "1" if args.light else "0",
-                                           str(args.repeats), args.device, str(args.threads)])  # fmt: skip
+                                           str(args.repeats), args.device, str(args.threads), str(args.width)])  # fmt: skip
             print(f"{size} px, use_fq={use_fq}: {cells[use_fq]}", flush=True)
         raw[str(size)] = {"no_fq": cells[False], "fq": cells[True]}
         rows.append(
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{cells[True]['peak_mb']:.0f} | {cells[True]['peak_mb'] / max(cells[False]['peak_mb'], 1e-9):.3f} |"
         )
     lines = [
-        f"Run {started}, device {args.device}, {args.threads} torch threads, light={args.light}, batch 1, "
+        f"Run {started}, device {args.device}, {args.threads} torch threads, ngf = ndf = {args.width}, "
+        f"light={args.light}, batch 1, "
         f"median of {args.repeats} iterations after 1 warm-up.",
         "",
         "| size (px) | iteration no FQ (s) | iteration FQ (s) | time ratio FQ/no-FQ | peak mem no FQ (MiB) | "
@@ -156,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         *rows,
     ]
     if not args.skip_pipeline:
-        pipe = _child(PIPELINE_CHILD, [str(args.pipeline_batch), str(args.repeats), args.device, str(args.threads)])
+        pipe = _child(PIPELINE_CHILD, [str(args.pipeline_batch), str(args.repeats), args.device, str(args.threads),
+                                       str(args.width)])  # fmt: skip
         raw["pipeline"] = pipe
-        lines += ["", f"Pipeline (light, 256 px, batches of {pipe['batch']}): {pipe['images_per_s']:.3f} images/s."]
+        lines += ["", f"Pipeline (light, 256 px, ngf {args.width}, batches of {pipe['batch']}): "
+                  f"{pipe['images_per_s']:.3f} images/s."]
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
