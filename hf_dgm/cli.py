@@ -46,9 +46,14 @@ def add_family_subcommands(parser: argparse.ArgumentParser, role: str, extra: di
             continue
         module = load_entry_point(dotted)
         doc = (module.__doc__ or "").strip()
+        # a converter module is named after the original's format (`hf_dgm.convert.ugatit` converts UGATIT-pytorch
+        # checkpoints of the fq_ugatit family): that name is accepted as an alias of the family name
+        module_name = dotted.rsplit(".", 1)[-1]
+        taken = {entry[0] for entry in entries}
+        aliases = [module_name] if role == "converter" and module_name not in taken else []
         child = sub.add_parser(
             name, help=doc.splitlines()[0] if doc else description, description=doc or None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=argparse.RawDescriptionHelpFormatter, aliases=aliases,
         )
         module.add_arguments(child)
         child.set_defaults(_hf_dgm_entry=module)

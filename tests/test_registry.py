@@ -268,7 +268,26 @@ def _speaker_tokenizer():
     return AutoTokenizer.from_pretrained(get_model_path())
 
 
-TINY_MODELS = {"optimus": _tiny_optimus, "fq_biggan": _tiny_fq_biggan, "prevalent_speaker": _tiny_prevalent_speaker}
+def _tiny_fq_ugatit(tmp_path):
+    from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+
+    config = FQUGATITConfig(image_size=16, ngf=4, n_res_blocks=1, light=True, ndf=4, global_discriminator_layers=4,
+                            local_discriminator_layers=3, fq_layers=[1, 2], fq_num_embeddings=[8, 8])  # fmt: skip
+    return FQUGATITModel(config)
+
+
+def _translate_grey_square(pipe):
+    import numpy as np
+
+    return pipe(np.full((20, 12, 3), 128, dtype=np.uint8), direction="B2A", keep_size=True).size == (12, 20)
+
+
+TINY_MODELS = {
+    "optimus": _tiny_optimus,
+    "fq_biggan": _tiny_fq_biggan,
+    "prevalent_speaker": _tiny_prevalent_speaker,
+    "fq_ugatit": _tiny_fq_ugatit,
+}
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),
     "sentence-analogy": lambda pipe: pipe(["a man .", "a dog .", "a cat ."], max_new_tokens=3),
@@ -277,6 +296,7 @@ PIPELINE_CALLS = {
     "class-conditional-image-generation": lambda pipe: pipe([0], num_images=1, seed=0),
     "unconditional-image-generation": lambda pipe: pipe(num_images=1, seed=0),
     "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
+    "image-to-image": _translate_grey_square,
 }
 
 

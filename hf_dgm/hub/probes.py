@@ -80,6 +80,30 @@ def prevalent_speaker_probe(model, pipe) -> dict[str, Any]:
     return {"tensors": {"logits": out.logits, "encoder_last_hidden_state": out.encoder_last_hidden_state}, "values": values}
 
 
+@torch.no_grad()
+def fq_ugatit_probe(model, pipe) -> dict[str, Any]:
+    """Both translation directions of two fixed (seeded) images: translated images, CAM logits and heat maps
+    directly, and the `image-to-image` pipeline's PIL outputs (as uint8 arrays) with their CAM maps."""
+    from PIL import Image
+
+    model.eval()
+    size, channels = model.config.image_size, model.config.num_channels
+    x = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = x.to(model.device)
+    tensors: dict[str, Any] = {}
+    for direction in ("A2B", "B2A"):
+        out = model.translate(x, direction)
+        tensors[f"{direction}_images"] = out.images
+        tensors[f"{direction}_cam_logits"] = out.cam_logits
+        tensors[f"{direction}_heatmap"] = out.heatmap
+    pixels = ((x.cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    images = [Image.fromarray(p[..., 0] if channels == 1 else p) for p in pixels]
+    results = pipe(images, direction="B2A", return_attention=True)
+    tensors["pipeline_images"] = _pil_to_tensor([r["image"] for r in results])
+    tensors["pipeline_attention"] = _pil_to_tensor([r["attention"] for r in results])
+    return {"tensors": tensors, "values": {"pipeline_image_sizes": [list(r["image"].size) for r in results]}}
+
+
 def _pil_to_tensor(images) -> torch.Tensor:
     import numpy as np
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import PreTrainedConfig
+from ...modules.hub_compat import HubCompatibleConfig
 
 
 FQ_MODES = ("loss_only", "straight_through")
 NORM_VARIANCES = ("moments", "ugatit_pytorch")
 
 
-class FQUGATITConfig(PreTrainedConfig):
+class FQUGATITConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQUGATITModel`] (both generators and all four discriminators) and
     [`FQUGATITGeneratorModel`] (both generators only).
