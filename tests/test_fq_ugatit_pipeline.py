@@ -137,3 +137,19 @@ def test_bad_arguments_raise(pipe, tmp_path):
         pipe([rgb(8, 8)], batch_size=0)
     with pytest.raises(ValueError, match="unexpected"):
         pipe(rgb(8, 8), seed=3)
+
+
+def test_remote_code_folder_serves_image_to_image_without_hf_dgm(model_dir, tmp_path):
+    """The publisher's folder (flat remote code, `custom_pipelines`) loads in an interpreter that cannot import
+    hf_dgm: `pipeline("image-to-image", trust_remote_code=True)` and the model give the source model's outputs
+    (the fq_ugatit probe), and the card's snippet and handler.py run there."""
+    from hf_dgm.hub import prepare_repo_folder
+
+    prepared = prepare_repo_folder(model_dir, tmp_path / "repo", "hf-dgm-tests/fq-ugatit-tiny")
+    assert {"modeling_fq_ugatit.py", "pipeline_fq_ugatit.py", "feature_quantizer.py", "handler.py"} <= set(prepared.files)
+    assert prepared.custom_pipelines["image-to-image"]["impl"] == "pipeline_fq_ugatit.FQUGATITImageToImagePipeline"
+    report = prepared.validation
+    assert report.pipeline_class == "FQUGATITImageToImagePipeline"
+    assert report.model_module.startswith("transformers_modules")
+    assert max(report.max_abs_diff.values()) == 0.0
+    assert report.snippets_run == 2  # the card's usage snippet and the endpoint handler request
