@@ -10,10 +10,12 @@ so that the patch maps stay at least 2×2) with `--light` (default: the light ge
 with the image: the full 256 px generator holds 2 × 268M MLP weights, too large for a shared CPU box; pass
 `--no-light` on a GPU).
 
-Every (size, FQ) cell runs in a fresh subprocess: on CUDA the peak of `torch.cuda.max_memory_allocated` over the
-measured iterations minus the memory allocated before them; on CPU the growth of the process's peak RSS
+Memory: every (size, FQ) cell runs in a fresh subprocess: on CUDA the peak of `torch.cuda.max_memory_allocated`
+over the measured iterations minus the memory allocated before them; on CPU the growth of the process's peak RSS
 (`ru_maxrss`) over its RSS before the first iteration (weights allocated; gradients, Adam state and activations
-counted). Times are medians over `--repeats` iterations after one warm-up. Ratios are FQ / no-FQ of the same run.
+counted). Time: the two models (FQ and no FQ, same seed) live in one process and alternate iteration by iteration
+(`--time_repeats` rounds, the order flipped every round), so load changes on a shared machine hit both alike; the
+ratio is the median of the per-round FQ / no-FQ ratios.
 
 Pipeline: images per second of `pipeline("image-to-image")` on a saved light model (`--width`) at 256 px, batches of
 `--pipeline_batch` 256×256 RGB PIL images, median over `--repeats` calls after one warm-up.
@@ -87,6 +89,52 @@ print(json.dumps({"time_s": statistics.median(times), "times_s": times, "peak_mb
                   "fq_buffers": sum(b.numel() for n, b in model.named_buffers() if ".quantizers." in n)}))
 """
 
+TIME_CHILD = r"""
+import json, statistics, sys, time
+import torch
+from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+
+size, light, repeats, device, threads, width = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+torch.set_num_threads(threads)
+layers = (7, 5) if size >= 256 else (6, 4)
+a = torch.rand(1, 3, size, size, device=device) * 2 - 1
+b = torch.rand(1, 3, size, size, device=device) * 2 - 1
+runs = {}
+for use_fq in (False, True):
+    torch.manual_seed(0)
+    config = FQUGATITConfig(image_size=size, light=light, use_fq=use_fq, global_discriminator_layers=layers[0],
+                            local_discriminator_layers=layers[1], ngf=width, ndf=width)
+    model = FQUGATITModel(config).to(device).train()
+    g, d = list(model.generator_parameters()), list(model.discriminator_parameters())
+    adam = dict(lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    runs[use_fq] = (model, g, d, torch.optim.Adam(g, **adam), torch.optim.Adam(d, **adam))
+
+def iteration(model, g_params, d_params, opt_g, opt_d):
+    opt_d.zero_grad(set_to_none=True)
+    for p in g_params: p.requires_grad_(False)
+    model(mode="discriminator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    for p in g_params: p.requires_grad_(True)
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=True)
+    for p in d_params: p.requires_grad_(False)
+    model(mode="generator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    for p in d_params: p.requires_grad_(True)
+    opt_g.step()
+    model.after_generator_step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+for use_fq in (False, True):
+    iteration(*runs[use_fq])
+times = {False: [], True: []}
+for r in range(repeats):
+    for use_fq in ((False, True) if r % 2 == 0 else (True, False)):  # alternate the order every round
+        t = time.perf_counter(); iteration(*runs[use_fq]); times[use_fq].append(time.perf_counter() - t)
+ratios = [f / n for f, n in zip(times[True], times[False])]
+print(json.dumps({"no_fq_s": statistics.median(times[False]), "fq_s": statistics.median(times[True]),
+                  "ratio_median": statistics.median(ratios), "ratios": ratios, "times": {"no_fq": times[False], "fq": times[True]}}))
+"""
+
 PIPELINE_CHILD = r"""
 import json, statistics, sys, tempfile, time
 import numpy as np, torch
@@ -125,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--sizes", default="64,256")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="measured iterations of each memory cell")
+    parser.add_argument("--time_repeats", type=int, default=6, help="interleaved timing rounds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--width", type=int, default=64, help="ngf = ndf (the paper: 64)")
     parser.add_argument("--light", action=argparse.BooleanOptionalAction, default=True)
@@ -142,16 +191,20 @@ def main(argv: list[str] | None = None) -> int:
             cells[use_fq] = _child(CHILD, [str(size), "1" if use_fq else "0", "1" if args.light else "0",
                                            str(args.repeats), args.device, str(args.threads), str(args.width)])  # fmt: skip
             print(f"{size} px, use_fq={use_fq}: {cells[use_fq]}", flush=True)
-        raw[str(size)] = {"no_fq": cells[False], "fq": cells[True]}
+        timing = _child(TIME_CHILD, [str(size), "1" if args.light else "0", str(args.time_repeats), args.device,
+                                     str(args.threads), str(args.width)])  # fmt: skip
+        print(f"{size} px, interleaved timing: {timing}", flush=True)
+        raw[str(size)] = {"no_fq": cells[False], "fq": cells[True], "interleaved": timing}
         rows.append(
-            f"| {size} | {cells[False]['time_s']:.3f} | {cells[True]['time_s']:.3f} | "
-            f"{cells[True]['time_s'] / cells[False]['time_s']:.3f} | {cells[False]['peak_mb']:.0f} | "
-            f"{cells[True]['peak_mb']:.0f} | {cells[True]['peak_mb'] / max(cells[False]['peak_mb'], 1e-9):.3f} |"
+            f"| {size} | {timing['no_fq_s']:.3f} | {timing['fq_s']:.3f} | {timing['ratio_median']:.3f} | "
+            f"{cells[False]['peak_mb']:.0f} | {cells[True]['peak_mb']:.0f} | "
+            f"{cells[True]['peak_mb'] / max(cells[False]['peak_mb'], 1e-9):.3f} |"
         )
     lines = [
         f"Run {started}, device {args.device}, {args.threads} torch threads, ngf = ndf = {args.width}, "
-        f"light={args.light}, batch 1, "
-        f"median of {args.repeats} iterations after 1 warm-up.",
+        f"light={args.light}, batch 1. Time: both models in one process, {args.time_repeats} interleaved rounds (order "
+        f"alternating) after 1 warm-up each, medians; ratio = median of per-round FQ/no-FQ ratios. Memory: one fresh "
+        f"process per cell ({args.repeats} iterations after 1 warm-up).",
         "",
         "| size (px) | iteration no FQ (s) | iteration FQ (s) | time ratio FQ/no-FQ | peak mem no FQ (MiB) | "
         "peak mem FQ (MiB) | memory ratio FQ/no-FQ |",
