@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...modules.feature_quantizer import validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
 
 
-FQ_MODES = ("loss_only", "straight_through")
 NORM_VARIANCES = ("moments", "ugatit_pytorch")
 
 
@@ -52,7 +52,10 @@ class FQUGATITConfig(HubCompatibleConfig):
         fq_commitment (`float`, defaults to 2.0): Commitment weight of the quantization loss.
         fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (features pass unchanged; FQ acts through the loss,
             as the released TensorFlow code) or `"straight_through"`.
+        fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the dictionaries' cluster sizes.
         fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
+            The `fq_*` fields are the zoo's one FQ surface (`hf_dgm.modules.feature_quantizer.FQ_CONFIG_DEFAULTS`),
+            checked by `validate_feature_quantizer_config`; only the defaults are U-GAT-IT's.
         adv_weight (`float`, defaults to 1.0): Weight of the least-squares adversarial losses (outputs and CAM logits
             of the four discriminators).
         cycle_weight (`float`, defaults to 10.0): Weight of the L1 cycle loss.
@@ -92,6 +95,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         fq_decay: float = 0.85,
         fq_commitment: float = 2.0,
         fq_mode: str = "loss_only",
+        fq_eps: float = 1e-5,
         fq_dictionary_init: str = "randn",
         adv_weight: float = 1.0,
         cycle_weight: float = 10.0,
@@ -125,29 +129,9 @@ class FQUGATITConfig(HubCompatibleConfig):
             raise ValueError(f"`image_size` must be a multiple of 4 (two stride-2 stages), got {image_size}")
         if norm_variance not in NORM_VARIANCES:
             raise ValueError(f"`norm_variance` must be one of {NORM_VARIANCES}, got {norm_variance!r}")
-        if fq_mode not in FQ_MODES:
-            raise ValueError(f"`fq_mode` must be one of {FQ_MODES}, got {fq_mode!r}")
-        fq_layers = [int(i) for i in fq_layers]
-        fq_num_embeddings = [int(k) for k in fq_num_embeddings]
-        if len(fq_layers) != len(fq_num_embeddings):
-            raise ValueError(
-                f"`fq_layers` ({fq_layers}) and `fq_num_embeddings` ({fq_num_embeddings}) must have the same length"
-            )
-        if len(set(fq_layers)) != len(fq_layers):
-            raise ValueError(f"`fq_layers` has duplicates: {fq_layers}")
-        # Layers 0 .. n-3 are the stride-2 convolutions, n-2 the stride-1 one (see FQUGATITDiscriminator).
-        for layer in fq_layers:
-            if not 0 <= layer <= global_discriminator_layers - 2:
-                raise ValueError(
-                    f"`fq_layers` entries must be in [0, {global_discriminator_layers - 2}] for a "
-                    f"{global_discriminator_layers}-layer global discriminator, got {layer}"
-                )
-        if any(k < 1 for k in fq_num_embeddings):
-            raise ValueError(f"`fq_num_embeddings` must be positive, got {fq_num_embeddings}")
-        if not 0.0 <= fq_decay < 1.0:
-            raise ValueError(f"`fq_decay` must be in [0, 1), got {fq_decay}")
-        if fq_commitment < 0:
-            raise ValueError(f"`fq_commitment` must be >= 0, got {fq_commitment}")
+        fq_layers = [int(i) for i in fq_layers] if fq_layers is not None else []
+        if isinstance(fq_num_embeddings, (list, tuple)):
+            fq_num_embeddings = [int(k) for k in fq_num_embeddings]
         for name, value in (
             ("adv_weight", adv_weight),
             ("cycle_weight", cycle_weight),
@@ -180,6 +164,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.fq_decay = float(fq_decay)
         self.fq_commitment = float(fq_commitment)
         self.fq_mode = fq_mode
+        self.fq_eps = float(fq_eps)
         self.fq_dictionary_init = fq_dictionary_init
         self.adv_weight = float(adv_weight)
         self.cycle_weight = float(cycle_weight)
@@ -195,6 +180,8 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.adam_eps = float(adam_eps)
         self.discriminator_steps = discriminator_steps
         self.initializer_range = initializer_range
+        # Layers 0 .. n-3 are the stride-2 convolutions, n-2 the stride-1 one (see FQUGATITDiscriminator).
+        validate_feature_quantizer_config(self, num_layers=global_discriminator_layers - 1)
         super().__init__(**kwargs)
 
     @property

@@ -57,4 +57,5 @@ FAMILY = FamilySpec(
         ),  # fmt: skip
     ),
     converter="hf_dgm.convert.ugatit",
+    trainer="hf_dgm.training.fq_ugatit.gan_run",
 )

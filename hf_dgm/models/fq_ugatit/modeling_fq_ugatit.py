@@ -23,6 +23,7 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from ...modules.feature_quantizer import FeatureQuantizer
+from ...modules.gan_losses import least_squares_discriminator_loss, least_squares_generator_loss
 from .configuration_fq_ugatit import FQUGATITConfig
 
 
@@ -357,13 +358,7 @@ class FQUGATITDiscriminator(nn.Module):
     commitment losses.
     """
 
-    def __init__(
-        self,
-        config: FQUGATITConfig,
-        n_layers: int,
-        fq_layers: list[int] | tuple[int, ...] = (),
-        fq_num_embeddings: list[int] | tuple[int, ...] = (),
-    ):
+    def __init__(self, config: FQUGATITConfig, n_layers: int, quantized: bool = False):
         super().__init__()
         eps = config.spectral_norm_eps
         self.slope = config.leaky_relu_slope
@@ -380,20 +375,9 @@ class FQUGATITDiscriminator(nn.Module):
         self.gmp_fc = _sn(nn.Linear(features, 1, bias=False), eps)
         self.conv1x1 = nn.Conv2d(2 * features, features, 1, bias=True)
         self.output_conv = _sn(nn.Conv2d(features, 1, 4, bias=False), eps)
-        self.fq_layers = [int(i) for i in fq_layers]
+        self.fq_layers = list(config.fq_layers) if quantized and config.use_fq else []
         self.quantizers = nn.ModuleDict(
-            {
-                str(layer): FeatureQuantizer(
-                    dim=channels[layer],
-                    num_embeddings=k,
-                    decay=config.fq_decay,
-                    commitment=config.fq_commitment,
-                    mode=config.fq_mode,
-                    update_dictionary=False,
-                    dictionary_init=config.fq_dictionary_init,
-                )
-                for layer, k in zip(self.fq_layers, fq_num_embeddings)
-            }
+            {str(layer): FeatureQuantizer.from_config(config, channels[layer], layer=layer) for layer in self.fq_layers}
         )
 
     def forward(self, pixel_values: torch.Tensor, update_dictionary: bool = False) -> FQUGATITDiscriminatorOutput:
@@ -434,17 +418,6 @@ class FQUGATITDiscriminator(nn.Module):
             fq_perplexity=torch.stack(perplexities) if perplexities else None,
             fq_usage=torch.stack(usages) if usages else None,
         )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Losses (least squares / L1 / BCE, as the original)
-# ----------------------------------------------------------------------------------------------------------------
-def _lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake))
-
-
-def _lsgan_g(fake: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(fake, torch.ones_like(fake))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -560,10 +533,8 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         super().__init__(config)
         self.generator_a2b = FQUGATITGenerator(config)
         self.generator_b2a = FQUGATITGenerator(config)
-        fq_layers = config.fq_layers if config.use_fq else []
-        fq_sizes = config.fq_num_embeddings if config.use_fq else []
-        self.discriminator_global_a = FQUGATITDiscriminator(config, config.global_discriminator_layers, fq_layers, fq_sizes)
-        self.discriminator_global_b = FQUGATITDiscriminator(config, config.global_discriminator_layers, fq_layers, fq_sizes)
+        self.discriminator_global_a = FQUGATITDiscriminator(config, config.global_discriminator_layers, quantized=True)
+        self.discriminator_global_b = FQUGATITDiscriminator(config, config.global_discriminator_layers, quantized=True)
         self.discriminator_local_a = FQUGATITDiscriminator(config, config.local_discriminator_layers)
         self.discriminator_local_b = FQUGATITDiscriminator(config, config.local_discriminator_layers)
         self.post_init()
@@ -646,12 +617,9 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
                 disc = getattr(self, f"discriminator_{kind}_{domain}")
                 r = disc(real, update_dictionary=True)
                 f = disc(fake, update_dictionary=True)
-                real_term = F.mse_loss(r.logits, torch.ones_like(r.logits)) + F.mse_loss(
-                    r.cam_logits, torch.ones_like(r.cam_logits)
-                )
-                fake_term = F.mse_loss(f.logits, torch.zeros_like(f.logits)) + F.mse_loss(
-                    f.cam_logits, torch.zeros_like(f.cam_logits)
-                )
+                out_real, out_fake = least_squares_discriminator_loss(r.logits, f.logits)
+                cam_real, cam_fake = least_squares_discriminator_loss(r.cam_logits, f.cam_logits)
+                real_term, fake_term = out_real + cam_real, out_fake + cam_fake
                 real_terms.append(real_term)
                 fake_terms.append(fake_term)
                 total = total + real_term + fake_term
@@ -689,7 +657,7 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         for domain, fake in (("a", b2a.images), ("b", a2b.images)):
             for kind in ("global", "local"):
                 out = getattr(self, f"discriminator_{kind}_{domain}")(fake, update_dictionary=False)
-                adv_terms += [_lsgan_g(out.logits), _lsgan_g(out.cam_logits)]
+                adv_terms += [least_squares_generator_loss(out.logits), least_squares_generator_loss(out.cam_logits)]
                 if out.fq_perplexity is not None:
                     fq_terms.append(out.quantization_loss)
         g_adv = torch.stack(adv_terms).sum()

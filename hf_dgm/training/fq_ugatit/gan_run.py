@@ -53,8 +53,8 @@ RANDOM_CONV = "random-conv"
 class FQUGATITModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from a saved FQ-U-GAT-IT folder."})
     use_fq: bool | None = field(default=None, metadata={"help": "False: plain U-GAT-IT."})
-    config_overrides: str | None = field(
-        default=None, metadata={"help": "JSON mapping of FQUGATITConfig arguments (a YAML mapping in recipes)."}
+    config_overrides: dict | str | None = field(
+        default=None, metadata={"help": "FQUGATITConfig values: a mapping in recipes, a JSON string on the command line."}
     )
 
 
@@ -137,7 +137,8 @@ def build_domains(data_args: FQUGATITDataArguments, with_test: bool = True) -> d
 
 
 def build_model(model_args: FQUGATITModelArguments, resolution: int | None) -> FQUGATITModel:
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = model_args.config_overrides or {}
+    overrides = dict(json.loads(overrides) if isinstance(overrides, str) else overrides)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:
@@ -274,6 +275,16 @@ def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, An
     return results
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`hf-dgm train fq_ugatit --recipe FILE [--flag value ...]`: `hf_dgm.training.gan_run.main` with this family."""
+    import sys
+
+    from ..gan_run import main as run_gan
+
+    run_gan(["--model_type", "fq_ugatit", *(sys.argv[1:] if argv is None else argv)])
+    return 0
+
+
 __all__ = [
     "ARGUMENT_CLASSES",
     "FQUGATITDataArguments",
@@ -285,6 +296,7 @@ __all__ = [
     "build",
     "evaluate",
     "lr_decay_kwargs",
+    "main",
     "save_translation_grid",
     "translate_domain",
 ]
