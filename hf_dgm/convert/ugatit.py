@@ -3,7 +3,7 @@
 Usage:
 
     python -m hf_dgm.convert ugatit --checkpoint selfie2anime_params_latest.pt --out ugatit-dir
-    python -m hf_dgm.convert ugatit --checkpoint X.pt --out dir --use-fq      # add fresh quantizers to fine-tune FQ
+    python -m hf_dgm.convert ugatit --checkpoint X.pt --out dir --use_fq      # add fresh quantizers to fine-tune FQ
 
 The checkpoint is one `torch.save` dict with the state dicts `genA2B`, `genB2A`, `disGA`, `disGB`, `disLA`,
 `disLB` (what the port's `save()` writes), read with `torch.load(..., weights_only=True)`. A DataParallel
@@ -12,7 +12,7 @@ The checkpoint is one `torch.save` dict with the state dicts `genA2B`, `genB2A`,
 - `ngf`, `num_channels`: generator `DownBlock.1.weight` `(ngf, C, 7, 7)`;
 - `n_res_blocks`: the number of `UpBlock1_{i}` blocks (checked against the encoder's residual blocks);
 - `light` and `image_size`: generator `FC.0.weight` `(4·ngf, X)`; `X = 4·ngf` is the light model, otherwise
-  `X = (S/4)²·4·ngf` gives S. The light model's weights do not depend on S: it gets `--image-size` (default 256,
+  `X = (S/4)²·4·ngf` gives S. The light model's weights do not depend on S: it gets `--image_size` (default 256,
   the port's default), the resolution the pipeline resizes to;
 - `ndf` and the global/local discriminator depths: `disGA`/`disLA` `model.{3j+1}.weight_orig` (`n_layers − 1`
   convolutions, the first `(ndf, C, 4, 4)`).
@@ -21,7 +21,7 @@ The port computes AdaLIN/ILN variances as nested unbiased variances; the convert
 `norm_variance="ugatit_pytorch"` so the outputs are the port's. Spectral-norm tensors (`weight_orig`, `weight_u`,
 `weight_v` of `torch.nn.utils.spectral_norm`) map to `torch.nn.utils.parametrizations.spectral_norm`'s
 (`parametrizations.weight.original`, `._u`, `._v`): in eval mode both normalise by `uᵀ W v` with the stored vectors.
-Checkpoints from torch < 1.1 (no `weight_v`) are refused. Without `--use-fq` the result is plain U-GAT-IT
+Checkpoints from torch < 1.1 (no `weight_v`) are refused. Without `--use_fq` the result is plain U-GAT-IT
 (`use_fq=False`, the port has no quantizer). The folder is written with `save_pretrained` (safetensors) and
 reloaded once to check it.
 
@@ -120,7 +120,7 @@ def infer_config(states: dict[str, dict[str, torch.Tensor]], image_size: int | N
             raise ValueError(f"genA2B FC.0.weight has {fc_in} inputs: not (S/4)²·{features} for any S")
         size = 4 * side
         if image_size is not None and int(image_size) != size:
-            raise ValueError(f"--image-size {image_size} contradicts the generator's MLP, built for {size} px")
+            raise ValueError(f"--image_size {image_size} contradicts the generator's MLP, built for {size} px")
     global_layers, ndf = _discriminator_depth(states["disGA"], "disGA")
     local_layers, ndf_local = _discriminator_depth(states["disLA"], "disLA")
     if ndf_local != ndf:
@@ -227,10 +227,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="UGATIT-pytorch `<dataset>_params_*.pt`")
     parser.add_argument("--out", type=Path, required=True, help="output folder (config.json + model.safetensors)")
     parser.add_argument(
-        "--image-size", type=int, default=None,
+        "--image_size", type=int, default=None,
         help="resolution of a light model (its weights do not fix it; default 256); checked for the full model",
     )  # fmt: skip
-    parser.add_argument("--use-fq", action="store_true", help="add freshly initialised quantizers (to fine-tune FQ)")
+    parser.add_argument("--use_fq", action="store_true", help="add freshly initialised quantizers (to fine-tune FQ)")
 
 
 def run(args: argparse.Namespace) -> int:
