@@ -179,6 +179,7 @@ def test_converted_outputs_equal_the_reference(tmp_path, light):
             torch.testing.assert_close(out.cam_logits, ref[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_writes_a_loadable_folder(tmp_path):
     nets = _port_checkpoint()
     ckpt = tmp_path / "x_params_0000001.pt"

@@ -139,6 +139,7 @@ def test_bad_arguments_raise(pipe, tmp_path):
         pipe(rgb(8, 8), seed=3)
 
 
+@pytest.mark.slow
 def test_remote_code_folder_serves_image_to_image_without_hf_dgm(model_dir, tmp_path):
     """The publisher's folder (flat remote code, `custom_pipelines`) loads in an interpreter that cannot import
     hf_dgm: `pipeline("image-to-image", trust_remote_code=True)` and the model give the source model's outputs
