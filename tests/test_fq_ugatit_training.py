@@ -79,7 +79,7 @@ def test_two_folders_load_as_domains(tmp_path):
 
 def test_second_half_linear_decay():
     kwargs = lr_decay_kwargs(10)
-    assert kwargs == {"num_stable_steps": 5, "num_decay_steps": 5, "decay_type": "linear"}
+    assert kwargs == {"num_decay_steps": 5, "decay_type": "linear"}
     from transformers.optimization import get_scheduler
 
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

@@ -9,9 +9,9 @@ outputs and CAM logits of the four discriminators (weight 1), L1 cycle (10) and 
 generators' CAM loss (1000), the FQ commitment loss in the D step (real and fake images; the dictionaries update
 there) and in the G step (translations); ρ clipped to [0, 1] after every G step (`after_generator_step`). Adam,
 lr 1e-4, betas (0.5, 0.999), weight decay 1e-4 on every parameter of both networks. The linear decay over the
-second half of the run is `lr_scheduler_type: warmup_stable_decay` with `lr_scheduler_kwargs:
-{num_stable_steps: N/2, num_decay_steps: N/2, decay_type: linear}` (the recipes set it; `--lr_decay_second_half`
-fills the kwargs from `max_steps`).
+second half of the run: `--lr_decay_second_half` (set by the recipes) selects `lr_scheduler_type:
+warmup_stable_decay` with `lr_scheduler_kwargs: {num_decay_steps: N − N//2, decay_type: linear}` for `max_steps`
+N.
 
 Outputs in `--output_dir` (besides the run folder `hf_dgm.training.gan_run` writes: checkpoints, the model folder,
 `samples/` grids with rows `[A, A→B, CAM, B, B→A, CAM]` of the first training pairs): `translations.png` (the same
@@ -207,11 +207,11 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
 
 def lr_decay_kwargs(max_steps: int) -> dict[str, Any]:
     """`lr_scheduler_kwargs` of `warmup_stable_decay` for the original's schedule: constant for the first half of
-    `max_steps`, then linear to 0."""
+    `max_steps`, then linear to 0 over the last `max_steps − max_steps // 2` steps (the stable phase is what remains
+    of `num_training_steps`, which the Trainer passes)."""
     if max_steps < 2:
         raise ValueError(f"the second-half decay needs max_steps >= 2, got {max_steps}")
-    stable = max_steps // 2
-    return {"num_stable_steps": stable, "num_decay_steps": max_steps - stable, "decay_type": "linear"}
+    return {"num_decay_steps": max_steps - max_steps // 2, "decay_type": "linear"}
 
 
 ARGUMENT_CLASSES = (FQUGATITModelArguments, FQUGATITDataArguments, FQUGATITEvalArguments)
