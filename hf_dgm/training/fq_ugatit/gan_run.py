@@ -190,7 +190,17 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
     test_a, test_b = domains["test_a"], domains["test_b"]
     n = min(len(test_a), len(test_b))
     subset = eval_args.kid_subset_size or min(100, n)
-    results: dict[str, Any] = {"kid_subset_size": subset, "kid_num_subsets": eval_args.kid_num_subsets}
+    comparable = eval_args.kid_feature_extractor != RANDOM_CONV
+    results: dict[str, Any] = {
+        "kid_subset_size": subset,
+        "kid_num_subsets": eval_args.kid_num_subsets,
+        "feature_extractor": eval_args.kid_feature_extractor,
+        "comparable_to_published": comparable,
+    }
+    if not comparable:
+        results["note"] = (
+            "Features of a fixed random conv net, not the Inception network: NOT comparable to published KID."
+        )
     for direction, source, target in (("A2B", test_a, test_b), ("B2A", test_b, test_a)):
         fake = translate_domain(model, source, collator, direction, eval_args.eval_batch_size, device)
         real = torch.cat(
@@ -268,8 +278,12 @@ def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, An
     path = os.path.join(training_args.output_dir, "translations.png")
     save_translation_grid(model, domains["test_a"], domains["test_b"], collator, path,
                           eval_args.num_translation_images, device)  # fmt: skip
-    results: dict[str, Any] = {"translations": path, "num_test_a": len(domains["test_a"]),
-                               "num_test_b": len(domains["test_b"])}  # fmt: skip
+    results: dict[str, Any] = {
+        "translations": path,
+        "split": "test" if data_args.dataset == DIGITS else (data_args.test_split or "test"),
+        "num_test_a": len(domains["test_a"]),
+        "num_test_b": len(domains["test_b"]),
+    }
     if eval_args.eval_kid:
         results.update(evaluate_kid(model, domains, collator, eval_args, device))
     return results
