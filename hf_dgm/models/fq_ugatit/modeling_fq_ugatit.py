@@ -353,9 +353,9 @@ class FQUGATITDiscriminator(nn.Module):
     Layers `0 … n−3`: reflect-pad 1, spectral-normalised 4×4 stride-2 conv (`ndf·2^i` channels), LeakyReLU(0.2);
     layer `n−2`: the same with stride 1. CAM block as in the generator (the spectral-normalised classifiers give the
     logits; their raw weights re-weight the features, as the port), a 1×1 conv + LeakyReLU, then a spectral-normalised
-    4×4 conv to one channel. With quantizers (`fq_num_embeddings` non-empty), the activations of the listed layers go
-    through a [`FeatureQuantizer`] each; in `"loss_only"` mode they pass unchanged and the quantizers add their
-    commitment losses.
+    4×4 conv to one channel. With `quantized=True` (the global discriminators) and `config.use_fq`, the activations of
+    the layers `config.fq_layers` go through a [`FeatureQuantizer`] each (built by `FeatureQuantizer.from_config`);
+    in `"loss_only"` mode they pass unchanged and the quantizers add their commitment losses.
     """
 
     def __init__(self, config: FQUGATITConfig, n_layers: int, quantized: bool = False):
