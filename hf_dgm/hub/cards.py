@@ -65,7 +65,67 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ModelCardError(ValueError):
-    """The rendered card is not what the metadata says it should be."""
+    """The rendered card is not what the metadata says it should be, or a value cannot go into a card."""
+
+
+# Characters no value from a run folder, a config or the command line may bring into a card: line breaks (a new
+# line can start a heading or a code fence), other control characters, and backticks (they close the inline code
+# spans the templates put names in). Multi-line blocks the publisher builds itself (YAML metadata, the recipe, text
+# excerpts, the endpoint request) are fenced safely and marked as such (`markupsafe.Markup`).
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029`]")
+
+
+def check_repo_id(repo_id: Any, name: str = "repo_id") -> str:
+    """`repo_id` if `huggingface_hub`'s validator accepts it (`name` or `owner/name`), else `ValueError`."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str):
+        raise ModelCardError(f"{name} must be a string 'owner/name'; got {type(repo_id).__name__}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ModelCardError(f"{name} {repo_id!r} is not a valid Hugging Face repo id: {err}") from None
+    return repo_id
+
+
+def check_card_value(value: Any, name: str) -> None:
+    """Refuse a value (string, or list/dict of them) that would change the card's structure; `name` says where
+    it came from (e.g. `run_metadata.json: dataset`)."""
+    if isinstance(value, str):
+        bad = _UNSAFE_CHARS.search(value)
+        if bad:
+            raise ModelCardError(
+                f"{name} = {value!r} cannot go into the model card: it holds {bad.group()!r}; line breaks, control "
+                "characters and backticks are refused in values shown in cards (they could add headings or code)"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_card_value(str(key), f"{name} (a key)")
+            check_card_value(item, f"{name} {key}" if name.endswith(":") else f"{name}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_card_value(item, f"{name}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ModelCardError(f"{name} = {value!r} cannot go into the model card: it is not finite")
+
+
+def fence_for(text: str, char: str = "`") -> str:
+    """A code fence longer than any run of `char` in `text` (at least three), so `text` cannot close it."""
+    longest = max((len(run) for run in re.findall(f"{re.escape(char)}+", str(text))), default=0)
+    return char * max(3, longest + 1)
+
+
+def _finalize(value: Any) -> Any:
+    """Jinja `finalize`: every `{{ ... }}` output that is not a block the publisher built is checked."""
+    from markupsafe import Markup
+
+    if value is None or isinstance(value, Markup):
+        return value
+    text = str(value)
+    bad = _UNSAFE_CHARS.search(text.replace("`", ""))  # templates may show values holding backticks in their own spans
+    if bad:
+        raise ModelCardError(f"the card template would print {text!r}, which holds {bad.group()!r}; refused")
+    return value
 
 
 @dataclass
@@ -99,6 +159,14 @@ def _flatten_metrics(data: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _read_json(path: Path) -> Any:
+    """A run folder's JSON file, or `ValueError` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid UTF-8 JSON ({err}); fix or remove it") from None
+
+
 def read_metrics(run_dir: Path) -> tuple[dict[str, float], str | None, list[str], dict[str, Any]]:
     """Numeric evaluation metrics of a run: (metrics, split, source files, non-numeric context like `dataset`)."""
     metrics: dict[str, float] = {}
@@ -109,7 +177,7 @@ def read_metrics(run_dir: Path) -> tuple[dict[str, float], str | None, list[str]
         path = run_dir / name
         if not path.is_file():
             continue
-        data = json.loads(path.read_text())
+        data = _read_json(path)
         if not isinstance(data, Mapping):
             raise ValueError(f"{path} must hold a JSON object of metrics; got {type(data).__name__}")
         for key in ("dataset", "dataset_id", "dataset_name", "dataset_config", "split", "eval_split",
@@ -158,7 +226,7 @@ def read_run(run_dir: Path) -> RunInfo:
     run_dir = Path(run_dir)
     metadata: dict[str, Any] = {}
     if (run_dir / RUN_METADATA_FILE).is_file():
-        metadata = json.loads((run_dir / RUN_METADATA_FILE).read_text())
+        metadata = _read_json(run_dir / RUN_METADATA_FILE)
         if not isinstance(metadata, dict):
             raise ValueError(f"{run_dir / RUN_METADATA_FILE} must hold a JSON object")
     metrics, split, sources, context = read_metrics(run_dir)
@@ -248,6 +316,18 @@ def build_card(
     import jinja2
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+    from markupsafe import Markup
+
+    check_repo_id(repo_id)
+    if space_id is not None:
+        check_repo_id(space_id, "space_id")
+    check_card_value(dict(run.metadata), f"{RUN_METADATA_FILE}:")
+    check_card_value([str(k) for k in run.metrics], "metrics (names)")
+    check_card_value(license, "license")
+    check_card_value(run.recipe_source, "recipe file")
+    check_card_value(list(repo_images or {}), "image paths")
+    check_card_value(list((repo_images or {}).values()), "image captions")
+    check_card_value(list(repo_text_samples or {}), "text sample paths")
     model_name = repo_id.split("/")[-1]
     dataset_name = run.metadata.get("dataset") or run.metadata.get("dataset_name")
     dataset_id = run.metadata.get("dataset_id") or dataset_name
@@ -274,6 +354,7 @@ def build_card(
             ))
             indexed.append(row)
 
+    recipe_yaml = yaml.safe_dump(run.recipe, sort_keys=False).strip() if run.recipe else None
     bases = base_models(config, run)
     extra = {"base_model_relation": "finetune"} if bases else {}  # several bases would otherwise read as a merge
     card_data = ModelCardData(
@@ -310,15 +391,16 @@ def build_card(
         metrics_indexed=indexed,
         metrics_sources=run.metrics_sources,
         metrics_comparable=comparable,
-        recipe_yaml=yaml.safe_dump(run.recipe, sort_keys=False).strip() if run.recipe else None,
+        recipe_yaml=Markup(recipe_yaml) if recipe_yaml else None,
+        recipe_fence=Markup(fence_for(recipe_yaml or "")),
         recipe_source=run.recipe_source,
         metadata=run.metadata,
         requirements=requirements or [],
         images=dict(repo_images or {}),
-        text_samples={path: _excerpt(src) for path, src in (repo_text_samples or {}).items()},
+        text_samples={path: Markup(_excerpt(src)) for path, src in (repo_text_samples or {}).items()},
         pipelines=dict(pipelines or {}),
         space_id=space_id,  # the Gradio Space demoing this model (upload/publish_space.py), linked from the card
-        endpoint_request=json.dumps(family.request_for(config), indent=2) if family.endpoint_request else None,
+        endpoint_request=Markup(json.dumps(family.request_for(config), indent=2)) if family.endpoint_request else None,
     )
     if template_dirs is None:
         template_dirs = list(dict.fromkeys([templates_dir(family.templates_package), templates_dir()]))
@@ -328,13 +410,32 @@ def build_card(
         )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, finalize=_finalize,
     )
     env.filters["cell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
-    text = env.get_template(family.card_template).render(card_data=card_data.to_yaml(), **variables)
+    env.globals["fence_for"] = lambda text: Markup(fence_for(text))
+    template = env.get_template(family.card_template)
+    variables["card_data"] = Markup(card_data.to_yaml())
+    text = template.render(**variables)
     card = ModelCard(text)
     check_card(card, card_data)
+    # The code the publisher may run to validate the card: the template's `usage` block alone, rendered with a
+    # placeholder repo id (the validation passes the folder to it as data). Nothing read from the run folder
+    # reaches it, whatever the card's text holds.
+    card.usage_code = usage_snippets_from_template(template, {**variables, "repo_id": USAGE_REPO_PLACEHOLDER})
     return card
+
+
+USAGE_REPO_PLACEHOLDER = "hf-dgm-validation/placeholder-repo"
+
+
+def usage_snippets_from_template(template, variables: Mapping[str, Any]) -> list[str]:
+    """The ```python blocks of a template's `usage` block rendered with `variables` (empty if it has none)."""
+    block = template.blocks.get("usage")
+    if block is None:
+        return []
+    text = "".join(block(template.new_context(dict(variables))))
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
 
 
 def usage_snippets(card_text: str) -> list[str]:
@@ -367,5 +468,5 @@ def check_card(card, expected) -> None:
         raise ModelCardError("card text still holds Jinja markup")
 
 
-__all__ = ["RunInfo", "read_run", "usage_snippets", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
+__all__ = ["check_repo_id", "check_card_value", "fence_for", "usage_snippets_from_template", "RunInfo", "read_run", "usage_snippets", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
            "ModelCardError", "TEMPLATES_PACKAGE", "templates_dir"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cards import _hub_id, build_card, read_run, usage_snippets
+from .cards import USAGE_REPO_PLACEHOLDER, ModelCardError, _hub_id, build_card, check_card_value, check_repo_id, read_run
 from ..registry import FamilySpec, get_family
 from .remote_code import RemoteCodeBundle, assemble_remote_code
 from .validation import (
@@ -123,6 +123,16 @@ def read_model_type(model_dir: Path) -> str:
     if not model_type:
         raise PublishError(f"{config_path} has no `model_type`")
     return model_type
+
+
+def _check_publish_inputs(repo_id: Any, license: Any) -> None:
+    """Before anything else (dry runs too): the repo id passes huggingface_hub's validator, and the license can go
+    into the card's YAML."""
+    try:
+        check_repo_id(repo_id, "repo_id (--repo_id)")
+        check_card_value(license, "license (--license)")
+    except ModelCardError as err:
+        raise PublishError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------- code discovery
@@ -289,6 +299,7 @@ def prepare_repo_folder(
     """Write the exact repo folder for `model_dir` into `out_dir` (must be missing or empty) and validate it."""
     import hf_dgm
 
+    _check_publish_inputs(repo_id, license)
     model_dir = Path(model_dir).resolve()
     out_dir = Path(out_dir)
     if not model_dir.is_dir():
@@ -326,7 +337,10 @@ def prepare_repo_folder(
     _clean_config_json(out_dir / "config.json", auto_map, custom_pipelines)
     write_endpoint_handler(out_dir / "handler.py", hub.task_for(model.config))
 
-    run = read_run(model_dir)
+    try:
+        run = read_run(model_dir)
+    except ValueError as err:
+        raise PublishError(str(err)) from None
     used: set[str] = set()
     images: dict[str, str] = {}
     for src in run.images:
@@ -340,17 +354,22 @@ def prepare_repo_folder(
         (out_dir / "samples").mkdir(exist_ok=True)
         shutil.copyfile(src, out_dir / dest)
         texts[dest] = str(src)
-    card = build_card(
-        hub, model.config, run, repo_id, requirements=code.requirements, repo_images=images,
-        repo_text_samples=texts, pipelines=_pipeline_descriptions(custom_pipelines), license=license,
-        space_id=space_id,
-    )
+    try:
+        card = build_card(
+            hub, model.config, run, repo_id, requirements=code.requirements, repo_images=images,
+            repo_text_samples=texts, pipelines=_pipeline_descriptions(custom_pipelines), license=license,
+            space_id=space_id,
+        )
+    except ModelCardError as err:
+        raise PublishError(f"{model_dir}: {err}") from None
     (out_dir / "README.md").write_text(str(card), encoding="utf-8")
 
     report = None
     if validate:
-        snippets = [code.replace(json.dumps(repo_id), json.dumps(str(out_dir.resolve())))
-                    for code in usage_snippets(str(card))]
+        # Only code rendered from the template's usage block runs (`card.usage_code`, built with a placeholder
+        # repo id), never code found in the card's text: values from the run folder cannot add code to it.
+        placeholder = json.dumps(USAGE_REPO_PLACEHOLDER)
+        snippets = [code.replace(placeholder, repr(str(out_dir.resolve()))) for code in card.usage_code]
         snippets.append(_handler_check(out_dir.resolve(), hub.request_for(model.config)))
         report = validate_repo_folder(out_dir, model, family, snippets=snippets)
     for cache in list(out_dir.rglob("__pycache__")):  # never publish bytecode, whoever imported the folder
@@ -464,6 +483,7 @@ def publish_model(
         ValidationError: the assembled repo does not reproduce the source model.
         huggingface_hub errors: the upload failed; the remote is left as it was (single commit).
     """
+    _check_publish_inputs(repo_id, license)
     if dry_run_dir is not None:
         prepared = prepare_repo_folder(model_dir, dry_run_dir, repo_id, max_shard_size=max_shard_size,
                                        license=license, validate=validate, space_id=space_id)
