@@ -126,3 +126,154 @@ def test_publisher_run_folder_files(run_dir, tmp_path, name, content, words):
     run = _copy_run(run_dir, tmp_path / "run")
     (run / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     _check(lambda: publish_model(run, "org/name", dry_run_dir=tmp_path / "out", validate=False), PublishError, words)
+
+
+# --------------------------------------------------------------------------------------------- configs
+NAN, INF = float("nan"), float("inf")
+
+
+def _optimus_config(**kwargs):
+    return OptimusConfig(encoder=bert_config(40), decoder=gpt2_config(40), latent_size=8, **kwargs)
+
+
+def _fq_biggan_config(**kwargs):
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+
+    return FQBigGANConfig(**kwargs)
+
+
+CONFIG_CASES = [
+    ("optimus beta nan", lambda: _optimus_config(beta=NAN), ValueError, ["beta", "finite"]),
+    ("optimus beta inf", lambda: _optimus_config(beta=INF), ValueError, ["beta", "finite"]),
+    ("optimus kl_threshold nan", lambda: _optimus_config(kl_threshold=NAN), ValueError, ["kl_threshold"]),
+    ("optimus beta string", lambda: _optimus_config(beta="0.5"), ValueError, ["beta", "str"]),
+    ("optimus kl_threshold string", lambda: _optimus_config(kl_threshold="1"), ValueError, ["kl_threshold"]),
+    ("optimus max_new_tokens float", lambda: _optimus_config(max_new_tokens=2.5), ValueError, ["max_new_tokens"]),
+    ("fq_biggan fq_commitment nan", lambda: _fq_biggan_config(fq_commitment=NAN), ValueError, ["fq_commitment"]),
+    ("fq_biggan fq_commitment inf", lambda: _fq_biggan_config(fq_commitment=INF), ValueError, ["fq_commitment"]),
+    ("fq_biggan fq_commitment string", lambda: _fq_biggan_config(fq_commitment="0.25"), ValueError, ["fq_commitment"]),
+    ("fq_biggan fq_decay nan", lambda: _fq_biggan_config(fq_decay=NAN), ValueError, ["fq_decay"]),
+]
+
+
+@pytest.mark.parametrize("case, call, error, words", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_configs(case, call, error, words):
+    _check(call, error, words)
+
+
+# --------------------------------------------------------------------------------------------- Optimus model
+def _ids(model):
+    enc = model.processor(["a man is playing a guitar ."], return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+MODEL_CASES = [
+    ("forward beta nan", lambda m: m(*_ids(m), decoder_input_ids=torch.tensor([[1, 5, 2]]), beta=NAN), ["beta"]),
+    ("forward kl_threshold inf",
+     lambda m: m(*_ids(m), decoder_input_ids=torch.tensor([[1, 5, 2]]), kl_threshold=INF), ["kl_threshold"]),
+    ("forward latents nan",
+     lambda m: m(latents=torch.full((1, 8), NAN), decoder_input_ids=torch.tensor([[1, 5, 2]])), ["latents"]),
+    ("generate latents nan", lambda m: m.generate(latents=torch.full((1, 8), NAN)), ["latents", "NaN"]),
+    ("generate latents inf", lambda m: m.generate(latents=torch.full((1, 8), INF)), ["latents"]),
+    ("generate latents list", lambda m: m.generate(latents=[[0.0] * 8]), ["latents", "list"]),
+    ("generate latents empty batch", lambda m: m.generate(latents=torch.zeros(0, 8)), ["latents", "empty"]),
+    ("generate latents ints", lambda m: m.generate(latents=torch.zeros(1, 8, dtype=torch.long)), ["latents", "floats"]),
+    ("generate num_beams 0", lambda m: m.generate(latents=torch.zeros(1, 8), num_beams=0), ["num_beams"]),
+    ("analogy degree nan",
+     lambda m: m.analogy(torch.zeros(1, 8), torch.zeros(1, 8), torch.zeros(1, 8), degree=NAN), ["degree"]),
+    ("interpolate latents nan",
+     lambda m: m.interpolate(torch.full((1, 8), NAN), torch.zeros(1, 8)), ["start_latents"]),
+]
+
+
+@pytest.mark.parametrize("case, call, words", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
+def test_optimus_model(tiny_model, case, call, words):
+    _check(lambda: call(tiny_model), ValueError, words)
+
+
+# --------------------------------------------------------------------------------------------- Optimus pipelines
+@pytest.fixture(scope="module")
+def pipes(tiny_model):
+    from transformers import pipeline
+
+    return {task: pipeline(task, model=tiny_model, device="cpu")
+            for task in ("sentence-interpolation", "sentence-analogy", "sentence-reconstruction", "sentence-latent")}
+
+
+PAIR = ("a man is playing a guitar .", "two dogs run through the snow .")
+TRIPLE = ("a man rides a bike .", "a dog is sleeping on the couch .", "the cat sits on the mat .")
+PIPELINE_CASES = [
+    ("analogy degree nan", "sentence-analogy", lambda p: p(TRIPLE, degree=NAN), ["degree"]),
+    ("analogy degree inf", "sentence-analogy", lambda p: p(TRIPLE, degree=-INF), ["degree"]),
+    ("interpolation empty list", "sentence-interpolation", lambda p: p([]), ["inputs", "empty"]),
+    ("reconstruction empty list", "sentence-reconstruction", lambda p: p([]), ["inputs", "empty"]),
+    ("latent empty list", "sentence-latent", lambda p: p([]), ["inputs", "empty"]),
+    ("reconstruction lone surrogate", "sentence-reconstruction", lambda p: p("a man \ud800 ."), ["surrogate"]),
+    ("interpolation num_beams 0", "sentence-interpolation", lambda p: p(PAIR, num_beams=0), ["num_beams"]),
+    ("interpolation num_steps over the cap", "sentence-interpolation", lambda p: p(PAIR, num_steps=10**6),
+     ["num_steps", "max_num_steps"]),
+    ("interpolation num_steps float", "sentence-interpolation", lambda p: p(PAIR, num_steps=5.0), ["num_steps"]),
+    ("reconstruction huge seed", "sentence-reconstruction", lambda p: p("a man rides a bike .", seed=2**70), ["seed"]),
+    ("reconstruction max_length string", "sentence-reconstruction", lambda p: p("a man .", max_length="9"),
+     ["max_length"]),
+]
+
+
+@pytest.mark.parametrize("case, task, call, words", PIPELINE_CASES, ids=[c[0] for c in PIPELINE_CASES])
+def test_optimus_pipelines(pipes, case, task, call, words):
+    _check(lambda: call(pipes[task]), ValueError, words)
+
+
+def test_interpolation_cap_can_be_raised_and_work_is_chunked(pipes, monkeypatch):
+    from hf_dgm.models.optimus import pipelines_optimus
+
+    monkeypatch.setattr(pipelines_optimus, "LATENT_CHUNK_SIZE", 3)
+    out = pipes["sentence-interpolation"](PAIR, num_steps=7, max_num_steps=7, max_new_tokens=3)
+    assert [round(r["alpha"], 4) for r in out] == [round(i / 6, 4) for i in range(7)]
+    _check(lambda: pipes["sentence-interpolation"](PAIR, num_steps=8, max_num_steps=7), ValueError, ["num_steps"])
+
+
+# --------------------------------------------------------------------------------------------- Optimus training
+def test_training_arguments_refuse_non_finite(tmp_path):
+    from hf_dgm.training.optimus.trainer import OptimusTrainingArguments
+
+    for name in ("beta", "kl_threshold", "beta_ratio_zero", "learning_rate", "latent_lr_multiplier"):
+        _check(lambda: OptimusTrainingArguments(output_dir=str(tmp_path), **{name: NAN}), ValueError, [name, "finite"])
+
+
+def test_train_optimus_beta_nan_fails_clearly(capsys):
+    from hf_dgm.training.optimus.run import main
+
+    assert main(["--offline_parts", "--train_file", "x.txt", "--output_dir", "unused", "--beta", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert "beta" in err and "finite" in err and len(err.strip().splitlines()) == 1
+
+
+def test_optimus_trainer_stops_on_a_non_finite_loss(parts, tmp_path):
+    """The loss turns NaN after step 2 (weights poisoned by a callback): training stops, the message names the last
+    good checkpoint, and no checkpoint is written after the failure."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from hf_dgm.training.optimus.data import OptimusDataCollator, tokenize_sentences
+    from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments, OptimusTrainingDivergedError
+    from optimus_tiny import SENTENCES
+
+    class Poison(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                with torch.no_grad():
+                    model.posterior.weight.fill_(NAN)
+
+    torch.manual_seed(0)
+    model = OptimusForConditionalGeneration.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]), latent_size=8)
+    data = tokenize_sentences(Dataset.from_dict({"text": SENTENCES}), model.processor, max_length=16).remove_columns(["text"])
+    args = OptimusTrainingArguments(
+        output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4, save_strategy="steps", save_steps=2,
+        report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1, kl_threshold=0.1,
+    )
+    trainer = OptimusTrainer(model=model, args=args, train_dataset=data, callbacks=[Poison()],
+                             data_collator=OptimusDataCollator.from_processor(model.processor))
+    message = _check(trainer.train, OptimusTrainingDivergedError, ["diverged", "checkpoint-2", "step 3"])
+    assert "nan" in message
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...modules.hub_compat import HubCompatibleConfig
+from ...modules.validation import check_float
 
 from ...modules.feature_quantizer import validate_feature_quantizer_config
 
@@ -407,6 +408,12 @@ class FQBigGANConfig(HubCompatibleConfig):
                 )
             if self.num_classes and not self.shared_embedding:
                 raise ValueError("`hierarchical_z` with classes needs `shared_embedding=True` (as BigGAN-PyTorch)")
+        for name in ("bn_eps", "sn_eps", "fq_decay", "fq_commitment", "fq_eps", "generator_lr", "discriminator_lr",
+                     "adam_eps", "ema_decay"):  # NaN passes every comparison below: finite numbers only
+            check_float(getattr(self, name), name)
+        for name in ("generator_betas", "discriminator_betas"):
+            for b in getattr(self, name):
+                check_float(b, name)
         if self.bn_eps <= 0 or self.sn_eps <= 0:
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
         validate_feature_quantizer_config(self, num_layers=self.num_discriminator_blocks)

@@ -8,6 +8,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 
 from ...modules.hub_compat import HubCompatibleConfig
+from ...modules.validation import check_float, check_int
 
 
 LATENT_INJECTIONS = ("memory", "embedding", "both")
@@ -105,14 +106,11 @@ class OptimusConfig(HubCompatibleConfig):
                 f"`pooling='pooler'` needs an encoder with BERT's pooler ({sorted(_POOLER_MODEL_TYPES)}); "
                 f"the encoder is {self.encoder.model_type!r}: use pooling='cls' or 'mean'"
             )
-        if not isinstance(beta, (int, float)) or beta < 0:
-            raise ValueError(f"`beta` must be a float >= 0; got {beta!r}")
-        if not isinstance(kl_threshold, (int, float)) or kl_threshold < 0:
-            raise ValueError(f"`kl_threshold` (dimension-wise λ) must be a float >= 0; got {kl_threshold!r}")
+        beta = check_float(beta, "beta", minimum=0.0)
+        kl_threshold = check_float(kl_threshold, "kl_threshold", minimum=0.0)
         if kl_threshold_mode not in KL_THRESHOLD_MODES:
             raise ValueError(f"`kl_threshold_mode` must be one of {KL_THRESHOLD_MODES}; got {kl_threshold_mode!r}")
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be a positive int; got {max_new_tokens!r}")
+        max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
         for name, value in (
             ("decoder_bos_token_id", decoder_bos_token_id),
             ("decoder_eos_token_id", decoder_eos_token_id),

@@ -29,6 +29,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from transformers.utils import ModelOutput
 
 from .configuration_optimus import OptimusConfig
+from ...modules.validation import check_float, check_float_tensor, check_int
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -421,10 +422,12 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             raise ValueError("`decoder_input_ids` are required (the sentence as `BOS tokens EOS`)")
         if input_ids is None and latents is None:
             raise ValueError("pass encoder `input_ids` (to encode) or `latents` (to decode a given z)")
-        beta = self.config.beta if beta is None else float(beta)
-        kl_threshold = self.config.kl_threshold if kl_threshold is None else float(kl_threshold)
-        if beta < 0 or kl_threshold < 0:
-            raise ValueError(f"`beta` and `kl_threshold` must be >= 0; got beta={beta}, kl_threshold={kl_threshold}")
+        beta = check_float(self.config.beta if beta is None else beta, "beta", minimum=0.0)
+        kl_threshold = check_float(
+            self.config.kl_threshold if kl_threshold is None else kl_threshold, "kl_threshold", minimum=0.0
+        )
+        if latents is not None:
+            check_float_tensor(latents, "latents", ndim=2, size=self.config.latent_size)
         if sample_latent is None:
             sample_latent = self.training
 
@@ -501,10 +504,10 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             if input_ids is None:
                 raise ValueError("pass `latents` or encoder `input_ids` to generate from")
             latents = self.encode(input_ids, attention_mask).mean
-        if latents.dim() != 2 or latents.shape[-1] != self.config.latent_size:
-            raise ValueError(
-                f"`latents` must have shape (batch_size, {self.config.latent_size}); got {tuple(latents.shape)}"
-            )
+        check_float_tensor(latents, "latents", ndim=2, size=self.config.latent_size)
+        for key in ("num_beams", "num_return_sequences", "max_new_tokens"):
+            if generation_kwargs.get(key) is not None:
+                check_int(generation_kwargs[key], key, minimum=1)
         bos = self.config.decoder_bos_token_id
         if bos is None:
             raise ValueError("config.decoder_bos_token_id is not set: generation has no start token")
@@ -556,6 +559,8 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         """
         if not isinstance(num_steps, int) or num_steps < 2:
             raise ValueError(f"`num_steps` must be an int >= 2 (both endpoints included); got {num_steps!r}")
+        check_float_tensor(start_latents, "start_latents", ndim=2, size=self.config.latent_size)
+        check_float_tensor(end_latents, "end_latents", ndim=2, size=self.config.latent_size)
         if start_latents.shape != end_latents.shape or start_latents.dim() != 2:
             raise ValueError(
                 "`start_latents` and `end_latents` must both have shape (batch_size, latent_size); got "
@@ -576,6 +581,9 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         **generation_kwargs,
     ) -> torch.LongTensor:
         """a : b :: c : d with z_d = z_c + degree · (z_b − z_a); all `(batch_size, latent_size)`."""
+        for name, value in (("latents_a", latents_a), ("latents_b", latents_b), ("latents_c", latents_c)):
+            check_float_tensor(value, name, ndim=2, size=self.config.latent_size)
+        degree = check_float(degree, "degree")
         if not (latents_a.shape == latents_b.shape == latents_c.shape):
             raise ValueError("analogy latents a, b, c must have the same shape (batch_size, latent_size)")
         return self.generate(latents=latents_c + degree * (latents_b - latents_a), **generation_kwargs)

@@ -7,8 +7,12 @@
 >>> pipe(("a man is playing a guitar .", "two dogs run through the snow ."), num_steps=5)
 [{'alpha': 0.0, 'text': ...}, {'alpha': 0.25, 'text': ...}, ..., {'alpha': 1.0, 'text': ...}]
 ```
-Every pipeline takes one input or a list of inputs (a list gives a list of results). Keyword arguments other than
-the pipeline's own go to generation (`num_beams`, `do_sample`, `top_p`, `max_new_tokens`, ...).
+Every pipeline takes one input or a non-empty list of inputs (a list gives a list of results). Keyword arguments
+other than the pipeline's own go to generation (`num_beams`, `do_sample`, `top_p`, `max_new_tokens`, ...).
+
+Bounded work: `sentence-interpolation` refuses `num_steps` above `max_num_steps` (default
+`DEFAULT_MAX_NUM_STEPS` = 256; pass a larger `max_num_steps` to allow more) and decodes the path in chunks of
+`LATENT_CHUNK_SIZE` latents, so memory does not grow with `num_steps`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import torch
 from transformers import Pipeline
 
 from .processing_optimus import OptimusProcessor
+from ...modules.validation import check_float, check_int
 
-_OWN_PARAMETERS = ("max_length", "num_steps", "degree", "return_tensors", "seed")
+_OWN_PARAMETERS = ("max_length", "num_steps", "max_num_steps", "degree", "return_tensors", "seed")
+DEFAULT_MAX_NUM_STEPS = 256
+LATENT_CHUNK_SIZE = 64
 
 
 def _check_text(value: Any, what: str) -> str:
@@ -28,6 +35,13 @@ def _check_text(value: Any, what: str) -> str:
         raise ValueError(f"{what} must be a string; got {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{what} must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{what} is not valid Unicode text: it holds {value[err.start:err.end]!r} at position {err.start} "
+            "(a lone surrogate); pass text that encodes to UTF-8"
+        ) from None
     return value
 
 
@@ -53,26 +67,36 @@ class _OptimusPipeline(Pipeline):
             processor = OptimusProcessor.from_pretrained(self.model.name_or_path, revision=revision)
         self.processor = processor
 
-    def _sanitize_parameters(self, max_length=None, num_steps=None, degree=None, return_tensors=None, seed=None, **generate_kwargs):
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            raise ValueError(f"`inputs` is an empty {type(inputs).__name__}: pass one input or a non-empty list")
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _sanitize_parameters(
+        self, max_length=None, num_steps=None, max_num_steps=None, degree=None, return_tensors=None, seed=None,
+        **generate_kwargs,
+    ):
         preprocess: dict[str, Any] = {}
         forward: dict[str, Any] = {"generate_kwargs": generate_kwargs}
         postprocess: dict[str, Any] = {}
         if max_length is not None:
-            if not isinstance(max_length, int) or max_length < 3:
-                raise ValueError(f"`max_length` must be an int >= 3; got {max_length!r}")
-            preprocess["max_length"] = max_length
+            preprocess["max_length"] = check_int(max_length, "max_length", minimum=3)
+        cap = DEFAULT_MAX_NUM_STEPS if max_num_steps is None else check_int(max_num_steps, "max_num_steps", minimum=2)
         if num_steps is not None:
-            if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 2:
-                raise ValueError(f"`num_steps` must be an int >= 2 (both endpoints are included); got {num_steps!r}")
+            num_steps = check_int(num_steps, "num_steps", minimum=2)
+            if num_steps > cap:
+                raise ValueError(
+                    f"`num_steps`={num_steps} exceeds `max_num_steps`={cap} (the default cap bounds the work of one "
+                    "call); pass a larger `max_num_steps` to allow it"
+                )
             forward["num_steps"] = num_steps
         if degree is not None:
-            if not isinstance(degree, (int, float)) or isinstance(degree, bool):
-                raise ValueError(f"`degree` must be a number; got {degree!r}")
-            forward["degree"] = float(degree)
+            forward["degree"] = check_float(degree, "degree")
         if seed is not None:
-            if not isinstance(seed, int):
-                raise ValueError(f"`seed` must be an int; got {seed!r}")
-            forward["seed"] = seed
+            forward["seed"] = check_int(seed, "seed", minimum=0, maximum=2**63 - 1)
+        for key in ("num_beams", "num_return_sequences", "max_new_tokens"):
+            if generate_kwargs.get(key) is not None:
+                check_int(generate_kwargs[key], key, minimum=1)
         if return_tensors is not None:
             postprocess["return_tensors"] = bool(return_tensors)
         return preprocess, forward, postprocess
@@ -136,7 +160,17 @@ class SentenceInterpolationPipeline(_OptimusPipeline):
         mean = self._encode_mean(model_inputs)
         alphas = torch.linspace(0.0, 1.0, num_steps, device=mean.device, dtype=mean.dtype)
         path = mean[0:1] + alphas.unsqueeze(1) * (mean[1:2] - mean[0:1])
-        return {"alphas": alphas, "latents": path, "sequences": self._generate(path, generate_kwargs or {}, seed)}
+        chunks = [self._generate(chunk, generate_kwargs or {}, None if seed is None else seed + i)
+                  for i, chunk in enumerate(path.split(LATENT_CHUNK_SIZE))]
+        return {"alphas": alphas, "latents": path, "sequences": self._pad_and_cat(chunks)}
+
+    def _pad_and_cat(self, chunks: list[torch.Tensor]) -> torch.Tensor:
+        if len(chunks) == 1:
+            return chunks[0]
+        pad = self.model.config.decoder_pad_token_id
+        pad = self.model.config.decoder_eos_token_id if pad is None else pad
+        length = max(c.shape[1] for c in chunks)
+        return torch.cat([torch.nn.functional.pad(c, (0, length - c.shape[1]), value=pad or 0) for c in chunks])
 
     def postprocess(self, model_outputs, return_tensors: bool = False):
         texts = self._texts(model_outputs["sequences"])

@@ -70,9 +70,19 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     """`hf-dgm train optimus --recipe FILE [--flag value ...]` (also `training/train_optimus.py`)."""
+    from .trainer import OptimusTrainingDivergedError
+
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    model_args, data_args, training_args = parse_args(argv)
-    metrics = train_and_evaluate(model_args, data_args, training_args, {"recipe": training_args.recipe_path})
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+    except ValueError as err:  # a bad recipe value or flag: one line naming it, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        metrics = train_and_evaluate(model_args, data_args, training_args, {"recipe": training_args.recipe_path})
+    except OptimusTrainingDivergedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     if training_args.process_index == 0:
         print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))
     return 0

@@ -9,17 +9,29 @@ pretraining used 10 cycles and λ 1.0.
 Logged to every `report_to` backend at each logging step (averaged over the window, across processes):
 `rec_loss`, `kl`, `kl_thresholded`, `beta`, `active_units` and `mutual_information` (from the posteriors of the
 window's training sentences, up to `latent_stats_window` of them), `tokens_per_example`.
+
+**Divergence guard.** A NaN/Inf training loss (checked on every forward, agreed across processes) raises
+:class:`OptimusTrainingDivergedError` before the backward pass and optimizer step of that batch; no checkpoint is
+written after it, so the last checkpoint on disk is the last good one (the message names it). Trainer's
+`logging_nan_inf_filter` is off by default here, so logged losses are reported as they are.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from ...metrics.vae_math import active_units
 from ...metrics.vae_math import mutual_information
+from ...modules.validation import check_float
+
+
+class OptimusTrainingDivergedError(RuntimeError):
+    """The training loss became NaN or Inf."""
 
 
 def cyclical_beta(step: int, total_steps: int, beta: float, n_cycles: int, ratio_increase: float, ratio_zero: float) -> float:
@@ -59,11 +71,20 @@ class OptimusTrainingArguments(TrainingArguments):
     adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the decoder columns"})
+    stop_on_nonfinite_loss: bool = field(
+        default=True, metadata={"help": "Raise OptimusTrainingDivergedError on a NaN/Inf training loss."}
+    )
+    logging_nan_inf_filter: bool = field(default=False, metadata={"help": "Report non-finite losses as they are."})
 
     def __post_init__(self):
+        for name, minimum in (("beta", 0.0), ("beta_ratio_zero", 0.0), ("beta_ratio_increase", 0.0),
+                              ("kl_threshold", 0.0), ("au_threshold", 0.0), ("learning_rate", 0.0),
+                              ("adam_epsilon", 0.0), ("max_grad_norm", 0.0), ("weight_decay", 0.0)):
+            setattr(self, name, check_float(getattr(self, name), name, minimum=minimum))
+        self.latent_lr_multiplier = check_float(
+            self.latent_lr_multiplier, "latent_lr_multiplier", minimum=0.0, exclusive_minimum=True
+        )
         super().__post_init__()
-        if self.beta < 0:
-            raise ValueError(f"`beta` must be >= 0; got {self.beta}")
         if self.beta_n_cycles < 1:
             raise ValueError(f"`beta_n_cycles` must be >= 1; got {self.beta_n_cycles}")
         if not (0 <= self.beta_ratio_zero <= 1 and 0 <= self.beta_ratio_increase <= 1):
@@ -73,10 +94,6 @@ class OptimusTrainingArguments(TrainingArguments):
                 f"`beta_ratio_zero` + `beta_ratio_increase` must be <= 1; got "
                 f"{self.beta_ratio_zero} + {self.beta_ratio_increase}"
             )
-        if self.kl_threshold < 0:
-            raise ValueError(f"`kl_threshold` must be >= 0; got {self.kl_threshold}")
-        if self.latent_lr_multiplier <= 0:
-            raise ValueError(f"`latent_lr_multiplier` must be > 0; got {self.latent_lr_multiplier}")
 
 
 class OptimusTrainer(Trainer):
@@ -133,6 +150,7 @@ class OptimusTrainer(Trainer):
         beta = self.current_beta() if model.training else self.args.beta
         outputs = model(**inputs, beta=beta, kl_threshold=self.args.kl_threshold)
         if model.training:
+            self._check_finite(outputs.loss)
             self._record(outputs, beta)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
@@ -142,6 +160,26 @@ class OptimusTrainer(Trainer):
         with torch.no_grad():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
+
+    # ------------------------------------------------------------------ divergence guard
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not self.args.stop_on_nonfinite_loss:
+            return
+        bad = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        if self.args.world_size > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        if bad.item() == 0:
+            return
+        out = self.args.output_dir
+        last = get_last_checkpoint(out) if out and os.path.isdir(out) else None
+        raise OptimusTrainingDivergedError(
+            f"Optimus training diverged: the training loss is {loss.detach().float().item()} (or non-finite on "
+            f"another process) at global step {self.state.global_step + 1} (β = {self.current_beta():g}, "
+            f"λ = {self.args.kl_threshold:g}). Training stopped before that optimizer update, and no checkpoint or "
+            f"final model was written after it. Last good checkpoint: {last or 'none (no checkpoint saved yet)'}. "
+            "Check the data and the settings (learning rate, β, λ) before resuming from it with "
+            "`--resume_from_checkpoint`."
+        )
 
     # ------------------------------------------------------------------ logging
     def _reset_window(self) -> None:
@@ -187,4 +225,4 @@ class OptimusTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-__all__ = ["OptimusTrainer", "OptimusTrainingArguments", "cyclical_beta"]
+__all__ = ["OptimusTrainer", "OptimusTrainingArguments", "OptimusTrainingDivergedError", "cyclical_beta"]
