@@ -28,8 +28,15 @@ DATASET_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "c
 
 
 def _read_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    """Non-blank lines of a UTF-8 text file; `ValueError` naming the file if it is binary or not UTF-8."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"{path} is a binary file (it holds NUL bytes); pass a UTF-8 text file, one sentence a line")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); pass a UTF-8 text file") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _column(dataset, text_column: str | None, source: str) -> list[str]:
@@ -115,7 +122,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.evaluate")
     add_family_subcommands(parser, "evaluator", extra=NON_FAMILY_EVALUATORS)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(undash_flags(argv, parser))
-    metrics = run_family_subcommand(args)
+    try:
+        metrics = run_family_subcommand(args)
+    except (ValueError, OSError) as err:  # bad input (names the file or argument): one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(format_table(metrics))
     if args.output:
         out = Path(args.output)

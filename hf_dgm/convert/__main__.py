@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.convert") 
     add_family_subcommands(parser, "converter")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(undash_flags(argv, parser))
-    return int(run_family_subcommand(args) or 0)
+    try:
+        return int(run_family_subcommand(args) or 0)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line naming the file or flag, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

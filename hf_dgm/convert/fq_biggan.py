@@ -50,6 +50,9 @@ from typing import Any
 
 import torch
 
+from . import load_state_dict_weights_only
+from ..modules.validation import check_config_keys
+
 from ..models.fq_biggan import PRESETS, FQBigGANConfig, FQBigGANForImageGeneration
 
 
@@ -227,6 +230,7 @@ def load_config(spec: str, overrides: list[str] | None = None) -> FQBigGANConfig
             values[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             values[key.strip()] = raw
+    check_config_keys(FQBigGANConfig, values, f"--config {spec} / --override")
     return FQBigGANConfig.from_preset(preset, **values) if preset else FQBigGANConfig(**values)
 
 
@@ -246,7 +250,7 @@ def _read(path: Path | None, what: str) -> dict[str, torch.Tensor] | None:
         return None
     if not path.is_file():
         raise FileNotFoundError(f"{what}: {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_state_dict_weights_only(path, what)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from . import load_state_dict_weights_only
+
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def load_original_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, 
 
                 state_dict = load_file(str(path))
             else:
-                state_dict = torch.load(path, map_location="cpu", weights_only=True)
+                state_dict = load_state_dict_weights_only(path, str(folder))
             break
     else:
         raise ValueError(f"{folder} holds none of {WEIGHTS_NAMES}")
@@ -244,6 +246,23 @@ def convert_optimus(
     encoder_dir, decoder_dir = Path(encoder_dir), Path(decoder_dir)
     enc_config, enc_sd = load_original_folder(encoder_dir)
     dec_config, dec_sd = load_original_folder(decoder_dir)
+    enc_is_decoder = any(k.startswith("transformer.") for k in enc_sd)
+    dec_is_encoder = not any(k.startswith("transformer.") for k in dec_sd)
+    if enc_is_decoder and dec_is_encoder:
+        raise ValueError(
+            f"--encoder {encoder_dir} holds GPT-2 decoder weights and --decoder {decoder_dir} holds the BERT encoder: "
+            "the two folders are swapped"
+        )
+    if not any(k in enc_sd for k in ("linear.weight", "bert.linear.weight")):
+        raise ValueError(
+            f"--encoder {encoder_dir} has no posterior head `linear.weight`: expected an original Optimus "
+            "checkpoint-encoder-N folder (BertForLatentConnector)"
+        )
+    if dec_is_encoder:
+        raise ValueError(
+            f"--decoder {decoder_dir} has no `transformer.*` weights: expected an original Optimus checkpoint-decoder-N "
+            "folder (GPT2ForLatentConnector)"
+        )
     latent_size = infer_latent_size(enc_sd, dec_sd)
     for name, cfg in (("encoder", enc_config), ("decoder", dec_config)):
         if "latent_size" in cfg and int(cfg["latent_size"]) != latent_size:

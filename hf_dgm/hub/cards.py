@@ -318,7 +318,12 @@ def build_card(
 
     from markupsafe import Markup
 
-    check_repo_id(repo_id)
+    if isinstance(repo_id, str) and Path(repo_id).is_dir():  # a run folder's own card points at the folder
+        check_card_value(repo_id, "repo_id (a local folder)")
+        if any(c in repo_id for c in "\"'\"):
+            raise ModelCardError(f"repo_id (a local folder) {repo_id!r} holds quotes or backslashes; refused")
+    else:
+        check_repo_id(repo_id)
     if space_id is not None:
         check_repo_id(space_id, "space_id")
     check_card_value(dict(run.metadata), f"{RUN_METADATA_FILE}:")

@@ -21,6 +21,17 @@ from .publish import DEFAULT_MAX_SHARD_SIZE, PublishError, publish_model
 from .validation import ValidationError
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        errors.append(httpx.TransportError)
+    except ImportError:  # pragma: no cover - huggingface_hub < 1.0 uses requests
+        pass
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="folder written by save_pretrained (plus metrics/recipe/samples)")
@@ -51,6 +62,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> i
         )
     except (PublishError, ValidationError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except _network_errors() as err:  # the endpoint cannot be reached: one line, not a traceback
+        print(f"error: could not reach the Hub at {args.endpoint or 'the default endpoint'}: "
+              f"{type(err).__name__}: {err}", file=sys.stderr)
         return 1
 
     if result.validation is not None:

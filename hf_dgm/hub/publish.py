@@ -20,6 +20,13 @@ What a published repo holds (one commit, `create_commit`):
 
 Before anything is pushed, the folder is loaded with `trust_remote_code=True` in a fresh interpreter that cannot
 import hf_dgm, and the family's probe (fixed input) must give the source model's outputs.
+
+Faults: the repo id is checked with `huggingface_hub`'s validator before anything else (dry runs too). A new repo
+is created only after the folder is assembled and validated, right before the commit; a commit answered with 5xx
+is retried with exponential backoff (`COMMIT_ATTEMPTS`, `COMMIT_BACKOFF_SECONDS`), then reported in one line, and
+an empty repo or branch this call created is deleted again. What remains: a process killed (`kill -9`) between
+the repo's creation and the end of the commit (the upload of the files happens inside the commit) leaves an empty
+repo; running the same publish again commits into it.
 """
 
 from __future__ import annotations
@@ -442,6 +449,37 @@ def _remote_state(api, repo_id: str, revision: str | None) -> tuple[bool, str | 
     return True, sha, remote_type, files
 
 
+COMMIT_ATTEMPTS = 4
+COMMIT_BACKOFF_SECONDS = 2.0  # waits 2, 4, 8 s between attempts
+
+
+def _commit_with_retries(api, repo_id: str, operations, **kwargs):
+    """`api.create_commit`, retried with exponential backoff while the Hub answers 5xx (the commit did not land:
+    `parent_commit` makes a retry of a commit that did land fail instead of duplicating it). After the last
+    attempt, a `PublishError` with one line saying what the Hub answered."""
+    import time
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return api.create_commit(repo_id, operations, **kwargs)
+        except HfHubHTTPError as err:
+            status = err.response.status_code if err.response is not None else None
+            if status is None or status < 500:
+                raise
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            if attempt == COMMIT_ATTEMPTS:
+                raise PublishError(
+                    f"the Hub answered {status} to the commit to {repo_id} {COMMIT_ATTEMPTS} times ({first_line}); "
+                    "nothing was committed. Try again later"
+                ) from None
+            wait = COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1)
+            logger.warning("commit to %s failed with %s (attempt %d/%d); retrying in %.1f s",
+                           repo_id, status, attempt, COMMIT_ATTEMPTS, wait)
+            time.sleep(wait)
+
+
 def publish_model(
     model_dir: str | os.PathLike,
     repo_id: str,
@@ -547,8 +585,8 @@ def publish_model(
             created_branch = True
             parent_sha = api.model_info(repo_id, revision=revision).sha
         try:
-            info = api.create_commit(
-                repo_id, operations, commit_message=commit_message, commit_description=commit_description,
+            info = _commit_with_retries(
+                api, repo_id, operations, commit_message=commit_message, commit_description=commit_description,
                 revision=revision, create_pr=create_pr, parent_commit=parent_sha, repo_type="model",
             )
         except BaseException:

@@ -84,3 +84,93 @@ def check_int_tensor(value: Any, name: str, *, ndim: int | None = None) -> torch
 
 
 __all__ = ["check_float", "check_int", "check_float_tensor", "check_int_tensor"]
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def _looks_local(ref: str) -> bool:
+    """A reference meant as a local path (a Hub id is `name` or `owner/name`, never starts with these)."""
+    import os
+
+    return ref.startswith(("/", "./", "../", "~", ".\\")) or ref.count("/") > 1 or os.path.isabs(ref) or "\\" in ref
+
+
+def check_pretrained_folder(ref: Any, model_type: str, *, config_given: bool = False) -> None:
+    """Before `from_pretrained(ref)`: a local folder must exist, hold a `config.json` of `model_type` (unless a config
+    is passed), and safetensors weights whose headers read; pickled weights are refused. Errors name the file."""
+    import json
+    import os
+
+    if not isinstance(ref, (str, os.PathLike)):
+        raise ValueError(f"`pretrained_model_name_or_path` must be a folder or a Hub repo id; got {type(ref).__name__}")
+    ref = os.fspath(ref)
+    if not os.path.isdir(ref):
+        if os.path.exists(ref):
+            raise ValueError(f"{ref} is a file; pass the folder written by `save_pretrained` (or a Hub repo id)")
+        if _looks_local(ref):
+            raise ValueError(f"{ref}: no such local folder (a saved model folder, or a Hub repo id `owner/name`)")
+        return  # a Hub repo id: transformers resolves it
+    config_path = os.path.join(ref, "config.json")
+    if not config_given:
+        if not os.path.isfile(config_path):
+            raise ValueError(
+                f"{ref} holds no config.json: it is not a folder written by `save_pretrained` (for an original "
+                "checkpoint, convert it first with `python -m hf_dgm.convert`)"
+            )
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                found = json.load(f).get("model_type")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+            raise ValueError(f"{config_path} is not a JSON object ({err})") from None
+        if found != model_type:
+            raise ValueError(
+                f"{config_path} has model_type {found!r}; this class loads {model_type!r} models (use the Auto class "
+                "or the model class of that type)"
+            )
+    files = sorted(os.listdir(ref))
+    weights = [f for f in files if f.endswith(".safetensors")]
+    pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES) and f != "training_args.bin"]
+    if not weights and pickles:
+        raise ValueError(
+            f"{ref} holds pickled weights ({', '.join(pickles)}) and no safetensors: hf_dgm loads safetensors only, "
+            "because unpickling a file can run arbitrary code. Convert the checkpoint (`python -m hf_dgm.convert`) "
+            "or re-save a trusted model with `save_pretrained` (safetensors)"
+        )
+    from safetensors import safe_open
+
+    for name in weights:
+        path = os.path.join(ref, name)
+        try:
+            with safe_open(path, framework="pt") as f:
+                f.keys()
+        except Exception as err:  # safetensors raises its own error types for bad headers and short files
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({type(err).__name__}: {err}); it is truncated, empty "
+                "or corrupted: save or download it again"
+            ) from None
+
+
+__all__ += ["check_pretrained_folder", "PICKLE_SUFFIXES"]
+
+
+def check_config_keys(config_cls: type, keys: Any, where: str) -> None:
+    """Refuse keys that `config_cls.__init__` does not take (they would be written into `config.json` unused);
+    `where` names the source (e.g. `--override`, `config_overrides`)."""
+    import difflib
+    import inspect
+
+    allowed: set[str] = set()
+    for cls in config_cls.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            allowed |= {p for p in inspect.signature(init).parameters if p not in ("self", "kwargs", "args")}
+    allowed |= {"num_labels", "name_or_path", "_name_or_path"}
+    unknown = sorted(set(keys) - allowed)
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, sorted(allowed), n=1) for k in unknown}
+        hint = "; ".join(f"{k!r} (did you mean {m[0]!r}?)" if m else repr(k) for k, m in hints.items())
+        raise ValueError(f"{where}: unknown {config_cls.__name__} keys {hint}; they would be saved unused")
+
+
+__all__ += ["check_config_keys"]

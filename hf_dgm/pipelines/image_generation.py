@@ -15,6 +15,10 @@ import hf_dgm  # registers the tasks
 generate = pipeline("class-conditional-image-generation", model="path/to/fq-biggan-cifar10")
 images = generate(["cat", "ship"], num_images=4, truncation=1.0, seed=0)  # 8 images, class by class
 ```
+
+Bounded work: one call makes at most `max_images` images (default `DEFAULT_MAX_IMAGES` = 1024; pass a larger
+`max_images` to allow more), generated `batch_size` at a time (default `DEFAULT_GENERATION_BATCH_SIZE` = 64) and
+converted to 8-bit images chunk by chunk.
 """
 
 from __future__ import annotations
@@ -52,12 +56,26 @@ def _check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+DEFAULT_MAX_IMAGES = 1024
+DEFAULT_GENERATION_BATCH_SIZE = 64
+_MAX_SEED = 2**63 - 1
+
+
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int or None, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= _MAX_SEED:
+        raise ValueError(f"`seed` must be an int in [0, 2**63 - 1] or None, got {seed!r}")
     return int(seed)
+
+
+def _check_total(total: int, max_images: Any) -> None:
+    cap = DEFAULT_MAX_IMAGES if max_images is None else _check_positive_int("max_images", max_images)
+    if total > cap:
+        raise ValueError(
+            f"this call asks for {total} images (`num_images` × classes), above `max_images`={cap} (the default cap "
+            "bounds one call's work); pass a larger `max_images` to allow it"
+        )
 
 
 class _GANImagePipeline(Pipeline):
@@ -78,22 +96,24 @@ class _GANImagePipeline(Pipeline):
     def _forward(self, model_inputs, truncation=1.0, seed=None, generation_batch_size=None):
         labels: torch.Tensor | None = model_inputs["labels"]
         total = model_inputs["num_images"]
-        chunk = generation_batch_size or total
+        chunk = generation_batch_size or DEFAULT_GENERATION_BATCH_SIZE
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         images = []
         for start in range(0, total, chunk):
             size = min(chunk, total - start)
             if labels is not None:
                 batch_labels = labels[start : start + size]
-                images.append(self.model.generate(labels=batch_labels, truncation=truncation, generator=generator))
+                batch = self.model.generate(labels=batch_labels, truncation=truncation, generator=generator)
             else:
-                images.append(self.model.generate(batch_size=size, truncation=truncation, generator=generator))
-        return {"images": torch.cat(images, dim=0)}
+                batch = self.model.generate(batch_size=size, truncation=truncation, generator=generator)
+            images.extend(_to_pil(batch))  # 8-bit images per chunk: no float tensor of the whole request
+        return {"images": images}
 
     def postprocess(self, model_outputs):
-        return _to_pil(model_outputs["images"])
+        return model_outputs["images"]
 
-    def _call(self, request: dict, truncation, seed, batch_size) -> list[Image.Image]:
+    def _call(self, request: dict, truncation, seed, batch_size, max_images=None) -> list[Image.Image]:
+        _check_total(request["num_images"], max_images)
         truncation = _check_truncation(truncation)
         seed = _check_seed(seed)
         params = {"truncation": truncation, "seed": seed}
@@ -113,20 +133,26 @@ class ClassConditionalImageGenerationPipeline(_GANImagePipeline):
         truncation (`float` or `None`, defaults to 1.0): z ~ N(0, 1) truncated to [-truncation, truncation]; must be
             > 0; `None` disables truncation.
         seed (`int`, *optional*): Makes the images reproducible (a `torch.Generator` seeded with it).
-        batch_size (`int`, *optional*): Images generated per model call (memory bound); all at once by default.
+        batch_size (`int`, *optional*): Images generated per model call (memory bound); defaults to
+            `DEFAULT_GENERATION_BATCH_SIZE` (64).
+        max_images (`int`, *optional*): Cap on the images of one call (default `DEFAULT_MAX_IMAGES`, 1024); a larger
+            request raises `ValueError` unless this is raised explicitly.
 
     Returns:
         `list[PIL.Image.Image]` of `len(classes) · num_images` RGB images of the model's resolution.
     """
 
     def __call__(self, classes, num_images: int = 1, truncation: float | None = 1.0, seed: int | None = None,
-                 batch_size: int | None = None, **kwargs):  # fmt: skip
+                 batch_size: int | None = None, max_images: int | None = None, **kwargs):  # fmt: skip
         if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size")
+            raise ValueError(
+                f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size, max_images"
+            )
         num_images = _check_positive_int("num_images", num_images)
         labels = self.resolve_classes(classes)
+        _check_total(labels.shape[0] * num_images, max_images)
         labels = labels.repeat_interleave(num_images)
-        return self._call({"labels": labels, "num_images": labels.shape[0]}, truncation, seed, batch_size)
+        return self._call({"labels": labels, "num_images": labels.shape[0]}, truncation, seed, batch_size, max_images)
 
     def resolve_classes(self, classes) -> torch.LongTensor:
         """Class names / ids → `(N,)` class ids; raises `ValueError` for unknown names or ids out of range."""
@@ -134,7 +160,9 @@ class ClassConditionalImageGenerationPipeline(_GANImagePipeline):
         num_classes = int(getattr(config, "num_classes", 0) or 0)
         if num_classes == 0:
             raise ValueError("this model is unconditional: use the 'unconditional-image-generation' task")
-        if isinstance(classes, (str, int, np.integer)) or (isinstance(classes, torch.Tensor) and classes.dim() == 0):
+        if isinstance(classes, (str, int, np.integer, float, np.floating)) or (
+            isinstance(classes, torch.Tensor) and classes.dim() == 0
+        ):
             classes = [classes]
         if isinstance(classes, torch.Tensor):
             classes = classes.tolist()
@@ -157,7 +185,9 @@ class ClassConditionalImageGenerationPipeline(_GANImagePipeline):
                     raise ValueError(f"unknown class name {item!r}; known classes: {preview}")
                 ids.append(names[key])
             else:
-                raise ValueError(f"classes must be names (str) or ids (int), got {type(item).__name__}")
+                raise ValueError(
+                    f"`classes` must be class names (str) or integer class ids (int); got {type(item).__name__} {item!r}"
+                )
         return torch.tensor(ids, dtype=torch.long)
 
     def preprocess(self, inputs):
@@ -170,18 +200,20 @@ class UnconditionalImageGenerationPipeline(_GANImagePipeline):
 
     Call with:
         num_images (`int`, defaults to 1), truncation (`float` or `None`, defaults to 1.0), seed (`int`, optional),
-        batch_size (`int`, optional): as in [`ClassConditionalImageGenerationPipeline`].
+        batch_size (`int`, optional), max_images (`int`, optional): as in [`ClassConditionalImageGenerationPipeline`].
 
     Returns:
         `list[PIL.Image.Image]` of `num_images` RGB images.
     """
 
     def __call__(self, num_images: int = 1, truncation: float | None = 1.0, seed: int | None = None,
-                 batch_size: int | None = None, **kwargs):  # fmt: skip
+                 batch_size: int | None = None, max_images: int | None = None, **kwargs):  # fmt: skip
         if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size")
+            raise ValueError(
+                f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size, max_images"
+            )
         num_images = _check_positive_int("num_images", num_images)
-        return self._call({"labels": None, "num_images": num_images}, truncation, seed, batch_size)
+        return self._call({"labels": None, "num_images": num_images}, truncation, seed, batch_size, max_images)
 
     def preprocess(self, inputs):
         return inputs

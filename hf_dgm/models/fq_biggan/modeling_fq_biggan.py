@@ -31,6 +31,7 @@ from ...modules.gan_ema import copy_weights, ema_decay_at_step, update_ema
 from ...modules.gan_losses import hinge_discriminator_loss, hinge_generator_loss
 from ...modules.spectral_norm import SNConv2d, SNEmbedding, SNLinear, SpectralNormMixin
 from ...modules.truncation import _check_truncation, sample_truncated_normal
+from ...modules.validation import check_pretrained_folder
 from .configuration_fq_biggan import FQBigGANConfig
 
 
@@ -476,7 +477,14 @@ class FQBigGANDiscriminator(nn.Module):
 # Sampling helpers
 # ----------------------------------------------------------------------------------------------------------------
 def _as_labels(labels, num_classes: int, device) -> torch.LongTensor:
-    labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+    try:
+        raw = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"`labels` must be class ids (ints), got {labels!r}: {err}") from None
+    if raw.dtype.is_floating_point or raw.dtype.is_complex or raw.dtype == torch.bool:
+        # casting would silently turn 1.7 into class 1
+        raise ValueError(f"`labels` must be integer class ids (torch.long), got dtype {raw.dtype}: {raw.tolist()}")
+    labels = raw.to(dtype=torch.long, device=device)
     if labels.dim() == 0:
         labels = labels.unsqueeze(0)
     if labels.dim() != 1:
@@ -496,6 +504,11 @@ def _generate(
     batch_size: int | None,
     device: torch.device,
 ) -> torch.Tensor:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"`generator` must be a torch.Generator or None, got {type(generator).__name__} {generator!r} (for a "
+            "seed, pass torch.Generator().manual_seed(seed))"
+        )
     if config.num_classes:
         if labels is None:
             if batch_size is None:
@@ -531,6 +544,13 @@ class FQBigGANPreTrainedModel(PreTrainedModel):
     base_model_prefix = "fq_biggan"
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, after checking a local folder (config, readable safetensors)."""
+        check_pretrained_folder(pretrained_model_name_or_path, FQBigGANConfig.model_type,
+                                config_given=kwargs.get("config") is not None)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -29,7 +29,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from transformers.utils import ModelOutput
 
 from .configuration_optimus import OptimusConfig
-from ...modules.validation import check_float, check_float_tensor, check_int
+from ...modules.validation import check_float, check_float_tensor, check_int, check_pretrained_folder
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -203,7 +203,10 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
     def __init__(self, config: OptimusConfig, encoder: PreTrainedModel | None = None, decoder: PreTrainedModel | None = None):
         # Compared by model_type, not class: remote code may load two copies of the configuration module.
         if getattr(config, "model_type", None) != OptimusConfig.model_type:
-            raise ValueError(f"`config` must be an OptimusConfig (model_type 'optimus'); got {type(config).__name__}")
+            raise ValueError(
+                f"`config` must be an OptimusConfig (model_type 'optimus'); got {type(config).__name__} with "
+                f"model_type {getattr(config, 'model_type', None)!r}"
+            )
         super().__init__(config)
         if encoder is None:
             encoder = AutoModel.from_config(config.encoder)
@@ -656,6 +659,8 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`; a local folder's tokenizers are attached as `model.processor`."""
+        check_pretrained_folder(pretrained_model_name_or_path, OptimusConfig.model_type,
+                                config_given=kwargs.get("config") is not None)
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         path = str(pretrained_model_name_or_path)

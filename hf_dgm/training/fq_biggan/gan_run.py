@@ -83,9 +83,28 @@ def build_dataset(data_args: DataArguments):
     return dataset
 
 
+def parse_config_overrides(raw: dict | str | None) -> dict:
+    """`config_overrides`: a mapping (recipe) or a JSON object string (flag) of FQBigGANConfig keys; anything else,
+    or an unknown key (it would be saved into config.json unused), is a ValueError naming the flag."""
+    from hf_dgm.modules.validation import check_config_keys
+
+    if not raw:
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--config_overrides must be a JSON object (e.g. '{{\"fq_commitment\": 2.0}}'); got {raw!r}: {err}"
+            ) from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--config_overrides must be a JSON object of config keys; got {type(raw).__name__}")
+    check_config_keys(FQBigGANConfig, raw, "--config_overrides")
+    return dict(raw)
+
+
 def build_model(model_args: ModelArguments, class_names: list[str] | None) -> FQBigGANForImageGeneration:
-    overrides = model_args.config_overrides or {}
-    overrides = dict(json.loads(overrides) if isinstance(overrides, str) else overrides)
+    overrides = parse_config_overrides(model_args.config_overrides)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:

@@ -29,6 +29,26 @@ def shared_data_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def check_text_file(path: str | os.PathLike, what: str) -> None:
+    """A text file of sentences must be non-empty UTF-8 text with at least one non-blank line; `ValueError` naming
+    `what` and the file otherwise (instead of `datasets`' errors or a `num_samples=0` sampler)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    if not head:
+        raise ValueError(f"`{what}` {path} is empty (0 bytes); it must hold one sentence per line")
+    if b"\x00" in head:
+        raise ValueError(f"`{what}` {path} is a binary file (it holds NUL bytes); pass UTF-8 text, one sentence a line")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # not just a character cut at the 1 MiB boundary
+            raise ValueError(f"`{what}` {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
+        text = head[: err.start].decode("utf-8")
+    if not text.strip() and path.stat().st_size == len(head):
+        raise ValueError(f"`{what}` {path} holds only blank lines; it must hold one sentence per line")
+
+
 def load_sentences(
     dataset: str | None = None,
     train_file: str | None = None,
@@ -49,6 +69,7 @@ def load_sentences(
     if train_file is not None:
         if not Path(train_file).is_file():
             raise ValueError(f"`train_file` {train_file!r} does not exist")
+        check_text_file(train_file, "train_file")
         data = load_dataset("text", data_files={split: str(train_file)}, split=split, streaming=streaming)
         text_column = "text"
     else:
@@ -73,6 +94,9 @@ def load_sentences(
         return isinstance(text, str) and bool(text.strip()) and len(text.split()) < max_words
 
     data = data.filter(ok)
+    if not isinstance(data, IterableDataset) and len(data) == 0:
+        source = f"`train_file` {train_file}" if train_file is not None else f"dataset {dataset!r} (split {split!r})"
+        raise ValueError(f"{source} has no usable sentence (non-blank, fewer than max_words={max_words} words)")
     if max_examples is not None:
         data = data.take(max_examples) if isinstance(data, IterableDataset) else data.select(range(min(max_examples, len(data))))
     return data

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except OptimusTrainingDivergedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:  # bad data or settings found while loading (the message names the file/argument)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if training_args.process_index == 0:
         print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))
     return 0
