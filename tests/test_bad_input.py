@@ -277,3 +277,110 @@ def test_optimus_trainer_stops_on_a_non_finite_loss(parts, tmp_path):
     message = _check(trainer.train, OptimusTrainingDivergedError, ["diverged", "checkpoint-2", "step 3"])
     assert "nan" in message
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+
+
+# --------------------------------------------------------------------------------------------- faults: checkpoints
+def _optimus_trainer(parts, out, callbacks=(), **kwargs):
+    from datasets import Dataset
+
+    from hf_dgm.training.optimus.data import OptimusDataCollator, tokenize_sentences
+    from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments
+    from optimus_tiny import SENTENCES
+
+    torch.manual_seed(0)
+    model = OptimusForConditionalGeneration.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]), latent_size=8)
+    data = tokenize_sentences(Dataset.from_dict({"text": SENTENCES * 2}), model.processor, max_length=16)
+    defaults = dict(output_dir=str(out), max_steps=4, per_device_train_batch_size=4, save_strategy="steps",
+                    save_steps=2, report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1,
+                    kl_threshold=0.1, seed=3, data_seed=3, learning_rate=1e-3)
+    defaults.update(kwargs)
+    return OptimusTrainer(model=model, args=OptimusTrainingArguments(**defaults), train_dataset=data.remove_columns(["text"]),
+                          callbacks=list(callbacks), data_collator=OptimusDataCollator.from_processor(model.processor))
+
+
+def test_interrupted_checkpoint_is_never_picked_and_resume_skips_incomplete_ones(parts, tmp_path, caplog):
+    """A save that dies mid-way (disk full) leaves no `checkpoint-N`; a legacy incomplete `checkpoint-N` is skipped
+    with a warning on resume; an explicit incomplete path is refused naming it."""
+    from hf_dgm.training.checkpoints import last_complete_checkpoint
+
+    trainer = _optimus_trainer(parts, tmp_path)
+    real = trainer._save_rng_state
+
+    def disk_full(output_dir):
+        if trainer.state.global_step == 4:
+            raise OSError(28, "No space left on device")
+        return real(output_dir)
+
+    trainer._save_rng_state = disk_full
+    with pytest.raises(OSError, match="No space"):
+        trainer.train()
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert (tmp_path / ".incomplete-checkpoint-4").is_dir()
+    (tmp_path / "checkpoint-6").mkdir()  # what an older, non-atomic save could leave
+    (tmp_path / "checkpoint-6" / "config.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert "checkpoint-6" in caplog.text
+    resumed = _optimus_trainer(parts, tmp_path)
+    _check(lambda: resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-6")), ValueError, ["checkpoint-6"])
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 4 and (tmp_path / "checkpoint-4" / "trainer_state.json").is_file()
+
+
+def test_metrics_after_resume_cover_the_whole_run(parts, tmp_path):
+    import shutil
+
+    from hf_dgm.training.checkpoints import whole_run_train_metrics
+
+    full = _optimus_trainer(parts, tmp_path / "full")
+    full_metrics = whole_run_train_metrics(full, full.train().metrics)
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    resumed = _optimus_trainer(parts, tmp_path / "resumed")
+    segment = resumed.train(resume_from_checkpoint=True).metrics
+    whole = whole_run_train_metrics(resumed, segment)
+    assert whole["train_loss"] == pytest.approx(full_metrics["train_loss"], rel=1e-4)
+    assert segment["train_loss"] != pytest.approx(full_metrics["train_loss"], rel=1e-4)  # the segment alone differs
+    assert whole["train_runtime"] > segment["train_runtime"]  # includes the first segment's seconds
+
+
+# --------------------------------------------------------------------------------------------- faults: Hub commit
+@pytest.fixture(scope="module")
+def hub():
+    import huggingface_hub.constants
+
+    from hub_server import LoopbackHub
+
+    disable_xet = huggingface_hub.constants.HF_HUB_DISABLE_XET
+    huggingface_hub.constants.HF_HUB_DISABLE_XET = True
+    with LoopbackHub() as server:
+        yield server
+    huggingface_hub.constants.HF_HUB_DISABLE_XET = disable_xet
+
+
+def test_commit_5xx_is_retried_then_reported_in_one_line(hub, run_dir, monkeypatch, capsys):
+    from hf_dgm.hub import publish, publish_model
+    from hf_dgm.hub.cli import main as publish_cli
+    from hub_server import DEFAULT_TOKEN
+
+    monkeypatch.setattr(publish, "COMMIT_BACKOFF_SECONDS", 0.0)
+    for _ in range(2):
+        hub.fail_next("commit", status=500)
+    result = publish_model(run_dir, "hf-dgm-tests/retried", token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
+    assert "model.safetensors" in hub.list_files("hf-dgm-tests/retried") and result.commit_oid
+    for _ in range(publish.COMMIT_ATTEMPTS):
+        hub.fail_next("commit", status=503)
+    code = publish_cli([str(run_dir), "--repo_id", "hf-dgm-tests/down", "--token", DEFAULT_TOKEN, "--endpoint",
+                        hub.endpoint, "--no_validate"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "503" in errors[0] and "Traceback" not in errors[0]
+    assert "hf-dgm-tests/down" not in hub.repos  # the empty repo this call created was deleted again
+
+
+def test_unreachable_endpoint_is_one_line(run_dir, capsys):
+    from hf_dgm.hub.cli import main as publish_cli
+
+    code = publish_cli([str(run_dir), "--repo_id", "org/name", "--token", "x", "--endpoint", "http://127.0.0.1:9",
+                        "--no_validate"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "127.0.0.1:9" in errors[0] and "Traceback" not in err

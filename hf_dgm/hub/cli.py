@@ -23,12 +23,16 @@ from .validation import ValidationError
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    try:
-        import httpx
+    import importlib
 
-        errors.append(httpx.TransportError)
-    except ImportError:  # pragma: no cover - huggingface_hub < 1.0 uses requests
-        pass
+    for name in ("httpx", "httpx2", "requests"):  # whichever HTTP client huggingface_hub uses
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        error = getattr(module, "TransportError", None) or getattr(module, "ConnectionError", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors.append(error)
     return tuple(errors)
 
 

@@ -120,6 +120,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .plots import save_image_grid
+from .checkpoints import AtomicCheckpointMixin, last_complete_checkpoint
 
 
 logger = logging.get_logger(__name__)
@@ -255,7 +256,7 @@ class _GANStepCallback(TrainerCallback):
             self.trainer.save_sample_grid()
 
 
-class GANTrainer(Trainer):
+class GANTrainer(AtomicCheckpointMixin, Trainer):
     """`Trainer` for GANs following the protocol in the module docstring. See the module docstring for the step
     schedule, batch and gradient-accumulation semantics, checkpoint contents, precision and DDP notes.
 
@@ -551,7 +552,7 @@ class GANTrainer(Trainer):
             return
         nonfinite = [v for v in values.tolist() if not math.isfinite(v)]
         shown = nonfinite[0] if nonfinite else "finite here"
-        last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        last = last_complete_checkpoint(self.args.output_dir)
         raise GANTrainingDivergedError(
             f"GAN training diverged: the {network} loss is {shown} (or non-finite on another "
             f"process) at global step {self.state.global_step + 1} ({where}). Training stopped before that "

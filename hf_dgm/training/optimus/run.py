@@ -183,7 +183,10 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
         # not trainer.save_model(): it adds a pickled training_args.bin; the run folder stays pickle-free
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)  # weights, config, tokenizers
 
-    metrics: dict[str, Any] = {"train_" + k: v for k, v in train_result.metrics.items()}
+    from ..checkpoints import whole_run_train_metrics
+
+    whole_run = whole_run_train_metrics(trainer, train_result.metrics)  # after a resume: the whole run, not the segment
+    metrics: dict[str, Any] = {"train_" + k if not k.startswith("train_") else k: v for k, v in whole_run.items()}
     if eval_raw is not None and trainer.is_world_process_zero():
         model.eval()
         sentences = [row["text"].strip() for row in eval_raw]

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from ...metrics.vae_math import active_units
 from ...metrics.vae_math import mutual_information
 from ...modules.validation import check_float
+from ..checkpoints import AtomicCheckpointMixin, last_complete_checkpoint
 
 
 class OptimusTrainingDivergedError(RuntimeError):
@@ -96,7 +96,7 @@ class OptimusTrainingArguments(TrainingArguments):
             )
 
 
-class OptimusTrainer(Trainer):
+class OptimusTrainer(AtomicCheckpointMixin, Trainer):
     """Trainer for [`OptimusForConditionalGeneration`]; see the module docstring."""
 
     args: OptimusTrainingArguments
@@ -171,7 +171,7 @@ class OptimusTrainer(Trainer):
         if bad.item() == 0:
             return
         out = self.args.output_dir
-        last = get_last_checkpoint(out) if out and os.path.isdir(out) else None
+        last = last_complete_checkpoint(out) if out else None
         raise OptimusTrainingDivergedError(
             f"Optimus training diverged: the training loss is {loss.detach().float().item()} (or non-finite on "
             f"another process) at global step {self.state.global_step + 1} (β = {self.current_beta():g}, "
