@@ -320,7 +320,7 @@ def build_card(
 
     if isinstance(repo_id, str) and Path(repo_id).is_dir():  # a run folder's own card points at the folder
         check_card_value(repo_id, "repo_id (a local folder)")
-        if any(c in repo_id for c in "\"'\"):
+        if any(c in repo_id for c in "\"'\\"):
             raise ModelCardError(f"repo_id (a local folder) {repo_id!r} holds quotes or backslashes; refused")
     else:
         check_repo_id(repo_id)
