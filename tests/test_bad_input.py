@@ -384,3 +384,189 @@ def test_unreachable_endpoint_is_one_line(run_dir, capsys):
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "127.0.0.1:9" in errors[0] and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------- FQ-BigGAN, image pipelines
+@pytest.fixture(scope="module")
+def gan(tmp_path_factory):
+    from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+
+    torch.manual_seed(0)
+    model = FQBigGANForImageGeneration(FQBigGANConfig.from_preset("tiny", num_classes=3, class_names=["a", "b", "c"])).eval()
+    path = tmp_path_factory.mktemp("gan") / "fq-biggan"
+    model.save_pretrained(path)
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def image_pipes(gan):
+    from transformers import pipeline
+
+    return {task: pipeline(task, model=str(gan[1]))
+            for task in ("class-conditional-image-generation", "unconditional-image-generation")}
+
+
+GAN_CASES = [
+    ("labels float 1.7", lambda m: m.generate(labels=torch.tensor([1.7])), ["labels", "float"]),
+    ("labels python float", lambda m: m.generate(labels=[0.5]), ["labels"]),
+    ("generator string", lambda m: m.generate(batch_size=1, generator="seed"), ["generator", "torch.Generator"]),
+]
+
+
+@pytest.mark.parametrize("case, call, words", GAN_CASES, ids=[c[0] for c in GAN_CASES])
+def test_fq_biggan_model(gan, case, call, words):
+    _check(lambda: call(gan[0]), ValueError, words)
+
+
+IMAGE_CASES = [
+    ("num_images over the cap", "unconditional-image-generation", lambda p: p(num_images=10**6),
+     ["max_images", "1000000"]),
+    ("classes × num_images over the cap", "class-conditional-image-generation",
+     lambda p: p(["a", "b"], num_images=600), ["max_images", "1200"]),
+    ("class id 3.5", "class-conditional-image-generation", lambda p: p(3.5), ["classes", "3.5"]),
+    ("huge seed", "unconditional-image-generation", lambda p: p(seed=2**70), ["seed"]),
+    ("max_images 0", "unconditional-image-generation", lambda p: p(num_images=1, max_images=0), ["max_images"]),
+]
+
+
+@pytest.mark.parametrize("case, task, call, words", IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
+def test_image_pipelines(image_pipes, case, task, call, words):
+    _check(lambda: call(image_pipes[task]), ValueError, words)
+
+
+def test_image_cap_can_be_raised_and_work_is_chunked(image_pipes, monkeypatch):
+    from hf_dgm.pipelines import image_generation
+
+    monkeypatch.setattr(image_generation, "DEFAULT_MAX_IMAGES", 4)
+    pipe = image_pipes["unconditional-image-generation"]
+    _check(lambda: pipe(num_images=5), ValueError, ["max_images"])
+    images = pipe(num_images=5, max_images=5, batch_size=2, seed=0)
+    assert len(images) == 5
+
+
+# --------------------------------------------------------------------------------------------- loading folders
+def _corrupt(run_dir, tmp_path, how):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(run_dir, folder)
+    weights = folder / "model.safetensors"
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "zero-byte":
+        weights.write_bytes(b"")
+    elif how == "garbage":
+        weights.write_bytes(b"\x00garbage" * 100)
+    elif how == "no config.json":
+        (folder / "config.json").unlink()
+    elif how == "other model_type":
+        config = json.loads((folder / "config.json").read_text())
+        config["model_type"] = "fq_biggan"
+        (folder / "config.json").write_text(json.dumps(config))
+    elif how == "pickle only":
+        weights.unlink()
+        torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
+    return folder
+
+
+@pytest.mark.parametrize("how, words", [
+    ("truncated", ["model.safetensors", "truncated"]),
+    ("zero-byte", ["model.safetensors"]),
+    ("garbage", ["model.safetensors"]),
+    ("no config.json", ["config.json", "save_pretrained"]),
+    ("other model_type", ["config.json", "'fq_biggan'", "'optimus'"]),
+    ("pickle only", ["pytorch_model.bin", "safetensors only", "arbitrary code"]),
+])
+def test_loading_bad_folders(run_dir, tmp_path, how, words):
+    folder = _corrupt(run_dir, tmp_path, how)
+    _check(lambda: OptimusForConditionalGeneration.from_pretrained(folder), ValueError, words)
+
+
+def test_loading_a_missing_local_folder(tmp_path):
+    from hf_dgm.models.fq_biggan import FQBigGANForImageGeneration
+
+    missing = str(tmp_path / "no" / "such")
+    _check(lambda: OptimusForConditionalGeneration.from_pretrained(missing), ValueError, [missing, "no such local folder"])
+    _check(lambda: FQBigGANForImageGeneration.from_pretrained("./nowhere"), ValueError, ["./nowhere", "no such"])
+
+
+# --------------------------------------------------------------------------------------------- data files
+@pytest.mark.parametrize("content, words", [
+    (b"", ["train_file", "empty"]),
+    (b"\n   \n\n", ["train_file", "blank"]),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ["train_file", "binary"]),
+    (b"\xff\xfe\xfa not utf8 at all", ["train_file", "UTF-8"]),
+])
+def test_training_files(tmp_path, content, words):
+    from hf_dgm.training.optimus.data import load_sentences
+
+    path = tmp_path / "train.txt"
+    path.write_bytes(content)
+    message = _check(lambda: load_sentences(train_file=str(path)), ValueError, words)
+    assert str(path) in message
+
+
+def test_training_file_with_only_over_long_sentences(tmp_path):
+    from hf_dgm.training.optimus.data import load_sentences
+
+    path = tmp_path / "train.txt"
+    path.write_text(" ".join(["word"] * 80) + "\n")
+    _check(lambda: load_sentences(train_file=str(path)), ValueError, [str(path), "no usable sentence"])
+
+
+def test_evaluate_binary_dataset_names_the_file(run_dir, tmp_path, capsys):
+    from hf_dgm.evaluate import main as evaluate_main
+
+    data = tmp_path / "test.txt"
+    data.write_bytes(b"\x00\x01\x02binary")
+    assert evaluate_main(["optimus", str(run_dir), "--dataset", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert str(data) in err and "binary" in err and "Traceback" not in err
+
+
+def test_train_gan_config_overrides(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_gan", Path(__file__).resolve().parents[1] / "training" / "train_gan.py")
+    train_gan = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["train_gan"] = train_gan  # dataclasses look the module up
+    spec.loader.exec_module(train_gan)
+    _check(lambda: train_gan._parse_config_overrides("{fq_commitment: 2}"), ValueError, ["--config_overrides", "JSON"])
+    _check(lambda: train_gan._parse_config_overrides('{"fq_comitment": 2}'), ValueError,
+           ["--config_overrides", "fq_comitment", "fq_commitment"])
+    _check(lambda: train_gan._parse_config_overrides("[1]"), ValueError, ["--config_overrides", "object"])
+    assert train_gan._parse_config_overrides('{"fq_commitment": 2.0}') == {"fq_commitment": 2.0}
+
+
+# --------------------------------------------------------------------------------------------- converters
+def test_fq_biggan_converter_refuses_unknown_overrides_and_pickled_objects(tmp_path):
+    import argparse
+
+    from hf_dgm.convert.fq_biggan import _read, load_config
+
+    _check(lambda: load_config("tiny", ["fq_comitment=2"]), ValueError, ["--override", "fq_comitment"])
+    path = tmp_path / "G.pth"
+    torch.save({"w": torch.zeros(1), "obj": argparse.Namespace(a=1)}, path)  # a non-tensor object
+    message = _check(lambda: _read(path, "--generator"), ValueError, ["--generator", str(path), "arbitrary code"])
+    assert "will likely succeed" not in message
+
+
+def test_optimus_converter_swapped_folders(parts, tmp_path):
+    """Original-layout folders (state-dict keys of BertForLatentConnector / GPT2ForLatentConnector), passed swapped."""
+    from hf_dgm.convert.optimus import convert_optimus
+
+    enc, dec = tmp_path / "checkpoint-encoder-1", tmp_path / "checkpoint-decoder-1"
+    for folder, state, config in (
+        (enc, {"embeddings.word_embeddings.weight": torch.zeros(4, 8), "linear.weight": torch.zeros(16, 8)},
+         {"vocab_size": 4, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2}),
+        (dec, {"transformer.wte.weight": torch.zeros(4, 8), "transformer.linear.weight": torch.zeros(8, 8)},
+         {"vocab_size": 4, "n_embd": 8, "n_layer": 1, "n_head": 2}),
+    ):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        from safetensors.torch import save_file
+
+        save_file(state, str(folder / "model.safetensors"))
+    _check(lambda: convert_optimus(dec, enc), ValueError, ["--encoder", "--decoder", "swapped"])

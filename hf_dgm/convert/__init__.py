@@ -14,10 +14,11 @@ def load_state_dict_weights_only(path: str | os.PathLike, what: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        detail = f" ({found[0]})" if found else ""
         raise ValueError(
-            f"{what}: {path} is a pickle holding more than tensors ({first}). hf_dgm refuses to unpickle arbitrary "
-            "objects, because unpickling can run any code the file carries; do not load it with "
+            f"{what}: {path} is a pickle holding more than tensors{detail}. Pickles are refused: unpickling can run "
+            "arbitrary code the file carries, so hf_dgm reads tensors only (weights_only=True); do not load it with "
             "weights_only=False unless you trust its origin. Re-save its plain `state_dict` (tensors only) and "
             "convert that"
         ) from None
