@@ -330,7 +330,10 @@ def retrained_run(run_dir, tmp_path) -> Path:
     return run
 
 
-def test_interrupted_upload_changes_nothing(hub, retrained_run):
+def test_interrupted_upload_changes_nothing(hub, retrained_run, monkeypatch):
+    from hf_dgm.hub import publish
+
+    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
     run_dir = retrained_run
     repo = "hf-dgm-tests/interrupted"
     sha = hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "optimus"}).encode()})
