@@ -133,7 +133,7 @@ def parse_recipe_args(
     try:
         outputs = parser.parse_dict(merged, allow_extra_keys=False)
     except (ValueError, TypeError) as err:
-        raise RecipeError(f"recipe {recipe}: {err}") from err
+        raise RecipeError(f"recipe {recipe}: {err}" if recipe is not None else str(err)) from err
     return tuple(outputs)
 
 
