@@ -179,6 +179,8 @@ MODEL_CASES = [
     ("generate latents empty batch", lambda m: m.generate(latents=torch.zeros(0, 8)), ["latents", "empty"]),
     ("generate latents ints", lambda m: m.generate(latents=torch.zeros(1, 8, dtype=torch.long)), ["latents", "floats"]),
     ("generate num_beams 0", lambda m: m.generate(latents=torch.zeros(1, 8), num_beams=0), ["num_beams"]),
+    ("generate temperature nan",
+     lambda m: m.generate(latents=torch.zeros(1, 8), do_sample=True, temperature=NAN), ["temperature", "finite"]),
     ("analogy degree nan",
      lambda m: m.analogy(torch.zeros(1, 8), torch.zeros(1, 8), torch.zeros(1, 8), degree=NAN), ["degree"]),
     ("interpolate latents nan",

@@ -511,6 +511,9 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         for key in ("num_beams", "num_return_sequences", "max_new_tokens"):
             if generation_kwargs.get(key) is not None:
                 check_int(generation_kwargs[key], key, minimum=1)
+        for key in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
+            if generation_kwargs.get(key) is not None:
+                check_float(generation_kwargs[key], key)
         bos = self.config.decoder_bos_token_id
         if bos is None:
             raise ValueError("config.decoder_bos_token_id is not set: generation has no start token")
