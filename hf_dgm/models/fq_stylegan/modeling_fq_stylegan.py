@@ -151,8 +151,8 @@ def _bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain:
 class FQStyleGANLinear(nn.Module):
     r"""
     Fully connected layer with equalised learning rate: `y = act(x · (W · g)ᵀ + b · m) · gain`, `g = m / √in`, with
-    the learning-rate multiplier m (0.01 in the mapping network). The stored `weight` is `N(0, 1/m²)` at init and the
-    stored `bias` is `bias_init / m`-free (`bias_init`, scaled at run time by m).
+    the learning-rate multiplier m (0.01 in the mapping network). The stored `weight` starts `N(0, 1/m²)`, the stored
+    `bias` at `bias_init` (scaled by m at run time, as StyleGAN2-ADA stores them).
 
     Shapes: `(B, in_features)` → `(B, out_features)`.
     """
