@@ -47,7 +47,9 @@ def test_presets():
     e = FQStyleGANConfig.from_preset("config-e", resolution=256)
     assert (e.channel_base, e.channel_max, e.r1_gamma, e.use_fq, e.fq_decay, e.fq_commitment) == (
         16384, 512, 100.0, True, 0.8, 0.25)  # fmt: skip
-    assert e.fq_resolutions == [32, 16] and e.fq_num_embeddings_at(32) == 128 and e.fq_num_embeddings_at(16) == 128
+    assert e.fq_layers == [3, 4] and e.fq_resolutions == [32, 16] and e.fq_num_embeddings == [128, 128]
+    e1024 = FQStyleGANConfig.from_preset("config-e")
+    assert e1024.fq_layers == [5, 6] and e1024.fq_resolutions == [32, 16] and e1024.fq_num_embeddings_at(6) == 128
     assert e.channels_at(16) == 512 and e.channels_at(256) == 64 and e.num_ws == 14
     p256 = FQStyleGANConfig.from_preset("paper256")
     assert (p256.channel_base, p256.mbstd_group_size, p256.r1_gamma, p256.ema_kimg, p256.conv_clamp) == (
@@ -58,8 +60,10 @@ def test_presets():
         FQStyleGANConfig.from_preset("config-x")
     with pytest.raises(ValueError, match="power of two"):
         tiny(resolution=48)
-    with pytest.raises(ValueError, match="fq_resolutions"):
-        tiny(fq_resolutions=[64])
+    with pytest.raises(ValueError, match="fq_layers"):
+        tiny(fq_layers=[3])
+    with pytest.raises(ValueError, match="fq_num_embeddings"):
+        tiny(fq_num_embeddings=[16])
     with pytest.raises(ValueError, match="fq_mode"):
         tiny(fq_mode="both")
 
@@ -128,8 +132,9 @@ def test_shapes(resolution):
     scores = model.discriminator(out.images)
     assert scores.logits.shape == (4,)
     assert scores.quantization_loss.shape == (4,) and torch.isfinite(scores.quantization_loss).all()
-    assert set(model.discriminator.quantizers) == {"32", "16"}
-    assert model.discriminator.quantizers["16"].dim == config.channels_at(8)
+    first = config.discriminator_resolutions.index(32)
+    assert set(model.discriminator.quantizers) == {str(first), str(first + 1)}
+    assert model.discriminator.quantizers[str(first + 1)].dim == config.channels_at(8)
     out.images.mean().backward()
     assert model.generator.mapping.layers[0].weight.grad is not None
 
@@ -144,7 +149,7 @@ def test_use_fq_false_is_plain_stylegan2():
 
 def test_fq_dictionary_updates_only_when_asked_in_training():
     model = FQStyleGANForImageGeneration(tiny())
-    quantizer = model.discriminator.quantizers["32"]
+    quantizer = model.discriminator.quantizers["0"]
     images = torch.randn(4, 3, 32, 32)
     before = quantizer.embed.clone()
     model.discriminator(images, update_dictionary=False)

@@ -8,8 +8,9 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from ...modules.feature_quantizer import FQ_CONFIG_DEFAULTS, validate_feature_quantizer_config
 
-FQ_MODES = ("loss_only", "straight_through")
+
 NOISE_MODES = ("random", "const", "none")
 
 # FQ-StyleGAN's `D_stylegan2_quant` (`res_dictsz_mapping`): dictionary size K of the quantizer placed after the D
@@ -37,7 +38,6 @@ _CONFIG_E = dict(
     ema_kimg=10.0,
     ema_rampup=None,
     use_fq=True,
-    fq_resolutions=[32, 16],
     fq_decay=0.8,
     fq_commitment=0.25,
 )
@@ -71,7 +71,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=16,
         ema_kimg=0.5,
         use_fq=True,
-        fq_resolutions=[32, 16],
         fq_decay=0.8,
         fq_commitment=0.25,
         fq_num_embeddings=16,
@@ -114,13 +113,15 @@ class FQStyleGANConfig(PreTrainedConfig):
             batch; the batch must be divisible by the group).
         mbstd_num_channels (`int`, defaults to 1): Channels it appends.
 
-    Feature quantization (FQ-StyleGAN `D_stylegan2_quant`: `--discrete_layer`, `--decay`, `--commitment_cost`):
+    Feature quantization (FQ-StyleGAN `D_stylegan2_quant`: `--discrete_layer`, `--decay`, `--commitment_cost`; the
+    zoo's shared FQ fields, see `hf_dgm.modules.feature_quantizer`):
         use_fq (`bool`, defaults to `True`): `False` gives the plain StyleGAN2 discriminator (no quantizer).
-        fq_resolutions (`list[int]`, defaults to `[32, 16]`): Input resolutions of the D blocks whose OUTPUTS are
-            quantized (`[32, 16]`: the feature maps of 16² and 8²).
-        fq_num_embeddings (`int` or `dict[int, int]`, *optional*): Dictionary size K, one for all quantizers or per
-            resolution of `fq_resolutions`. Default: the original's resolution map (64 for blocks at ≥ 128, 128
-            below).
+        fq_layers (`list[int]`, *optional*): Indices of the D blocks (0 = the block that reads the image, then one
+            per halving) whose OUTPUTS are quantized. Default: where the original puts them, the blocks that read
+            32² and 16² (their outputs are 16² and 8²); see `fq_resolutions`.
+        fq_num_embeddings (`int` or `list[int]`, *optional*): Dictionary size K, one for all quantizers or one per
+            entry of `fq_layers`. Default: the original's resolution map (`FQ_NUM_EMBEDDINGS_BY_RESOLUTION`: 64 for
+            blocks reading ≥ 128², 128 below).
         fq_decay (`float`, defaults to 0.8), fq_commitment (`float`, defaults to 0.25), fq_eps (`float`, defaults to
             1e-5): EMA decay, commitment weight and Laplace smoothing of the dictionaries.
         fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the released code: the quantized features are
@@ -155,13 +156,13 @@ class FQStyleGANConfig(PreTrainedConfig):
         mbstd_group_size: int = 4,
         mbstd_num_channels: int = 1,
         use_fq: bool = True,
-        fq_resolutions: list[int] | None = None,
-        fq_num_embeddings: int | dict | None = None,
+        fq_layers: list[int] | None = None,
+        fq_num_embeddings: int | list[int] | None = None,
         fq_decay: float = 0.8,
         fq_commitment: float = 0.25,
-        fq_eps: float = 1e-5,
-        fq_mode: str = "loss_only",
-        fq_dictionary_init: str = "randn",
+        fq_eps: float = FQ_CONFIG_DEFAULTS["fq_eps"],
+        fq_mode: str = FQ_CONFIG_DEFAULTS["fq_mode"],
+        fq_dictionary_init: str = FQ_CONFIG_DEFAULTS["fq_dictionary_init"],
         learning_rate: float = 0.002,
         adam_betas: tuple[float, float] | list[float] = (0.0, 0.99),
         adam_eps: float = 1e-8,
@@ -192,11 +193,19 @@ class FQStyleGANConfig(PreTrainedConfig):
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_channels = mbstd_num_channels
         self.use_fq = bool(use_fq)
-        self.fq_resolutions = sorted(
-            (int(r) for r in (fq_resolutions if fq_resolutions is not None else [32, 16])), reverse=True
-        )
-        if isinstance(fq_num_embeddings, dict):
-            fq_num_embeddings = {str(int(k)): int(v) for k, v in fq_num_embeddings.items()}
+        if not _is_power_of_two(resolution):
+            raise ValueError(f"`resolution` must be a power of two >= 4, got {resolution!r}")
+        block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
+        if fq_layers is None:  # the original's placement: after the blocks that read 32² and 16²
+            fq_layers = [j for j, res in enumerate(block_resolutions) if res in (32, 16)]
+        self.fq_layers = sorted(int(j) for j in fq_layers)
+        if fq_num_embeddings is None:
+            fq_num_embeddings = [
+                FQ_NUM_EMBEDDINGS_BY_RESOLUTION.get(block_resolutions[j], 0) if 0 <= j < len(block_resolutions) else 0
+                for j in self.fq_layers
+            ]
+        elif isinstance(fq_num_embeddings, (list, tuple)):
+            fq_num_embeddings = [int(k) for k in fq_num_embeddings]
         self.fq_num_embeddings = fq_num_embeddings
         self.fq_decay = float(fq_decay)
         self.fq_commitment = float(fq_commitment)
@@ -248,14 +257,16 @@ class FQStyleGANConfig(PreTrainedConfig):
         """Input resolutions of the D blocks, from the image size down to 8 (the 4² epilogue follows)."""
         return [2**i for i in range(self.log2_resolution, 2, -1)]
 
-    def fq_num_embeddings_at(self, resolution: int) -> int:
-        """Dictionary size K of the quantizer after the D block that reads `resolution`."""
-        value = self.fq_num_embeddings
-        if value is None:
-            return FQ_NUM_EMBEDDINGS_BY_RESOLUTION[resolution]
-        if isinstance(value, dict):
-            return int(value[str(resolution)])
-        return int(value)
+    @property
+    def fq_resolutions(self) -> list[int]:
+        """Input resolutions of the quantized D blocks (`[32, 16]` by default: outputs at 16² and 8²)."""
+        return [self.discriminator_resolutions[j] for j in self.fq_layers] if self.use_fq else []
+
+    def fq_num_embeddings_at(self, layer: int) -> int:
+        """Dictionary size K of the quantizer after D block `layer` (an entry of `fq_layers`)."""
+        if isinstance(self.fq_num_embeddings, list):
+            return int(self.fq_num_embeddings[self.fq_layers.index(layer)])
+        return int(self.fq_num_embeddings)
 
     def validate_architecture(self) -> None:
         """Raise `ValueError` on inconsistent settings."""
@@ -287,23 +298,7 @@ class FQStyleGANConfig(PreTrainedConfig):
             raise ValueError(f"`style_mixing_prob` must be in [0, 1], got {self.style_mixing_prob}")
         if self.r1_gamma < 0 or self.pl_weight < 0 or self.ema_kimg < 0:
             raise ValueError("`r1_gamma`, `pl_weight` and `ema_kimg` must be >= 0")
-        if self.fq_mode not in FQ_MODES:
-            raise ValueError(f"`fq_mode` must be one of {FQ_MODES}, got {self.fq_mode!r}")
-        if self.use_fq:
-            if not self.fq_resolutions:
-                raise ValueError("`use_fq=True` needs at least one entry in `fq_resolutions`")
-            for res in self.fq_resolutions:
-                if res not in self.discriminator_resolutions:
-                    raise ValueError(
-                        f"`fq_resolutions` entry {res} is not the input resolution of a D block "
-                        f"({self.discriminator_resolutions})"
-                    )
-                if isinstance(self.fq_num_embeddings, dict) and str(res) not in self.fq_num_embeddings:
-                    raise ValueError(f"`fq_num_embeddings` has no entry for resolution {res}")
-                if self.fq_num_embeddings is None and res not in FQ_NUM_EMBEDDINGS_BY_RESOLUTION:
-                    raise ValueError(f"no default dictionary size for resolution {res}; set `fq_num_embeddings`")
-                if self.fq_num_embeddings_at(res) < 1:
-                    raise ValueError("`fq_num_embeddings` must be positive")
+        validate_feature_quantizer_config(self, num_layers=len(self.discriminator_resolutions))
 
 
-__all__ = ["FQ_MODES", "FQ_NUM_EMBEDDINGS_BY_RESOLUTION", "NOISE_MODES", "PRESETS", "FQStyleGANConfig"]
+__all__ = ["FQ_NUM_EMBEDDINGS_BY_RESOLUTION", "NOISE_MODES", "PRESETS", "FQStyleGANConfig"]

@@ -27,6 +27,8 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from ...modules.feature_quantizer import FeatureQuantizer
+from ...modules.gan_ema import copy_weights
+from ...modules.truncation import truncate_w
 from .configuration_fq_stylegan import NOISE_MODES, FQStyleGANConfig
 
 
@@ -318,13 +320,7 @@ class FQStyleGANMappingNetwork(nn.Module):
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if truncation_psi != 1:
-            if truncation_cutoff is None:
-                ws = self.w_avg.lerp(ws, truncation_psi)
-            else:
-                ws = torch.cat([self.w_avg.lerp(ws[:, :truncation_cutoff], truncation_psi),
-                                ws[:, truncation_cutoff:]], dim=1)  # fmt: skip
-        return ws
+        return truncate_w(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
 
 class FQStyleGANSynthesisLayer(nn.Module):
@@ -540,8 +536,9 @@ class FQStyleGANDiscriminatorEpilogue(nn.Module):
 class FQStyleGANDiscriminator(nn.Module):
     r"""
     Residual StyleGAN2 discriminator: one block per resolution R, R/2, …, 8, then the 4² epilogue. With
-    `config.use_fq`, the output of the block that reads resolution r (for r in `config.fq_resolutions`) goes through
-    a [`FeatureQuantizer`] (`quantizers[str(r)]`, dim = that block's output channels).
+    `config.use_fq`, the output of each block in `config.fq_layers` goes through
+    a [`FeatureQuantizer`] (`quantizers[str(j)]` for block j in `config.fq_layers`, dim = that block's output
+    channels; by default the blocks that read 32² and 16²).
     """
 
     def __init__(self, config: FQStyleGANConfig):
@@ -555,17 +552,9 @@ class FQStyleGANDiscriminator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.quantizers = nn.ModuleDict()
         if config.use_fq:
-            for res in config.fq_resolutions:
-                self.quantizers[str(res)] = FeatureQuantizer(
-                    dim=config.channels_at(res // 2),
-                    num_embeddings=config.fq_num_embeddings_at(res),
-                    decay=config.fq_decay,
-                    commitment=config.fq_commitment,
-                    eps=config.fq_eps,
-                    mode=config.fq_mode,
-                    update_dictionary=False,
-                    dictionary_init=config.fq_dictionary_init,
-                )
+            for j in config.fq_layers:
+                dim = config.channels_at(self.resolutions[j] // 2)
+                self.quantizers[str(j)] = FeatureQuantizer.from_config(config, dim, layer=j)
         self.epilogue = FQStyleGANDiscriminatorEpilogue(config)
 
     def forward(self, images: torch.Tensor, update_dictionary: bool = False) -> FQStyleGANDiscriminatorOutput:
@@ -580,9 +569,9 @@ class FQStyleGANDiscriminator(nn.Module):
         """
         x = images
         losses, perplexities, usages = [], [], []
-        for res, block in zip(self.resolutions, self.blocks):
+        for j, block in enumerate(self.blocks):
             x = block(x)
-            key = str(res)
+            key = str(j)
             if key in self.quantizers:
                 quantized = self.quantizers[key](x, update_dictionary=update_dictionary)
                 x = quantized.output
@@ -834,10 +823,7 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
     @torch.no_grad()
     def copy_generator_to_ema(self) -> None:
         """`generator_ema ← generator` (parameters and buffers)."""
-        state = self.generator.state_dict()
-        if any(t.is_meta for t in state.values()):  # built on the meta device by `from_pretrained`: loaded later
-            return
-        self.generator_ema.load_state_dict(state)
+        copy_weights(self.generator_ema, self.generator)
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters the G optimiser trains (`generator` only)."""
