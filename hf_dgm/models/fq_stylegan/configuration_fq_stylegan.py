@@ -238,6 +238,38 @@ class FQStyleGANConfig(PreTrainedConfig):
             raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
+    # -- optimiser defaults read by GANTrainer (StyleGAN2's lazy-regularisation correction) -------------------------
+    def _lazy_ratio(self, interval: int, active: bool) -> float:
+        return interval / (interval + 1) if active else 1.0
+
+    @property
+    def generator_lr(self) -> float:
+        return self.learning_rate * self._lazy_ratio(self.pl_interval, self.pl_weight > 0)
+
+    @property
+    def discriminator_lr(self) -> float:
+        return self.learning_rate * self._lazy_ratio(self.r1_interval, self.r1_gamma > 0)
+
+    @property
+    def generator_betas(self) -> list[float]:
+        ratio = self._lazy_ratio(self.pl_interval, self.pl_weight > 0)
+        return [beta**ratio for beta in self.adam_betas]
+
+    @property
+    def discriminator_betas(self) -> list[float]:
+        ratio = self._lazy_ratio(self.r1_interval, self.r1_gamma > 0)
+        return [beta**ratio for beta in self.adam_betas]
+
+    @property
+    def num_classes(self) -> int:
+        """0: FQ-StyleGAN is unconditional (the attribute the shared GAN pipelines and run code read)."""
+        return 0
+
+    @property
+    def discriminator_steps(self) -> int:
+        """D steps per G step: 1 (StyleGAN2 alternates)."""
+        return 1
+
     @property
     def log2_resolution(self) -> int:
         return int(math.log2(self.resolution))

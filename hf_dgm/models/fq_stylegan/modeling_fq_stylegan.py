@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PreTrainedModel
@@ -27,7 +28,13 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from ...modules.feature_quantizer import FeatureQuantizer
-from ...modules.gan_ema import copy_weights
+from ...modules.gan_ema import copy_weights, ema_decay_from_half_life, update_ema
+from ...modules.gan_losses import (
+    nonsaturating_discriminator_loss,
+    nonsaturating_generator_loss,
+    path_length_penalty,
+    r1_penalty,
+)
 from ...modules.truncation import truncate_w
 from .configuration_fq_stylegan import NOISE_MODES, FQStyleGANConfig
 
@@ -55,6 +62,55 @@ class FQStyleGANDiscriminatorOutput(ModelOutput):
     quantization_loss: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
+
+
+@dataclass
+class FQStyleGANDiscriminatorStepOutput(ModelOutput):
+    r"""
+    Output of a D step (`mode="discriminator"`).
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): What D minimises: `d_loss_real + d_loss_fake + quantization_loss`
+            (+ `r1_interval · γ/2 · mean(R1)` on R1 steps).
+        d_loss_real (`()`): `mean(softplus(−D(x)))` on real images. d_loss_fake (`()`): `mean(softplus(D(G(z))))`.
+        quantization_loss (`()`): FQ commitment losses on the real batch plus on the fake batch (0 without FQ).
+        r1_penalty (`()`, *optional*): `mean(‖∇_x D(x)‖²)` at the real images, on R1 steps only.
+        fq_perplexity, fq_usage (`()`, *optional*): Code usage of the quantizers on the real batch.
+        logits_real, logits_fake (`(B,)`): D's scores.
+    """
+
+    loss: torch.FloatTensor | None = None
+    d_loss_real: torch.FloatTensor | None = None
+    d_loss_fake: torch.FloatTensor | None = None
+    quantization_loss: torch.FloatTensor | None = None
+    r1_penalty: torch.FloatTensor | None = None
+    fq_perplexity: torch.FloatTensor | None = None
+    fq_usage: torch.FloatTensor | None = None
+    logits_real: torch.FloatTensor | None = None
+    logits_fake: torch.FloatTensor | None = None
+
+
+@dataclass
+class FQStyleGANGeneratorStepOutput(ModelOutput):
+    r"""
+    Output of a G step (`mode="generator"`).
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): What G minimises: `g_loss + quantization_loss` (+ `pl_interval ·
+            pl_weight · mean(path-length penalty)` on path-length steps).
+        g_loss (`()`): Non-saturating loss `mean(softplus(−D(G(z))))`.
+        quantization_loss (`()`): FQ commitment loss of the fakes (0 without FQ).
+        pl_penalty (`()`, *optional*): Mean path-length penalty `(a − ā)²`, on path-length steps only.
+        path_length (`()`, *optional*): Mean path length a of that batch.
+        logits_fake (`(B,)`): D's scores of the fakes.
+    """
+
+    loss: torch.FloatTensor | None = None
+    g_loss: torch.FloatTensor | None = None
+    quantization_loss: torch.FloatTensor | None = None
+    pl_penalty: torch.FloatTensor | None = None
+    path_length: torch.FloatTensor | None = None
+    logits_fake: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -592,6 +648,16 @@ class FQStyleGANDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Pretrained models
 # ----------------------------------------------------------------------------------------------------------------
+class FQStyleGANTrainingState(nn.Module):
+    """Running statistics of training saved with the model (so resuming continues them): `pl_mean` `()`, the
+    running mean path length ā; `images_seen` `()` (float64), real images shown to D steps, for the G-EMA ramp-up."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("pl_mean", torch.zeros(()))
+        self.register_buffer("images_seen", torch.zeros((), dtype=torch.float64))
+
+
 def _check_psi(truncation_psi) -> float:
     if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, (int, float)) or not math.isfinite(
         truncation_psi
@@ -635,6 +701,9 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
                 hf_init.normal_(module.const)
         elif isinstance(module, FQStyleGANMappingNetwork):
             hf_init.zeros_(module.w_avg)
+        elif isinstance(module, FQStyleGANTrainingState):
+            hf_init.zeros_(module.pl_mean)
+            hf_init.zeros_(module.images_seen)
         elif isinstance(module, FeatureQuantizer):
             module.init_dictionary()
 
@@ -796,12 +865,29 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
 class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
     r"""
     FQ-StyleGAN for training and sampling: `generator` (trained), `generator_ema` (an independent EMA copy, saved
-    with the model and used for sampling by default) and `discriminator` (residual D with feature quantizers when
-    `config.use_fq`).
+    with the model and used for sampling by default), `discriminator` (residual D with feature quantizers when
+    `config.use_fq`) and `training_state` (path-length mean, images seen).
 
     Sampling: [`~FQStyleGANPreTrainedModel.generate`], [`~FQStyleGANPreTrainedModel.mapping`] (z → w, truncation),
     [`~FQStyleGANPreTrainedModel.synthesis`] (w → images), [`~FQStyleGANPreTrainedModel.mix_styles`],
     [`~FQStyleGANPreTrainedModel.interpolate_ws`].
+
+    Training follows the GAN step protocol of `hf_dgm.training.gan_trainer` (StyleGAN2's losses):
+
+    - `mode="discriminator"` (D step `d_step`): non-saturating logistic loss on fresh fakes (G with style mixing,
+      no gradient) and the real `pixel_values`, D called separately on each (as StyleGAN2, so the minibatch-stddev
+      groups never mix real and fake); the FQ dictionaries update in both calls (as FQ-StyleGAN) and their commitment
+      losses are added. Lazy R1: when `d_step % r1_interval == 0` and `r1_gamma > 0`, `r1_interval · γ/2 ·
+      mean(‖∇_x D(x)‖²)` on the reals (a separate D pass, dictionaries untouched) is added.
+    - `mode="generator"` (G step `step`): non-saturating loss `softplus(−D(G(z)))` with style mixing (probability
+      `style_mixing_prob`, one cutoff per batch) plus the FQ loss of the fakes (dictionaries untouched); the
+      mapping network's `w_avg` moves towards the batch mean of w. Lazy path length: when `step % pl_interval == 0`
+      and `pl_weight > 0`, `pl_interval · pl_weight · mean((a − ā)²)` on `B // pl_batch_shrink` new images.
+    - [`~FQStyleGANForImageGeneration.update_generator_ema`]: decay from the half-life `ema_kimg · 1000` images.
+
+    Optimiser defaults read by the trainer (`generator_lr`, `discriminator_lr`, `generator_betas`,
+    `discriminator_betas`, `adam_eps`) are the config's `learning_rate` and `adam_betas` corrected for lazy
+    regularisation as StyleGAN2 does: with `c = interval / (interval + 1)`, lr · c and betas ** c.
     """
 
     def __init__(self, config: FQStyleGANConfig):
@@ -810,8 +896,10 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
         self.generator_ema = FQStyleGANGenerator(config)
         self.generator_ema.requires_grad_(False)
         self.discriminator = FQStyleGANDiscriminator(config)
+        self.training_state = FQStyleGANTrainingState()
         self.post_init()
         self.copy_generator_to_ema()
+        self._ema_images = 0
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -833,22 +921,170 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
         """Parameters the D optimiser trains (the FQ dictionaries are buffers, updated by EMA in D steps)."""
         return self.discriminator.parameters()
 
-    def forward(self, z: torch.Tensor | None = None, truncation_psi: float = 1.0, noise_mode: str = "random",
-                generator: torch.Generator | None = None, return_dict: bool | None = None,
-                **kwargs) -> FQStyleGANGenerationOutput:  # fmt: skip
-        r"""
-        Run the (trained, non-EMA) generator with gradients.
+    # -- training ----------------------------------------------------------------------------------------------------
+    def _world_size(self) -> int:
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
+    def _run_generator(self, batch_size: int, device, update_w_avg: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fakes `(B, C, R, R)` and their ws `(B, num_ws, w_dim)` from fresh z, with style mixing."""
+        config = self.config
+        z = torch.randn(batch_size, config.z_dim, device=device)
+        ws = self.generator.mapping(z, update_w_avg=update_w_avg)
+        if config.style_mixing_prob > 0 and config.num_ws > 1:
+            cutoff = int(torch.randint(1, config.num_ws, ()))
+            if float(torch.rand(())) < config.style_mixing_prob:
+                mixed = self.generator.mapping(torch.randn_like(z))
+                ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+        return self.generator.synthesis(ws, noise_mode="random"), ws
+
+    def _check_pixels(self, pixel_values) -> torch.Tensor:
+        config = self.config
+        expected = (config.image_channels, config.resolution, config.resolution)
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"`pixel_values` must be a (B, {', '.join(map(str, expected))}) tensor in [-1, 1], got {shape}")
+        return pixel_values
+
+    def _discriminator_step(self, pixel_values, d_step) -> FQStyleGANDiscriminatorStepOutput:
+        config = self.config
+        reals = self._check_pixels(pixel_values)
+        batch = reals.shape[0]
+        with torch.no_grad():
+            fakes, _ = self._run_generator(batch, reals.device, update_w_avg=False)
+        scores_fake = self.discriminator(fakes, update_dictionary=True)
+        scores_real = self.discriminator(reals, update_dictionary=True)
+        d_loss_real, d_loss_fake = nonsaturating_discriminator_loss(scores_real.logits, scores_fake.logits)
+        if scores_real.quantization_loss is not None:
+            quantization_loss = scores_real.quantization_loss.mean() + scores_fake.quantization_loss.mean()
+        else:
+            quantization_loss = torch.zeros((), device=reals.device)
+        loss = d_loss_real + d_loss_fake + quantization_loss
+        penalty = None
+        if config.r1_gamma > 0 and d_step is not None and d_step % config.r1_interval == 0:
+            reals_r1 = reals.detach().requires_grad_(True)
+            logits = self.discriminator(reals_r1, update_dictionary=False).logits
+            penalty = r1_penalty(logits, reals_r1).mean()
+            loss = loss + penalty * (config.r1_gamma / 2) * config.r1_interval
+        if self.training:
+            with torch.no_grad():
+                self.training_state.images_seen.add_(batch * self._world_size())
+        return FQStyleGANDiscriminatorStepOutput(
+            loss=loss,
+            d_loss_real=d_loss_real,
+            d_loss_fake=d_loss_fake,
+            quantization_loss=quantization_loss,
+            r1_penalty=penalty.detach() if penalty is not None else None,
+            fq_perplexity=scores_real.fq_perplexity,
+            fq_usage=scores_real.fq_usage,
+            logits_real=scores_real.logits.detach(),
+            logits_fake=scores_fake.logits.detach(),
+        )
+
+    def _generator_step(self, batch_size: int, device, step) -> FQStyleGANGeneratorStepOutput:
+        config = self.config
+        fakes, _ = self._run_generator(batch_size, device, update_w_avg=self.training)
+        scores = self.discriminator(fakes, update_dictionary=False)
+        g_loss = nonsaturating_generator_loss(scores.logits)
+        if scores.quantization_loss is not None:
+            quantization_loss = scores.quantization_loss.mean()
+        else:
+            quantization_loss = torch.zeros((), device=device)
+        loss = g_loss + quantization_loss
+        pl_mean_penalty = lengths = None
+        if config.pl_weight > 0 and step is not None and step % config.pl_interval == 0:
+            pl_batch = max(batch_size // config.pl_batch_shrink, 1)
+            images, ws = self._run_generator(pl_batch, device, update_w_avg=False)
+            penalty, lengths = path_length_penalty(images, ws, self.training_state.pl_mean, decay=config.pl_decay)
+            pl_mean_penalty = penalty.mean()
+            loss = loss + pl_mean_penalty * config.pl_weight * config.pl_interval
+            lengths = lengths.mean()
+        if self.training:
+            self._ema_images += batch_size * self._world_size()
+        return FQStyleGANGeneratorStepOutput(
+            loss=loss,
+            g_loss=g_loss,
+            quantization_loss=quantization_loss,
+            pl_penalty=pl_mean_penalty.detach() if pl_mean_penalty is not None else None,
+            path_length=lengths,
+            logits_fake=scores.logits.detach(),
+        )
+
+    @torch.no_grad()
+    def update_generator_ema(self, decay: float | None = None, step: int | None = None, batch_size: int | None = None,
+                             images_seen: int | None = None) -> float:  # fmt: skip
+        """`generator_ema ← d·generator_ema + (1 − d)·generator` over the parameters; the buffers (`w_avg`, the
+        fixed noise maps) are copied, as StyleGAN2-ADA does. With `decay=None`, `d = 0.5 ** (batch_size /
+        (ema_kimg · 1000))` (`hf_dgm.modules.gan_ema.ema_decay_from_half_life`), the half-life capped at `ema_rampup ·
+        images_seen` when `config.ema_rampup` is set. `batch_size` is the images per G update over all processes
+        (GANTrainer passes it, and `images_seen`); without it, the images of the G steps since the last update are
+        counted here. Returns `d`."""
+        config = self.config
+        if decay is None:
+            images = int(batch_size) if batch_size is not None else max(int(self._ema_images), 1)
+            seen = int(images_seen) if images_seen is not None else int(self.training_state.images_seen)
+            decay = ema_decay_from_half_life(
+                images, config.ema_kimg * 1000, images_seen=seen, rampup=config.ema_rampup
+            ) if config.ema_kimg > 0 else 0.0  # fmt: skip
+        self._ema_images = 0
+        update_ema(self.generator_ema, self.generator, decay)
+        for target, source in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            target.copy_(source)
+        return decay
+
+    def sample_images(self, num_images: int, generator: torch.Generator | None = None, use_ema: bool = True,
+                      truncation: float | None = None) -> torch.Tensor:  # fmt: skip
+        """Sample grid for the trainer: `num_images` images `(N, C, R, R)` with `noise_mode="const"`; `truncation`
+        is ψ (None = 1, no truncation)."""
+        return self.generate(batch_size=num_images, truncation_psi=1.0 if truncation is None else truncation,
+                             noise_mode="const", generator=generator, use_ema=use_ema)  # fmt: skip
+
+    def forward(
+        self,
+        mode: str | None = None,
+        pixel_values: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        step: int | None = None,
+        d_step: int | None = None,
+        batch_size: int | None = None,
+        labels: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        noise_mode: str = "random",
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FQStyleGANGenerationOutput | FQStyleGANDiscriminatorStepOutput | FQStyleGANGeneratorStepOutput:
+        r"""
         Args:
-            z (`torch.FloatTensor` of shape `(B, z_dim)`): Latents.
-            truncation_psi (`float`, defaults to 1), noise_mode (`str`, defaults to `"random"`), generator: as in
-                [`~FQStyleGANPreTrainedModel.generate`].
+            mode (`str`, *optional*): `"discriminator"` (D step), `"generator"` (G step), or None: run the trained
+                (non-EMA) generator on `z` with gradients.
+            pixel_values (`torch.FloatTensor` of shape `(B, C, R, R)`): Real images in [-1, 1] (D step; a G step
+                takes its batch size from them).
+            z (`torch.FloatTensor` of shape `(B, z_dim)`): Latents (`mode=None`).
+            step (`int`, *optional*): G updates done so far (lazy path length on `step % pl_interval == 0`).
+            d_step (`int`, *optional*): D updates done so far (lazy R1 on `d_step % r1_interval == 0`).
+            batch_size (`int`, *optional*): G step without `pixel_values`.
+            labels: Must be None (unconditional model).
+            truncation_psi, noise_mode, generator: `mode=None` only, as in [`~FQStyleGANPreTrainedModel.generate`].
 
         Returns:
-            [`FQStyleGANGenerationOutput`].
+            [`FQStyleGANDiscriminatorStepOutput`], [`FQStyleGANGeneratorStepOutput`] or [`FQStyleGANGenerationOutput`].
         """
         if kwargs:
             raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQStyleGANForImageGeneration.forward")
+        if labels is not None:
+            raise ValueError("FQ-StyleGAN is unconditional: `labels` must be None (build the data without labels)")
+        if mode == "discriminator":
+            if pixel_values is None:
+                raise ValueError("mode='discriminator' needs `pixel_values` (real images)")
+            return self._discriminator_step(pixel_values, d_step)
+        if mode == "generator":
+            if pixel_values is not None:
+                batch_size = self._check_pixels(pixel_values).shape[0]
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise ValueError(f"mode='generator' needs `pixel_values` or a positive int `batch_size`, got {batch_size!r}")
+            return self._generator_step(batch_size, self.device, step)
+        if mode is not None:
+            raise ValueError(f"`mode` must be 'discriminator', 'generator' or None, got {mode!r}")
         z = self._check_z(z)
         ws = self.generator.mapping(z, _check_psi(truncation_psi))
         images = self.generator.synthesis(ws, noise_mode=_check_noise_mode(noise_mode), generator=generator)
@@ -889,13 +1125,16 @@ class FQStyleGANGeneratorModel(FQStyleGANPreTrainedModel):
 __all__ = [
     "FQStyleGANDiscriminator",
     "FQStyleGANDiscriminatorOutput",
+    "FQStyleGANDiscriminatorStepOutput",
     "FQStyleGANForImageGeneration",
     "FQStyleGANGenerationOutput",
     "FQStyleGANGenerator",
     "FQStyleGANGeneratorModel",
+    "FQStyleGANGeneratorStepOutput",
     "FQStyleGANMappingNetwork",
     "FQStyleGANPreTrainedModel",
     "FQStyleGANSynthesisNetwork",
+    "FQStyleGANTrainingState",
     "downsample2d",
     "fir_filter",
     "minibatch_stddev",
