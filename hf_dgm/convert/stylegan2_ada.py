@@ -1,9 +1,10 @@
 """Convert a StyleGAN2-ADA-format pickle (`network-snapshot-*.pkl`) into an hf-dgm FQ-StyleGAN folder, without
 running any code from the pickle.
 
-Usage:
+Usage (`stylegan2_ada`, this module's name, is an alias of the family's converter command `fq_stylegan`):
 
     python -m hf_dgm.convert stylegan2_ada --pickle network-snapshot.pkl --out sg2-dir
+    hf-dgm convert fq_stylegan --pickle network-snapshot.pkl --out sg2-dir
 
 **Why a custom reader.** NVlabs' snapshots are plain pickles of `dict(G=…, D=…, G_ema=…, training_set_kwargs=…,
 augment_pipe=…)` whose networks are `@persistence.persistent_class` objects: each is pickled as

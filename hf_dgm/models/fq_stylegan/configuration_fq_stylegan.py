@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from transformers import PreTrainedConfig
-
 from ...modules.feature_quantizer import FQ_CONFIG_DEFAULTS, validate_feature_quantizer_config
+from ...modules.hub_compat import HubCompatibleConfig
 
 
 NOISE_MODES = ("random", "const", "none")
@@ -82,7 +81,7 @@ def _is_power_of_two(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 4 and value & (value - 1) == 0
 
 
-class FQStyleGANConfig(PreTrainedConfig):
+class FQStyleGANConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQStyleGANForImageGeneration`]: a StyleGAN2 generator (mapping network, modulated and
     demodulated convolutions, noise inputs, skip outputs) and a residual StyleGAN2 discriminator with minibatch
