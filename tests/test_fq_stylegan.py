@@ -126,7 +126,7 @@ def test_shapes(resolution):
     config = tiny(resolution=resolution, channel_base=max(512, resolution * 2), channel_max=16)
     model = FQStyleGANForImageGeneration(config)
     z = torch.randn(4, config.z_dim)
-    out = model(z)
+    out = model(z=z)
     assert out.images.shape == (4, 3, resolution, resolution)
     assert out.ws.shape == (4, config.num_ws, config.w_dim) and config.num_ws == 2 * int(math.log2(resolution)) - 2
     scores = model.discriminator(out.images)

@@ -121,10 +121,12 @@ def _load_train_gan():
 def test_recipes_parse():
     train_gan = _load_train_gan()
     for name in ("fq_stylegan_ffhq256", "fq_stylegan_ffhq1024", "fq_stylegan_digits_cpu"):
-        model_args, data_args, _, _, _ = train_gan.parse_args(
+        family, arguments, _, _ = train_gan.parse_args(
             ["--recipe", str(REPO / "training/recipes" / f"{name}.yaml"), "--output_dir", "unused", "--use_cpu", "true"]
         )
-        assert model_args.model_type == "fq_stylegan"
+        assert family.__name__ == "hf_dgm.training.fq_stylegan.gan_run"
+        assert arguments["GANRunArguments"].model_type == "fq_stylegan"
+        model_args, data_args = arguments["ModelArguments"], arguments["DataArguments"]
         config = FQStyleGANConfig.from_preset(model_args.preset, **json.loads(model_args.config_overrides or "{}"))
         assert config.resolution == data_args.resolution
         if name != "fq_stylegan_digits_cpu":
