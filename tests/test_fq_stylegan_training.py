@@ -127,7 +127,9 @@ def test_recipes_parse():
         assert family.__name__ == "hf_dgm.training.fq_stylegan.gan_run"
         assert arguments["GANRunArguments"].model_type == "fq_stylegan"
         model_args, data_args = arguments["ModelArguments"], arguments["DataArguments"]
-        config = FQStyleGANConfig.from_preset(model_args.preset, **json.loads(model_args.config_overrides or "{}"))
+        overrides = model_args.config_overrides or {}
+        overrides = json.loads(overrides) if isinstance(overrides, str) else overrides
+        config = FQStyleGANConfig.from_preset(model_args.preset, **overrides)
         assert config.resolution == data_args.resolution
         if name != "fq_stylegan_digits_cpu":
             assert data_args.random_flip and config.r1_gamma == 100 and config.fq_resolutions == [32, 16]

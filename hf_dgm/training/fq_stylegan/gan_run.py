@@ -36,13 +36,14 @@ class ModelArguments:
     preset: str = field(default="config-e", metadata={"help": "FQStyleGANConfig preset: config-e, paper256, stylegan2, tiny."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from a saved FQ-StyleGAN folder instead."})
     use_fq: bool | None = field(default=None, metadata={"help": "False: the plain StyleGAN2 baseline."})
-    config_overrides: str | None = field(
-        default=None, metadata={"help": "JSON mapping of FQStyleGANConfig values (a YAML mapping in recipes)."}
+    config_overrides: dict | str | None = field(
+        default=None, metadata={"help": "FQStyleGANConfig values: a mapping in recipes, a JSON string on the command line."}
     )
 
 
 def build_model(model_args: ModelArguments) -> FQStyleGANForImageGeneration:
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    overrides = model_args.config_overrides or {}
+    overrides = dict(json.loads(overrides) if isinstance(overrides, str) else overrides)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:
@@ -99,4 +100,14 @@ def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict:
     return evaluate_samples(setup.model, setup.train_dataset, setup.data_collator, eval_args, training_args.device)
 
 
-__all__ = ["ARGUMENT_CLASSES", "ModelArguments", "build", "build_model", "evaluate"]
+def main(argv: list[str] | None = None) -> int:
+    """`hf-dgm train fq_stylegan --recipe FILE [--flag value ...]`: `hf_dgm.training.gan_run.main` with this family."""
+    import sys
+
+    from ..gan_run import main as run_gan
+
+    run_gan(["--model_type", "fq_stylegan", *(sys.argv[1:] if argv is None else argv)])
+    return 0
+
+
+__all__ = ["ARGUMENT_CLASSES", "ModelArguments", "build", "build_model", "evaluate", "main"]
