@@ -23,6 +23,11 @@ from .models.fq_ugatit import (  # noqa: E402
     FQUGATITModel,
 )
 from .models.fq_ugatit.pipeline_fq_ugatit import FQUGATITImageToImagePipeline  # noqa: E402
+from .models.fq_stylegan import (  # noqa: E402
+    FQStyleGANConfig,
+    FQStyleGANForImageGeneration,
+    FQStyleGANGeneratorModel,
+)
 from .modules.feature_quantizer import FeatureQuantizer, FeatureQuantizerOutput  # noqa: E402
 from .pipelines.image_generation import (  # noqa: E402
     ClassConditionalImageGenerationPipeline,
@@ -41,6 +46,9 @@ __all__ = [
     "FQUGATITGeneratorModel",
     "FQUGATITImageToImagePipeline",
     "FQUGATITModel",
+    "FQStyleGANConfig",
+    "FQStyleGANForImageGeneration",
+    "FQStyleGANGeneratorModel",
     "FeatureQuantizer",
     "FeatureQuantizerOutput",
     "UnconditionalImageGenerationPipeline",

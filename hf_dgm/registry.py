@@ -35,6 +35,7 @@ FAMILY_MODULES: list[str] = [
     "hf_dgm.models.fq_biggan.family",
     "hf_dgm.models.prevalent_speaker.family",
     "hf_dgm.models.fq_ugatit.family",
+    "hf_dgm.models.fq_stylegan.family",
 ]
 
 

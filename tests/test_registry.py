@@ -268,6 +268,12 @@ def _speaker_tokenizer():
     return AutoTokenizer.from_pretrained(get_model_path())
 
 
+def _tiny_fq_stylegan(tmp_path):
+    from hf_dgm import FQStyleGANConfig, FQStyleGANForImageGeneration
+
+    return FQStyleGANForImageGeneration(FQStyleGANConfig.from_preset("tiny"))
+
+
 def _tiny_fq_ugatit(tmp_path):
     from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
 
@@ -287,6 +293,7 @@ TINY_MODELS = {
     "fq_biggan": _tiny_fq_biggan,
     "prevalent_speaker": _tiny_prevalent_speaker,
     "fq_ugatit": _tiny_fq_ugatit,
+    "fq_stylegan": _tiny_fq_stylegan,
 }
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),

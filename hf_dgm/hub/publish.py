@@ -174,9 +174,12 @@ def discover_family_code(family: FamilySpec) -> tuple[dict[str, str], dict[str, 
         raise PublishError(f"no AutoModel* class is registered for {config_cls.__name__}")
 
     custom_pipelines: dict[str, dict[str, Any]] = {}
+    declared = {entry.task for entry in family.pipelines}
     for task, info in sorted(PIPELINE_REGISTRY.supported_tasks.items()):
         impl = info.get("impl")
         if not inspect.isclass(impl) or not family.owns_pipeline(impl.__module__):
+            continue
+        if declared and task not in declared:  # a shared pipeline module also serves tasks of other families
             continue
         pt_names = []
         for auto_cls in info.get("pt", ()):

@@ -3,10 +3,16 @@
 - `class-conditional-image-generation` ([`ClassConditionalImageGenerationPipeline`]): class names or ids → images.
 - `unconditional-image-generation` ([`UnconditionalImageGenerationPipeline`]): a number of images.
 
-Any model with `config.num_classes`, `config.id2label` and
-`generate(labels=None, truncation=..., generator=torch.Generator | None, batch_size=None) -> (B, 3, H, W) in [-1, 1]`
-works (FQ-BigGAN's [`FQBigGANForImageGeneration`] and [`FQBigGANGeneratorModel`]). Images come back as a list of
-`PIL.Image.Image` (RGB). Example:
+Two kinds of models work:
+
+- BigGAN-style: `config.num_classes`, `config.id2label` and `generate(labels=None, truncation=...,
+  generator=torch.Generator | None, batch_size=None) -> (B, 3, H, W) in [-1, 1]` (FQ-BigGAN's
+  [`FQBigGANForImageGeneration`] and [`FQBigGANGeneratorModel`]); `truncation` truncates z ~ N(0, 1).
+- StyleGAN-style (unconditional only): `generate(batch_size=..., truncation_psi=..., noise_mode=...,
+  generator=...)` (FQ-StyleGAN's [`FQStyleGANForImageGeneration`] and [`FQStyleGANGeneratorModel`]);
+  `truncation_psi` truncates in w space, `noise_mode` is `"const"`, `"random"` or `"none"`.
+
+Images come back as a list of `PIL.Image.Image` (RGB). Examples:
 
 ```python
 from transformers import pipeline
@@ -14,6 +20,9 @@ import hf_dgm  # registers the tasks
 
 generate = pipeline("class-conditional-image-generation", model="path/to/fq-biggan-cifar10")
 images = generate(["cat", "ship"], num_images=4, truncation=1.0, seed=0)  # 8 images, class by class
+
+generate = pipeline("unconditional-image-generation", model="path/to/fq-stylegan-ffhq256")
+images = generate(num_images=4, truncation_psi=0.7, noise_mode="const", seed=0)  # 4 images
 ```
 
 Bounded work: one call makes at most `max_images` images (default `DEFAULT_MAX_IMAGES` = 1024; pass a larger
@@ -23,6 +32,7 @@ converted to 8-bit images chunk by chunk.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Sequence
 
@@ -78,6 +88,35 @@ def _check_total(total: int, max_images: Any) -> None:
         )
 
 
+_NOISE_MODES = ("random", "const", "none")
+_UNSET = object()
+
+
+def _check_truncation_psi(truncation_psi: Any) -> float:
+    if (
+        isinstance(truncation_psi, bool)
+        or not isinstance(truncation_psi, (int, float, np.integer, np.floating))
+        or not math.isfinite(truncation_psi)
+    ):
+        raise ValueError(
+            f"`truncation_psi` must be a finite number (w ← w_avg + ψ·(w − w_avg); 1 = no truncation), got "
+            f"{truncation_psi!r}"
+        )
+    return float(truncation_psi)
+
+
+def _check_noise_mode(noise_mode: Any) -> str:
+    if noise_mode not in _NOISE_MODES:
+        raise ValueError(f"`noise_mode` must be one of {_NOISE_MODES}, got {noise_mode!r}")
+    return noise_mode
+
+
+def _uses_w_truncation(model) -> bool:
+    """Whether `model.generate` is StyleGAN-style (takes `truncation_psi` and `noise_mode`)."""
+    parameters = inspect.signature(model.generate).parameters
+    return "truncation_psi" in parameters and "noise_mode" in parameters
+
+
 class _GANImagePipeline(Pipeline):
     """Shared machinery: one request → chunks of `batch_size` images through `model.generate`."""
 
@@ -87,13 +126,14 @@ class _GANImagePipeline(Pipeline):
     _load_processor = False
 
     def _sanitize_parameters(self, **kwargs):
-        allowed = ("truncation", "seed", "generation_batch_size")
+        allowed = ("truncation", "seed", "generation_batch_size", "truncation_psi", "noise_mode")
         unexpected = sorted(set(kwargs) - set(allowed))
         if unexpected:
             raise ValueError(f"unexpected arguments {unexpected}")
         return {}, {key: kwargs[key] for key in allowed if key in kwargs}, {}
 
-    def _forward(self, model_inputs, truncation=1.0, seed=None, generation_batch_size=None):
+    def _forward(self, model_inputs, truncation=1.0, seed=None, generation_batch_size=None, truncation_psi=None,
+                 noise_mode=None):  # fmt: skip
         labels: torch.Tensor | None = model_inputs["labels"]
         total = model_inputs["num_images"]
         chunk = generation_batch_size or DEFAULT_GENERATION_BATCH_SIZE
@@ -101,7 +141,10 @@ class _GANImagePipeline(Pipeline):
         images = []
         for start in range(0, total, chunk):
             size = min(chunk, total - start)
-            if labels is not None:
+            if truncation_psi is not None:  # StyleGAN-style model
+                batch = self.model.generate(batch_size=size, truncation_psi=truncation_psi, noise_mode=noise_mode,
+                                            generator=generator)  # fmt: skip
+            elif labels is not None:
                 batch_labels = labels[start : start + size]
                 batch = self.model.generate(labels=batch_labels, truncation=truncation, generator=generator)
             else:
@@ -112,11 +155,26 @@ class _GANImagePipeline(Pipeline):
     def postprocess(self, model_outputs):
         return model_outputs["images"]
 
-    def _call(self, request: dict, truncation, seed, batch_size, max_images=None) -> list[Image.Image]:
+    def _call(self, request: dict, truncation, seed, batch_size, max_images=None, truncation_psi=None,
+              noise_mode=None) -> list[Image.Image]:  # fmt: skip
         _check_total(request["num_images"], max_images)
-        truncation = _check_truncation(truncation)
         seed = _check_seed(seed)
-        params = {"truncation": truncation, "seed": seed}
+        if _uses_w_truncation(self.model):
+            if truncation is not _UNSET:
+                raise ValueError(
+                    "this model truncates in w space: pass `truncation_psi` (1 = no truncation), not `truncation`"
+                )
+            params = {
+                "truncation_psi": _check_truncation_psi(1.0 if truncation_psi is None else truncation_psi),
+                "noise_mode": _check_noise_mode("const" if noise_mode is None else noise_mode),
+                "seed": seed,
+            }
+        else:
+            if truncation_psi is not None or noise_mode is not None:
+                raise ValueError(
+                    "`truncation_psi` and `noise_mode` apply to StyleGAN-style models; this model takes `truncation`"
+                )
+            params = {"truncation": _check_truncation(1.0 if truncation is _UNSET else truncation), "seed": seed}
         if batch_size is not None:
             params["generation_batch_size"] = _check_positive_int("batch_size", batch_size)
         return super().__call__(request, **params)
@@ -199,21 +257,30 @@ class UnconditionalImageGenerationPipeline(_GANImagePipeline):
     Generate images without choosing classes (a class-conditional model draws its classes uniformly with `seed`).
 
     Call with:
-        num_images (`int`, defaults to 1), truncation (`float` or `None`, defaults to 1.0), seed (`int`, optional),
-        batch_size (`int`, optional), max_images (`int`, optional): as in [`ClassConditionalImageGenerationPipeline`].
+        num_images (`int`, defaults to 1), seed (`int`, optional: a local `torch.Generator` seeded with it draws the
+            latents and any random noise), batch_size (`int`, optional: images per model call), max_images (`int`,
+            optional): as in [`ClassConditionalImageGenerationPipeline`].
+        BigGAN-style models: truncation (`float` or `None`, defaults to 1.0), as in
+            [`ClassConditionalImageGenerationPipeline`].
+        StyleGAN-style models: truncation_psi (`float`, defaults to 1.0: w ← w_avg + ψ·(w − w_avg), 1 = none, 0 =
+            the average image) and noise_mode (`"const"` (default), `"random"` or `"none"`).
+        Arguments of the other kind raise `ValueError`.
 
     Returns:
         `list[PIL.Image.Image]` of `num_images` RGB images.
     """
 
-    def __call__(self, num_images: int = 1, truncation: float | None = 1.0, seed: int | None = None,
-                 batch_size: int | None = None, max_images: int | None = None, **kwargs):  # fmt: skip
+    def __call__(self, num_images: int = 1, truncation: float | None = _UNSET, seed: int | None = None,
+                 batch_size: int | None = None, max_images: int | None = None, truncation_psi: float | None = None,
+                 noise_mode: str | None = None, **kwargs):  # fmt: skip
         if kwargs:
             raise ValueError(
-                f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation, seed, batch_size, max_images"
+                f"unexpected arguments {sorted(kwargs)}; allowed: num_images, truncation (BigGAN-style), "
+                "truncation_psi and noise_mode (StyleGAN-style), seed, batch_size, max_images"
             )
         num_images = _check_positive_int("num_images", num_images)
-        return self._call({"labels": None, "num_images": num_images}, truncation, seed, batch_size, max_images)
+        return self._call({"labels": None, "num_images": num_images}, truncation, seed, batch_size, max_images,
+                          truncation_psi, noise_mode)  # fmt: skip
 
     def preprocess(self, inputs):
         return inputs

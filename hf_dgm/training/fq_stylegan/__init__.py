@@ -1,0 +1,1 @@
+"""FQ-StyleGAN training-side code (never shipped with a model)."""
