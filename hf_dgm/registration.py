@@ -40,6 +40,7 @@ def register_all() -> None:
         return
     _register_optimus()
     _register_fq_biggan()
+    _register_prevalent()
     _DONE = True
 
 
@@ -61,3 +62,14 @@ def _register_fq_biggan() -> None:
     _register_model("fq_biggan", FQBigGANConfig, FQBigGANForImageGeneration)
     _register_pipeline("class-conditional-image-generation", p.ClassConditionalImageGenerationPipeline)
     _register_pipeline("unconditional-image-generation", p.UnconditionalImageGenerationPipeline)
+
+
+def _register_prevalent() -> None:
+    from transformers import AutoModelForPreTraining
+
+    from .models.prevalent import PrevalentConfig, PrevalentForNavigation, PrevalentForPreTraining, PrevalentModel
+    from .models.prevalent import PrevalentNavigationConfig
+
+    _register_model("prevalent", PrevalentConfig, PrevalentModel)
+    _register_model("prevalent", PrevalentConfig, PrevalentForPreTraining, auto_classes=(AutoModelForPreTraining,))
+    _register_model("prevalent_navigation", PrevalentNavigationConfig, PrevalentForNavigation)

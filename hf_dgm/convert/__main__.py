@@ -12,6 +12,7 @@ import sys
 FAMILIES = {
     "optimus": "hf_dgm.convert.optimus",
     "fq_biggan": "hf_dgm.convert.fq_biggan",
+    "prevalent": "hf_dgm.convert.prevalent",
 }
 
 

@@ -1,4 +1,4 @@
-from .configuration_prevalent import PrevalentConfig
+from .configuration_prevalent import PrevalentConfig, PrevalentNavigationConfig
 from .modeling_prevalent import (
     PrevalentForNavigation,
     PrevalentForPreTraining,
@@ -13,6 +13,7 @@ from .modeling_prevalent import (
 
 __all__ = [
     "PrevalentConfig",
+    "PrevalentNavigationConfig",
     "PrevalentForNavigation",
     "PrevalentForPreTraining",
     "PrevalentForPreTrainingOutput",

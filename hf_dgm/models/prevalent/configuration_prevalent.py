@@ -145,3 +145,22 @@ class PrevalentConfig(PreTrainedConfig):
     @property
     def geometry_only(self) -> bool:
         return self.vision_feature_size == 0
+
+
+class PrevalentNavigationConfig(PrevalentConfig):
+    r"""
+    Configuration of [`PrevalentForNavigation`], the R2R agent: the same fields as [`PrevalentConfig`] under its own
+    `model_type`, so that `AutoModel` and the `vln-navigation` pipeline load the agent (and `AutoModel` on a
+    pretraining folder still loads the bare encoder). Build it from a pretraining config with
+    `PrevalentNavigationConfig.from_pretraining_config(config, **overrides)`.
+    """
+
+    model_type = "prevalent_navigation"
+
+    @classmethod
+    def from_pretraining_config(cls, config: PrevalentConfig, **overrides) -> "PrevalentNavigationConfig":
+        values = config.to_dict()
+        for key in ("model_type", "architectures", "auto_map", "custom_pipelines", "transformers_version"):
+            values.pop(key, None)
+        values.update(overrides)
+        return cls(**values)

@@ -28,7 +28,7 @@ from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from .configuration_prevalent import PrevalentConfig
+from .configuration_prevalent import PrevalentConfig, PrevalentNavigationConfig
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -582,9 +582,15 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
 
     Feature layout everywhere: image feature (`vision_feature_size`, absent in geometry-only mode) ++ angle feature
     (`angle_feature_size`). Environmental dropout touches only the image part.
+
+    Start from a pretrained Prevalent folder with
+    `PrevalentForNavigation.from_pretrained(pretrained_dir, config=PrevalentNavigationConfig.from_pretraining_config(
+    AutoConfig.from_pretrained(pretrained_dir)))`: the `prevalent.*` weights load, the agent's own layers start fresh.
     """
 
-    def __init__(self, config: PrevalentConfig):
+    config_class = PrevalentNavigationConfig
+
+    def __init__(self, config: PrevalentNavigationConfig):
         super().__init__(config)
         self.prevalent = PrevalentModel(config)
         hidden = config.nav_hidden_size
