@@ -504,24 +504,33 @@ class PrevalentForPreTraining(PrevalentPreTrainedModel):
         vision_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         action_labels: torch.LongTensor | None = None,
+        masked_positions_only: bool = False,
         return_dict: bool | None = None,
         **kwargs,
     ) -> PrevalentForPreTrainingOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch, text_len)`, *optional*): original ids at masked positions, -100
             elsewhere (see `hf_dgm.training.prevalent_data.mask_tokens`).
+        masked_positions_only (`bool`, defaults to `False`): with `labels`, run the vocabulary projection only at the
+            labelled positions (same loss, far less compute); `prediction_logits` is then `(num_labelled, vocab_size)`.
         action_labels (`torch.LongTensor` of shape `(batch,)`, *optional*): the teacher action class in
             `[0, action_space)`, -100 to ignore.
         Other inputs: as [`PrevalentModel.forward`].
         """
         out = self.prevalent(input_ids, attention_mask, token_type_ids, vision_features, vision_attention_mask)
-        prediction_logits = self.lm_head(out.last_hidden_state)
         action_logits = self.action_head(out.pooler_output)
         masked_lm_loss = action_loss = loss = None
+        if labels is not None and labels.shape != input_ids.shape:
+            raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}; got {tuple(labels.shape)}")
+        if masked_positions_only and labels is not None:
+            selected = labels != -100
+            prediction_logits = self.lm_head(out.last_hidden_state[selected])
+            target = labels[selected]
+        else:
+            prediction_logits = self.lm_head(out.last_hidden_state)
+            target = labels
         if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}; got {tuple(labels.shape)}")
-            masked_lm_loss = F.cross_entropy(prediction_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+            masked_lm_loss = F.cross_entropy(prediction_logits.reshape(-1, prediction_logits.shape[-1]).float(), target.flatten(), ignore_index=-100)
             loss = masked_lm_loss
         if action_labels is not None:
             if action_labels.dim() != 1 or action_labels.shape[0] != input_ids.shape[0]:
