@@ -2,6 +2,8 @@
 
 Families:
   optimus   IW-NLL, PPL per token and per word, −ELBO, KL, MI, AU, reconstruction BLEU (the paper's protocol).
+  vln       R2R trajectories (submission JSON): TL, NE, SR, OSR, SPL, nDTW, SDTW
+            (python -m hf_dgm.evaluate vln --predictions preds.json --split val_seen --data ../shared/data/r2r).
 
 Example:
   python -m hf_dgm.evaluate optimus ./optimus-ptb --dataset ../shared/data/ptb --split test \
@@ -161,7 +163,20 @@ def run_optimus(args: argparse.Namespace) -> dict[str, Any]:
     return metrics
 
 
-FAMILIES = {"optimus": (add_optimus_arguments, run_optimus)}
+# ---------------------------------------------------------------------------------------------------------- vln
+def add_vln_arguments(parser: argparse.ArgumentParser) -> None:
+    from hf_dgm.vln.evaluation import add_arguments
+
+    add_arguments(parser)
+
+
+def run_vln(args: argparse.Namespace) -> dict[str, Any]:
+    from hf_dgm.vln.evaluation import run
+
+    return run(args)
+
+
+FAMILIES = {"optimus": (add_optimus_arguments, run_optimus), "vln": (add_vln_arguments, run_vln)}
 
 
 def main(argv: list[str] | None = None) -> int:
