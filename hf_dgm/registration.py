@@ -73,3 +73,6 @@ def _register_prevalent() -> None:
     _register_model("prevalent", PrevalentConfig, PrevalentModel)
     _register_model("prevalent", PrevalentConfig, PrevalentForPreTraining, auto_classes=(AutoModelForPreTraining,))
     _register_model("prevalent_navigation", PrevalentNavigationConfig, PrevalentForNavigation)
+    from .models.prevalent.pipeline_prevalent import VLNNavigationPipeline
+
+    _register_pipeline("vln-navigation", VLNNavigationPipeline)
