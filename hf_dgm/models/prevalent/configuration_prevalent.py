@@ -157,6 +157,9 @@ class PrevalentNavigationConfig(PrevalentConfig):
 
     model_type = "prevalent_navigation"
 
+    def __init__(self, **kwargs):  # an explicit __init__: transformers does not pass subclasses the parent's defaults
+        super().__init__(**kwargs)
+
     @classmethod
     def from_pretraining_config(cls, config: PrevalentConfig, **overrides) -> "PrevalentNavigationConfig":
         values = config.to_dict()
