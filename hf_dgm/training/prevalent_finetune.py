@@ -352,8 +352,8 @@ def run(args: FinetuneArguments, recipe: str | None = None) -> dict:
         optimizer.zero_grad()
         timings["train_seconds"] += time.perf_counter() - tic
         timings["train_iterations"] += 1
-        progress.set_postfix(loss=f"{float(loss):.3f}", stage=stage, **{k: f"{v:.3f}" for k, v in logs.items()})
-        history.append({"iteration": it + 1, "stage": stage, "loss": float(loss), **logs})
+        progress.set_postfix(loss=f"{loss.item():.3f}", stage=stage, **{k: f"{v:.3f}" for k, v in logs.items()})
+        history.append({"iteration": it + 1, "stage": stage, "loss": loss.item(), **logs})
         if accelerator.is_main_process and args.save_every and (it + 1) % args.save_every == 0:
             _save_checkpoint(accelerator.unwrap_model(rollout).model, optimizer, out, it + 1, stage)
         if args.eval_every and (it + 1) % args.eval_every == 0 and accelerator.is_main_process:
