@@ -85,10 +85,11 @@ class NavigationRollout(nn.Module):
     def forward(self, env, indices, input_ids, attention_mask, feedback: str, ml_weight: float, gamma: float, entropy_weight: float):
         logs: dict[str, float] = {}
         loss = input_ids.new_zeros((), dtype=torch.float32)
-        obs = env.reset(indices)
-        ml_loss = self._rollout(env, obs, input_ids, attention_mask, "teacher", logs)["ml_loss"]
-        if ml_weight:
-            loss = loss + ml_loss * ml_weight / input_ids.shape[0]
+        ml_loss = loss
+        if ml_weight or feedback == "teacher":
+            obs = env.reset(indices)
+            ml_loss = self._rollout(env, obs, input_ids, attention_mask, "teacher", logs)["ml_loss"]
+            loss = loss + ml_loss * (ml_weight if feedback == "sample" else 1.0) / input_ids.shape[0]
         if feedback == "sample":
             obs = env.reset(indices)
             out = self._rollout(env, obs, input_ids, attention_mask, "sample", logs, gamma=gamma, entropy_weight=entropy_weight)
