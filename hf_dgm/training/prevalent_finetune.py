@@ -302,7 +302,10 @@ def run(args: FinetuneArguments, recipe: str | None = None) -> dict:
     from hf_dgm.training.prevalent_pretrain import load_tokenizer
     from hf_dgm.vln import NavGraphs, R2RDataset, R2REnv, load_feature_store
 
-    accelerator = Accelerator(cpu=args.use_cpu)
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # the critic is idle in imitation-only iterations: let DDP skip parameters without gradients
+    accelerator = Accelerator(cpu=args.use_cpu, kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     set_seed(args.seed + accelerator.process_index)
     out = Path(args.output_dir)
     tokenizer = load_tokenizer(args.pretrained or args.init_bert)

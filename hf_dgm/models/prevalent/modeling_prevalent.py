@@ -557,10 +557,11 @@ class SoftDotAttention(nn.Module):
     scores = context · W_in h; with `output_tilde`, returns tanh(W_out [attended; h]).
     """
 
-    def __init__(self, query_dim: int, ctx_dim: int):
+    def __init__(self, query_dim: int, ctx_dim: int, with_output: bool = True):
         super().__init__()
         self.linear_in = nn.Linear(query_dim, ctx_dim, bias=False)
-        self.linear_out = nn.Linear(query_dim + ctx_dim, query_dim, bias=False)
+        # only attentions that return h̃ need the output projection (no unused parameters under DDP)
+        self.linear_out = nn.Linear(query_dim + ctx_dim, query_dim, bias=False) if with_output else None
 
     def forward(
         self, h: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None, output_tilde: bool = True
@@ -572,6 +573,8 @@ class SoftDotAttention(nn.Module):
         weights = scores.softmax(dim=-1)
         attended = torch.bmm(weights.unsqueeze(1), context).squeeze(1)
         if output_tilde:
+            if self.linear_out is None:
+                raise ValueError("this attention was built without an output projection (with_output=False)")
             return torch.tanh(self.linear_out(torch.cat([attended, h], dim=1))), scores
         return attended, scores
 
@@ -611,9 +614,9 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
         self.decoder_dropout = nn.Dropout(config.nav_dropout)
         self.feature_dropout = nn.Dropout(config.nav_feature_dropout)
         self.decoder_lstm = nn.LSTMCell(config.nav_action_embedding_size + feature_size, hidden)
-        self.view_attention = SoftDotAttention(hidden, feature_size)
+        self.view_attention = SoftDotAttention(hidden, feature_size, with_output=False)
         self.instruction_attention = SoftDotAttention(hidden, hidden)
-        self.candidate_attention = SoftDotAttention(hidden, feature_size)
+        self.candidate_attention = SoftDotAttention(hidden, feature_size, with_output=False)
         self.critic = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(config.nav_dropout), nn.Linear(hidden, 1))
         self.post_init()
 
@@ -685,7 +688,7 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
         stop = candidate_features.new_zeros(batch, 1, candidate_features.shape[-1])
         candidates = self._drop_image_part(torch.cat([candidate_features, stop], dim=1))
         mask = torch.cat([candidate_mask.bool(), candidate_mask.new_ones(batch, 1, dtype=torch.bool)], dim=1)
-        _, logits = self.candidate_attention(self.decoder_dropout(tilde), candidates, mask)
+        _, logits = self.candidate_attention(self.decoder_dropout(tilde), candidates, mask, output_tilde=False)
         return PrevalentNavigationStepOutput(logits=logits, hidden=hidden, cell=cell, attended_hidden=tilde)
 
     def value(self, attended_hidden: torch.FloatTensor) -> torch.FloatTensor:
