@@ -22,7 +22,7 @@ from .pipelines.image_generation import (  # noqa: E402
     ClassConditionalImageGenerationPipeline,
     UnconditionalImageGenerationPipeline,
 )
-from .registration import register_all  # noqa: E402
+from .registry import FamilySpec, HubEntry, MetricSpec, PipelineTask, register_all, register_family  # noqa: E402
 
 register_all()
 
@@ -39,4 +39,9 @@ __all__ = [
     "OptimusOutput",
     "OptimusProcessor",
     "register_all",
+    "register_family",
+    "FamilySpec",
+    "HubEntry",
+    "MetricSpec",
+    "PipelineTask",
 ]

@@ -1,9 +1,8 @@
 """`python -m hf_dgm.evaluate FAMILY MODEL_DIR ...`: evaluate a saved hf-dgm model and write its metrics as JSON.
 
-Families:
-  optimus   IW-NLL, PPL per token and per word, −ELBO, KL, MI, AU, reconstruction BLEU (the paper's protocol).
-  vln       R2R trajectories (submission JSON): TL, NE, SR, OSR, SPL, nDTW, SDTW
-            (python -m hf_dgm.evaluate vln --predictions preds.json --split val_seen --data ../shared/data/r2r).
+The families with an evaluator are those whose `FamilySpec.evaluator` names a module (`hf_dgm.registry`); that
+module exposes `add_arguments(parser)` and `run(args)`, which returns the metrics dict. Optimus: IW-NLL, PPL per
+token and per word, -ELBO, KL, MI, AU, reconstruction BLEU (the paper's protocol).
 
 Example:
   python -m hf_dgm.evaluate optimus ./optimus-ptb --dataset ../shared/data/ptb --split test \
@@ -101,93 +100,14 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------------------ optimus
-def add_optimus_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="folder (or Hub id) of an hf-dgm Optimus model with its tokenizers")
-    parser.add_argument("--dataset", required=True, help="text file (one sentence per line), folder, or Hub dataset name")
-    parser.add_argument("--split", default="test", help="split of a folder ({split}.txt) or Hub dataset (default: test)")
-    parser.add_argument("--text_column", default=None, help="column holding the sentences (json/csv/Hub datasets)")
-    parser.add_argument("--max_examples", type=int, default=None, help="evaluate the first N sentences only")
-    parser.add_argument("--num_importance_samples", type=int, default=100, help="K of the IW estimate (default 100)")
-    parser.add_argument("--chunk_size", type=int, default=5, help="importance samples decoded together (default 5)")
-    parser.add_argument("--batch_size", type=int, default=8, help="sentences per batch (default 8)")
-    parser.add_argument("--au_threshold", type=float, default=0.01, help="active-unit threshold δ (default 0.01)")
-    parser.add_argument("--max_length", type=int, default=128, help="max tokens per sentence (default 128)")
-    parser.add_argument("--no_bleu", action="store_true", help="skip the reconstruction BLEU (no generation)")
-    parser.add_argument("--max_new_tokens", type=int, default=None, help="generation cap of the reconstructions")
-    parser.add_argument("--num_beams", type=int, default=None, help="beam size of the reconstructions (default greedy)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--output", default=None, help="write the metrics JSON here (default: print only)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.evaluate") -> int:
+    from .cli import add_family_subcommands, run_family_subcommand, undash_flags
 
-
-def run_optimus(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
-    import hf_dgm  # noqa: F401  (registers the Auto classes)
-    from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
-    from hf_dgm.training.optimus.evaluation import evaluate_optimus
-
-    sentences = load_sentences(args.dataset, split=args.split, text_column=args.text_column, max_examples=args.max_examples)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = OptimusForConditionalGeneration.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
-    model.to(device)
-    processor = getattr(model, "processor", None) or OptimusProcessor.from_pretrained(args.model)
-    generation_kwargs = {}
-    if args.max_new_tokens is not None:
-        generation_kwargs["max_new_tokens"] = args.max_new_tokens
-    if args.num_beams is not None:
-        generation_kwargs["num_beams"] = args.num_beams
-    metrics = evaluate_optimus(
-        model,
-        processor,
-        sentences,
-        num_importance_samples=args.num_importance_samples,
-        chunk_size=args.chunk_size,
-        batch_size=args.batch_size,
-        au_threshold=args.au_threshold,
-        compute_bleu=not args.no_bleu,
-        generation_kwargs=generation_kwargs,
-        progress=not args.quiet,
-        max_length=args.max_length,
-        seed=args.seed,
-    )
-    metrics = {
-        "model": str(args.model),
-        "dataset": str(args.dataset),
-        "split": args.split,
-        **metrics,
-    }
-    return metrics
-
-
-# ---------------------------------------------------------------------------------------------------------- vln
-def add_vln_arguments(parser: argparse.ArgumentParser) -> None:
-    from hf_dgm.vln.evaluation import add_arguments
-
-    add_arguments(parser)
-
-
-def run_vln(args: argparse.Namespace) -> dict[str, Any]:
-    from hf_dgm.vln.evaluation import run
-
-    return run(args)
-
-
-FAMILIES = {"optimus": (add_optimus_arguments, run_optimus), "vln": (add_vln_arguments, run_vln)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hf_dgm.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="family", required=True)
-    for family, (add_arguments, _) in FAMILIES.items():
-        add_arguments(sub.add_parser(family, help=f"evaluate an hf-dgm {family} model"))
-    args = parser.parse_args(argv)
-    metrics = FAMILIES[args.family][1](args)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_family_subcommands(parser, "evaluator")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(undash_flags(argv, parser))
+    metrics = run_family_subcommand(args)
     print(format_table(metrics))
     if args.output:
         out = Path(args.output)

@@ -74,23 +74,31 @@ def test_frechet_distance_from_features_uses_unbiased_covariance():
 def test_frechet_distance_singular_covariances_use_eps_offset(monkeypatch):
     import hf_dgm.metrics.image_features as image_features
 
-    real_sqrtm = linalg.sqrtm
+    real_trace = image_features._trace_sqrt_product
     calls = []
 
-    def flaky_sqrtm(a, disp=True):  # the first (un-offset) product "fails" as a singular product does in scipy
-        calls.append(a.copy())
+    def flaky_trace(a, b):  # the first (un-offset) product "fails" as scipy's sqrtm does on a defective product
+        calls.append((a.copy(), b.copy()))
         if len(calls) == 1:
-            return np.full_like(a, np.nan), np.inf
-        return real_sqrtm(a)
+            return float("nan")
+        return real_trace(a, b)
 
-    monkeypatch.setattr(image_features.linalg, "sqrtm", flaky_sqrtm)
+    monkeypatch.setattr(image_features, "_trace_sqrt_product", flaky_trace)
     s1, s2 = np.diag([1.0, 0.0]), np.diag([0.0, 4.0])
     with pytest.warns(UserWarning, match="singular"):
         value = frechet_distance(np.zeros(2), s1, np.ones(2), s2, eps=1e-6)
-    np.testing.assert_allclose(calls[1], (s1 + 1e-6 * np.eye(2)) @ (s2 + 1e-6 * np.eye(2)))
+    np.testing.assert_allclose(calls[1][0] @ calls[1][1], (s1 + 1e-6 * np.eye(2)) @ (s2 + 1e-6 * np.eye(2)))
     # pytorch-fid: the traces use the original covariances, only the square root uses the offset ones.
     expected = 2.0 + 5.0 - 2 * (np.sqrt((1 + 1e-6) * 1e-6) + np.sqrt(1e-6 * (4 + 1e-6)))
     assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_trace_sqrt_product_matches_scipy_sqrtm():
+    from hf_dgm.metrics.image_features import _trace_sqrt_product
+
+    rng = np.random.RandomState(3)
+    a, b = np.cov(rng.randn(40, 6), rowvar=False), np.cov(rng.randn(40, 6) * 2 + 1, rowvar=False)
+    assert _trace_sqrt_product(a, b) == pytest.approx(np.trace(linalg.sqrtm(a @ b)).real, rel=1e-10)
 
 
 def test_frechet_distance_rejects_bad_shapes():
@@ -277,3 +285,64 @@ def test_metric_files_have_one_import_per_line():
         for line in path.read_text().splitlines():
             if line.startswith("import "):
                 assert "," not in line, f"{path}: evaluate misreads multi-imports: {line}"
+
+
+# Reference FIDs computed with pytorch-fid's algorithm (`scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)`, the code
+# this package used before moving to an eigenvalue trace), on fixed random features.
+def _ref_features(seed, n, d, shift=0.0, scale=1.0):
+    return np.random.RandomState(seed).randn(n, d) * scale + shift
+
+
+FID_REFERENCES = {
+    "regular": ((0, 200, 16), (1, 200, 16, 0.3, 1.5), 7.875988600248178),
+    "wide": ((2, 100, 64), (3, 120, 64, -0.2, 0.7), 22.696823447586368),
+    # 10 and 12 samples in 32 dimensions: singular covariances, where sqrtm's Schur method itself loses ~1e-9
+    # relative accuracy (the eigenvalue trace differs from it by 2e-9 relative)
+    "rank_deficient": ((4, 10, 32), (5, 12, 32, 0.1), 40.36862743354259),
+    "identical": ((6, 50, 8), (6, 50, 8), 1.2434497875801753e-14),
+}
+
+
+@pytest.mark.parametrize("case", list(FID_REFERENCES))
+def test_fid_matches_stored_pytorch_fid_values(case):
+    import warnings
+
+    from hf_dgm.metrics.image_features import frechet_distance_from_features
+
+    a, b, expected = FID_REFERENCES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated scipy call on the way
+        value = frechet_distance_from_features(_ref_features(*a), _ref_features(*b))
+    assert value == pytest.approx(expected, rel=1e-8 if case == "rank_deficient" else 1e-10, abs=1e-12)
+
+
+def _torch_fidelity_is(logits, splits=10, seed=2020):
+    """torch-fidelity's `isc` cut: split i = rows [i*N//splits, (i+1)*N//splits) after the seeded shuffle."""
+    p = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
+    p = p[np.random.RandomState(seed).permutation(p.shape[0])]
+    n, scores = p.shape[0], []
+    for i in range(splits):
+        part = p[i * n // splits:(i + 1) * n // splits]
+        q = part.mean(axis=0, keepdims=True)
+        scores.append(np.exp((part * (np.log(part) - np.log(q))).sum(axis=1).mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+@pytest.mark.parametrize("n", [100, 103, 109, 27])
+def test_inception_score_splits_cut_like_torch_fidelity(n):
+    from hf_dgm.metrics.image_features import inception_score
+
+    logits = np.random.RandomState(7).randn(n, 10) * 2
+    assert inception_score(logits=logits) == pytest.approx(_torch_fidelity_is(logits), rel=1e-12)
+    if n == 100:  # value recorded before the change (np.array_split and this cut agree when 10 divides N)
+        assert inception_score(logits=logits) == pytest.approx((2.212731745280928, 0.24041370595661285), rel=1e-12)
+
+
+def test_kid_subset_loop_shows_progress(capsys):
+    from hf_dgm.metrics.image_features import kernel_inception_distance
+
+    a, b = _ref_features(0, 20, 4), _ref_features(1, 20, 4)
+    quiet = kernel_inception_distance(a, b, num_subsets=3, subset_size=5)
+    shown = kernel_inception_distance(a, b, num_subsets=3, subset_size=5, progress=True)
+    assert quiet == shown
+    assert "KID subsets" in capsys.readouterr().err

@@ -9,9 +9,11 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hf_dgm import OptimusConfig
-from hf_dgm.hub import FAMILIES, ModelCardError, build_card, read_run
+from hf_dgm.hub import ModelCardError, build_card, read_run
 from hf_dgm.hub.cards import base_models, check_card, usage_snippets
-from hf_dgm.hub.families import OPTIMUS
+from hf_dgm.registry import get_family
+
+OPTIMUS = get_family("optimus").hub
 from hub_server import LoopbackHub
 from optimus_tiny import bert_config, gpt2_config
 
@@ -156,7 +158,7 @@ def test_fq_biggan_card_renders(tmp_path):
     config = FQBigGANConfig.from_preset("tiny") if hasattr(FQBigGANConfig, "from_preset") else FQBigGANConfig()
     run = _run(tmp_path, {"fid": 55.5, "inception_score_mean": 4.25, "inception_score_std": 0.5},
                {"dataset": "CIFAR-10", "dataset_id": "uoft-cs/cifar10", "eval_split": "train"})
-    card = build_card(FAMILIES["fq_biggan"], config, read_run(run), "hf-dgm-tests/fq-biggan-tiny")
+    card = build_card(get_family("fq_biggan").hub, config, read_run(run), "hf-dgm-tests/fq-biggan-tiny")
     parsed = ModelCard(str(card))
     assert parsed.data.pipeline_tag == "unconditional-image-generation" and "class-conditional" in parsed.data.tags
     measured = {r.metric_type: r.metric_value for r in parsed.data.eval_results}

@@ -291,3 +291,28 @@ def test_bad_inputs_raise(parts):
         model.processor([])
     with pytest.raises(ValueError, match="OptimusConfig"):
         OptimusForConditionalGeneration(bert_config(10))
+
+
+def test_forward_rejects_unknown_arguments_by_name(parts):
+    """Unknown keyword arguments raise (naming them), and Trainer does not take the model for one that accepts loss
+    kwargs such as `num_items_in_batch`."""
+    import inspect
+
+    model = make(parts)
+    batch = model.processor(SENTENCES[:2])
+    with pytest.raises(TypeError, match="num_items_in_batch"):
+        model(**batch, num_items_in_batch=3)
+    kinds = {p.kind for p in inspect.signature(model.forward).parameters.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds
+
+
+def test_auto_processor_returns_both_tokenizers(parts, tmp_path):
+    from transformers import AutoProcessor
+
+    model = make(parts)
+    model.save_pretrained(tmp_path / "m")
+    processor = AutoProcessor.from_pretrained(tmp_path / "m")
+    assert isinstance(processor, OptimusProcessor)
+    assert processor.decoder_tokenizer.bos_token_id is not None
+    batch = processor(SENTENCES[:2])
+    assert set(batch) == {"input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask"}

@@ -95,3 +95,17 @@ def test_bad_parameters_raise(pipes):
         pipes["sentence-interpolation"](PAIR, num_steps=2.5)
     with pytest.raises(ValueError, match="generation"):
         pipes["sentence-latent"](SENTENCES[0], num_beams=2)
+
+
+def test_seed_is_local_to_the_call(pipes):
+    """`seed=` makes sampling reproducible without reseeding the caller's global RNG (the caller's later draws
+    still depend on the caller's own seed)."""
+    pipe = pipes["sentence-reconstruction"]
+    kwargs = dict(seed=3, do_sample=True, max_new_tokens=6, min_new_tokens=6)
+    outputs, draws = [], []
+    for caller_seed in (123, 456):
+        torch.manual_seed(caller_seed)
+        outputs.append(pipe(["a man is playing a guitar ."], **kwargs))
+        draws.append(torch.rand(4))
+    assert outputs[0] == outputs[1]
+    assert not torch.equal(draws[0], draws[1])

@@ -16,7 +16,8 @@ from transformers import TrainerCallback
 import hf_dgm  # noqa: F401
 from hf_dgm import OptimusForConditionalGeneration
 from hf_dgm.training.optimus.data import OptimusDataCollator, load_sentences, tokenize_sentences
-from hf_dgm.training.optimus.run import parse_args, recipe_to_argv
+from hf_dgm.training.optimus.run import parse_args
+from hf_dgm.training.recipes import RecipeError
 from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments, cyclical_beta
 from optimus_tiny import DATA_DIR, SENTENCES, build_parts
 
@@ -181,7 +182,28 @@ def test_recipes_parse_and_carry_the_paper_values():
     # flags after the recipe override it
     _, data_args, args = parse_args(["--recipe", str(REPO / "training/recipes/optimus_finetune_ptb.yaml"), "--output_dir", "/tmp/x", "--kl_threshold", "0.05"])
     assert args.kl_threshold == 0.05 and data_args.dataset == "ptb-text-only/ptb_text_only"
-    assert "--latent_size" in recipe_to_argv(REPO / "training/recipes/optimus_finetune_snli.yaml")
+    # dashed flags are aliases of the underscore spelling
+    _, _, args = parse_args(["--recipe", str(REPO / "training/recipes/optimus_finetune_ptb.yaml"), "--output_dir", "/tmp/x", "--kl-threshold", "0.07"])
+    assert args.kl_threshold == 0.07
+
+
+def test_recipe_dict_values_relative_paths_and_unknown_keys(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text(
+        "train_file: ../data/train.txt\nlr_scheduler_type: cosine_with_min_lr\n"
+        "lr_scheduler_kwargs: {min_lr: 1.0e-6}\nuse_cpu: true\nreport_to: none\n"
+    )
+    _, data_args, args = parse_args(["--recipe", str(recipe), "--output_dir", str(tmp_path / "out")])
+    assert args.lr_scheduler_kwargs == {"min_lr": 1e-6}
+    assert data_args.train_file == str(tmp_path / "data" / "train.txt")  # relative to the recipe's folder
+    assert args.recipe_path == str(recipe)
+    recipe.write_text("latent_sise: 8\nbeta_typo: 1\n")
+    with pytest.raises(RecipeError, match=r"\['beta_typo', 'latent_sise'\]"):
+        parse_args(["--recipe", str(recipe), "--output_dir", str(tmp_path / "out")])
+    recipe.write_text("latent_size: 8\n")
+    with pytest.raises(RecipeError, match="--not_a_flag"):
+        parse_args(["--recipe", str(recipe), "--output_dir", str(tmp_path / "out"), "--not_a_flag", "1"])
 
 
 # ------------------------------------------------------------------ the training script end to end

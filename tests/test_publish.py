@@ -20,7 +20,10 @@ from PIL import Image
 from hf_dgm import OptimusForConditionalGeneration
 from hf_dgm.hub import PublishError, RemoteCodeError, assemble_remote_code, publish_model
 from hf_dgm.hub.cards import usage_snippets
-from hf_dgm.hub.families import OPTIMUS
+from hf_dgm.registry import get_family
+
+OPTIMUS_FAMILY = get_family("optimus")
+OPTIMUS = OPTIMUS_FAMILY.hub
 from hf_dgm.hub.publish import discover_family_code, validate_repo_folder
 from hf_dgm.hub.validation import compare_probe_outputs, run_isolated_probe, run_reference_probe
 from hub_server import DEFAULT_TOKEN, LoopbackHub
@@ -160,13 +163,15 @@ def test_remote_code_refuses_two_modules_with_one_name(tmp_path):
 
 
 def test_family_code_comes_from_the_registrations():
-    auto_map, pipelines, files = discover_family_code(OPTIMUS)
+    auto_map, pipelines, files = discover_family_code(OPTIMUS_FAMILY)
     assert auto_map == {
         "AutoConfig": "configuration_optimus.OptimusConfig",
         "AutoModel": "modeling_optimus.OptimusForConditionalGeneration",
+        "AutoModelForPreTraining": "modeling_optimus.OptimusForConditionalGeneration",
     }
     assert set(pipelines) == {"sentence-interpolation", "sentence-analogy", "sentence-reconstruction", "sentence-latent"}
     assert all(p["pt"] == ["AutoModel"] and p["impl"].startswith("pipelines_optimus.") for p in pipelines.values())
+    assert all(p["type"] == "text" for p in pipelines.values())
     assert {f.name for f in files} == {"configuration_optimus.py", "modeling_optimus.py", "pipelines_optimus.py",
                                        "processing_optimus.py"}
 
@@ -191,7 +196,7 @@ def test_publish_is_one_validated_commit(hub, published, reference):
     assert config["model_type"] == "optimus"
     assert config["auto_map"]["AutoModel"] == "modeling_optimus.OptimusForConditionalGeneration"
     assert config["custom_pipelines"]["sentence-interpolation"] == {
-        "impl": "pipelines_optimus.SentenceInterpolationPipeline", "pt": ["AutoModel"], "type": "multimodal"}
+        "impl": "pipelines_optimus.SentenceInterpolationPipeline", "pt": ["AutoModel"], "type": "text"}
     assert "_name_or_path" not in config["encoder"]  # the training machine's local paths are not published
     for name in files:
         if name.endswith(".py"):
@@ -424,7 +429,7 @@ def test_validation_catches_a_folder_that_computes_something_else(run_dir, sourc
     from hf_dgm.hub import ValidationError
 
     with pytest.raises(ValidationError, match="encoder_mean"):
-        validate_repo_folder(out, source_model, OPTIMUS)
+        validate_repo_folder(out, source_model, OPTIMUS_FAMILY)
 
 
 @pytest.mark.slow

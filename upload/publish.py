@@ -1,73 +1,18 @@
 #!/usr/bin/env python
-"""Publish a trained hf-dgm model folder to the Hugging Face Hub.
+"""Publish a trained hf-dgm model folder to the Hugging Face Hub: alias of `hf-dgm publish` (see
+`hf_dgm.hub.cli` for the flags).
 
-    python upload/publish.py runs/optimus-snli --repo-id ORG/optimus-snli [--private] [--create-pr]
-        [--revision R] [--commit-message M] [--force] [--dry-run OUT_DIR] [--token T] [--max-shard-size 5GB]
-
-The folder is assembled (safetensors weights, config with auto_map/custom_pipelines, flat remote code,
-tokenizers, model card, samples), loaded back through remote code in an interpreter without hf_dgm and compared
-with the source model, then pushed in one atomic commit. `--dry-run DIR` writes the exact folder and pushes nothing.
-Token: --token, else HF_TOKEN, else the stored `hf auth login` token.
+    python upload/publish.py runs/optimus-snli --repo_id ORG/optimus-snli [--dry_run OUT_DIR] ...
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hf_dgm.hub import DEFAULT_MAX_SHARD_SIZE, PublishError, ValidationError, publish_model  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model_dir", help="folder written by save_pretrained (plus metrics/recipe/samples)")
-    parser.add_argument("--repo-id", required=True, help="owner/name on the Hub")
-    parser.add_argument("--private", action="store_true", help="create the repo private")
-    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
-    parser.add_argument("--revision", help="branch to commit to (created from main if missing)")
-    parser.add_argument("--commit-message", help="commit title")
-    parser.add_argument("--commit-description", help="commit description")
-    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
-    parser.add_argument("--force", action="store_true", help="overwrite a repo holding another model type")
-    parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the exact repo folder here; push nothing")
-    parser.add_argument("--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE, help="shard weights above this size")
-    parser.add_argument("--license", help="card license id (default: run metadata, else the family's)")
-    parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else https://huggingface.co)")
-    parser.add_argument("--no-validate", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    try:
-        result = publish_model(
-            args.model_dir, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
-            commit_message=args.commit_message, commit_description=args.commit_description, token=args.token,
-            force=args.force, dry_run_dir=args.dry_run, max_shard_size=args.max_shard_size, license=args.license,
-            endpoint=args.endpoint, validate=not args.no_validate,
-        )
-    except (PublishError, ValidationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-    if result.validation is not None:
-        diffs = ", ".join(f"{k}={v:.2e}" for k, v in result.validation.max_abs_diff.items())
-        print(f"validated without hf_dgm ({result.validation.model_class}, {result.validation.pipeline_class}): "
-              f"max |diff| {diffs}")
-    if result.dry_run:
-        print(f"dry run: wrote {len(result.files)} files to {result.folder}; nothing was pushed")
-    else:
-        print(f"pushed {len(result.files)} files to {result.repo_id} ({result.revision}): {result.commit_url}")
-        if result.deleted:
-            print(f"removed stale files: {', '.join(result.deleted)}")
-        if result.pr_url:
-            print(f"pull request: {result.pr_url}")
-    for name in result.files:
-        print(f"  {name}")
-    return 0
-
+from hf_dgm.hub.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python upload/publish.py"))

@@ -1,36 +1,23 @@
 """`python -m hf_dgm.convert FAMILY ...`: convert original research checkpoints into hf-dgm folders (safetensors).
 
-Each family lives in its own module of this package, exposing `add_arguments(parser)` and `run(args)`.
+The families with a converter are those whose `FamilySpec.converter` names a module (see `hf_dgm.registry`);
+that module exposes `add_arguments(parser)` and `run(args)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-FAMILIES = {
-    "optimus": "hf_dgm.convert.optimus",
-    "fq_biggan": "hf_dgm.convert.fq_biggan",
-    "prevalent": "hf_dgm.convert.prevalent",
-}
+from ..cli import add_family_subcommands, run_family_subcommand, undash_flags
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hf_dgm.convert", description=__doc__)
-    sub = parser.add_subparsers(dest="family", required=True)
-    modules = {}
-    for family, module_name in FAMILIES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        modules[family] = module
-        module.add_arguments(sub.add_parser(family, help=(module.__doc__ or "").strip().splitlines()[0]))
-    args = parser.parse_args(argv)
-    return int(modules[args.family].run(args) or 0)
+def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.convert") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_family_subcommands(parser, "converter")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(undash_flags(argv, parser))
+    return int(run_family_subcommand(args) or 0)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def load_config(spec: str, overrides: list[str] | None = None) -> FQBigGANConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", type=Path, help="G.pth (BigGAN-PyTorch generator state dict)")
-    parser.add_argument("--generator-ema", type=Path, help="G_ema.pth (EMA generator state dict)")
+    parser.add_argument("--generator_ema", type=Path, help="G_ema.pth (EMA generator state dict)")
     parser.add_argument("--discriminator", type=Path, help="D.pth (discriminator state dict, with quantizers)")
     parser.add_argument(
         "--config", required=True, help=f"preset ({', '.join(sorted(PRESETS))}) or a JSON file of config values"

@@ -1,10 +1,9 @@
 """Publishing hf-dgm models to the Hugging Face Hub: flat remote code, model cards, validation, atomic upload.
 
-`publish_model(run_dir, "ORG/name")` is the entry point; `upload/publish.py` is its command line.
+`publish_model(run_dir, "ORG/name")` is the entry point; `hf-dgm publish` (`hf_dgm.hub.cli`) is its command line.
 """
 
 from .cards import ModelCardError, build_card, read_run
-from .families import FAMILIES, HubFamily, MetricSpec, family_for_model_type
 from .publish import (
     DEFAULT_MAX_SHARD_SIZE,
     PreparedRepo,
@@ -26,10 +25,6 @@ __all__ = [
     "build_card",
     "read_run",
     "ModelCardError",
-    "FAMILIES",
-    "HubFamily",
-    "MetricSpec",
-    "family_for_model_type",
     "assemble_remote_code",
     "RemoteCodeError",
     "ValidationError",

@@ -6,7 +6,9 @@ its recipe / training arguments, and an optional `run_metadata.json` the trainin
 `dataset_id`, `eval_split`, `base_model`, `license`, `language`). Nothing is typed by hand; absent metrics give no
 `model-index` and a sentence saying the checkpoint was not evaluated.
 
-Templates live in `model_cards/` at the repository root; they may `{% extends %}` / `{% include %}` each other.
+Templates are package data in `hf_dgm/hub/templates/` (read with `importlib.resources`, so a wheel install has
+them); they may `{% extends %}` / `{% include %}` each other. A third-party family names its own templates package
+(`HubEntry.templates_package`), searched before hf_dgm's.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .families import HubFamily
+from ..registry import HubEntry
 
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+TEMPLATES_PACKAGE = "hf_dgm.hub.templates"
+
+
+def templates_dir(package: str = TEMPLATES_PACKAGE) -> Path:
+    """The folder of a templates package (package data, found through `importlib.resources`)."""
+    from importlib.resources import files
+
+    return Path(str(files(package)))
 
 METRICS_FILES = ("eval_results.json", "test_results.json", "metrics.json", "all_results.json")
 RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json", "training_config.json", "training_args.json")
@@ -222,7 +231,7 @@ def _config_value(config: Any, dotted: str) -> Any:
 
 
 def build_card(
-    family: HubFamily,
+    family: HubEntry,
     config: Any,
     run: RunInfo,
     repo_id: str,
@@ -232,7 +241,7 @@ def build_card(
     repo_text_samples: Mapping[str, str] | None = None,
     pipelines: Mapping[str, Any] | None = None,
     license: str | None = None,
-    templates_dir: Path = TEMPLATES_DIR,
+    template_dirs: Sequence[Path] | None = None,
 ):
     """Render the family's card for `repo_id`. Returns a `huggingface_hub.ModelCard`."""
     import jinja2
@@ -309,13 +318,14 @@ def build_card(
         pipelines=dict(pipelines or {}),
         endpoint_request=json.dumps(family.request_for(config), indent=2) if family.endpoint_request else None,
     )
-    if not (templates_dir / family.card_template).is_file():
+    if template_dirs is None:
+        template_dirs = list(dict.fromkeys([templates_dir(family.templates_package), templates_dir()]))
+    if not any((Path(d) / family.card_template).is_file() for d in template_dirs):
         raise FileNotFoundError(
-            f"card template {family.card_template} not found in {templates_dir} (the model_cards/ folder of an hf-dgm "
-            "checkout; publish from a source checkout or an editable install)"
+            f"card template {family.card_template} not found in {[str(d) for d in template_dirs]}"
         )
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["cell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
@@ -356,4 +366,4 @@ def check_card(card, expected) -> None:
 
 
 __all__ = ["RunInfo", "read_run", "usage_snippets", "read_metrics", "read_recipe", "base_models", "build_card", "check_card",
-           "ModelCardError", "TEMPLATES_DIR"]
+           "ModelCardError", "TEMPLATES_PACKAGE", "templates_dir"]

@@ -1,6 +1,6 @@
 """Fixed-input probes that prove a published repo computes what the source model computes.
 
-Each probe takes a loaded model and a pipeline of one of the family's tasks and returns
+Each probe (named by a family's `HubEntry.probe` as `"hf_dgm.hub.probes:name"`) takes a loaded model and a pipeline of one of the family's tasks and returns
 `{"tensors": {name: Tensor}, "values": {name: JSON-able}}`. The publisher runs the same probe twice: on the source
 model (with hf_dgm) and, in a fresh interpreter that cannot import hf_dgm, on the assembled repo loaded with
 `trust_remote_code=True`; the outputs must match.
@@ -65,5 +65,3 @@ def _pil_to_tensor(images) -> torch.Tensor:
 
     return torch.stack([torch.from_numpy(np.asarray(image, dtype=np.float32)) for image in images])
 
-
-PROBES = {"optimus_probe": optimus_probe, "fq_biggan_probe": fq_biggan_probe}

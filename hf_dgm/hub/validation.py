@@ -4,8 +4,8 @@
 from an empty temporary directory, installs an import blocker for `hf_dgm` before anything else runs (so even an
 editable install of the package is invisible), checks that `import hf_dgm` fails there, then loads the model with
 `AutoModel.from_pretrained(ref, trust_remote_code=True)` and the family's pipeline with
-`pipeline(task, model=ref, trust_remote_code=True)`, runs the family's probe (`hf_dgm/hub/probes.py`, loaded by
-file path) and writes the results to a folder. `compare_probe_outputs` checks them against the source model's.
+`pipeline(task, model=ref, trust_remote_code=True)`, runs the family's probe (`HubEntry.probe`, its module loaded
+by file path) and writes the results to a folder. `compare_probe_outputs` checks them against the source model's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,19 @@ import torch
 from safetensors.torch import load_file
 
 
-PROBES_FILE = Path(__file__).resolve().with_name("probes.py")
+
+
+def probe_file_and_name(probe: str) -> tuple[str, str]:
+    """`"module.path:function"` -> (the module's file, the function name), for loading it by file path."""
+    import importlib.util
+
+    module_name, sep, name = probe.partition(":")
+    if not sep or not name:
+        raise ValueError(f"a probe is named 'module.path:function'; got {probe!r}")
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"probe module {module_name!r} is not an importable .py file")
+    return spec.origin, name
 
 # Runs in the isolated interpreter; argv[1] is a JSON object of arguments.
 _CHILD = r'''
@@ -111,10 +123,10 @@ class ValidationReport:
 
 def run_reference_probe(model, pipe, probe: str) -> ProbeOutput:
     """Run the probe in this process (on the source model, with hf_dgm)."""
-    from .probes import PROBES
+    from ..registry import resolve_callable
 
     torch.manual_seed(0)
-    result = PROBES[probe](model, pipe)
+    result = resolve_callable(probe)(model, pipe)
     tensors = {k: v.detach().float().cpu() for k, v in result["tensors"].items()}
     return ProbeOutput(tensors=tensors, values=json.loads(json.dumps(result["values"])))
 
@@ -136,7 +148,7 @@ def run_isolated_probe(
     Args:
         model_ref: a local folder (absolute path) or a repo id.
         task: the pipeline task to build for the probe.
-        probe: name of a function in `probes.py`.
+        probe: `"module.path:function"`; the module must import only torch and transformers.
         env: extra environment variables (e.g. `HF_ENDPOINT`, `HF_HOME` for a clean cache).
         revision: Hub revision to load.
         offline: set `HF_HUB_OFFLINE=1` (right for a local folder).
@@ -145,6 +157,7 @@ def run_isolated_probe(
     """
     if os.path.isdir(model_ref):
         model_ref = os.path.abspath(model_ref)
+    probe_path, probe_name = probe_file_and_name(probe)
     with tempfile.TemporaryDirectory(prefix="hf_dgm_validate_") as tmp:
         out_dir = Path(tmp) / "out"
         cwd = Path(tmp) / "cwd"
@@ -157,7 +170,7 @@ def run_isolated_probe(
             child_env["HF_HUB_OFFLINE"] = "1"
         child_env.update(env or {})
         args = {
-            "model": str(model_ref), "task": task, "probe": probe, "probes_file": str(PROBES_FILE),
+            "model": str(model_ref), "task": task, "probe": probe_name, "probes_file": probe_path,
             "out_dir": str(out_dir), "revision": revision, "snippets": list(snippets or []),
         }
         proc = subprocess.run(

@@ -21,14 +21,16 @@ Conventions (stated once, used everywhere in hf-dgm)
 Reference implementations matched
 ---------------------------------
 * FID: pytorch-fid's `calculate_frechet_distance` — float64 statistics (`np.cov(rowvar=False)`, unbiased),
-  `scipy.linalg.sqrtm(sigma1 @ sigma2)`; if the product is singular (non-finite result) an `eps * I` offset
-  (eps = 1e-6) is added to both covariances; a complex result with imaginary part above 1e-3 raises.
+  Tr((sigma1 @ sigma2)^{1/2}) (pytorch-fid takes it from `scipy.linalg.sqrtm`; here it is the sum of the square
+  roots of the product's eigenvalues, equal to round-off); if that fails (non-finite result) an `eps * I` offset
+  (eps = 1e-6) is added to both covariances; an imaginary part above 1e-3 raises.
 * KID: torch-fidelity's `kid` — cubic polynomial kernel `k(x, y) = (x·y / d + 1)^3`, unbiased MMD² estimator,
   100 subsets of 1000 samples drawn without replacement with `np.random.RandomState(2020)`; result is the mean
   and standard deviation over subsets. Sets smaller than 1000 need a smaller `subset_size` (state it with the
   number).
 * IS: torch-fidelity's `isc` — softmax of the Inception "logits_unbiased" (pool3 @ fc.weight, no bias, as in the
-  original OpenAI TF code), samples shuffled with `np.random.RandomState(2020)`, 10 splits, mean and std of
+  original OpenAI TF code), samples shuffled with `np.random.RandomState(2020)`, 10 splits cut at `i * N // 10`
+  (so any N works, with torch-fidelity's split sizes), mean and std of
   exp(E[KL(p(y|x) || p(y))]) over the splits.
 * Preprocessing (`preprocessing=`): `"pytorch-fid"` (default) resizes with `F.interpolate(bilinear,
   align_corners=False)` to 299×299 and maps [0, 255] to [-1, 1] by x/127.5 - 1; `"torch-fidelity"` resizes with
@@ -48,7 +50,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torch import nn
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -78,14 +79,32 @@ def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray,
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((sigma1 sigma2)^{1/2}) as the sum of the square roots of the eigenvalues of sigma1 sigma2.
+
+    For covariances (symmetric PSD) the product's eigenvalues are real and non-negative, so this is the trace of
+    the principal square root `scipy.linalg.sqrtm` computes; round-off leaves tiny negative or complex eigenvalues,
+    whose roots are (almost) imaginary and count with their real part, as pytorch-fid keeps `covmean.real`. An
+    imaginary part of the trace above 1e-3 raises, like pytorch-fid's check on the diagonal.
+    """
+    eigenvalues = np.linalg.eigvals(sigma1.dot(sigma2))
+    if not np.isfinite(eigenvalues).all():
+        return float("nan")
+    trace = np.sqrt(eigenvalues.astype(np.complex128)).sum()
+    if abs(trace.imag) > 1e-3:
+        raise ValueError(f"FID: matrix square root has a significant imaginary component ({abs(trace.imag):.3g}).")
+    return float(trace.real)
+
+
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
 ) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
-    d² = ||mu1 - mu2||² + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}), with the matrix square root from
-    `scipy.linalg.sqrtm`. If the product is (numerically) singular an `eps * I` offset is added to both
-    covariances, as pytorch-fid does; a complex square root with an imaginary component above 1e-3 raises.
+    d² = ||mu1 - mu2||² + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}); the trace of the matrix square root is
+    the sum of the square roots of the eigenvalues of sigma1 sigma2 (the value pytorch-fid gets from
+    `scipy.linalg.sqrtm`, to round-off). If the eigen-decomposition fails (non-finite) an `eps * I` offset is added
+    to both covariances, as pytorch-fid does; an imaginary component above 1e-3 raises.
     """
     mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
@@ -98,17 +117,12 @@ def frechet_distance(
         raise ValueError(f"Covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape}.")
 
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
-    if not np.isfinite(covmean).all():
+    trace_covmean = _trace_sqrt_product(sigma1, sigma2)
+    if not np.isfinite(trace_covmean):
         warnings.warn(f"FID: product of covariances is singular; adding {eps} to the diagonal of both.")
         offset = np.eye(d) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            max_imag = np.max(np.abs(covmean.imag))
-            raise ValueError(f"FID: matrix square root has a significant imaginary component ({max_imag:.3g}).")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+        trace_covmean = _trace_sqrt_product(sigma1 + offset, sigma2 + offset)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_covmean)
 
 
 def frechet_distance_from_features(
@@ -153,6 +167,7 @@ def kernel_inception_distance(
     gamma: float | None = None,
     coef0: float = KID_COEF0,
     seed: int = RNG_SEED,
+    progress: bool = False,
 ) -> tuple[float, float]:
     """KID: mean and std over `num_subsets` random subsets of the unbiased polynomial-kernel MMD².
 
@@ -173,7 +188,12 @@ def kernel_inception_distance(
         )
     rng = np.random.RandomState(seed)
     values = np.empty(num_subsets)
-    for i in range(num_subsets):
+    subsets: Iterable[int] = range(num_subsets)
+    if progress:
+        from tqdm.auto import tqdm
+
+        subsets = tqdm(subsets, desc="KID subsets")
+    for i in subsets:
         x = f1[rng.choice(f1.shape[0], subset_size, replace=False)]
         y = f2[rng.choice(f2.shape[0], subset_size, replace=False)]
         values[i] = mmd2_unbiased(
@@ -195,7 +215,8 @@ def inception_score(
 
     Pass either class `probabilities` (N, C) (rows summing to 1) or `logits` (N, C) (softmax is applied in
     float64). With `shuffle` the rows are permuted with `np.random.RandomState(seed)` first (torch-fidelity);
-    splits are `np.array_split` chunks, so N need not be divisible by `splits`.
+    split `i` holds rows `i * N // splits` to `(i + 1) * N // splits` (torch-fidelity's cut), so N need not be
+    divisible by `splits`.
     """
     if (probabilities is None) == (logits is None):
         raise ValueError("Pass exactly one of `probabilities` or `logits`.")
@@ -215,7 +236,10 @@ def inception_score(
         perm = np.random.RandomState(seed).permutation(p.shape[0])
         p, log_p = p[perm], log_p[perm]
     scores = []
-    for p_chunk, log_p_chunk in zip(np.array_split(p, splits), np.array_split(log_p, splits)):
+    n = p.shape[0]
+    for i in range(splits):
+        start, stop = i * n // splits, (i + 1) * n // splits
+        p_chunk, log_p_chunk = p[start:stop], log_p[start:stop]
         q = p_chunk.mean(axis=0, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_q = np.log(q)
@@ -667,9 +691,11 @@ def compute_fid(
     device: str | torch.device | None = None,
     preprocessing: str = "pytorch-fid",
     eps: float = 1e-6,
+    progress: bool = False,
 ) -> float:
-    """FID between two sets of images or precomputed features (see the module docstring for conventions)."""
-    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing)
+    """FID between two sets of images or precomputed features (see the module docstring for conventions);
+    `progress` shows a progress bar over the feature-extraction batches."""
+    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress)
     return frechet_distance_from_features(f_real, f_fake, eps=eps)
 
 
@@ -683,13 +709,17 @@ def compute_kid(
     num_subsets: int = KID_NUM_SUBSETS,
     subset_size: int = KID_SUBSET_SIZE,
     seed: int = RNG_SEED,
+    progress: bool = False,
 ) -> tuple[float, float]:
-    """KID (mean, std) between two sets of images or precomputed features."""
-    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing)
-    return kernel_inception_distance(f_real, f_fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
+    """KID (mean, std) between two sets of images or precomputed features; `progress` shows progress bars over
+    the feature-extraction batches and the subsets."""
+    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress)
+    return kernel_inception_distance(
+        f_real, f_fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed, progress=progress
+    )
 
 
-def _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing):
+def _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress=False):
     kinds = [as_features_or_images(x) for x in (real, fake)]
     extractor = None
     out = []
@@ -697,7 +727,9 @@ def _features_pair(real, fake, feature_extractor, batch_size, device, preprocess
         if kind == "images":
             if extractor is None:
                 extractor = resolve_feature_extractor(feature_extractor, preprocessing)
-            value = extract_features(value, extractor, batch_size=batch_size, device=device, output="pool3")
+            value = extract_features(
+                value, extractor, batch_size=batch_size, device=device, output="pool3", progress=progress
+            )
         out.append(value)
     return out[0], out[1]
 
@@ -712,6 +744,7 @@ def compute_inception_score(
     splits: int = IS_SPLITS,
     shuffle: bool = True,
     seed: int = RNG_SEED,
+    progress: bool = False,
 ) -> tuple[float, float]:
     """IS (mean, std) of images (through the FID Inception "logits_unbiased" or a callable returning logits) or
     of precomputed 2-D `logits` / `probabilities` (`inputs_are`)."""
@@ -720,7 +753,9 @@ def compute_inception_score(
     kind, value = as_features_or_images(images_or_logits)
     if kind == "images":
         extractor = resolve_feature_extractor(feature_extractor, preprocessing)
-        value = extract_features(value, extractor, batch_size=batch_size, device=device, output="logits_unbiased")
+        value = extract_features(
+            value, extractor, batch_size=batch_size, device=device, output="logits_unbiased", progress=progress
+        )
         inputs_are = "logits"
     if inputs_are == "logits":
         return inception_score(logits=value, splits=splits, shuffle=shuffle, seed=seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import PreTrainedConfig
+
 
 def drop_locally_registered_pipelines(custom_pipelines: dict[str, Any] | None) -> dict[str, Any] | None:
     """
@@ -24,3 +26,19 @@ def drop_locally_registered_pipelines(custom_pipelines: dict[str, Any] | None) -
         if getattr(local_impl, "__name__", None) != remote_name:
             remaining[task] = info
     return remaining or None
+
+
+class HubCompatibleConfig(PreTrainedConfig):
+    """Base of every hf-dgm config: drops the `custom_pipelines` entries of a published `config.json` whose task is
+    registered locally under the same class name (see `drop_locally_registered_pipelines`), so that with hf_dgm
+    imported `pipeline(task, model=<published folder>)` uses the installed pipeline without `trust_remote_code`,
+    and without hf_dgm the remote-code entries stay."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        custom_pipelines = drop_locally_registered_pipelines(kwargs.pop("custom_pipelines", None))
+        if custom_pipelines:
+            kwargs["custom_pipelines"] = custom_pipelines
+        super().__init__(**kwargs)
+
+
+__all__ = ["HubCompatibleConfig", "drop_locally_registered_pipelines"]

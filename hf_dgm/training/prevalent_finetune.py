@@ -275,25 +275,18 @@ def set_stage(model, stage: int, args: FinetuneArguments):
 
 
 def parse_args(argv: list[str] | None = None):
-    from transformers import HfArgumentParser
-
-    from hf_dgm.training.optimus.run import recipe_to_argv
+    """(FinetuneArguments, recipe path) from `--recipe FILE` plus overriding flags (`hf_dgm.training.recipes`
+    rules: recipe paths starting with ./ or ../ are relative to the recipe file)."""
+    from hf_dgm.training.recipes import parse_recipe_args, split_recipe_flag
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = None
-    if "--recipe" in argv:
-        i = argv.index("--recipe")
-        if i + 1 >= len(argv):
-            raise ValueError("--recipe needs a YAML file")
-        recipe = argv[i + 1]
-        argv = recipe_to_argv(recipe) + argv[:i] + argv[i + 2 :]
-    (args,) = HfArgumentParser((FinetuneArguments,)).parse_args_into_dataclasses(args=argv)
+    recipe, _ = split_recipe_flag(argv)
+    (args,) = parse_recipe_args((FinetuneArguments,), argv)
     if args.feedback not in ("sample", "teacher"):
         raise ValueError(f"--feedback must be 'sample' or 'teacher'; got {args.feedback!r}")
     return args, recipe
 
-
-def run(args: FinetuneArguments, recipe: str | None = None) -> dict:
+def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
     import yaml
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -406,7 +399,45 @@ def _save_checkpoint(model, optimizer, out: Path, iteration: int, stage: int) ->
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     args, recipe = parse_args(argv)
-    metrics = run(args, recipe)
+    metrics = train_agent(args, recipe)
     if metrics:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()}, indent=2))
     return metrics
+
+
+# ------------------------------------------------------------------------------------------- evaluation entry point
+def add_arguments(parser) -> None:
+    """`python -m hf_dgm.evaluate prevalent_navigation MODEL_DIR --data DIR [--split val_seen]`."""
+    parser.add_argument("model", help="folder of a PrevalentForNavigation agent (with its tokenizer)")
+    parser.add_argument("--data", default="../shared/data/r2r", help="folder with R2R_<split>.json and connectivity/")
+    parser.add_argument("--split", default="val_seen")
+    parser.add_argument("--features", default=None, help="view-feature store, when the agent has an image part")
+    parser.add_argument("--max_items", type=int, default=None, help="the first N instructions only")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--predictions", default=None, help="also write the submission JSON here")
+    parser.add_argument("--output", default=None, help="write the metrics JSON here")
+
+
+def run(args) -> dict:
+    """Greedy rollouts of a saved agent on a split with goals, scored with the hf_dgm.vln evaluator."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from hf_dgm.vln import NavGraphs, R2RDataset, load_feature_store
+
+    if not R2RDataset.has_goals(args.split):
+        raise ValueError(f"the {args.split} split has no goals; its scores come only from the R2R leaderboard server")
+    model = AutoModel.from_pretrained(args.model)
+    if type(model).__name__ != "PrevalentForNavigation":
+        raise ValueError(f"{args.model} holds a {type(model).__name__}, not a PrevalentForNavigation agent")
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    dataset = R2RDataset.load(args.data, args.split)
+    if args.max_items:
+        dataset = dataset.select(range(min(args.max_items, len(dataset))))
+    graphs = NavGraphs.from_dir(Path(args.data) / "connectivity", scans=sorted(set(dataset["scan"])))
+    features = load_feature_store(args.features) if args.features else None
+    summary, submission = evaluate_agent(model, tokenizer, dataset, graphs, features, args.batch_size)
+    if args.predictions:
+        Path(args.predictions).write_text(json.dumps(submission))
+    if args.output:
+        Path(args.output).write_text(json.dumps(summary, indent=2))
+    return summary

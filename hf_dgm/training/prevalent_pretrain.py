@@ -140,23 +140,17 @@ def evaluate_pretraining(model, collator, triplets, batch_size: int = 64) -> dic
 
 
 def parse_args(argv: list[str] | None = None):
-    from transformers import HfArgumentParser, TrainingArguments
+    """(PrevalentPretrainArguments, TrainingArguments, recipe path) from `--recipe FILE` plus overriding flags
+    (`hf_dgm.training.recipes` rules: recipe paths starting with ./ or ../ are relative to the recipe file)."""
+    from transformers import TrainingArguments
 
-    from hf_dgm.training.optimus.run import recipe_to_argv
+    from hf_dgm.training.recipes import parse_recipe_args, split_recipe_flag
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = None
-    if "--recipe" in argv:
-        i = argv.index("--recipe")
-        if i + 1 >= len(argv):
-            raise ValueError("--recipe needs a YAML file")
-        recipe = argv[i + 1]
-        argv = recipe_to_argv(recipe) + argv[:i] + argv[i + 2 :]
-    parser = HfArgumentParser((PrevalentPretrainArguments, TrainingArguments))
-    args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    recipe, _ = split_recipe_flag(argv)
+    args, training_args = parse_recipe_args((PrevalentPretrainArguments, TrainingArguments), argv)
     training_args.remove_unused_columns = False
     return args, training_args, recipe
-
 
 def run(args: PrevalentPretrainArguments, training_args, recipe: str | None = None) -> dict:
     import yaml

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import PreTrainedConfig
+from ...modules.hub_compat import HubCompatibleConfig
 
 
 INIT_SCHEMES = ("ortho", "N02", "xavier")
@@ -49,9 +49,9 @@ _DISCRIMINATOR_DOWNSAMPLE = {
     256: [True, True, True, True, True, True, False],
 }
 
-# Per-setup values from the original launch scripts (FQ-GAN `FQ-BigGAN/scripts/launch_*.sh`) as tabulated in the
-# project's DESIGN.md. Note: one revision of `launch_C10.sh` (commit a4cf3f1) sets `--dict_size 6 --dict_decay 0.9`
-# for CIFAR-10 (the CIFAR-100 values) instead of the tabulated 2^10 / 0.8; override `fq_num_embeddings=64,
+# Per-setup values from the original launch scripts (FQ-GAN `FQ-BigGAN/scripts/launch_*.sh`). Note: one revision
+# of `launch_C10.sh` (commit a4cf3f1) sets `--dict_size 6 --dict_decay 0.9` for CIFAR-10 (the CIFAR-100 values)
+# instead of 2^10 / 0.8 used here; override `fq_num_embeddings=64,
 # fq_decay=0.9` to reproduce that run.
 _CIFAR = dict(
     resolution=32,
@@ -159,7 +159,7 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}")
 
 
-class FQBigGANConfig(PreTrainedConfig):
+class FQBigGANConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQBigGANForImageGeneration`] (BigGAN generator + projection discriminator with feature
     quantizers). Use [`FQBigGANConfig.from_preset`] for the original setups: `"cifar10"`, `"cifar100"` (32×32),

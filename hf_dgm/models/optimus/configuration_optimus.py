@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
 
-from ...modules.hub_compat import drop_locally_registered_pipelines
+from ...modules.hub_compat import HubCompatibleConfig
 
 
 LATENT_INJECTIONS = ("memory", "embedding", "both")
@@ -27,7 +27,7 @@ def _as_config(value: Any, field: str) -> PreTrainedConfig:
     raise ValueError(f"`{field}` must be a PreTrainedConfig or a dict with a `model_type`; got {type(value).__name__}")
 
 
-class OptimusConfig(PreTrainedConfig):
+class OptimusConfig(HubCompatibleConfig):
     r"""
     Configuration of [`OptimusForConditionalGeneration`]: a BERT-family encoder, a causal-LM decoder, and the
     latent space between them.
@@ -135,9 +135,6 @@ class OptimusConfig(PreTrainedConfig):
         self.decoder_pad_token_id = decoder_pad_token_id
         self.encoder_pad_token_id = encoder_pad_token_id
         kwargs.setdefault("tie_word_embeddings", False)
-        custom_pipelines = drop_locally_registered_pipelines(kwargs.pop("custom_pipelines", None))
-        if custom_pipelines:
-            kwargs["custom_pipelines"] = custom_pipelines
         super().__init__(**kwargs)
 
     @property

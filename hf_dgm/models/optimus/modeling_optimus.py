@@ -16,7 +16,6 @@ posterior q(z|x); the prior is N(0, I). The latent `z` reaches the decoder in on
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -402,7 +401,6 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         kl_threshold: float | None = None,
         sample_latent: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> OptimusOutput:
         r"""
         Args:

@@ -85,9 +85,15 @@ class _OptimusPipeline(Pipeline):
         return self.model.encode(model_inputs["input_ids"], model_inputs["attention_mask"]).mean
 
     def _generate(self, latents: torch.Tensor, generate_kwargs: dict, seed: int | None) -> torch.Tensor:
-        if seed is not None:
+        """Decode `latents`. With `seed`, sampling draws from a generator seeded with it, local to this call: the
+        caller's global RNG state is saved and restored around it (`torch.random.fork_rng`), because the decoder's
+        `generate` has no `generator` argument and samples from the default generator of the model's device."""
+        if seed is None:
+            return self.model.generate(latents=latents, **generate_kwargs)
+        devices = [self.model.device] if self.model.device.type != "cpu" else []
+        with torch.random.fork_rng(devices=devices, device_type=self.model.device.type if devices else "cuda"):
             torch.manual_seed(seed)
-        return self.model.generate(latents=latents, **generate_kwargs)
+            return self.model.generate(latents=latents, **generate_kwargs)
 
     def _texts(self, sequences: torch.Tensor) -> list[str]:
         return self.processor.batch_decode(sequences)

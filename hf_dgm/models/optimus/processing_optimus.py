@@ -6,17 +6,18 @@ import os
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase, ProcessorMixin
 
 DECODER_TOKENIZER_SUBFOLDER = "decoder_tokenizer"
 
 
-class OptimusProcessor:
+class OptimusProcessor(ProcessorMixin):
     r"""
     Tokenizes each sentence twice, as Optimus needs: for the encoder (`[CLS] tokens [SEP]`, padded with the encoder's
     pad id) and for the decoder (`BOS tokens EOS`, right-padded with the decoder's pad id).
 
-    Saved as the encoder tokenizer at the folder's root and the decoder tokenizer in `decoder_tokenizer/`.
+    Saved as the encoder tokenizer at the folder's root and the decoder tokenizer in `decoder_tokenizer/`. A
+    `ProcessorMixin`: with hf_dgm imported, `AutoProcessor.from_pretrained(folder)` returns it with both tokenizers.
 
     Args:
         tokenizer (`PreTrainedTokenizerBase`): the encoder's tokenizer.
@@ -32,8 +33,7 @@ class OptimusProcessor:
                     f"the decoder tokenizer has no {name[:-3]}; use OptimusProcessor.prepare_decoder_tokenizer() "
                     "to add <BOS>/<EOS>/<PAD>"
                 )
-        self.tokenizer = tokenizer
-        self.decoder_tokenizer = decoder_tokenizer
+        super().__init__(tokenizer, decoder_tokenizer)
 
     # ---------------------------------------------------------------- construction
     @staticmethod

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 logger = logging.getLogger(__name__)
 
@@ -56,40 +54,28 @@ class OptimusDataArguments:
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the dataset, for the model card"})
 
 
-def recipe_to_argv(path: str | Path) -> list[str]:
-    """A YAML recipe as command-line arguments (`--key value`), so flags given after it override it."""
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping of argument names to values")
-    argv: list[str] = []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *map(str, value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
-
-
 def parse_args(argv: list[str] | None = None):
-    """(model_args, data_args, training_args) from `--recipe FILE` plus overriding flags."""
-    from transformers import HfArgumentParser
-
+    """(model_args, data_args, training_args) from `--recipe FILE` plus overriding flags (`hf_dgm.training.recipes`)."""
+    from ..recipes import parse_recipe_args, split_recipe_flag
     from .trainer import OptimusTrainingArguments
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = None
-    if "--recipe" in argv:
-        i = argv.index("--recipe")
-        if i + 1 >= len(argv):
-            raise ValueError("--recipe needs a YAML file")
-        recipe = argv[i + 1]
-        argv = recipe_to_argv(recipe) + argv[:i] + argv[i + 2 :]
-    parser = HfArgumentParser((OptimusModelArguments, OptimusDataArguments, OptimusTrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    recipe, _ = split_recipe_flag(argv)
+    model_args, data_args, training_args = parse_recipe_args(
+        (OptimusModelArguments, OptimusDataArguments, OptimusTrainingArguments), argv
+    )
     training_args.recipe_path = recipe
     return model_args, data_args, training_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`hf-dgm train optimus --recipe FILE [--flag value ...]` (also `training/train_optimus.py`)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    model_args, data_args, training_args = parse_args(argv)
+    metrics = train_and_evaluate(model_args, data_args, training_args, {"recipe": training_args.recipe_path})
+    if training_args.process_index == 0:
+        print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -161,6 +147,7 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
     """Fine-tune, evaluate and write the run folder; returns the metrics."""
     from .data import OptimusDataCollator, tokenize_sentences
     from .evaluation import evaluate_optimus
+    from ..run_folder import write_run_folder
     from .trainer import OptimusTrainer
 
     out_dir = Path(training_args.output_dir)
@@ -207,18 +194,16 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
             "wall_clock_seconds": round(time.time() - started, 1),
             **(extra_metadata or {}),
         }
-        (out_dir / "metrics.json").write_text(json.dumps({**metadata, **metrics}, indent=2, default=str))
         run_metadata = {
             "dataset": data_args.dataset_name or metadata["dataset"],
             "dataset_id": data_args.dataset_id or data_args.dataset,
             "eval_split": metadata["eval_split"],
             "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
         }
-        (out_dir / "run_metadata.json").write_text(json.dumps(run_metadata, indent=2))
-        recipe = {"model": asdict(model_args), "data": asdict(data_args)}
-        (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-        (out_dir / "training_args.json").write_text(training_args.to_json_string())
-        write_model_card(out_dir)
+        write_run_folder(
+            out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
+            recipe={"model": model_args, "data": data_args}, training_args=training_args,
+        )
     return metrics
 
 
@@ -234,7 +219,7 @@ def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: 
         batch = processor([a, b], return_tensors="pt").to(model.device)
         mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean
         out = model.interpolate(mean[:1], mean[1:], num_steps=steps)
-        lines += [f"## Interpolation", "", f"- source: {a}", f"- target: {b}", ""]
+        lines += ["## Interpolation", "", f"- source: {a}", f"- target: {b}", ""]
         for alpha, text in zip(out.alphas.tolist(), processor.batch_decode(out.sequences)):
             lines.append(f"  - α={alpha:.2f}: {text}")
         lines.append("")
@@ -297,24 +282,11 @@ def plot_latent_space(model, processor, sentences: list[str], path: Path, labels
     plt.close(fig)
 
 
-def write_model_card(out_dir: Path) -> Path:
-    """Render the family's model card into the run folder (`README.md`) from what the run recorded there."""
-    from ...hub.cards import build_card, read_run
-    from ...hub.families import family_for_model_type
-    from hf_dgm.models.optimus.configuration_optimus import OptimusConfig
-
-    config = OptimusConfig.from_pretrained(out_dir)
-    card = build_card(family_for_model_type(config.model_type), config, read_run(out_dir), str(out_dir))
-    path = out_dir / "README.md"
-    path.write_text(str(card), encoding="utf-8")
-    return path
-
-
 __all__ = [
     "OptimusModelArguments",
     "OptimusDataArguments",
     "parse_args",
-    "recipe_to_argv",
+    "main",
     "build_model",
     "train_and_evaluate",
 ]

@@ -14,7 +14,6 @@ window's training sentences, up to `latent_stats_window` of them), `tokens_per_e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments

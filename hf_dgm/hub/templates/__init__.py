@@ -1,0 +1,1 @@
+"""Jinja model-card templates of the built-in families (package data, read with importlib.resources)."""

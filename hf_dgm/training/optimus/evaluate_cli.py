@@ -1,0 +1,73 @@
+"""Optimus: IW-NLL, PPL per token and per word, -ELBO, KL, MI, AU, reconstruction BLEU (the paper's protocol).
+
+    hf-dgm evaluate optimus ./optimus-ptb --dataset ../shared/data/ptb --split test \\
+        --max_examples 500 --num_importance_samples 100 --output metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ...evaluate import load_sentences
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="folder (or Hub id) of an hf-dgm Optimus model with its tokenizers")
+    parser.add_argument("--dataset", required=True, help="text file (one sentence per line), folder, or Hub dataset name")
+    parser.add_argument("--split", default="test", help="split of a folder ({split}.txt) or Hub dataset (default: test)")
+    parser.add_argument("--text_column", default=None, help="column holding the sentences (json/csv/Hub datasets)")
+    parser.add_argument("--max_examples", type=int, default=None, help="evaluate the first N sentences only")
+    parser.add_argument("--num_importance_samples", type=int, default=100, help="K of the IW estimate (default 100)")
+    parser.add_argument("--chunk_size", type=int, default=5, help="importance samples decoded together (default 5)")
+    parser.add_argument("--batch_size", type=int, default=8, help="sentences per batch (default 8)")
+    parser.add_argument("--au_threshold", type=float, default=0.01, help="active-unit threshold δ (default 0.01)")
+    parser.add_argument("--max_length", type=int, default=128, help="max tokens per sentence (default 128)")
+    parser.add_argument("--no_bleu", action="store_true", help="skip the reconstruction BLEU (no generation)")
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="generation cap of the reconstructions")
+    parser.add_argument("--num_beams", type=int, default=None, help="beam size of the reconstructions (default greedy)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--output", default=None, help="write the metrics JSON here (default: print only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    import hf_dgm  # noqa: F401  (registers the Auto classes)
+    from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
+    from hf_dgm.training.optimus.evaluation import evaluate_optimus
+
+    sentences = load_sentences(args.dataset, split=args.split, text_column=args.text_column, max_examples=args.max_examples)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = OptimusForConditionalGeneration.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
+    model.to(device)
+    processor = getattr(model, "processor", None) or OptimusProcessor.from_pretrained(args.model)
+    generation_kwargs = {}
+    if args.max_new_tokens is not None:
+        generation_kwargs["max_new_tokens"] = args.max_new_tokens
+    if args.num_beams is not None:
+        generation_kwargs["num_beams"] = args.num_beams
+    metrics = evaluate_optimus(
+        model,
+        processor,
+        sentences,
+        num_importance_samples=args.num_importance_samples,
+        chunk_size=args.chunk_size,
+        batch_size=args.batch_size,
+        au_threshold=args.au_threshold,
+        compute_bleu=not args.no_bleu,
+        generation_kwargs=generation_kwargs,
+        progress=not args.quiet,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    metrics = {
+        "model": str(args.model),
+        "dataset": str(args.dataset),
+        "split": args.split,
+        **metrics,
+    }
+    return metrics
