@@ -163,5 +163,11 @@ def test_pipeline_with_an_untrained_agent(data_dir, tmp_path):
     assert summary["num_episodes"] == len(val)
     with pytest.raises(ValueError, match="unknown scan"):
         nav({"scan": "nope", "start": "A", "instruction": "go"})
+    # the same greedy agent through `python -m hf_dgm.evaluate prevalent_navigation`
+    from hf_dgm.evaluate import main as evaluate_main
+
+    assert evaluate_main(["prevalent_navigation", str(tmp_path / "agent"), "--data", str(data_dir),
+                          "--output", str(tmp_path / "m.json")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "m.json").read_text()) == summary
     with pytest.raises(ValueError, match="connectivity"):
         pipeline("vln-navigation", model=str(tmp_path / "agent"))({"scan": "s", "start": "A", "instruction": "go"})
