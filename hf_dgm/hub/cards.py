@@ -241,6 +241,7 @@ def build_card(
     repo_text_samples: Mapping[str, str] | None = None,
     pipelines: Mapping[str, Any] | None = None,
     license: str | None = None,
+    space_id: str | None = None,
     template_dirs: Sequence[Path] | None = None,
 ):
     """Render the family's card for `repo_id`. Returns a `huggingface_hub.ModelCard`."""
@@ -316,6 +317,7 @@ def build_card(
         images=dict(repo_images or {}),
         text_samples={path: _excerpt(src) for path, src in (repo_text_samples or {}).items()},
         pipelines=dict(pipelines or {}),
+        space_id=space_id,  # the Gradio Space demoing this model (upload/publish_space.py), linked from the card
         endpoint_request=json.dumps(family.request_for(config), indent=2) if family.endpoint_request else None,
     )
     if template_dirs is None:

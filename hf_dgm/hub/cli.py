@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> i
     parser.add_argument("--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE, help="shard weights above this size")
     parser.add_argument("--license", help="card license id (default: run metadata, else the family's)")
     parser.add_argument("--endpoint", help="Hub endpoint (default: HF_ENDPOINT, else https://huggingface.co)")
+    parser.add_argument("--space_id", help="the model's Gradio Space (upload/publish_space.py), linked from the card")
     parser.add_argument("--no_validate", action="store_true", help=argparse.SUPPRESS)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(undash_flags(argv, parser))
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> i
             args.model_dir, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
             commit_message=args.commit_message, commit_description=args.commit_description, token=args.token,
             force=args.force, dry_run_dir=args.dry_run, max_shard_size=args.max_shard_size, license=args.license,
-            endpoint=args.endpoint, validate=not args.no_validate,
+            endpoint=args.endpoint, validate=not args.no_validate, space_id=args.space_id,
         )
     except (PublishError, ValidationError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -284,6 +284,7 @@ def prepare_repo_folder(
     max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
     license: str | None = None,
     validate: bool = True,
+    space_id: str | None = None,
 ) -> PreparedRepo:
     """Write the exact repo folder for `model_dir` into `out_dir` (must be missing or empty) and validate it."""
     import hf_dgm
@@ -342,6 +343,7 @@ def prepare_repo_folder(
     card = build_card(
         hub, model.config, run, repo_id, requirements=code.requirements, repo_images=images,
         repo_text_samples=texts, pipelines=_pipeline_descriptions(custom_pipelines), license=license,
+        space_id=space_id,
     )
     (out_dir / "README.md").write_text(str(card), encoding="utf-8")
 
@@ -437,6 +439,7 @@ def publish_model(
     license: str | None = None,
     endpoint: str | None = None,
     validate: bool = True,
+    space_id: str | None = None,
 ) -> PublishResult:
     """Assemble, validate and push `model_dir` to `repo_id` in one atomic commit.
 
@@ -454,6 +457,7 @@ def publish_model(
         license: card license (default: the run's `run_metadata.json`, else the family's).
         endpoint: Hub endpoint (defaults to `HF_ENDPOINT`).
         validate: load the folder through remote code without hf_dgm and compare outputs (keep it on).
+        space_id: the model's Gradio Space (`upload/publish_space.py`), linked from the card.
 
     Raises:
         PublishError: bad input (pickles, no safetensors, unknown family), missing token, refused overwrite.
@@ -462,7 +466,7 @@ def publish_model(
     """
     if dry_run_dir is not None:
         prepared = prepare_repo_folder(model_dir, dry_run_dir, repo_id, max_shard_size=max_shard_size,
-                                       license=license, validate=validate)
+                                       license=license, validate=validate, space_id=space_id)
         return PublishResult(repo_id=repo_id, files=prepared.files, validation=prepared.validation, dry_run=True,
                              folder=Path(dry_run_dir),
                              warnings=list(prepared.validation.warnings) if prepared.validation else [])
@@ -491,7 +495,7 @@ def publish_model(
     with tempfile.TemporaryDirectory(prefix="hf_dgm_publish_") as tmp:
         folder = Path(tmp) / "repo"
         prepared = prepare_repo_folder(model_dir, folder, repo_id, max_shard_size=max_shard_size,
-                                       license=license, validate=validate)
+                                       license=license, validate=validate, space_id=space_id)
         additions = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in prepared.files]
         stale = sorted(f for f in remote_files if f not in prepared.files and _STALE_PATTERNS.search(f))
         operations = additions + [CommitOperationDelete(path_in_repo=f) for f in stale]

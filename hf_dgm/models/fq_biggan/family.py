@@ -58,4 +58,5 @@ FAMILY = FamilySpec(
         ),
     ),
     converter="hf_dgm.convert.fq_biggan",
+    demo="hf_dgm.demo.fq_biggan",
 )

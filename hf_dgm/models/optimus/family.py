@@ -76,4 +76,5 @@ FAMILY = FamilySpec(
     converter="hf_dgm.convert.optimus",
     evaluator="hf_dgm.training.optimus.evaluate_cli",
     trainer="hf_dgm.training.optimus.run",
+    demo="hf_dgm.demo.optimus",
 )

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         raise
     print(f"[main job] finished in {time.time() - started:.0f} s; model folder: {args.output_dir}")
+    print(f"[main job] try it in your browser (offline): python -m hf_dgm.demo {args.output_dir}")
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))
     return 0
 

@@ -1,0 +1,356 @@
+"""Publish a Gradio Space next to a published hf-dgm model: the family's demo app, pinned requirements, Space card.
+
+```python
+from hf_dgm.hub.space import publish_space
+
+publish_space("ORG/optimus-snli", "ORG/optimus-snli-demo")                        # one atomic commit
+publish_space("ORG/optimus-snli", "ORG/optimus-snli-demo", dry_run_dir="space/")  # the exact folder, nothing pushed
+```
+
+What the Space holds (one `create_commit`):
+- `app.py`: serves the family's app (`hf_dgm.demo`, chosen by the model's `model_type`) for the model at a pinned
+  commit; `python app.py [MODEL_DIR_OR_REPO]` runs the same app anywhere;
+- `hf_dgm_demo/`: the app modules, copied unchanged (they import nothing else from hf_dgm: the model loads through
+  its remote code, `trust_remote_code=True`);
+- `requirements.txt`: every third-party distribution the app and the model's remote code import, pinned to the
+  versions installed here (the ones the model was validated with by `publish_model`);
+- `README.md`: the Space card (`sdk: gradio`, `sdk_version`, `app_file`, `models: [repo id]`, title, emoji,
+  license).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .publish import PublishError, resolve_token
+
+
+logger = logging.getLogger(__name__)
+
+APP_PACKAGE = "hf_dgm_demo"  # the app modules' package name inside a Space
+DEMO_PACKAGE = "hf_dgm.demo"
+# always pinned: what loads the model and serves the page, even where no module names them in an import
+BASE_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "gradio")
+_PIP_NAMES = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml", "cv2": "opencv-python"}
+
+
+@dataclass
+class SpaceResult:
+    space_id: str
+    model_id: str
+    revision: str | None  # the model commit the app is pinned to
+    files: list[str]
+    dry_run: bool = False
+    folder: Path | None = None
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    space_url: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def _model_head(api, model_id: str) -> str:
+    """The commit the model repo's main branch points at; a readable error when there is no such repo."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.model_info(model_id).sha
+    except RepositoryNotFoundError:
+        raise PublishError(
+            f"no model repo {model_id} on {api.endpoint} (or no access with this token): publish the model first "
+            "(upload/publish.py), or pass --model-dir and --revision for a dry run"
+        ) from None
+
+
+def _model_files(model: str, revision: str | None, model_dir: str | os.PathLike | None, api) -> tuple[dict, str | None]:
+    """(config.json, model card text or None) from `model_dir` when given, else from the Hub at `revision`."""
+    if model_dir is not None:
+        folder = Path(model_dir)
+        if not (folder / "config.json").is_file():
+            raise PublishError(f"{folder} is not a saved model folder: it has no config.json")
+        card = folder / "README.md"
+        return json.loads((folder / "config.json").read_text()), card.read_text(encoding="utf-8") if card.is_file() else None
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    with tempfile.TemporaryDirectory(prefix="hf_dgm_space_") as cache:
+        try:
+            config_path = api.hf_hub_download(model, "config.json", revision=revision, cache_dir=cache)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
+            raise PublishError(f"cannot read config.json of {model} at {revision or 'main'}: {type(err).__name__}") from None
+        config = json.loads(Path(config_path).read_text())
+        try:
+            card = Path(api.hf_hub_download(model, "README.md", revision=revision, cache_dir=cache)).read_text(encoding="utf-8")
+        except EntryNotFoundError:
+            card = None
+    return config, card
+
+
+def _card_license(card_text: str | None) -> str | None:
+    if not card_text:
+        return None
+    from huggingface_hub import ModelCard
+
+    return ModelCard(card_text).data.to_dict().get("license")
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "__future__"}
+
+
+def _app_modules(model_type: str) -> tuple[str, str, list[Path]]:
+    """(family module name, builder function, the app's source files: common.py + the family module)."""
+    from hf_dgm.demo import demo_module
+
+    module_name, function = demo_module(model_type), "build_demo"
+    if not module_name.startswith(DEMO_PACKAGE + ".") or module_name.count(".") != 2:
+        raise PublishError(f"the app of {model_type!r} ({module_name}) must be a module of {DEMO_PACKAGE} to ship in a Space")
+    module = importlib.import_module(module_name)
+    if not callable(getattr(module, function, None)):
+        raise PublishError(f"{module_name} has no {function}(model, revision=None, device=None)")
+    files = [Path(importlib.import_module(f"{DEMO_PACKAGE}.common").__file__), Path(module.__file__)]
+    for path in files:  # the Space has no hf_dgm: the app may only import its siblings (relative) and third parties
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            absolute = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            if any(n == "hf_dgm" or n.startswith("hf_dgm.") for n in absolute):
+                raise PublishError(f"{path} imports hf_dgm ({absolute}); a Space app may only import its sibling modules")
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                sibling = (node.module or "").split(".")[0]
+                if sibling and not (path.parent / f"{sibling}.py").is_file():
+                    raise PublishError(f"{path} imports .{sibling}, which is not a module of {DEMO_PACKAGE}")
+                if sibling and sibling not in ("common", module_name.rsplit(".", 1)[1]):
+                    files.append(path.parent / f"{sibling}.py")
+    return module_name.rsplit(".", 1)[1], function, list(dict.fromkeys(files))
+
+
+def _remote_code_imports(model_type: str) -> set[str]:
+    """Third-party distributions the model's remote code imports (as `publish_model` assembles it)."""
+    from ..registry import get_family
+    from .publish import discover_family_code
+    from .remote_code import assemble_remote_code
+
+    _, _, entry_files = discover_family_code(get_family(model_type))
+    with tempfile.TemporaryDirectory(prefix="hf_dgm_space_code_") as tmp:
+        return set(assemble_remote_code(entry_files, tmp).requirements)
+
+
+def pinned_requirements(names: set[str]) -> list[str]:
+    """`name==version` of the installed distributions (local version labels such as `+cpu` dropped)."""
+    lines = []
+    for name in sorted({_PIP_NAMES.get(n, n) for n in names} | set(BASE_REQUIREMENTS), key=str.lower):
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise PublishError(
+                f"{name} is imported by the app or the model's code but is not installed here, so its validated "
+                "version is unknown; install the project's `demo` extra (pip install -e '.[demo]')"
+            ) from None
+        lines.append(f"{name}=={version.split('+')[0]}")
+    return lines
+
+
+APP_TEMPLATE = '''"""Gradio demo of {model_id} ({family}). Generated by hf_dgm {hf_dgm_version} (upload/publish_space.py).
+
+On the Space it serves {model_id}{at_revision}. Anywhere else:
+
+    pip install -r requirements.txt
+    python app.py                       # the same model, from the Hub
+    python app.py path/to/saved-model   # any saved {family} folder (a published one, or a run's with hf-dgm installed)
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from {package}.common import run_app  # noqa: E402
+from {package}.{module} import {function}  # noqa: E402
+
+MODEL_ID = {model_id!r}
+REVISION = {revision!r}  # the model commit this Space was published against
+
+if __name__ == "__main__":
+    run_app({function}, prog="app.py", default_model=MODEL_ID, default_revision=REVISION)
+'''
+
+
+def _space_card(*, model_id: str, revision: str | None, model_type: str, license: str,
+                meta: dict[str, Any], requirements: list[str]) -> str:
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    try:
+        import gradio
+    except ImportError:
+        raise PublishError("gradio is not installed: install the `demo` extra (pip install -e '.[demo]')") from None
+
+    name = model_id.split("/")[-1]
+    data = SpaceCardData(
+        title=f"{name} demo"[:60], sdk="gradio", sdk_version=gradio.__version__,
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}", app_file="app.py", license=license,
+        models=[model_id], tags=["hf-dgm", model_type.replace("_", "-")],
+        emoji=meta.get("emoji", "🧪"), colorFrom=meta.get("colorFrom", "gray"), colorTo=meta.get("colorTo", "gray"),
+        short_description=meta.get("short_description", f"Try {name}")[:60], pinned=False,
+    )
+    pinned = f" at commit `{revision}`" if revision else " (latest commit; publish with a revision to pin one)"
+    reqs = "\n".join(f"- `{r}`" for r in requirements)
+    body = f"""
+# {name} demo
+
+Try [`{model_id}`](https://huggingface.co/{model_id}){pinned} in the browser. The app loads the model with
+`transformers.pipeline(..., trust_remote_code=True)`: the modelling code is the repository's own (`auto_map` in its
+`config.json`); the app's code is in `app.py` and `{APP_PACKAGE}/`.
+
+Run it on your machine, on this model or any saved {model_type} folder:
+
+```bash
+pip install -r requirements.txt
+python app.py                       # {model_id}
+python app.py path/to/saved-model
+```
+
+Requirements, pinned to the versions the model was validated with when it was published:
+
+{reqs}
+"""
+    return str(SpaceCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+def prepare_space_folder(
+    model_id: str,
+    out_dir: str | os.PathLike,
+    space_id: str,
+    *,
+    revision: str | None = None,
+    model_dir: str | os.PathLike | None = None,
+    license: str | None = None,
+    api=None,
+) -> tuple[list[str], str]:
+    """Write the Space folder for `model_id` into `out_dir` (missing or empty); returns (files, model_type)."""
+    import hf_dgm
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise PublishError(f"{out} exists and is not empty; the Space folder must be written into an empty folder")
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    config, card_text = _model_files(model_id, revision, model_dir, api)
+    model_type = config.get("model_type")
+    if not model_type:
+        raise PublishError(f"the config.json of {model_id} names no model_type")
+    from ..registry import get_family
+
+    family = get_family(model_type)
+    if family.hub is None:
+        raise PublishError(f"family {model_type!r} declares no Hub entry (FamilySpec.hub); its models are not published")
+    module, function, sources = _app_modules(model_type)
+    meta = getattr(importlib.import_module(f"{DEMO_PACKAGE}.{module}"), "SPACE", {})
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / APP_PACKAGE).mkdir()
+    (out / APP_PACKAGE / "__init__.py").write_text(
+        f'"""The Gradio app of {model_id}, copied from {DEMO_PACKAGE} (hf_dgm {hf_dgm.__version__})."""\n',
+        encoding="utf-8")
+    imports: set[str] = set()
+    for src in sources:
+        shutil.copyfile(src, out / APP_PACKAGE / src.name)
+        imports |= _third_party_imports(src)
+    imports |= _remote_code_imports(model_type)
+    requirements = pinned_requirements(imports)
+    (out / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    (out / "app.py").write_text(APP_TEMPLATE.format(
+        model_id=model_id, family=model_type, hf_dgm_version=hf_dgm.__version__, package=APP_PACKAGE, module=module,
+        function=function, revision=revision, at_revision=f" at commit {revision}" if revision else "",
+    ), encoding="utf-8")
+    license = license or _card_license(card_text) or family.hub.license
+    (out / "README.md").write_text(_space_card(
+        model_id=model_id, revision=revision, model_type=model_type, license=license, meta=meta,
+        requirements=requirements,
+    ), encoding="utf-8")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    return files, model_type
+
+
+def publish_space(
+    model_id: str,
+    space_id: str,
+    *,
+    revision: str | None = None,
+    model_dir: str | os.PathLike | None = None,
+    dry_run_dir: str | os.PathLike | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    private: bool = False,
+    license: str | None = None,
+    commit_message: str | None = None,
+) -> SpaceResult:
+    """Write the Space for the published model `model_id` and push it to `space_id` in one commit.
+
+    Args:
+        model_id: the model repo (`owner/name`) the Space serves.
+        space_id: the Space repo (`owner/name`); created (Gradio SDK) when missing.
+        revision: model commit to pin the app to; by default the model's current `main` commit (read from the Hub).
+        model_dir: read the model's config.json / README.md from this local folder instead of the Hub (dry runs
+            offline); the app still loads `model_id` from the Hub.
+        dry_run_dir: write the exact Space folder there and push nothing (no token needed).
+        token / endpoint: Hub token (default `HF_TOKEN` or the stored login) and endpoint (default `HF_ENDPOINT`).
+        private: create the Space private (an existing Space keeps its visibility).
+        license: Space license (default: the model card's, else the family's).
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    warnings: list[str] = []
+    if "/" not in model_id:
+        raise PublishError(f"--model must be a Hub repo id owner/name; got {model_id!r}")
+    if dry_run_dir is not None:
+        api = HfApi(endpoint=endpoint, token=token or False)
+        if revision is None and model_dir is None:
+            revision = _model_head(api, model_id)
+        if revision is None:
+            warnings.append("no --revision given: the dry-run app loads the model's latest commit")
+        files, _ = prepare_space_folder(model_id, dry_run_dir, space_id, revision=revision, model_dir=model_dir,
+                                        license=license, api=api)
+        return SpaceResult(space_id=space_id, model_id=model_id, revision=revision, files=files, dry_run=True,
+                           folder=Path(dry_run_dir), warnings=warnings)
+
+    token = resolve_token(token)
+    api = HfApi(endpoint=endpoint, token=token)
+    if "/" not in space_id:
+        space_id = f"{api.whoami()['name']}/{space_id}"
+    if revision is None:
+        revision = _model_head(api, model_id)  # pin the app to what the model repo holds now
+    with tempfile.TemporaryDirectory(prefix="hf_dgm_space_") as tmp:
+        folder = Path(tmp) / "space"
+        files, model_type = prepare_space_folder(model_id, folder, space_id, revision=revision, model_dir=model_dir,
+                                                 license=license, api=api)
+        operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+        repo_url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        info = api.create_commit(
+            space_id, operations, repo_type="space",
+            commit_message=commit_message or f"Gradio demo of {model_id} ({model_type}) at {revision[:12]}",
+            commit_description=f"Generated by hf_dgm's upload/publish_space.py for {model_id}@{revision}.",
+        )
+    return SpaceResult(space_id=space_id, model_id=model_id, revision=revision, files=files,
+                       commit_url=info.commit_url, commit_oid=info.oid, space_url=str(repo_url), warnings=warnings)
+
+
+__all__ = ["publish_space", "prepare_space_folder", "pinned_requirements", "SpaceResult", "APP_PACKAGE"]
