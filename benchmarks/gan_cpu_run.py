@@ -17,7 +17,8 @@ import torch
 
 from hf_dgm.training.image_data import ImageGANCollator, load_digits_dataset
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
-from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, plot_gan_losses
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments
+from hf_dgm.training.plots import plot_gan_losses
 
 
 def main() -> None:
@@ -70,7 +71,8 @@ def main() -> None:
 
     rows = [r for r in trainer.state.log_history if "d_loss" in r]
     header = ("G step", "D loss", "D real", "D fake", "D FQ loss", "G loss", "G FQ loss", "FQ perplexity", "FQ usage")
-    keys = ("step", "d_loss", "d_loss_real", "d_loss_fake", "d_fq_loss", "g_loss", "g_fq_loss", "fq_perplexity", "fq_usage")
+    keys = ("step", "d_loss", "d_loss_real", "d_loss_fake", "d_quantization_loss", "g_loss", "g_quantization_loss",
+            "d_fq_perplexity", "d_fq_usage")
     table = [header] + [
         tuple(str(r[k]) if k == "step" else f"{r[k]:.4f}" for k in keys) for r in rows
     ]

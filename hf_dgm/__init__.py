@@ -1,4 +1,4 @@
-"""hf-dgm: deep generative models at scale (Optimus, FQ-GAN, Prevalent) as Hugging Face transformers models.
+"""hf-dgm: deep generative models at scale (Optimus, FQ-GAN incl. FQ-U-GAT-IT, Prevalent) as Hugging Face transformers models.
 
 Importing this package registers every config and model with the Auto classes and every custom task with
 transformers' pipeline registry.
@@ -17,6 +17,12 @@ from .models.fq_biggan import (  # noqa: E402
     FQBigGANForImageGeneration,
     FQBigGANGeneratorModel,
 )
+from .models.fq_ugatit import (  # noqa: E402
+    FQUGATITConfig,
+    FQUGATITGeneratorModel,
+    FQUGATITModel,
+)
+from .models.fq_ugatit.pipeline_fq_ugatit import FQUGATITImageToImagePipeline  # noqa: E402
 from .modules.feature_quantizer import FeatureQuantizer, FeatureQuantizerOutput  # noqa: E402
 from .pipelines.image_generation import (  # noqa: E402
     ClassConditionalImageGenerationPipeline,
@@ -31,6 +37,10 @@ __all__ = [
     "FQBigGANConfig",
     "FQBigGANForImageGeneration",
     "FQBigGANGeneratorModel",
+    "FQUGATITConfig",
+    "FQUGATITGeneratorModel",
+    "FQUGATITImageToImagePipeline",
+    "FQUGATITModel",
     "FeatureQuantizer",
     "FeatureQuantizerOutput",
     "UnconditionalImageGenerationPipeline",

@@ -35,18 +35,25 @@ def undash_flags(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
     return out
 
 
-def add_family_subcommands(parser: argparse.ArgumentParser, role: str) -> None:
-    """One sub-parser per family whose `FamilySpec.<role>` names a module with `add_arguments` / `run`."""
+def add_family_subcommands(parser: argparse.ArgumentParser, role: str, extra: dict[str, str] | None = None) -> None:
+    """One sub-parser per family whose `FamilySpec.<role>` names a module with `add_arguments` / `run`, plus one per
+    `extra` entry (subcommand name -> dotted module of the same shape) for commands that are not a model family."""
     sub = parser.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    for model_type, spec in families().items():
-        dotted = getattr(spec, role)
+    entries = [(model_type, getattr(spec, role), spec.description) for model_type, spec in families().items()]
+    entries += [(name, dotted, "") for name, dotted in (extra or {}).items()]
+    for name, dotted, description in entries:
         if dotted is None:
             continue
         module = load_entry_point(dotted)
         doc = (module.__doc__ or "").strip()
+        # a converter module is named after the original's format (`hf_dgm.convert.ugatit` converts UGATIT-pytorch
+        # checkpoints of the fq_ugatit family): that name is accepted as an alias of the family name
+        module_name = dotted.rsplit(".", 1)[-1]
+        taken = {entry[0] for entry in entries}
+        aliases = [module_name] if role == "converter" and module_name not in taken else []
         child = sub.add_parser(
-            model_type, help=doc.splitlines()[0] if doc else spec.description, description=doc or None,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            name, help=doc.splitlines()[0] if doc else description, description=doc or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter, aliases=aliases,
         )
         module.add_arguments(child)
         child.set_defaults(_hf_dgm_entry=module)

@@ -4,6 +4,10 @@ The families with an evaluator are those whose `FamilySpec.evaluator` names a mo
 module exposes `add_arguments(parser)` and `run(args)`, which returns the metrics dict. Optimus: IW-NLL, PPL per
 token and per word, -ELBO, KL, MI, AU, reconstruction BLEU (the paper's protocol).
 
+Evaluators that are not a model family (`NON_FAMILY_EVALUATORS`): `vln` scores R2R trajectories (the leaderboard's
+submission JSON) with TL, NE, SR, OSR, SPL, nDTW, SDTW:
+  python -m hf_dgm.evaluate vln --predictions preds.json --split val_seen --data ../shared/data/r2r
+
 Example:
   python -m hf_dgm.evaluate optimus ./optimus-ptb --dataset ../shared/data/ptb --split test \
       --max_examples 500 --num_importance_samples 100 --output metrics.json
@@ -100,11 +104,15 @@ def format_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# subcommand -> dotted module with add_arguments(parser) / run(args), for evaluators that are not a model family
+NON_FAMILY_EVALUATORS = {"vln": "hf_dgm.vln.evaluation"}
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.evaluate") -> int:
     from .cli import add_family_subcommands, run_family_subcommand, undash_flags
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_family_subcommands(parser, "evaluator")
+    add_family_subcommands(parser, "evaluator", extra=NON_FAMILY_EVALUATORS)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(undash_flags(argv, parser))
     metrics = run_family_subcommand(args)

@@ -33,6 +33,8 @@ from typing import Any, Callable, Mapping
 FAMILY_MODULES: list[str] = [
     "hf_dgm.models.optimus.family",
     "hf_dgm.models.fq_biggan.family",
+    "hf_dgm.models.prevalent_speaker.family",
+    "hf_dgm.models.fq_ugatit.family",
     "hf_dgm.models.prevalent.family",
     "hf_dgm.models.prevalent.family_navigation",
 ]

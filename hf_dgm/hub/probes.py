@@ -60,6 +60,50 @@ def fq_biggan_probe(model, pipe) -> dict[str, Any]:
     }
 
 
+@torch.no_grad()
+def prevalent_speaker_probe(model, pipe) -> dict[str, Any]:
+    """Teacher-forced logits and greedy instruction ids for fixed random trajectory features, and the pipeline's
+    greedy instruction for a fixed geometry-only trajectory in its compact form (view indices, action angles)."""
+    model.eval()
+    size = model.config.input_size
+    generator = torch.Generator().manual_seed(0)
+    actions = torch.randn(2, 3, size, generator=generator)
+    views = torch.randn(2, 3, model.config.num_views, size, generator=generator)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    ids = torch.tensor([[model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id]] * 2)
+    out = model(actions, views, mask, input_ids=ids)
+    generated = model.generate_instructions(actions, views, mask, max_length=8)
+    values = {"generated_ids": generated}
+    if model.config.feature_size == 0:
+        trajectory = {"view_indices": [12, 13, 15], "action_angles": [[0.52, -0.02], [1.05, 0.01]]}
+        values["pipeline_instruction"] = pipe(trajectory, max_length=12)["instruction"]
+    return {"tensors": {"logits": out.logits, "encoder_last_hidden_state": out.encoder_last_hidden_state}, "values": values}
+
+
+@torch.no_grad()
+def fq_ugatit_probe(model, pipe) -> dict[str, Any]:
+    """Both translation directions of two fixed (seeded) images: translated images, CAM logits and heat maps
+    directly, and the `image-to-image` pipeline's PIL outputs (as uint8 arrays) with their CAM maps."""
+    from PIL import Image
+
+    model.eval()
+    size, channels = model.config.image_size, model.config.num_channels
+    x = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = x.to(model.device)
+    tensors: dict[str, Any] = {}
+    for direction in ("A2B", "B2A"):
+        out = model.translate(x, direction)
+        tensors[f"{direction}_images"] = out.images
+        tensors[f"{direction}_cam_logits"] = out.cam_logits
+        tensors[f"{direction}_heatmap"] = out.heatmap
+    pixels = ((x.cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    images = [Image.fromarray(p[..., 0] if channels == 1 else p) for p in pixels]
+    results = pipe(images, direction="B2A", return_attention=True)
+    tensors["pipeline_images"] = _pil_to_tensor([r["image"] for r in results])
+    tensors["pipeline_attention"] = _pil_to_tensor([r["attention"] for r in results])
+    return {"tensors": tensors, "values": {"pipeline_image_sizes": [list(r["image"].size) for r in results]}}
+
+
 def _pil_to_tensor(images) -> torch.Tensor:
     import numpy as np
 

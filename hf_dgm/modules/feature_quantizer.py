@@ -17,6 +17,10 @@ the same update — the one a single process would apply to the concatenation of
 dictionaries stay identical across ranks. The all-reduce is a collective: every rank must make the same updating
 calls (as it does when all ranks run the same D step). The loss, quantized output and indices stay per-rank; the perplexity and
 usage reported in an update step are computed from the all-reduced counts (global batch), otherwise per rank.
+
+Configuration: every GAN config of the zoo carries the same FQ fields (`FQ_CONFIG_DEFAULTS`, documented by
+`FQ_CONFIG_DOCSTRING`), validated by [`validate_feature_quantizer_config`]; a model builds each quantizer with
+[`FeatureQuantizer.from_config`]. The dictionary size has one name, `fq_num_embeddings`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,90 @@ from transformers.utils import ModelOutput
 
 FQ_MODES = ("loss_only", "straight_through")
 DICTIONARY_INITS = ("randn", "data")
+
+
+# The FQ fields every GAN config of the zoo carries, with their defaults (FQ-GAN's). `fq_num_embeddings` is THE name
+# of the dictionary size K: an int (every FQ layer) or a list with one K per entry of `fq_layers`.
+FQ_CONFIG_DEFAULTS = {
+    "use_fq": True,
+    "fq_layers": None,
+    "fq_num_embeddings": 1024,
+    "fq_decay": 0.8,
+    "fq_commitment": 1.0,
+    "fq_mode": "loss_only",
+    "fq_eps": 1e-5,
+    "fq_dictionary_init": "randn",
+}
+
+FQ_CONFIG_DOCSTRING = """
+        use_fq (`bool`, defaults to `True`): `False` gives the plain GAN (no quantizer at all).
+        fq_layers (`list[int]`): Indices of the layers whose output is quantized (the family defines the indices).
+        fq_num_embeddings (`int` or `list[int]`, defaults to 1024): Dictionary size K (FQ-GAN's `2**dict_size`);
+            a list gives one K per entry of `fq_layers`.
+        fq_decay (`float`, defaults to 0.8): EMA decay of the dictionaries, in [0, 1).
+        fq_commitment (`float`, defaults to 1.0): Weight of the commitment loss (>= 0).
+        fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the released code: the quantized features are
+            discarded, FQ acts through the dictionary and the loss) or `"straight_through"` (the paper: the
+            quantized features feed the rest of the network).
+        fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the cluster sizes (> 0).
+        fq_dictionary_init (`str`, defaults to `"randn"`): `"randn"` (the original: N(0, 1) entries; entries unused
+            in the first update are lost for good, see [`FeatureQuantizer`]) or `"data"` (not in the original: the
+            first update sets the entries to feature vectors of its batch, so all start in use).
+"""
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def validate_feature_quantizer_config(config, num_layers: int | None = None) -> None:
+    """Check a config's FQ fields (see `FQ_CONFIG_DEFAULTS`) once, raising `ValueError` that names the field.
+
+    Args:
+        config: Any object with the `use_fq`, `fq_layers`, `fq_num_embeddings`, `fq_decay`, `fq_commitment`,
+            `fq_mode`, `fq_eps` and `fq_dictionary_init` attributes.
+        num_layers (`int`, *optional*): Number of layers a quantizer can follow; `fq_layers` must be distinct
+            indices in `[0, num_layers)`. None skips that range check.
+    """
+    if config.fq_mode not in FQ_MODES:
+        raise ValueError(f"`fq_mode` must be one of {FQ_MODES}, got {config.fq_mode!r}")
+    if config.fq_dictionary_init not in DICTIONARY_INITS:
+        raise ValueError(f"`fq_dictionary_init` must be one of {DICTIONARY_INITS}, got {config.fq_dictionary_init!r}")
+    layers = list(config.fq_layers or [])
+    if config.use_fq:
+        if not layers:
+            raise ValueError("`use_fq=True` needs at least one entry in `fq_layers` (or set `use_fq=False`)")
+        bad = [i for i in layers if num_layers is not None and not 0 <= i < num_layers]
+        if bad or len(set(layers)) != len(layers):
+            where = f"in [0, {num_layers})" if num_layers is not None else ""
+            raise ValueError(f"`fq_layers` must be distinct layer indices {where}, got {layers}")
+    sizes = config.fq_num_embeddings
+    if isinstance(sizes, (list, tuple)):
+        if not all(_is_positive_int(k) for k in sizes):
+            raise ValueError(f"`fq_num_embeddings` entries must be positive ints, got {sizes}")
+        if config.use_fq and len(sizes) != len(layers):
+            raise ValueError(
+                f"`fq_num_embeddings` lists {len(sizes)} dictionary sizes but `fq_layers` has {len(layers)} layers"
+            )
+    elif not _is_positive_int(sizes):
+        raise ValueError(f"`fq_num_embeddings` must be a positive int (or one per FQ layer), got {sizes!r}")
+    if not 0.0 <= config.fq_decay < 1.0:
+        raise ValueError(f"`fq_decay` must be in [0, 1), got {config.fq_decay}")
+    if config.fq_commitment < 0:
+        raise ValueError(f"`fq_commitment` must be >= 0, got {config.fq_commitment}")
+    if config.fq_eps <= 0:
+        raise ValueError(f"`fq_eps` must be > 0, got {config.fq_eps}")
+
+
+def fq_num_embeddings_for(config, layer: int | None = None) -> int:
+    """Dictionary size K of FQ layer `layer` (an entry of `config.fq_layers`)."""
+    sizes = config.fq_num_embeddings
+    if not isinstance(sizes, (list, tuple)):
+        return int(sizes)
+    layers = list(config.fq_layers)
+    if layer not in layers:
+        raise ValueError(f"layer {layer!r} is not an FQ layer ({layers}); `fq_num_embeddings` is per layer")
+    return int(sizes[layers.index(layer)])
 
 
 @dataclass
@@ -148,6 +236,30 @@ class FeatureQuantizer(nn.Module):
         self.register_buffer("embed", embed)
         self.register_buffer("cluster_size", torch.zeros(num_embeddings))
         self.register_buffer("embed_avg", embed.clone())
+
+    @classmethod
+    def from_config(cls, config, dim: int, layer: int | None = None, update_dictionary: bool = False) -> "FeatureQuantizer":
+        """Build the quantizer of one FQ layer from a model config carrying the FQ fields (see
+        [`validate_feature_quantizer_config`]): K from `fq_num_embeddings` (the entry of `layer` when it is a
+        per-layer list), `fq_decay`, `fq_commitment`, `fq_eps`, `fq_mode`, `fq_dictionary_init`.
+
+        Args:
+            config: A config with the `fq_*` attributes (already validated by its `__init__`).
+            dim (`int`): Channels C of the quantized features.
+            layer (`int`, *optional*): The FQ layer (an entry of `config.fq_layers`); needed when
+                `fq_num_embeddings` is a list.
+            update_dictionary (`bool`, defaults to `False`): Default of `forward`'s `update_dictionary`.
+        """
+        return cls(
+            dim,
+            fq_num_embeddings_for(config, layer),
+            decay=config.fq_decay,
+            commitment=config.fq_commitment,
+            eps=config.fq_eps,
+            mode=config.fq_mode,
+            update_dictionary=update_dictionary,
+            dictionary_init=config.fq_dictionary_init,
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -294,4 +406,13 @@ class FeatureQuantizer(nn.Module):
         )
 
 
-__all__ = ["DICTIONARY_INITS", "FQ_MODES", "FeatureQuantizer", "FeatureQuantizerOutput"]
+__all__ = [
+    "DICTIONARY_INITS",
+    "FQ_CONFIG_DEFAULTS",
+    "FQ_CONFIG_DOCSTRING",
+    "FQ_MODES",
+    "FeatureQuantizer",
+    "FeatureQuantizerOutput",
+    "fq_num_embeddings_for",
+    "validate_feature_quantizer_config",
+]

@@ -1,30 +1,66 @@
-"""`GANTrainer`: adversarial training (BigGAN-style alternating D and G steps) on top of `transformers.Trainer`.
+"""`GANTrainer`: adversarial training with alternating discriminator (D) and generator (G) steps on top of
+`transformers.Trainer`, for any model that follows the GAN step protocol below (FQ-BigGAN, FQ-StyleGAN,
+FQ-U-GAT-IT, ...).
 
-The model protocol (implemented by [`FQBigGANForImageGeneration`], and by any model that follows it):
+## The model protocol
 
-- `model(mode="discriminator", pixel_values=(B, 3, H, W) in [-1, 1], labels=(B,) long)` -> output with `.loss` (what D
-  minimises: hinge loss + FQ losses; FQ dictionaries are updated only in this call) and, optionally,
-  `.d_loss_real`, `.d_loss_fake`, `.quantization_loss`, `.fq_perplexity`, `.fq_usage` (logged when present);
-- `model(mode="generator", labels=(B,) long)` (or `batch_size=B` for unconditional models) -> `.loss` (what G
-  minimises), optionally `.g_loss`, `.quantization_loss`;
-- `model.generator_parameters()`, `model.discriminator_parameters()`;
-- optionally `model.update_generator_ema(decay=None, step=None)` and
-  `model.generate(labels, truncation=..., generator=..., use_ema=...)` (sample grids);
-- `model.config` may carry training defaults (`generator_lr`, `discriminator_lr`, `generator_betas`,
-  `discriminator_betas`, `adam_eps`, `discriminator_steps`, `ema_decay`, `ema_start`) and `num_classes`.
+Required:
+
+- `model(mode="discriminator", **chunk, step=int, d_step=int)` -> an output (a `ModelOutput` or dict) whose `.loss`
+  (shape `()`) is what D minimises. `chunk` holds EVERY entry of the data collator's batch (e.g. `pixel_values`,
+  `labels`, or `pixel_values_a` and `pixel_values_b`), each tensor cut to the rows of this D step (see Batches).
+  Quantizer dictionaries and other state that only D steps may change are updated in this call.
+- `model(mode="generator", **chunk, step=int)` -> an output whose `.loss` is what G minimises. `chunk` is the
+  micro-batch's FIRST D-step chunk (the same rows the first D step saw), so a G step can use real data (U-GAT-IT's
+  cycle, identity and CAM losses need the real images of both domains); a model that only needs a batch size
+  (BigGAN: fresh z, uniformly drawn classes) takes it from the chunk.
+- `model.generator_parameters()` and `model.discriminator_parameters()`: what each optimizer trains.
+
+`step` is the number of G updates done before this call (0 in the first iteration; the Trainer's `global_step`) and
+`d_step` the number of D updates done before this D step (0, 1, 2, ... over the whole run, resumed exactly); models
+use them for lazy regularisation (e.g. R1 `if d_step % 16 == 0`, path length `if step % 4 == 0`, multiplying the
+penalty by the interval). They are passed only to a `forward` that declares them (or takes `**kwargs`).
+
+Optional:
+
+- `model.parameter_groups(network)` with `network` `"generator"` or `"discriminator"` -> a list of optimizer
+  parameter-group dicts (`{"params": [...], "weight_decay": 0.0, "lr": ..., "betas": ...}`), replacing
+  `<network>_parameters()`. Keys a group sets win; keys it leaves out come from the network's settings (below).
+- `model.after_generator_step(step=int)`: called after every G optimizer step, before the G-EMA update, with the
+  new `global_step` (1 after the first G update); for weight constraints such as U-GAT-IT's ρ clipping. Its return
+  value is ignored.
+- `model.update_generator_ema(decay=None, step=None) -> float`: called after `after_generator_step` when
+  `use_ema`. With `--ema_start` set, the trainer passes `decay=0.0` before that step and `--ema_decay` from it on
+  (and `step=None`); otherwise `decay=--ema_decay` (None: the model's choice, e.g. a half-life in images, see
+  `hf_dgm.modules.gan_ema`) and `step=global_step`. A method that declares them also gets `batch_size` (images per
+  G update over all processes, `GANTrainer.generator_batch_size`) and `images_seen` (`global_step × batch_size`),
+  what `ema_decay_from_half_life` needs.
+- `model.sample_images(num_images, generator, use_ema=..., truncation=..., batch=...)` -> `(N, C, H, W)` tensor in
+  [-1, 1], row-major: the sample grid. The trainer passes a `torch.Generator` seeded with `--sample_seed` (the grid
+  is the same at every save) and, only to a method that declares them, `use_ema`, `truncation`
+  (`--sample_truncation`) and `batch`: the collated first `--num_sample_images` rows of the training set (fixed
+  real inputs, for image-to-image models). `model.sample_grid_columns(num_images) -> int` sets the grid's width
+  (default: a square grid). Without `sample_images` no grids are drawn (`sample_steps` must then be 0).
+- `model.config` may carry training defaults: `generator_lr`, `discriminator_lr`, `generator_betas`,
+  `discriminator_betas`, `adam_eps`, `generator_weight_decay`, `discriminator_weight_decay`, `discriminator_steps`
+  (D steps per G step), `ema_decay`, `ema_start`.
+
+## The schedule
 
 One Trainer "global step" is one generator update, preceded by `d_steps_per_g_step` discriminator updates:
 
     for k in range(d_steps_per_g_step):            # BigGAN-PyTorch's `num_D_steps`
         for each micro-batch i (gradient accumulation):  D loss on chunk k of micro-batch i -> backward (/ n)
-        D optimizer step
-    for each micro-batch i:                          G loss (fresh z, uniformly drawn classes) -> backward (/ n)
-    G optimizer step (Trainer's own step), then G-EMA update, D scheduler step, sample grid if due
+        D optimizer step                                  (G's parameters have requires_grad=False meanwhile)
+    for each micro-batch i:                          G loss on chunk 0 of micro-batch i -> backward (/ n)
+    G optimizer step (Trainer's own step)             (D's parameters have requires_grad=False meanwhile)
+    model.after_generator_step, G-EMA update, D scheduler step, sample grid if due
 
 **Batches.** `per_device_train_batch_size` is the batch of ONE D step (and of the G step). The data loader
-therefore yields `per_device_train_batch_size × d_steps_per_g_step` real images per micro-batch, split into
-`d_steps_per_g_step` chunks (as BigGAN-PyTorch loads `batch_size × num_D_steps` images per iteration); an epoch
-is over when every image has been seen by one D step.
+therefore yields `per_device_train_batch_size × d_steps_per_g_step` rows per micro-batch; every tensor of the
+batch (all must share their dim 0) is split along dim 0 into `d_steps_per_g_step` chunks, other values are given
+to every chunk unchanged (as BigGAN-PyTorch loads `batch_size × num_D_steps` images per iteration). An epoch is
+over when every row has been seen by one D step.
 
 **Gradient accumulation** (`gradient_accumulation_steps = n`): every D step and the G step each accumulate
 gradients over n micro-batches before their optimizer step (BigGAN-PyTorch's `num_D_accumulations =
@@ -32,11 +68,13 @@ num_G_accumulations = n`), so the effective batch of every update is `per_device
 world_size`. The n micro-batches of a global step are buffered and the whole D/G schedule runs at the last one;
 under DDP, gradients are all-reduced once per optimizer step (`no_sync` on the other micro-batches).
 
-**Optimizers.** Adam for both; G in `self.optimizer` (checkpointed by Trainer), D in `self.d_optimizer` (saved
-as `d_optimizer.pt` / `d_scheduler.pt` next to it and restored by `resume_from_checkpoint`). Learning rates,
-betas and eps come from the `GANTrainingArguments` fields when set, else from the model config (the paper's
-values), else BigGAN's defaults. `TrainingArguments.learning_rate` is NOT used. Both optimizers follow
-`lr_scheduler_type` (default `"constant"`, as BigGAN) over `max_steps` G steps.
+**Optimizers.** Adam (or AdamW with `--gan_optimizer adamw`) for each network: G in `self.optimizer`
+(checkpointed by Trainer), D in `self.d_optimizer` (saved as `d_optimizer.pt` / `d_scheduler.pt` next to it and
+restored by `resume_from_checkpoint`). Each network's lr, betas, eps and weight decay come from the
+`GANTrainingArguments` fields when set, else from the model config, else BigGAN's defaults (lr 2e-4, betas
+(0, 0.999), eps 1e-8, weight decay 0); `parameter_groups` may set them per group. `TrainingArguments.learning_rate`
+and `weight_decay` are NOT used. Both optimizers follow `lr_scheduler_type` (default `"constant"`) over
+`max_steps` G steps.
 
 **Precision.** fp32 or bf16 (`bf16=True`; autocast through accelerate, where the hardware supports it).
 fp16 is refused: one GradScaler shared by two optimizers that step at different rates is not supported by
@@ -44,21 +82,29 @@ Trainer/accelerate's loss-scaling path, and hinge-loss GANs overflow easily in f
 
 **Distributed.** DDP through `accelerate launch`; the wrapped model is always called (`model(mode=...)`) so that
 gradients are synchronised; `ddp_find_unused_parameters=True` by default (D steps do not use G's parameters and
-vice versa). The FQ dictionaries are buffers whose EMA statistics the quantizer all-reduces itself. FSDP and
+vice versa). FQ dictionaries are buffers whose EMA statistics the quantizer all-reduces itself. FSDP and
 DeepSpeed are not supported.
 
-**Divergence guard.** A NaN/Inf D or G loss (checked on every forward, agreed across processes) raises
-:class:`GANTrainingDivergedError` before any optimizer step of that iteration uses it; no checkpoint is written
-after the failure, so the last checkpoint on disk is the last good one (the message names it).
+**Divergence guard.** A NaN/Inf D or G loss (checked once per optimizer step over its micro-batches, agreed across
+processes) raises :class:`GANTrainingDivergedError` before that optimizer step; no checkpoint is written after the
+failure, so the last checkpoint on disk is the last good one (the message names it).
 
-**Logging** (to every `report_to` backend, averaged over the logging interval and over processes): `loss` (G's
-total loss), `g_loss`, `g_fq_loss`, `d_loss`, `d_loss_real`, `d_loss_fake`, `d_fq_loss`, `fq_perplexity`,
-`fq_usage` (D steps, real+fake batch), `d_learning_rate`.
+**Logging** (to every `report_to` backend, averaged over the logging interval and over processes): every scalar
+field of the step outputs (a floating-point tensor with one element, or a Python int/float; other fields such as
+images, logits or class ids are skipped). A D-step field `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
+kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`, and
+Trainer's `grad_norm` (G's) only when `max_grad_norm > 0` computes it. Values stay on the device until a log is
+due (no per-step host syncs besides the divergence guard).
+
+**Overheads removed** (see `benchmarks/bench_gan_trainer.py`): Trainer's per-step FLOP estimate (a walk over every
+module) and its unclipped gradient-norm pass are skipped; the trained parameter lists are cached; the divergence
+guard syncs once per optimizer step, not per forward.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -66,13 +112,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.optimization import get_scheduler
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
+
+from .plots import save_image_grid
 
 
 logger = logging.get_logger(__name__)
@@ -81,11 +128,14 @@ D_OPTIMIZER_NAME = "d_optimizer.pt"
 D_SCHEDULER_NAME = "d_scheduler.pt"
 GAN_STATE_NAME = "gan_state.json"
 SAMPLES_DIR = "samples"
+NETWORKS = ("generator", "discriminator")
 
 # BigGAN-PyTorch's defaults when neither the arguments nor the model config say otherwise.
 _DEFAULT_LR = 2e-4
 _DEFAULT_BETAS = (0.0, 0.999)
 _DEFAULT_EPS = 1e-8
+_DEFAULT_WEIGHT_DECAY = 0.0
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 class GANTrainingDivergedError(RuntimeError):
@@ -104,17 +154,24 @@ class GANTrainingArguments(TrainingArguments):
     d_steps_per_g_step: int | None = field(
         default=None, metadata={"help": "Discriminator steps per generator step (config `discriminator_steps`)."}
     )
-    generator_learning_rate: float | None = field(default=None, metadata={"help": "G Adam lr (config `generator_lr`)."})
+    gan_optimizer: str = field(default="adam", metadata={"help": "Optimizer of both networks: adam or adamw."})
+    generator_learning_rate: float | None = field(default=None, metadata={"help": "G lr (config `generator_lr`)."})
     discriminator_learning_rate: float | None = field(
-        default=None, metadata={"help": "D Adam lr (config `discriminator_lr`)."}
+        default=None, metadata={"help": "D lr (config `discriminator_lr`)."}
     )
     generator_adam_beta1: float | None = field(default=None, metadata={"help": "G Adam beta1 (config)."})
     generator_adam_beta2: float | None = field(default=None, metadata={"help": "G Adam beta2 (config)."})
     discriminator_adam_beta1: float | None = field(default=None, metadata={"help": "D Adam beta1 (config)."})
     discriminator_adam_beta2: float | None = field(default=None, metadata={"help": "D Adam beta2 (config)."})
+    generator_weight_decay: float | None = field(
+        default=None, metadata={"help": "G weight decay (config `generator_weight_decay`, default 0)."}
+    )
+    discriminator_weight_decay: float | None = field(
+        default=None, metadata={"help": "D weight decay (config `discriminator_weight_decay`, default 0)."}
+    )
     gan_adam_epsilon: float | None = field(default=None, metadata={"help": "Adam eps of both (config `adam_eps`)."})
     use_ema: bool = field(default=True, metadata={"help": "Update the generator EMA after every G step."})
-    ema_decay: float | None = field(default=None, metadata={"help": "G-EMA decay (config `ema_decay`)."})
+    ema_decay: float | None = field(default=None, metadata={"help": "G-EMA decay (default: the model's)."})
     ema_start: int | None = field(
         default=None, metadata={"help": "G step from which the EMA averages; before it, a plain copy (config)."}
     )
@@ -124,7 +181,7 @@ class GANTrainingArguments(TrainingArguments):
     num_sample_images: int = field(default=64, metadata={"help": "Images in each sample grid."})
     sample_seed: int = field(default=0, metadata={"help": "Seed of the fixed z (and classes) of the sample grids."})
     sample_truncation: float | None = field(
-        default=None, metadata={"help": "Truncation of the grid's z (None: plain N(0, 1), as BigGAN's fixed z)."}
+        default=None, metadata={"help": "Truncation of the grid's samples (None: the training distribution)."}
     )
     stop_on_nonfinite_loss: bool = field(
         default=True, metadata={"help": "Raise GANTrainingDivergedError on a NaN/Inf D or G loss."}
@@ -146,14 +203,18 @@ class GANTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.d_steps_per_g_step is not None and self.d_steps_per_g_step < 1:
             raise ValueError(f"d_steps_per_g_step must be >= 1, got {self.d_steps_per_g_step}")
+        if self.gan_optimizer not in _OPTIMIZERS:
+            raise ValueError(f"gan_optimizer must be one of {sorted(_OPTIMIZERS)}, got {self.gan_optimizer!r}")
         if self.num_sample_images < 1:
             raise ValueError(f"num_sample_images must be >= 1, got {self.num_sample_images}")
         if self.sample_steps is not None and self.sample_steps < 0:
             raise ValueError(f"sample_steps must be >= 0 (0 = never), got {self.sample_steps}")
-        for name in ("ema_decay",):
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay <= 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1], got {self.ema_decay}")
+        for name in ("generator_weight_decay", "discriminator_weight_decay"):
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _config_value(config: Any, name: str, default: Any) -> Any:
@@ -161,8 +222,27 @@ def _config_value(config: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _accepted_arguments(function: Any) -> set[str] | None:
+    """Names a callable declares, or None when it takes `**kwargs` (accepts any name)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _only_accepted(kwargs: dict[str, Any], accepted: set[str] | None) -> dict[str, Any]:
+    return kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}
+
+
+def _log_name(prefix: str, name: str) -> str:
+    return name if name.startswith(prefix) else prefix + name
+
+
 class _GANStepCallback(TrainerCallback):
-    """Runs the per-G-step bookkeeping right after Trainer's optimizer step (EMA, D scheduler, sample grids)."""
+    """Runs the per-G-step bookkeeping right after Trainer's optimizer step (hook, EMA, D scheduler, sample grids)."""
 
     def __init__(self, trainer: "GANTrainer"):
         self.trainer = trainer
@@ -189,9 +269,13 @@ class GANTrainer(Trainer):
     def __init__(self, model: nn.Module | None = None, args: GANTrainingArguments | None = None, **kwargs):
         if model is None:
             raise ValueError("GANTrainer needs a model (model_init is not supported).")
-        for name in ("generator_parameters", "discriminator_parameters"):
-            if not callable(getattr(model, name, None)):
-                raise ValueError(f"GANTrainer needs a model with `{name}()`; {type(model).__name__} has none.")
+        if not callable(getattr(model, "parameter_groups", None)):
+            for name in ("generator_parameters", "discriminator_parameters"):
+                if not callable(getattr(model, name, None)):
+                    raise ValueError(
+                        f"GANTrainer needs a model with `{name}()` (or `parameter_groups(network)`); "
+                        f"{type(model).__name__} has none."
+                    )
         if args is None:
             args = GANTrainingArguments(output_dir="gan_trainer_output")
         if not isinstance(args, GANTrainingArguments):
@@ -205,11 +289,15 @@ class GANTrainer(Trainer):
         self.num_d_updates = 0
         self.num_g_updates = 0
         self._micro_batches: list[dict[str, Any]] = []
-        self._gan_log_sums: dict[str, torch.Tensor] = {}
-        self._gan_log_counts: dict[str, int] = {}
+        self._gan_logs: dict[str, list[torch.Tensor]] = {}
+        self._network_parameters: dict[str, list[nn.Parameter]] | None = None
+        self._fixed_batch: dict[str, Any] | None = None
         super().__init__(model=model, args=args, **kwargs)
         if self.is_deepspeed_enabled or self.is_fsdp_enabled:
             raise ValueError("GANTrainer supports single-device and DDP training only (no DeepSpeed / FSDP).")
+        # The loss comes from our own training_step: Trainer must not count label tokens for a loss normaliser.
+        self.model_accepts_loss_kwargs = False
+        self._forward_arguments = _accepted_arguments(model.forward)
         config = getattr(model, "config", None)
         self.d_steps_per_g_step = int(
             args.d_steps_per_g_step if args.d_steps_per_g_step is not None else _config_value(config, "discriminator_steps", 1)
@@ -218,6 +306,13 @@ class GANTrainer(Trainer):
             args.save_steps if args.save_strategy == "steps" else 0
         )
         self.sample_steps = int(self.sample_steps) if self.sample_steps else 0
+        if self.sample_steps and not callable(getattr(model, "sample_images", None)):
+            if args.sample_steps:
+                raise ValueError(
+                    f"sample_steps={args.sample_steps} needs a model with `sample_images(...)`; "
+                    f"{type(model).__name__} has none (set sample_steps=0)."
+                )
+            self.sample_steps = 0
         self.add_callback(_GANStepCallback(self))
 
     # ------------------------------------------------------------------------------------------------ settings
@@ -225,39 +320,58 @@ class GANTrainer(Trainer):
     def _config(self):
         return getattr(self.model, "config", None)
 
-    def _adam_settings(self, which: str) -> dict[str, Any]:
+    def _optimizer_settings(self, network: str) -> dict[str, Any]:
+        """lr, betas, eps and weight decay of one network: arguments > model config > BigGAN's defaults."""
         args, config = self.args, self._config
-        lr = getattr(args, f"{which}_learning_rate")
+        lr = getattr(args, f"{network}_learning_rate")
         if lr is None:
-            lr = _config_value(config, f"{which}_lr", _DEFAULT_LR)
-        betas = list(_config_value(config, f"{which}_betas", _DEFAULT_BETAS))
-        for i, name in enumerate((f"{which}_adam_beta1", f"{which}_adam_beta2")):
+            lr = _config_value(config, f"{network}_lr", _DEFAULT_LR)
+        betas = list(_config_value(config, f"{network}_betas", _DEFAULT_BETAS))
+        for i, name in enumerate((f"{network}_adam_beta1", f"{network}_adam_beta2")):
             if getattr(args, name) is not None:
                 betas[i] = getattr(args, name)
         eps = args.gan_adam_epsilon if args.gan_adam_epsilon is not None else _config_value(config, "adam_eps", _DEFAULT_EPS)
-        return {"lr": float(lr), "betas": (float(betas[0]), float(betas[1])), "eps": float(eps)}
+        weight_decay = getattr(args, f"{network}_weight_decay")
+        if weight_decay is None:
+            weight_decay = _config_value(config, f"{network}_weight_decay", _DEFAULT_WEIGHT_DECAY)
+        return {
+            "lr": float(lr),
+            "betas": (float(betas[0]), float(betas[1])),
+            "eps": float(eps),
+            "weight_decay": float(weight_decay),
+        }
 
-    @property
-    def num_classes(self) -> int:
-        config = self._config
-        n = getattr(config, "num_classes", None)
-        if n is None:
-            n = len(getattr(config, "id2label", None) or {})
-        return int(n or 0)
+    def _parameter_groups(self, network: str) -> list[dict[str, Any]]:
+        groups_fn = getattr(self.model, "parameter_groups", None)
+        if callable(groups_fn):
+            groups = list(groups_fn(network))
+        else:
+            groups = [{"params": list(getattr(self.model, f"{network}_parameters")())}]
+        result = []
+        for group in groups:
+            if not isinstance(group, dict) or "params" not in group:
+                raise ValueError(f"parameter_groups({network!r}) must return dicts with a 'params' entry, got {group!r}")
+            group = dict(group)
+            group["params"] = [p for p in group["params"] if p.requires_grad]
+            if group["params"]:
+                result.append(group)
+        if not result:
+            raise ValueError(f"The model's {network} has no trainable parameters.")
+        return result
+
+    def _build_optimizer(self, network: str) -> torch.optim.Optimizer:
+        defaults = self._optimizer_settings(network)
+        groups = self._parameter_groups(network)
+        return _OPTIMIZERS[self.args.gan_optimizer](groups, **defaults)
 
     # ------------------------------------------------------------------------------------------------ optimizers
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """G's Adam in `self.optimizer`, D's Adam in `self.d_optimizer`."""
+        """G's optimizer in `self.optimizer`, D's in `self.d_optimizer`."""
         if self.optimizer is None:
-            g_params = [p for p in self.model.generator_parameters() if p.requires_grad]
-            if not g_params:
-                raise ValueError("The model's generator_parameters() has no trainable parameters.")
-            self.optimizer = torch.optim.Adam(g_params, **self._adam_settings("generator"))
+            self.optimizer = self._build_optimizer("generator")
         if self.d_optimizer is None:
-            d_params = [p for p in self.model.discriminator_parameters() if p.requires_grad]
-            if not d_params:
-                raise ValueError("The model's discriminator_parameters() has no trainable parameters.")
-            self.d_optimizer = torch.optim.Adam(d_params, **self._adam_settings("discriminator"))
+            self.d_optimizer = self._build_optimizer("discriminator")
+        self._network_parameters = None
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
@@ -272,9 +386,25 @@ class GANTrainer(Trainer):
             )
         return scheduler
 
+    @property
+    def generator_batch_size(self) -> int:
+        """Images per G update over all processes: `per_device_train_batch_size × gradient_accumulation_steps ×
+        world_size` (the batch of one D update too)."""
+        args = self.args
+        return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+    def _trained_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters each optimizer trains (cached: toggled every iteration)."""
+        if self._network_parameters is None:
+            self._network_parameters = {
+                "generator": [p for g in self.optimizer.param_groups for p in g["params"]],
+                "discriminator": [p for g in self.d_optimizer.param_groups for p in g["params"]],
+            }
+        return self._network_parameters
+
     # ------------------------------------------------------------------------------------------------ data
     def get_train_dataloader(self):
-        """Micro-batches of `per_device_train_batch_size × d_steps_per_g_step` images (one chunk per D step)."""
+        """Micro-batches of `per_device_train_batch_size × d_steps_per_g_step` rows (one chunk per D step)."""
         original = self._train_batch_size
         self._train_batch_size = original * self.d_steps_per_g_step
         try:
@@ -283,25 +413,32 @@ class GANTrainer(Trainer):
             self._train_batch_size = original
 
     def _split_for_d_steps(self, inputs: dict[str, Any]) -> list[dict[str, Any]]:
-        pixel_values = inputs.get("pixel_values")
-        if not isinstance(pixel_values, torch.Tensor):
-            raise ValueError("GANTrainer batches need a `pixel_values` tensor (use hf_dgm.training.image_data.ImageGANCollator).")
-        size = pixel_values.shape[0]
+        """Cut every tensor of a micro-batch along dim 0 into `d_steps_per_g_step` chunks; other values are shared."""
+        sizes = {k: v.shape[0] for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+        if not sizes:
+            raise ValueError(
+                "GANTrainer batches need at least one tensor with a batch dimension (e.g. `pixel_values`; use "
+                "hf_dgm.training.image_data.ImageGANCollator), got keys " + str(sorted(inputs))
+            )
+        size = next(iter(sizes.values()))
+        if any(s != size for s in sizes.values()):
+            raise ValueError(f"The batch's tensors disagree on the batch size (dim 0): {sizes}")
         if size < self.d_steps_per_g_step:
             raise ValueError(
-                f"A micro-batch of {size} images cannot feed {self.d_steps_per_g_step} D steps; use a larger dataset "
+                f"A micro-batch of {size} rows cannot feed {self.d_steps_per_g_step} D steps; use a larger dataset "
                 "or `dataloader_drop_last=True`."
             )
+        if self.d_steps_per_g_step == 1:
+            return [{k: v for k, v in inputs.items() if v is not None}]
         chunk = math.ceil(size / self.d_steps_per_g_step)
-        chunks = []
-        for k in range(self.d_steps_per_g_step):
-            part = {
-                key: value[k * chunk : (k + 1) * chunk]
+        return [
+            {
+                key: value[k * chunk : (k + 1) * chunk] if key in sizes else value
                 for key, value in inputs.items()
-                if key in ("pixel_values", "labels") and value is not None
+                if value is not None
             }
-            chunks.append(part)
-        return chunks
+            for k in range(self.d_steps_per_g_step)
+        ]
 
     # ------------------------------------------------------------------------------------------------ step
     def training_step(
@@ -318,90 +455,105 @@ class GANTrainer(Trainer):
         micro_batches, self._micro_batches = self._micro_batches, []
         return self._gan_iteration(model, micro_batches)
 
+    def _step_arguments(self, **values: int) -> dict[str, int]:
+        return _only_accepted(values, self._forward_arguments)
+
     def _gan_iteration(self, model: nn.Module, micro_batches: list[dict[str, Any]]) -> torch.Tensor:
         n = len(micro_batches)
         chunks = [self._split_for_d_steps(batch) for batch in micro_batches]
-        g_params = list(self.model.generator_parameters())
-        d_params = list(self.model.discriminator_parameters())
+        params = self._trained_parameters()
+        step = self.state.global_step
+        clip = self.args.max_grad_norm > 0
 
         # Discriminator steps (G frozen).
-        _set_requires_grad(g_params, False)
+        _set_requires_grad(params["generator"], False)
         try:
             for k in range(self.d_steps_per_g_step):
                 self.d_optimizer.zero_grad(set_to_none=True)
+                extra = self._step_arguments(step=step, d_step=self.num_d_updates)
+                losses = []
                 for i in range(n):
                     sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
                     with sync:
                         with self.compute_loss_context_manager():
-                            out = model(mode="discriminator", **chunks[i][k])
-                        self._check_finite(out.loss, "discriminator", f"D step {k + 1}/{self.d_steps_per_g_step}")
+                            out = model(mode="discriminator", **chunks[i][k], **extra)
                         self.accelerator.backward(out.loss / n)
-                    self._record(
-                        d_loss=out.loss,
-                        d_loss_real=getattr(out, "d_loss_real", None),
-                        d_loss_fake=getattr(out, "d_loss_fake", None),
-                        d_fq_loss=getattr(out, "quantization_loss", None),
-                        fq_perplexity=getattr(out, "fq_perplexity", None),
-                        fq_usage=getattr(out, "fq_usage", None),
-                    )
-                if self.args.max_grad_norm > 0:
-                    self.accelerator.clip_grad_norm_(d_params, self.args.max_grad_norm)
+                    losses.append(out.loss.detach())
+                    self._record("d_", out)
+                self._check_finite(losses, "discriminator", f"D step {k + 1}/{self.d_steps_per_g_step}")
+                if clip:
+                    self.accelerator.clip_grad_norm_(params["discriminator"], self.args.max_grad_norm)
                 self.d_optimizer.step()
                 self.num_d_updates += 1
             self.d_optimizer.zero_grad(set_to_none=True)
         finally:
-            _set_requires_grad(g_params, True)
+            _set_requires_grad(params["generator"], True)
 
         # Generator forward/backward (D frozen); Trainer then steps `self.optimizer`.
-        g_total = torch.zeros((), device=self.args.device)
-        _set_requires_grad(d_params, False)
+        extra = self._step_arguments(step=step)
+        losses = []
+        _set_requires_grad(params["discriminator"], False)
         try:
             for i in range(n):
-                batch_size = chunks[i][0]["pixel_values"].shape[0]
-                kwargs: dict[str, Any]
-                if self.num_classes > 0 and "labels" in chunks[i][0]:
-                    kwargs = {"labels": torch.randint(0, self.num_classes, (batch_size,), device=self.args.device)}
-                else:
-                    kwargs = {"batch_size": batch_size}
                 sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
                 with sync:
                     with self.compute_loss_context_manager():
-                        out = model(mode="generator", **kwargs)
-                    self._check_finite(out.loss, "generator", "G step")
+                        out = model(mode="generator", **chunks[i][0], **extra)
                     self.accelerator.backward(out.loss / n)
-                g_total = g_total + out.loss.detach() / n
-                self._record(g_loss=getattr(out, "g_loss", None), g_fq_loss=getattr(out, "quantization_loss", None))
+                losses.append(out.loss.detach())
+                self._record("g_", out)
+            self._check_finite(losses, "generator", "G step")
         finally:
-            _set_requires_grad(d_params, True)
-        return g_total
+            _set_requires_grad(params["discriminator"], True)
+        return losses[0] / n if n == 1 else torch.stack(losses).sum() / n
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """0: Trainer's estimate (6 × input size × parameters, for language models) does not describe a GAN
+        iteration, and computing it walks every module of the model at every step."""
+        return 0
+
+    def _get_grad_norm(self, model: nn.Module, grad_norm: Any = None) -> Any:
+        """The G gradient norm only when clipping computed it (`max_grad_norm > 0`): Trainer would otherwise run
+        an extra pass over every parameter per step just to log it."""
+        return grad_norm
 
     def _after_generator_step(self) -> None:
-        """Called after Trainer's G optimizer step: G-EMA, D scheduler, sample grid."""
+        """Called after Trainer's G optimizer step: model hook, G-EMA, D scheduler, sample grid."""
         self.num_g_updates += 1
+        step = self.state.global_step
         if self.d_lr_scheduler is not None:
             self.d_lr_scheduler.step()
-        if self.args.use_ema and callable(getattr(self.model, "update_generator_ema", None)):
-            step = self.state.global_step
+        hook = getattr(self.model, "after_generator_step", None)
+        if callable(hook):
+            hook(step=step)
+        update_ema = getattr(self.model, "update_generator_ema", None)
+        if self.args.use_ema and callable(update_ema):
+            batch = self.generator_batch_size
+            extra = _only_accepted({"batch_size": batch, "images_seen": step * batch}, _accepted_arguments(update_ema))
             if self.args.ema_start is not None:
                 decay = 0.0 if step < self.args.ema_start else self.args.ema_decay
-                self.model.update_generator_ema(decay=decay, step=None)
+                update_ema(decay=decay, step=None, **extra)
             else:
-                self.model.update_generator_ema(decay=self.args.ema_decay, step=step)
-        if self.sample_steps and self.state.global_step % self.sample_steps == 0:
+                update_ema(decay=self.args.ema_decay, step=step, **extra)
+        if self.sample_steps and step % self.sample_steps == 0:
             self.save_sample_grid()
 
     # ------------------------------------------------------------------------------------------------ guard
-    def _check_finite(self, loss: torch.Tensor, network: str, where: str) -> None:
+    def _check_finite(self, losses: list[torch.Tensor], network: str, where: str) -> None:
+        """One host sync per optimizer step: raise if any loss of its micro-batches (on any process) is NaN/Inf."""
         if not self.args.stop_on_nonfinite_loss:
             return
-        bad = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        values = losses[0].float().reshape(1) if len(losses) == 1 else torch.stack(losses).float()
+        bad = (~torch.isfinite(values)).any().float().reshape(1)
         if self.args.world_size > 1:
             bad = self.accelerator.reduce(bad, reduction="sum")
         if bad.item() == 0:
             return
+        nonfinite = [v for v in values.tolist() if not math.isfinite(v)]
+        shown = nonfinite[0] if nonfinite else "finite here"
         last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
         raise GANTrainingDivergedError(
-            f"GAN training diverged: the {network} loss is {loss.detach().float().item()} (or non-finite on another "
+            f"GAN training diverged: the {network} loss is {shown} (or non-finite on another "
             f"process) at global step {self.state.global_step + 1} ({where}). Training stopped before that "
             "optimizer update, and no checkpoint was written after it. Last good checkpoint: "
             f"{last or 'none (no checkpoint saved yet)'}. Resume from it with `resume_from_checkpoint` after "
@@ -409,55 +561,72 @@ class GANTrainer(Trainer):
         )
 
     # ------------------------------------------------------------------------------------------------ logging
-    def _record(self, **values: torch.Tensor | None) -> None:
-        for name, value in values.items():
-            if value is None:
-                continue
-            value = value.detach().float().reshape(())
-            if name in self._gan_log_sums:
-                self._gan_log_sums[name] = self._gan_log_sums[name] + value
-                self._gan_log_counts[name] += 1
+    def _record(self, prefix: str, output: Any) -> None:
+        """Keep every scalar field of a step output (on its device) for the next log."""
+        items = output.items() if hasattr(output, "items") else vars(output).items()
+        for name, value in items:
+            if prefix == "g_" and name == "loss":
+                continue  # Trainer logs G's total loss as `loss`
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1 or not value.is_floating_point():
+                    continue
+                value = value.detach()
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = torch.tensor(float(value))
             else:
-                self._gan_log_sums[name] = value
-                self._gan_log_counts[name] = 1
+                continue
+            self._gan_logs.setdefault(_log_name(prefix, name), []).append(value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._gan_log_sums:
-            names = sorted(self._gan_log_sums)
-            means = torch.stack([self._gan_log_sums[k] / self._gan_log_counts[k] for k in names])
+        if "loss" in logs and self._gan_logs:
+            names = sorted(self._gan_logs)
+            device = self.args.device
+            means = torch.stack(
+                [torch.stack([v.to(device).float().reshape(()) for v in self._gan_logs[k]]).mean() for k in names]
+            )
             if self.args.world_size > 1:
-                means = self.accelerator.reduce(means.to(self.args.device), reduction="mean")
+                means = self.accelerator.reduce(means, reduction="mean")
             for name, value in zip(names, means.tolist()):
                 logs[name] = round(value, 6)
             if self.d_lr_scheduler is not None:
                 logs["d_learning_rate"] = self.d_lr_scheduler.get_last_lr()[0]
-            self._gan_log_sums, self._gan_log_counts = {}, {}
+            self._gan_logs = {}
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------------------------------------ samples
-    def fixed_sample_labels(self) -> torch.Tensor | None:
-        """Class ids of the sample grid: class `i % num_classes` for image i (one class per grid column)."""
-        if self.num_classes == 0:
-            return None
-        return torch.arange(self.args.num_sample_images) % self.num_classes
+    def fixed_sample_batch(self) -> dict[str, Any]:
+        """The collated first `num_sample_images` rows of the training set (on the device): fixed real inputs of the
+        sample grid, for models whose `sample_images` takes a `batch`."""
+        if self._fixed_batch is None:
+            dataset, n = self.train_dataset, self.args.num_sample_images
+            if dataset is None:
+                raise ValueError("sample grids of this model need real inputs: pass `train_dataset`")
+            if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+                rows = [dataset[i] for i in range(min(n, len(dataset)))]
+            else:
+                rows = [row for _, row in zip(range(n), iter(dataset))]
+            self._fixed_batch = self._prepare_inputs(self.data_collator(rows))
+        return self._fixed_batch
 
     @torch.no_grad()
     def generate_fixed_samples(self) -> torch.Tensor:
-        """The grid's images (N, 3, H, W) in [-1, 1], from fixed z (seed `sample_seed`) and fixed classes, with the
-        EMA generator when `use_ema`; the global RNG state is left untouched."""
-        generate = getattr(self.model, "generate", None)
-        if not callable(generate):
-            raise ValueError(f"{type(self.model).__name__} has no `generate`; cannot draw sample grids.")
+        """The grid's images (N, C, H, W) in [-1, 1] from `model.sample_images` with a generator seeded by
+        `sample_seed` (and the EMA generator when `use_ema`); the global RNG state is left untouched."""
+        sample = getattr(self.model, "sample_images", None)
+        if not callable(sample):
+            raise ValueError(f"{type(self.model).__name__} has no `sample_images`; cannot draw sample grids.")
+        accepted = _accepted_arguments(sample)
+        kwargs: dict[str, Any] = {"use_ema": self.args.use_ema, "truncation": self.args.sample_truncation}
+        if accepted is not None and "batch" in accepted:
+            kwargs["batch"] = self.fixed_sample_batch()
+        kwargs = _only_accepted(kwargs, accepted)
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             generator = torch.Generator().manual_seed(self.args.sample_seed)
-            labels = self.fixed_sample_labels()
-            kwargs: dict[str, Any] = {"truncation": self.args.sample_truncation, "generator": generator,
-                                      "use_ema": self.args.use_ema}  # fmt: skip
-            if labels is None:
-                kwargs["batch_size"] = self.args.num_sample_images
-                return generate(**kwargs).float().cpu()
-            return generate(labels.to(self.args.device), **kwargs).float().cpu()
+            images = sample(num_images=self.args.num_sample_images, generator=generator, **kwargs)
+        if not isinstance(images, torch.Tensor) or images.dim() != 4:
+            raise ValueError(f"`sample_images` must return an (N, C, H, W) tensor, got {type(images).__name__}")
+        return images.float().cpu()
 
     def save_sample_grid(self, path: str | os.PathLike | None = None) -> str | None:
         """Write the fixed-sample grid as PNG (main process only); returns the path."""
@@ -466,7 +635,8 @@ class GANTrainer(Trainer):
             return None
         if path is None:
             path = os.path.join(self.args.output_dir, SAMPLES_DIR, f"step_{self.state.global_step:07d}.png")
-        ncol = self.num_classes if 0 < self.num_classes <= 16 else int(math.ceil(math.sqrt(images.shape[0])))
+        columns = getattr(self.model, "sample_grid_columns", None)
+        ncol = int(columns(images.shape[0])) if callable(columns) else int(math.ceil(math.sqrt(images.shape[0])))
         save_image_grid(images, path, ncol=ncol)
         return os.fspath(path)
 
@@ -515,78 +685,3 @@ class GANTrainer(Trainer):
 def _set_requires_grad(params: Sequence[nn.Parameter], flag: bool) -> None:
     for p in params:
         p.requires_grad_(flag)
-
-
-# ---------------------------------------------------------------------------------------------------- images/plots
-def image_grid(images: torch.Tensor, ncol: int = 8, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> (rows·(H+p)+p, ncol·(W+p)+p, 3) uint8 grid, row-major."""
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must be (N, 1|3, H, W), got {tuple(images.shape)}")
-    images = images.detach().float().cpu()
-    if images.shape[1] == 1:
-        images = images.repeat(1, 3, 1, 1)
-    n, _, h, w = images.shape
-    ncol = max(1, min(ncol, n))
-    nrow = int(math.ceil(n / ncol))
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    fill = int(round((pad_value + 1) * 127.5))
-    grid = np.full((nrow * (h + padding) + padding, ncol * (w + padding) + padding, 3), fill, dtype=np.uint8)
-    for idx in range(n):
-        r, c = divmod(idx, ncol)
-        top, left = padding + r * (h + padding), padding + c * (w + padding)
-        grid[top : top + h, left : left + w] = pixels[idx]
-    return grid
-
-
-def save_image_grid(images: torch.Tensor, path: str | os.PathLike, ncol: int = 8, scale: int | None = None) -> None:
-    """Save a grid PNG; small images are upscaled (nearest) so that the grid is at least 512 px wide."""
-    from PIL import Image
-
-    grid = image_grid(images, ncol=ncol)
-    if scale is None:
-        scale = max(1, math.ceil(512 / grid.shape[1]))
-    img = Image.fromarray(grid)
-    if scale > 1:
-        img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img.save(path)
-
-
-def plot_gan_losses(log_history: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """Plot the logged D/G losses (and FQ perplexity/usage when present) against the step, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in log_history if "d_loss" in r and "step" in r]
-    if not rows:
-        raise ValueError("No training logs to plot (set logging_steps).")
-    has_fq = any("fq_perplexity" in r for r in rows)
-    fig, axes = plt.subplots(1, 2 if has_fq else 1, figsize=(11 if has_fq else 6, 4), squeeze=False)
-    ax = axes[0, 0]
-    for key, label in (("d_loss", "D loss"), ("loss", "G loss (total)"), ("d_fq_loss", "D FQ loss"),
-                       ("g_fq_loss", "G FQ loss")):  # fmt: skip
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        if pts:
-            ax.plot(*zip(*pts), label=label)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if has_fq:
-        ax = axes[0, 1]
-        pts = [(r["step"], r["fq_perplexity"]) for r in rows if "fq_perplexity" in r]
-        ax.plot(*zip(*pts), color="C3", label="perplexity")
-        ax.set_xlabel("generator step")
-        ax.set_ylabel("FQ code perplexity")
-        ax2 = ax.twinx()
-        pts = [(r["step"], r["fq_usage"]) for r in rows if "fq_usage" in r]
-        if pts:
-            ax2.plot(*zip(*pts), color="C4", label="usage")
-            ax2.set_ylabel("fraction of dictionary used")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

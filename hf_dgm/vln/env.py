@@ -7,13 +7,14 @@ API (stable; the Prevalent side builds on it):
 ```python
 env = R2REnv(dataset, graphs, features=None, batch_size=8, shuffle=False, seed=0,
              angle_feat_size=128, relative_elevation=False)
-obs = env.reset()             # next batch of episodes (the last batch of an epoch may be smaller); or reset(indices=[...])
+obs = env.reset()             # next batch of episodes (the last batch of an epoch may be smaller);
+                              # or reset(indices=[...]) (dataset rows), or reset(items=[{...}, ...]) (episode dicts)
 obs = env.step(actions)       # one int per episode: a candidate index, or STOP (-1); ignored once an episode ended
 env.results()                 # [{"instr_id", "trajectory": [[viewpoint, heading, elevation], ...]}] of every episode run
 ```
 
 `dataset` is a `datasets.Dataset` from `R2RDataset` (or a list of dicts with `instr_id`, `scan`, `path`, `heading`,
-`instruction`). The goal is `path[-1]` when the path has more than one viewpoint; otherwise (the `test` split, or a
+`instruction`), or None when every `reset` passes `items=`. The goal is `path[-1]` when the path has more than one viewpoint; otherwise (the `test` split, or a
 bare start) the episode has no goal and `teacher`/`distance` are None.
 
 Each observation is a dict:
@@ -42,7 +43,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hf_dgm.vln import geometry
+from hf_dgm.vln.geometry import (
+    ELEVATION_INCREMENT,
+    HEADING_COUNT,
+    HEADING_INCREMENT,
+    NUM_VIEWS,
+    VIEW_ELEVATIONS,
+    VIEW_HEADINGS,
+    CandidateTable,
+    discretize,
+    navigable_locations,
+    view_angle_features,
+)
+from hf_dgm.vln.geometry import candidate_table as build_candidate_table
 from hf_dgm.vln.features import load_feature_store
 from hf_dgm.vln.graphs import NavGraphs, ScanTable
 
@@ -79,9 +92,10 @@ class R2REnv:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        self.items = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
-        if not self.items:
-            raise ValueError("the environment needs at least one episode")
+        if dataset is None:
+            self.items = []
+        else:
+            self.items = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
         self.graphs = graphs
         self.features = load_feature_store(features)
         self.batch_size = int(batch_size)
@@ -90,11 +104,11 @@ class R2REnv:
         self.angle_feat_size = int(angle_feat_size)
         self.relative_elevation = relative_elevation
         self._view_angles = [
-            geometry.view_angle_features(v, self.angle_feat_size, relative_elevation) for v in range(geometry.NUM_VIEWS)
+            view_angle_features(v, self.angle_feat_size, relative_elevation) for v in range(NUM_VIEWS)
         ]
-        self._candidates: dict[tuple[str, int], geometry.CandidateTable] = {}
+        self._candidates: dict[tuple[str, int], CandidateTable] = {}
         self._node_cache: dict[tuple[str, int], dict] = {}
-        self._view_sincos = [(math.sin(h), math.cos(h)) for h in geometry.VIEW_HEADINGS[: geometry.HEADING_COUNT]]
+        self._view_sincos = [(math.sin(h), math.cos(h)) for h in VIEW_HEADINGS[: HEADING_COUNT]]
         self._order = np.arange(len(self.items))
         self._cursor = 0
         self.epoch = 0
@@ -108,6 +122,8 @@ class R2REnv:
     def num_batches(self) -> int:
         """Batches per epoch: `reset()` this many times to run every episode once."""
         return math.ceil(len(self.items) / self.batch_size)
+
+
 
     def _next_indices(self) -> np.ndarray:
         if self._cursor >= len(self._order):
@@ -131,16 +147,25 @@ class R2REnv:
         for vp in path if len(path) > 1 else path[:1]:
             if vp not in table.index:
                 raise ValueError(f"episode {name}: viewpoint {vp!r} is not in the navigation graph of scan {scan}")
-        heading, elevation, view = geometry.discretize(float(item.get("heading", 0.0)), float(item.get("elevation", 0.0)))
+        heading, elevation, view = discretize(float(item.get("heading", 0.0)), float(item.get("elevation", 0.0)))
         goal = table.index[path[-1]] if len(path) > 1 else None
         slot = _Slot(item, table, table.index[path[0]], view, heading, elevation, goal)
         slot.trajectory.append([path[0], heading, elevation])
         return slot
 
-    def reset(self, indices=None) -> list[dict]:
-        """Start the next batch of episodes (or the episodes at `indices`) and return their observations."""
-        indices = self._next_indices() if indices is None else np.asarray(indices, dtype=np.int64)
-        self.slots = [self._start(self.items[int(i)]) for i in indices]
+    def reset(self, indices=None, items: list[dict] | None = None) -> list[dict]:
+        """Start the next batch of episodes (or the episodes at `indices` of the dataset, or the given episode dicts
+        `items`) and return their observations."""
+        if items is not None:
+            batch = list(items)
+        else:
+            if not self.items:
+                raise ValueError("the environment has no episodes: pass items= to reset()")
+            indices = self._next_indices() if indices is None else np.asarray(indices, dtype=np.int64)
+            batch = [self.items[int(i)] for i in indices]
+        if not batch:
+            raise ValueError("reset() got no episodes")
+        self.slots = [self._start(item) for item in batch]
         for slot in self.slots:
             self._record(slot)
         return self.observations()
@@ -157,15 +182,15 @@ class R2REnv:
         self._results = {}
 
     # ------------------------------------------------------------------------------------------------ geometry
-    def candidate_table(self, table: ScanTable, node: int) -> geometry.CandidateTable:
+    def candidate_table(self, table: ScanTable, node: int) -> CandidateTable:
         key = (table.scan, node)
         cached = self._candidates.get(key)
         if cached is None:
-            cached = geometry.candidate_table(table.positions, node, table.neighbors[node])
+            cached = build_candidate_table(table.positions, node, table.neighbors[node])
             self._candidates[key] = cached
         return cached
 
-    def _teacher(self, slot: _Slot, cands: geometry.CandidateTable):
+    def _teacher(self, slot: _Slot, cands: CandidateTable):
         if slot.goal is None:
             return None, None
         distance = float(slot.table.distances[slot.node, slot.goal])
@@ -198,12 +223,12 @@ class R2REnv:
         # angle feature of (heading - base, elevation [- base elevation]) by the angle-difference identities
         cands = info["cands"]
         k = len(cands.nodes)
-        sb, cb = self._view_sincos[view_index % geometry.HEADING_COUNT]
+        sb, cb = self._view_sincos[view_index % HEADING_COUNT]
         base = np.empty((k, 4))
         base[:, 0] = info["sin_h"] * cb - info["cos_h"] * sb
         base[:, 1] = info["cos_h"] * cb + info["sin_h"] * sb
         if self.relative_elevation:
-            elevations = cands.elevations - geometry.VIEW_ELEVATIONS[view_index]
+            elevations = cands.elevations - VIEW_ELEVATIONS[view_index]
             base[:, 2] = np.sin(elevations)
             base[:, 3] = np.cos(elevations)
         else:
@@ -221,10 +246,10 @@ class R2REnv:
         table = slot.table
         info = self._node_info(table, slot.node)
         cands = info["cands"]
-        headings = cands.view_headings - geometry.VIEW_HEADINGS[slot.view_index]
+        headings = cands.view_headings - VIEW_HEADINGS[slot.view_index]
         elevations = cands.elevations
         if self.relative_elevation:
-            elevations = elevations - geometry.VIEW_ELEVATIONS[slot.view_index]
+            elevations = elevations - VIEW_ELEVATIONS[slot.view_index]
         angle = self._candidate_angles(info, slot.view_index)
         viewpoint = table.viewpoints[slot.node]
         view_features = None if self.features is None else self.features.get(table.scan, viewpoint)
@@ -293,8 +318,8 @@ class R2REnv:
             point = int(cands.point_ids[action])
             slot.node = int(cands.nodes[action])
             slot.view_index = point
-            slot.heading = float(geometry.VIEW_HEADINGS[point])
-            slot.elevation = float(geometry.VIEW_ELEVATIONS[point])
+            slot.heading = float(VIEW_HEADINGS[point])
+            slot.elevation = float(VIEW_ELEVATIONS[point])
             slot.step += 1
             slot.trajectory.append([slot.table.viewpoints[slot.node], slot.heading, slot.elevation])
         return self.observations()
@@ -303,7 +328,7 @@ class R2REnv:
         """The simulator's `navigableLocations` of episode `i` at its current heading/elevation (itself first)."""
         slot = self.slots[i]
         table = slot.table
-        locations = geometry.navigable_locations(
+        locations = navigable_locations(
             table.positions, slot.node, table.neighbors[slot.node], slot.heading, slot.elevation
         )
         return [table.viewpoints[row] for row, *_ in locations]
@@ -320,16 +345,16 @@ class R2REnv:
             if slot.ended:
                 continue
             if index:
-                locations = geometry.navigable_locations(
+                locations = navigable_locations(
                     slot.table.positions, slot.node, slot.table.neighbors[slot.node], slot.heading, slot.elevation
                 )
                 if not 0 <= index < len(locations):
                     raise ValueError(f"episode {slot.item.get('instr_id')}: invalid navigable index {index}")
                 slot.node = locations[index][0]
                 slot.step += 1
-            dh = geometry.HEADING_INCREMENT * np.sign(dh)
-            de = geometry.ELEVATION_INCREMENT * np.sign(de)
-            slot.heading, slot.elevation, slot.view_index = geometry.discretize(slot.heading + dh, slot.elevation + de)
+            dh = HEADING_INCREMENT * np.sign(dh)
+            de = ELEVATION_INCREMENT * np.sign(de)
+            slot.heading, slot.elevation, slot.view_index = discretize(slot.heading + dh, slot.elevation + de)
             slot.trajectory.append([slot.table.viewpoints[slot.node], slot.heading, slot.elevation])
         return self.observations()
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from ...modules.hub_compat import HubCompatibleConfig
 
+from ...modules.feature_quantizer import validate_feature_quantizer_config
+
 
 INIT_SCHEMES = ("ortho", "N02", "xavier")
-FQ_MODES = ("loss_only", "straight_through")
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -357,7 +358,7 @@ class FQBigGANConfig(HubCompatibleConfig):
     def validate_architecture(self) -> None:
         """Raise `ValueError` naming the first inconsistent value."""
         for name in ("resolution", "generator_ch", "discriminator_ch", "bottom_width", "dim_z", "shared_dim",
-                     "sn_iterations", "fq_num_embeddings", "discriminator_steps", "batch_size"):  # fmt: skip
+                     "sn_iterations", "discriminator_steps", "batch_size"):  # fmt: skip
             _check_positive_int(name, getattr(self, name))
         if self.num_classes < 0:
             raise ValueError(f"`num_classes` must be >= 0 (0 = unconditional), got {self.num_classes}")
@@ -408,25 +409,7 @@ class FQBigGANConfig(HubCompatibleConfig):
                 raise ValueError("`hierarchical_z` with classes needs `shared_embedding=True` (as BigGAN-PyTorch)")
         if self.bn_eps <= 0 or self.sn_eps <= 0:
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
-        if self.fq_mode not in FQ_MODES:
-            raise ValueError(f"`fq_mode` must be one of {FQ_MODES}, got {self.fq_mode!r}")
-        if self.fq_dictionary_init not in ("randn", "data"):
-            raise ValueError(f"`fq_dictionary_init` must be 'randn' or 'data', got {self.fq_dictionary_init!r}")
-        if self.use_fq:
-            if not self.fq_layers:
-                raise ValueError("`use_fq=True` needs at least one entry in `fq_layers` (or set `use_fq=False`)")
-            bad = [i for i in self.fq_layers if not 0 <= i < self.num_discriminator_blocks]
-            if bad or len(set(self.fq_layers)) != len(self.fq_layers):
-                raise ValueError(
-                    f"`fq_layers` must be distinct D block indices in [0, {self.num_discriminator_blocks}), got "
-                    f"{self.fq_layers}"
-                )
-        if not 0.0 <= self.fq_decay < 1.0:
-            raise ValueError(f"`fq_decay` must be in [0, 1), got {self.fq_decay}")
-        if self.fq_commitment < 0:
-            raise ValueError(f"`fq_commitment` must be >= 0, got {self.fq_commitment}")
-        if self.fq_eps <= 0:
-            raise ValueError(f"`fq_eps` must be > 0, got {self.fq_eps}")
+        validate_feature_quantizer_config(self, num_layers=self.num_discriminator_blocks)
         if not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1], got {self.ema_decay}")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:

@@ -58,5 +58,6 @@ FAMILY = FamilySpec(
         ),
     ),
     converter="hf_dgm.convert.fq_biggan",
+    trainer="hf_dgm.training.fq_biggan.gan_run",
     demo="hf_dgm.demo.fq_biggan",
 )

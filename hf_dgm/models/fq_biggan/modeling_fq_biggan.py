@@ -27,6 +27,10 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from ...modules.feature_quantizer import FeatureQuantizer
+from ...modules.gan_ema import copy_weights, ema_decay_at_step, update_ema
+from ...modules.gan_losses import hinge_discriminator_loss, hinge_generator_loss
+from ...modules.spectral_norm import SNConv2d, SNEmbedding, SNLinear, SpectralNormMixin
+from ...modules.truncation import _check_truncation, sample_truncated_normal
 from .configuration_fq_biggan import FQBigGANConfig
 
 
@@ -119,67 +123,12 @@ class FQBigGANGenerationOutput(ModelOutput):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Spectral normalisation (BigGAN-PyTorch's formulation: one tracked singular vector `u`, `sn_iterations` power
-# iterations per forward, `u` updated in training mode only, the estimate `sigma` kept for logging).
+# Spectral normalisation: BigGAN-PyTorch's formulation, shared in hf_dgm.modules.spectral_norm. The FQ-BigGAN names
+# stay as aliases (they are the classes' public names in this family).
 # ----------------------------------------------------------------------------------------------------------------
-class _SpectralNormMixin:
-    """Adds buffers `weight_u` `(1, out)` and `weight_sigma` `(1,)` and `normalized_weight()` = W / σ̂(W)."""
-
-    def _setup_spectral_norm(self, num_outputs: int, iterations: int, eps: float) -> None:
-        self.sn_iterations = iterations
-        self.sn_eps = eps
-        self.register_buffer("weight_u", torch.randn(1, num_outputs))
-        self.register_buffer("weight_sigma", torch.ones(1))
-
-    def normalized_weight(self) -> torch.Tensor:
-        weight = self.weight
-        matrix = weight.reshape(weight.shape[0], -1)
-        u = self.weight_u
-        for _ in range(self.sn_iterations):
-            with torch.no_grad():
-                v = F.normalize(u @ matrix, eps=self.sn_eps)
-                u_next = F.normalize(v @ matrix.t(), eps=self.sn_eps)
-                if self.training:
-                    self.weight_u.copy_(u_next)
-            # In eval mode `u` is not updated, so every iteration restarts from the stored vector (as the original).
-            sigma = (v @ matrix.t() @ u_next.t()).squeeze()
-        if self.training:
-            with torch.no_grad():
-                self.weight_sigma.copy_(sigma.detach())
-        return weight / sigma
-
-
-class FQBigGANSNConv2d(_SpectralNormMixin, nn.Conv2d):
-    """`nn.Conv2d` with spectral normalisation of its weight."""
-
-    def __init__(self, in_channels, out_channels, kernel_size=3, padding=1, bias=True, iterations=1, eps=1e-8):
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
-        self._setup_spectral_norm(out_channels, iterations, eps)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(hidden_states, self.normalized_weight(), self.bias, self.stride, self.padding)
-
-
-class FQBigGANSNLinear(_SpectralNormMixin, nn.Linear):
-    """`nn.Linear` with spectral normalisation of its weight."""
-
-    def __init__(self, in_features, out_features, bias=True, iterations=1, eps=1e-8):
-        nn.Linear.__init__(self, in_features, out_features, bias=bias)
-        self._setup_spectral_norm(out_features, iterations, eps)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden_states, self.normalized_weight(), self.bias)
-
-
-class FQBigGANSNEmbedding(_SpectralNormMixin, nn.Embedding):
-    """`nn.Embedding` with spectral normalisation of its `(num_embeddings, dim)` table (D's projection embedding)."""
-
-    def __init__(self, num_embeddings, embedding_dim, iterations=1, eps=1e-8):
-        nn.Embedding.__init__(self, num_embeddings, embedding_dim)
-        self._setup_spectral_norm(num_embeddings, iterations, eps)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(input_ids, self.normalized_weight())
+FQBigGANSNConv2d = SNConv2d
+FQBigGANSNLinear = SNLinear
+FQBigGANSNEmbedding = SNEmbedding
 
 
 def _sn_conv(config: FQBigGANConfig, scheme: str, in_ch: int, out_ch: int, kernel_size: int = 3, bias: bool = True):
@@ -465,16 +414,7 @@ class FQBigGANDiscriminator(nn.Module):
         self.quantizers = nn.ModuleDict()
         if config.use_fq:
             for i in config.fq_layers:
-                self.quantizers[str(i)] = FeatureQuantizer(
-                    out_channels[i],
-                    config.fq_num_embeddings,
-                    decay=config.fq_decay,
-                    commitment=config.fq_commitment,
-                    eps=config.fq_eps,
-                    mode=config.fq_mode,
-                    update_dictionary=False,
-                    dictionary_init=config.fq_dictionary_init,
-                )
+                self.quantizers[str(i)] = FeatureQuantizer.from_config(config, out_channels[i], layer=i)
         resolutions = config.discriminator_resolutions()
         self.attentions = nn.ModuleDict(
             {
@@ -535,28 +475,6 @@ class FQBigGANDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Sampling helpers
 # ----------------------------------------------------------------------------------------------------------------
-def sample_truncated_normal(
-    shape: Sequence[int],
-    truncation: float | None,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """`N(0, 1)` samples restricted to `[-truncation, truncation]` (BigGAN's truncation trick); `truncation=None` gives
-    plain normal samples. With a `torch.Generator` the samples are drawn on the generator's device (reproducible
-    across model devices) and then moved to `device`."""
-    if truncation is not None and (
-        isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 < truncation < math.inf
-    ):
-        raise ValueError(f"`truncation` must be a positive finite number or None, got {truncation!r}")
-    sample_device = generator.device if generator is not None else device
-    values = torch.empty(*shape, device=sample_device)
-    if truncation is None:
-        values.normal_(generator=generator)
-    else:
-        nn.init.trunc_normal_(values, mean=0.0, std=1.0, a=-truncation, b=truncation, generator=generator)
-    return values.to(device) if device is not None else values
-
-
 def _as_labels(labels, num_classes: int, device) -> torch.LongTensor:
     labels = torch.as_tensor(labels, dtype=torch.long, device=device)
     if labels.dim() == 0:
@@ -632,7 +550,7 @@ class FQBigGANPreTrainedModel(PreTrainedModel):
                 fan_in = module.weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 hf_init.uniform_(bias, -bound, bound)
-            if isinstance(module, _SpectralNormMixin):
+            if isinstance(module, SpectralNormMixin):
                 hf_init.normal_(module.weight_u)
                 hf_init.ones_(module.weight_sigma)
         elif isinstance(module, FQBigGANConditionalBatchNorm2d):
@@ -653,10 +571,7 @@ class FQBigGANPreTrainedModel(PreTrainedModel):
             module.init_dictionary()
 
     def _check_generation_inputs(self, truncation) -> None:
-        if truncation is not None and (
-            isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not 0 < truncation < math.inf
-        ):
-            raise ValueError(f"`truncation` must be a positive finite number or None, got {truncation!r}")
+        _check_truncation(truncation)
 
 
 class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
@@ -692,13 +607,8 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
             model.generator_ema.requires_grad_(False)  # loading re-creates the parameters with requires_grad=True
         return model
 
-    @torch.no_grad()
     def _copy_generator_to_ema(self) -> None:
-        source = self.generator.state_dict()
-        if any(t.is_meta for t in source.values()):  # built on the meta device by `from_pretrained`: loaded later
-            return
-        for name, tensor in self.generator_ema.state_dict().items():
-            tensor.copy_(source[name])
+        copy_weights(self.generator_ema, self.generator)
 
     # -- optimiser helpers -------------------------------------------------------------------------------------------
     def generator_parameters(self) -> Iterator[nn.Parameter]:
@@ -716,23 +626,8 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
 
         `d = 0` (a plain copy) when `step < config.ema_start`, else `decay` (defaults to `config.ema_decay`).
         Returns the decay used."""
-        if step is not None and step < self.config.ema_start:
-            decay = 0.0
-        elif decay is None:
-            decay = self.config.ema_decay
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"`decay` must be in [0, 1], got {decay}")
-        source = dict(self.generator.named_parameters())
-        source.update(self.generator.named_buffers())
-        targets = dict(self.generator_ema.named_parameters())
-        targets.update(self.generator_ema.named_buffers())
-        for name, target in targets.items():
-            value = source[name]
-            if target.is_floating_point():
-                target.mul_(decay).add_(value.detach(), alpha=1.0 - decay)
-            else:
-                target.copy_(value)
-        return decay
+        decay = ema_decay_at_step(step, self.config.ema_decay if decay is None else decay, self.config.ema_start)
+        return update_ema(self.generator_ema, self.generator, decay)
 
     # -- training ----------------------------------------------------------------------------------------------------
     def _sample_labels(self, batch_size: int, device) -> torch.LongTensor | None:
@@ -762,24 +657,36 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         labels: torch.LongTensor | None = None,
         batch_size: int | None = None,
         generator_labels: torch.LongTensor | None = None,
+        step: int | None = None,
+        d_step: int | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FQBigGANDiscriminatorStepOutput | FQBigGANGeneratorStepOutput:
         r"""
+        One step of `GANTrainer`'s protocol (see `hf_dgm.training.gan_trainer`).
+
         Args:
             mode (`str`): `"discriminator"` or `"generator"`.
-            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1] (D step).
+            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1]. D step: the real
+                batch. G step: optional; when given (the trainer passes the real batch), only its size B is used and
+                the G step draws B classes uniformly (as BigGAN: G's classes do not come from the data), ignoring
+                `labels`.
             labels (`torch.LongTensor` of shape `(B,)`): D step: classes of the real images (required if
-                conditional). G step: classes to generate (else `batch_size` random classes).
-            batch_size (`int`, *optional*): G step without `labels`.
+                conditional). G step without `pixel_values`: classes to generate (else `batch_size` random classes).
+            batch_size (`int`, *optional*): G step without `labels` or `pixel_values`.
             generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): D step: classes of the fakes (default:
                 uniform random, as the original).
+            step (`int`, *optional*), d_step (`int`, *optional*): The trainer's G / D update counters; FQ-BigGAN has
+                no lazy regularisation and does not use them.
         """
         if kwargs:
             raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQBigGANForImageGeneration.forward")
         if mode == "discriminator":
             return self._discriminator_step(pixel_values, labels, generator_labels)
         if mode == "generator":
+            if pixel_values is not None:
+                self._check_pixels(pixel_values)
+                return self._generator_step(None, pixel_values.shape[0])
             return self._generator_step(labels, batch_size)
         raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
 
@@ -808,8 +715,7 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         both_labels = torch.cat([generator_labels, labels], dim=0) if labels is not None else None
         scores = self.discriminator(images, both_labels, update_dictionary=True)
         logits_fake, logits_real = scores.logits[:batch], scores.logits[batch:]
-        d_loss_real = F.relu(1.0 - logits_real).mean()
-        d_loss_fake = F.relu(1.0 + logits_fake).mean()
+        d_loss_real, d_loss_fake = hinge_discriminator_loss(logits_real, logits_fake)
         if scores.quantization_loss is not None:
             quantization_loss = scores.quantization_loss[:batch].mean() + scores.quantization_loss[batch:].mean()
         else:
@@ -839,7 +745,7 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         z = torch.randn(batch_size, self.config.dim_z, device=device)
         images = self.generator(z, labels)
         scores = self.discriminator(images, labels, update_dictionary=False)
-        g_loss = -scores.logits.mean()
+        g_loss = hinge_generator_loss(scores.logits)
         if scores.quantization_loss is not None:
             quantization_loss = scores.quantization_loss.mean()
         else:
@@ -883,6 +789,28 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         self._check_generation_inputs(truncation)
         network = self.generator_ema if use_ema else self.generator
         return _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
+
+    @torch.no_grad()
+    def sample_images(
+        self,
+        num_images: int,
+        generator: torch.Generator | None = None,
+        truncation: float | None = None,
+        use_ema: bool = True,
+    ) -> torch.FloatTensor:
+        """The training sample grid (`GANTrainer` protocol): image i of class `i % num_classes` (one class per grid
+        column, see [`~FQBigGANForImageGeneration.sample_grid_columns`]), z from `generator`; `(N, 3, H, W)` in
+        [-1, 1]."""
+        if self.config.num_classes == 0:
+            return self.generate(truncation=truncation, generator=generator, use_ema=use_ema, batch_size=num_images)
+        labels = torch.arange(num_images) % self.config.num_classes
+        return self.generate(labels.to(self.device), truncation=truncation, generator=generator, use_ema=use_ema)
+
+    def sample_grid_columns(self, num_images: int) -> int:
+        """Grid width: one column per class up to 16 classes, else a square grid."""
+        if 0 < self.config.num_classes <= 16:
+            return self.config.num_classes
+        return int(math.ceil(math.sqrt(num_images)))
 
 
 class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):

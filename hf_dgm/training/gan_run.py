@@ -1,0 +1,166 @@
+"""Family-agnostic GAN runs: recipe -> arguments -> the family's model, data and collator -> `GANTrainer` -> a run
+folder. `training/train_gan.py` is a thin entry point over [`main`].
+
+    accelerate launch training/train_gan.py --recipe training/recipes/fq_biggan_cifar10.yaml --output_dir runs/x
+
+**Recipes** are read by the shared loader `hf_dgm.training.recipes` (YAML/JSON; flags given on the command line
+override it; unknown keys or flags are an error that names them; mapping values such as
+`config_overrides: {fq_commitment: 2.0}` stay mappings). Its `model_type` key (or `--model_type`) selects the
+family; recipes without it are FQ-BigGAN recipes (`fq_biggan`).
+
+**Families.** `model_type="<name>"` loads the module `hf_dgm.training.<name>.gan_run`, which provides:
+
+- `ARGUMENT_CLASSES`: a tuple of dataclasses holding the family's own flags (model, data, evaluation), parsed with
+  `GANTrainingArguments` by one `HfArgumentParser`;
+- `build(arguments, training_args) -> GANRunSetup`: `arguments` maps each class name of `ARGUMENT_CLASSES` to its
+  parsed instance; returns the model (following the protocol of `hf_dgm.training.gan_trainer`), the training
+  dataset, the data collator, `run_metadata` (written to `run_metadata.json`) and a one-line `description` for
+  the log;
+- optionally `evaluate(setup, arguments, training_args) -> dict`: metrics after training (written to
+  `eval_results.json` and returned), or an empty dict to skip;
+- `main(argv) -> int` calling [`main`] with `--model_type <name>`: the family's `trainer` entry in its registry
+  `FamilySpec`, so that `hf-dgm train <name> --recipe FILE` runs it.
+
+Adding a GAN family to `train_gan.py` is that one module; nothing here changes.
+
+**Run folder** (`--output_dir`): checkpoints (`checkpoint-N/`, resumable with `--resume_from_checkpoint`), the
+final model (safetensors + config.json; no pickled `training_args.bin`: run folders stay pickle-free for the Hub
+publisher), and through `hf_dgm.training.run_folder`: `training_args.json`, `run_metadata.json`, `recipe.yaml`,
+`metrics.json` (no model card: the publisher renders it); plus sample grids (`samples/step_*.png`, `samples/final.png`)
+when the model draws them, `losses.png`, `train_log.json` and, when evaluated, `eval_results.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import set_seed
+
+from .gan_trainer import GANTrainer, GANTrainingArguments
+from .plots import plot_gan_losses
+from .recipes import load_recipe, parse_recipe_args, split_recipe_flag
+from .run_folder import write_run_folder as write_common_run_folder
+
+
+logger = logging.getLogger("train_gan")
+
+DEFAULT_MODEL_TYPE = "fq_biggan"
+
+
+@dataclass
+class GANRunArguments:
+    model_type: str = field(
+        default=DEFAULT_MODEL_TYPE, metadata={"help": "GAN family: loads hf_dgm.training.<model_type>.gan_run."}
+    )
+
+
+@dataclass
+class GANRunSetup:
+    """What a family's `build` returns."""
+
+    model: Any
+    train_dataset: Any
+    data_collator: Any
+    run_metadata: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def load_family(model_type: str):
+    """The run module of a GAN family (`hf_dgm.training.<model_type>.gan_run`)."""
+    if not model_type.isidentifier():
+        raise ValueError(f"`model_type` must be a family name such as 'fq_biggan', got {model_type!r}")
+    name = f"hf_dgm.training.{model_type}.gan_run"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name not in (name, f"hf_dgm.training.{model_type}"):
+            raise
+        raise ValueError(
+            f"No GAN run code for model_type {model_type!r}: expected the module {name} (with ARGUMENT_CLASSES "
+            "and build())."
+        ) from None
+    for attr in ("ARGUMENT_CLASSES", "build"):
+        if not hasattr(module, attr):
+            raise ValueError(f"{name} has no `{attr}`; a GAN family's run module needs ARGUMENT_CLASSES and build().")
+    return module
+
+
+def parse_args(argv: list[str] | None = None):
+    """-> `(family_module, arguments: dict[class name -> instance], training_args, recipe_path)`, through the shared
+    recipe loader (`hf_dgm.training.recipes`): `--recipe file.yaml` sets every dataclass field it names, other
+    flags override it, unknown keys or flags are an error naming them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe_path, rest = split_recipe_flag(argv)
+    recipe = load_recipe(recipe_path) if recipe_path else {}
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model_type", "--model-type", default=None)
+    known, _ = pre.parse_known_args(rest)
+    model_type = known.model_type or recipe.get("model_type") or DEFAULT_MODEL_TYPE
+    family = load_family(model_type)
+    classes = (GANRunArguments, *family.ARGUMENT_CLASSES, GANTrainingArguments)
+    parsed = parse_recipe_args(classes, argv)
+    training_args = parsed[-1]
+    if training_args.output_dir is None:
+        raise ValueError("Pass --output_dir (or set output_dir in the recipe).")
+    arguments = {type(a).__name__: a for a in parsed[:-1]}
+    return family, arguments, training_args, recipe_path
+
+
+def write_run_folder(trainer: GANTrainer, setup: GANRunSetup) -> None:
+    """The GAN-specific part of the run folder (main process only): final model, final sample grid, loss plot and
+    log history. The common files are written by `hf_dgm.training.run_folder` in [`main`]."""
+    out = trainer.args.output_dir
+    trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out)
+    if callable(getattr(trainer.model, "sample_images", None)):
+        trainer.save_sample_grid(os.path.join(out, "samples", "final.png"))
+    if any("d_loss" in row for row in trainer.state.log_history):
+        plot_gan_losses(trainer.state.log_history, os.path.join(out, "losses.png"))
+    else:
+        logger.warning("No training logs (logging_steps > steps run): losses.png not written.")
+    with open(os.path.join(out, "train_log.json"), "w") as f:
+        json.dump(trainer.state.log_history, f, indent=1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    family, arguments, training_args, recipe = parse_args(argv)
+    set_seed(training_args.seed)
+    setup = family.build(arguments, training_args)
+    trainer = GANTrainer(
+        model=setup.model, args=training_args, train_dataset=setup.train_dataset, data_collator=setup.data_collator
+    )
+    logger.info("%s; %d D steps per G step", setup.description, trainer.d_steps_per_g_step)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    results: dict = {
+        "recipe": recipe,
+        "model_type": arguments["GANRunArguments"].model_type,
+        "global_step": trainer.state.global_step,
+    }
+    if trainer.is_world_process_zero():
+        write_run_folder(trainer, setup)
+        evaluate = getattr(family, "evaluate", None)
+        metrics = evaluate(setup, arguments, training_args) if callable(evaluate) else {}
+        if metrics:
+            results.update(metrics)
+            with open(os.path.join(training_args.output_dir, "eval_results.json"), "w") as f:
+                json.dump(results, f, indent=2)
+        write_common_run_folder(
+            training_args.output_dir,
+            metrics=results,
+            metadata=setup.run_metadata,
+            recipe={name: value for name, value in arguments.items()},
+            training_args=training_args,
+            model_card=False,
+        )
+        print(json.dumps(results, indent=2))
+    return results
+
+
+__all__ = ["GANRunArguments", "GANRunSetup", "load_family", "main", "parse_args", "write_run_folder"]

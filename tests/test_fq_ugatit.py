@@ -1,0 +1,170 @@
+"""FQ-U-GAT-IT model: shapes, AdaLIN/ILN math, CAM logits, FQ placement, ρ clipping, save/load (tiny configs)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITGeneratorModel, FQUGATITModel
+from hf_dgm.models.fq_ugatit.modeling_fq_ugatit import FQUGATITAdaLIN, FQUGATITILN
+from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+
+
+torch.set_num_threads(1)
+
+
+def tiny_config(**kwargs) -> FQUGATITConfig:
+    base = dict(
+        image_size=32, ngf=4, n_res_blocks=2, ndf=4, global_discriminator_layers=5, local_discriminator_layers=4,
+        fq_num_embeddings=[8, 16, 16],
+    )  # fmt: skip
+    base.update(kwargs)
+    return FQUGATITConfig(**base)
+
+
+def images(batch=2, size=32, seed=0):
+    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("light", [False, True])
+def test_shapes(light):
+    torch.manual_seed(0)
+    model = FQUGATITModel(tiny_config(light=light)).eval()
+    x = images(3)
+    for direction in ("A2B", "B2A"):
+        out = model.translate(x, direction)
+        assert out.images.shape == (3, 3, 32, 32)
+        assert out.images.abs().max() <= 1
+        assert out.cam_logits.shape == (3, 2)
+        assert out.heatmap.shape == (3, 1, 8, 8)
+    g = model.discriminator_global_a(x)
+    # 5 layers: three stride-2 convs (32 -> 4), one stride-1 conv (-> 3), the output conv (-> 2)
+    assert g.logits.shape == (3, 1, 2, 2) and g.cam_logits.shape == (3, 2) and g.heatmap.shape == (3, 1, 3, 3)
+    local = model.discriminator_local_b(x)
+    assert local.logits.shape == (3, 1, 6, 6) and local.cam_logits.shape == (3, 2)
+
+
+def test_full_generator_needs_its_size_light_takes_others():
+    full = FQUGATITModel(tiny_config()).eval()
+    with pytest.raises(ValueError, match="32×32"):
+        full.translate(images(1, 48))
+    light = FQUGATITModel(tiny_config(light=True)).eval()
+    assert light.translate(images(1, 48)).images.shape == (1, 3, 48, 48)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        light.translate(images(1, 30))
+    with pytest.raises(ValueError, match="direction"):
+        light.translate(images(1), "A2C")
+
+
+def test_adalin_is_a_mix_of_instance_and_layer_norm():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 7) * 3 + 1
+    gamma, beta = torch.randn(2, 6), torch.randn(2, 6)
+    norm = FQUGATITAdaLIN(6)
+    with torch.no_grad():
+        norm.rho.copy_(torch.rand(1, 6, 1, 1))
+    instance = F.instance_norm(x, eps=1e-5)
+    layer = F.layer_norm(x, x.shape[1:], eps=1e-5)
+    rho = norm.rho
+    expected = (rho * instance + (1 - rho) * layer) * gamma[:, :, None, None] + beta[:, :, None, None]
+    torch.testing.assert_close(norm(x, gamma, beta), expected, rtol=1e-5, atol=1e-5)
+    # ρ = 1 is instance norm, ρ = 0 layer norm
+    with torch.no_grad():
+        norm.rho.fill_(1.0)
+    torch.testing.assert_close(norm(x, torch.ones(2, 6), torch.zeros(2, 6)), instance, rtol=1e-5, atol=1e-5)
+    iln = FQUGATITILN(6)  # ρ = 0, γ = 1, β = 0 at init: layer norm
+    torch.testing.assert_close(iln(x), layer, rtol=1e-5, atol=1e-5)
+
+
+def test_port_variance_mode_is_the_nested_unbiased_variance():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 5)
+    norm = FQUGATITILN(3, variance="ugatit_pytorch")
+    with torch.no_grad():
+        norm.rho.fill_(1.0)
+    nested = x.var(dim=2, keepdim=True).var(dim=3, keepdim=True)
+    expected = (x - x.mean(dim=(2, 3), keepdim=True)) / torch.sqrt(nested + 1e-5)
+    torch.testing.assert_close(norm(x), expected)
+    with pytest.raises(ValueError, match="norm_variance"):
+        tiny_config(norm_variance="other")
+
+
+def test_fq_sits_in_the_global_discriminators_only():
+    config = tiny_config(fq_num_embeddings=[64, 128, 128])
+    model = FQUGATITModel(config)
+    for domain in ("a", "b"):
+        quantizers = getattr(model, f"discriminator_global_{domain}").quantizers
+        assert sorted(quantizers) == ["1", "2", "3"]
+        assert [(q.dim, q.num_embeddings) for q in quantizers.values()] == [(8, 64), (16, 128), (32, 128)]
+        assert all(q.decay == 0.85 and q.commitment == 2.0 for q in quantizers.values())
+        assert not any(isinstance(m, FeatureQuantizer) for m in getattr(model, f"discriminator_local_{domain}").modules())
+    assert not any(isinstance(m, FeatureQuantizer) for m in model.generator_a2b.modules())
+    plain = FQUGATITModel(tiny_config(use_fq=False))
+    assert not any(isinstance(m, FeatureQuantizer) for m in plain.modules())
+    out = plain(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    assert float(out.quantization_loss) == 0.0 and out.fq_perplexity is None
+    with pytest.raises(ValueError, match="fq_layers"):
+        tiny_config(fq_layers=[1, 5])
+
+
+def test_dictionaries_move_in_discriminator_steps_only():
+    torch.manual_seed(0)
+    model = FQUGATITModel(tiny_config()).train()
+    embed = model.discriminator_global_a.quantizers["2"].embed
+    before = embed.clone()
+    g = model(mode="generator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    assert torch.equal(embed, before)
+    assert g.quantization_loss > 0 and g.loss.requires_grad
+    d = model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    assert not torch.equal(embed, before)
+    assert d.quantization_loss > 0 and 0 < float(d.fq_usage) <= 1
+    torch.testing.assert_close(d.loss.detach(), d.d_adv_loss + d.quantization_loss)
+    torch.testing.assert_close(d.d_adv_loss, d.d_loss_a + d.d_loss_b)
+    # the D loss reaches D parameters only, the G loss reaches G (and D) parameters
+    d.loss.backward()
+    assert all(p.grad is None for p in model.generator_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.discriminator_parameters())
+
+
+def test_generator_loss_weights():
+    torch.manual_seed(0)
+    config = tiny_config(use_fq=False)
+    model = FQUGATITModel(config).eval()
+    g = model(mode="generator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    expected = g.g_adv_loss + 10 * g.cycle_loss + 10 * g.identity_loss + 1000 * g.cam_loss
+    torch.testing.assert_close(g.loss.detach(), expected)
+
+
+def test_clip_rho_keeps_rho_in_range():
+    model = FQUGATITModel(tiny_config())
+    rhos = list(model.generator_a2b.rho_parameters()) + list(model.generator_b2a.rho_parameters())
+    # 2 res blocks × 2 AdaLIN + 2 ILN per generator
+    assert len(rhos) == 12
+    with torch.no_grad():
+        for i, rho in enumerate(rhos):
+            rho.fill_(-0.5 if i % 2 else 1.7)
+    model.clip_rho()
+    assert all(float(r.detach().min()) >= 0.0 and float(r.detach().max()) <= 1.0 for r in rhos)
+    assert {float(r.detach().mean()) for r in rhos} == {0.0, 1.0}
+
+
+def test_save_load_identity(tmp_path):
+    torch.manual_seed(0)
+    model = FQUGATITModel(tiny_config()).train()
+    model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))  # move dictionaries and SN vectors
+    model.eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = FQUGATITModel.from_pretrained(tmp_path).eval()
+    state, state2 = model.state_dict(), loaded.state_dict()
+    assert state.keys() == state2.keys()
+    assert all(torch.equal(state[k], state2[k]) for k in state)
+    x = images(2, seed=3)
+    with torch.no_grad():
+        assert torch.equal(model.translate(x, "B2A").images, loaded.translate(x, "B2A").images)
+        assert torch.equal(model.discriminator_global_b(x).logits, loaded.discriminator_global_b(x).logits)
+        generators = FQUGATITGeneratorModel.from_pretrained(tmp_path).eval()
+        assert not any("discriminator" in k for k in generators.state_dict())
+        for direction in ("A2B", "B2A"):
+            assert torch.equal(model.translate(x, direction).images, generators(x, direction).images)
