@@ -36,6 +36,8 @@ FAMILY_MODULES: list[str] = [
     "hf_dgm.models.prevalent_speaker.family",
     "hf_dgm.models.fq_ugatit.family",
     "hf_dgm.models.fq_stylegan.family",
+    "hf_dgm.models.prevalent.family",
+    "hf_dgm.models.prevalent.family_navigation",
 ]
 
 
