@@ -44,4 +44,5 @@ FAMILY = FamilySpec(
     ),
     converter="hf_dgm.convert.stylegan2_ada",
     trainer="hf_dgm.training.fq_stylegan.gan_run",
+    demo="hf_dgm.demo.fq_stylegan",
 )

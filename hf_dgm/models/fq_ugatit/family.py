@@ -58,4 +58,5 @@ FAMILY = FamilySpec(
     ),
     converter="hf_dgm.convert.ugatit",
     trainer="hf_dgm.training.fq_ugatit.gan_run",
+    demo="hf_dgm.demo.fq_ugatit",
 )
