@@ -141,9 +141,9 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
                     mix_status = gr.Markdown(elem_id="mix-status")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        out_a = gr.Image(label="A", type="pil", format="png", elem_id="mix-a")
-                        out_b = gr.Image(label="B", type="pil", format="png", elem_id="mix-b")
-                        out_mix = gr.Image(label="Mixed", type="pil", format="png", elem_id="mix-out")
+                        out_a = gr.Image(label="A", type="pil", format="png", height=256, elem_id="mix-a")
+                        out_b = gr.Image(label="B", type="pil", format="png", height=256, elem_id="mix-b")
+                        out_mix = gr.Image(label="Mixed", type="pil", format="png", height=256, elem_id="mix-out")
 
             def mix(a, b, k, p, m):
                 image_a, image_b, mixed = app.mix(a, b, k, p, m)

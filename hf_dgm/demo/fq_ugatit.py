@@ -51,7 +51,7 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(label="Input image", type="pil", image_mode="RGB", sources=["upload", "clipboard"],
+                image = gr.Image(label="Input image", type="pil", image_mode="RGB", sources=["upload", "clipboard"], height=256,
                                  elem_id="ug-input")
                 direction = gr.Radio(list(DIRECTIONS), value="A2B", label="Direction", elem_id="ug-direction")
                 keep_size = gr.Checkbox(value=False, label="Keep the input size", elem_id="ug-keep-size")
@@ -59,8 +59,10 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
                 status = gr.Markdown(elem_id="ug-status")
             with gr.Column(scale=2):
                 with gr.Row():
-                    translated = gr.Image(label="Translated", type="pil", format="png", elem_id="ug-output")
-                    heatmap = gr.Image(label="CAM heat map", type="pil", format="png", elem_id="ug-cam")
+                    translated = gr.Image(label="Translated", type="pil", format="png", height=256,
+                                         elem_id="ug-output")
+                    heatmap = gr.Image(label="CAM heat map", type="pil", format="png", height=256,
+                                         elem_id="ug-cam")
 
         def translate(img, d, keep, progress=gr.Progress()):
             progress(0.1, desc=f"translating {d}")

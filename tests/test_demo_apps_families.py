@@ -1,0 +1,172 @@
+"""Browser tests of the Gradio apps of the families that landed after Optimus and FQ-BigGAN: FQ-StyleGAN and
+FQ-U-GAT-IT (Debian's headless Chromium under Selenium; see tests/demo_browser.py).
+
+Each test starts the app on 127.0.0.1 with a tiny saved model, drives the page (slider, radio, file upload,
+button), decodes the images the page shows, compares them with the pipeline called directly, and saves a
+screenshot PNG under the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from demo_browser import fetch_image, screenshot, serve, start_browser, wait_for
+from hf_dgm import FQStyleGANConfig, FQStyleGANForImageGeneration
+from hf_dgm.demo import build_demo, demo_modules
+from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+from test_demo_apps import _drag_slider, _open, _text, _type
+
+
+@pytest.fixture(scope="module")
+def stylegan_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("fq-stylegan")
+    torch.manual_seed(0)
+    FQStyleGANForImageGeneration(FQStyleGANConfig.from_preset("tiny")).save_pretrained(tmp / "fq-stylegan-tiny")
+    return tmp / "fq-stylegan-tiny"
+
+
+@pytest.fixture(scope="module")
+def ugatit_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("fq-ugatit")
+    torch.manual_seed(0)
+    config = FQUGATITConfig(image_size=16, ngf=4, n_res_blocks=1, light=True, ndf=4, global_discriminator_layers=4,
+                            local_discriminator_layers=3, fq_layers=[1, 2], fq_num_embeddings=[8, 8])  # fmt: skip
+    FQUGATITModel(config).save_pretrained(tmp / "fq-ugatit-tiny")
+    return tmp / "fq-ugatit-tiny"
+
+
+@pytest.fixture(scope="module")
+def driver():
+    browser = start_browser()
+    yield browser
+    browser.quit()
+
+
+def _same(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+
+
+def _image_src(driver, elem_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} img")
+    return found[0].get_attribute("src") if found else ""
+
+
+# --------------------------------------------------------------------------------------------- no browser
+def test_families_register_their_apps():
+    modules = demo_modules()
+    assert modules["fq_stylegan"] == "hf_dgm.demo.fq_stylegan" and modules["fq_ugatit"] == "hf_dgm.demo.fq_ugatit"
+
+
+def test_style_mixing_takes_coarse_ws_from_a_and_fine_from_b(stylegan_dir):
+    app = build_demo(stylegan_dir).stylegan
+    assert app.num_ws == app.pipe.model.config.num_ws and app.resolution == 32
+    image_a, image_b, mixed = app.mix("3", "5", 0, 0.7, "const")
+    # A (B) is the pipeline's first image of seed 3 (5); crossover 0 takes every w from B, num_ws every w from A
+    assert _same(image_a, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=3)[0])
+    assert _same(image_b, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=5)[0])
+    assert _same(mixed, image_b)
+    assert _same(app.mix("3", "5", app.num_ws, 0.7, "const")[2], image_a)
+    middle = app.mix("3", "5", app.num_ws // 2, 0.7, "const")[2]
+    assert not _same(middle, image_a) and not _same(middle, image_b)
+    for args, message in ((("3", "", 2, 0.7, "const"), "two seeds"), (("3", "5", 99, 0.7, "const"), "crossover"),
+                          (("3", "5", 2, 0.7, "loud"), "noise mode")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            app.mix(*args)
+
+
+def test_ugatit_app_translates_like_the_pipeline(ugatit_dir):
+    app = build_demo(ugatit_dir).ugatit
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8))
+    out, cam = app.translate(picture, "B2A", keep_size=True)
+    want = app.pipe(picture, direction="B2A", keep_size=True, return_attention=True)
+    assert out.size == cam.size == (20, 12) and _same(out, want["image"]) and _same(cam, want["attention"])
+    assert app.translate(picture, "A2B")[0].size == (16, 16)
+    with pytest.raises(ValueError, match="upload an image"):
+        app.translate(None, "A2B")
+    with pytest.raises(ValueError, match="A2B or B2A"):
+        app.translate(picture, "C2D")
+
+
+# --------------------------------------------------------------------------------------------- browser tests
+def test_fq_stylegan_page_generates_and_mixes(driver, stylegan_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    demo = build_demo(stylegan_dir)
+    app = demo.stylegan
+    with serve(demo) as url:
+        started = time.monotonic()
+        _open(driver, url, "sg-run")
+        psi = _drag_slider(driver, "sg-psi", -6)
+        count = int(_drag_slider(driver, "sg-count", -2))
+        assert 0 <= psi < 1.5 and count >= 1
+        _type(driver, "#sg-seed textarea, #sg-seed input", "7")
+        driver.find_element(By.ID, "sg-run").click()
+        wait_for(lambda: "images" in _text(driver, "sg-status"), 30, "the generation to finish")
+        sources = wait_for(lambda: [img.get_attribute("src") for img in
+                                    driver.find_elements(By.CSS_SELECTOR, "#sg-gallery .grid-container img")],
+                           30, "the gallery images")
+        assert len(sources) == count, sources
+        images = [fetch_image(src) for src in sources]
+        assert all(image.size == (32, 32) for image in images)
+        expected = app.pipe(num_images=count, truncation_psi=psi, noise_mode="const", seed=7)
+        assert all(_same(got, want) for got, want in zip(images, expected))
+        assert f"ψ {psi:g}" in _text(driver, "sg-status")
+        shot = screenshot(driver, tmp_path / "fq-stylegan-grid.png")
+
+        # bad input: a seed that is not a number gives a sentence in the page
+        _type(driver, "#sg-seed textarea, #sg-seed input", "seven")
+        driver.find_element(By.ID, "sg-run").click()
+        wait_for(lambda: "whole number" in _text(driver, "sg-status"), 30, "the error message")
+        assert _text(driver, "sg-status").startswith("⚠️") and "Traceback" not in driver.page_source
+
+        # style mixing tab: defaults (seeds 0 and 1), crossover moved with the keyboard
+        driver.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Style mixing')]").click()
+        crossover = int(_drag_slider(driver, "mix-crossover", -1))
+        driver.find_element(By.ID, "mix-run").click()
+        wait_for(lambda: "from seed" in _text(driver, "mix-status"), 30, "the style mix")
+        shown = [fetch_image(wait_for(lambda: _image_src(driver, e), 30, f"#{e}")) for e in ("mix-a", "mix-b", "mix-out")]
+        want = app.mix("0", "1", crossover, 1.0, "const")
+        assert all(image.size == (32, 32) for image in shown)
+        assert all(_same(got, ref) for got, ref in zip(shown, want))
+        mix_shot = screenshot(driver, tmp_path / "fq-stylegan-mixing.png")
+        elapsed = time.monotonic() - started
+    assert shot.stat().st_size > 5_000 and mix_shot.stat().st_size > 5_000
+    print(f"screenshots: {shot} {mix_shot} (page driven in {elapsed:.1f} s)")
+
+
+def test_fq_ugatit_page_translates_an_uploaded_png(driver, ugatit_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    demo = build_demo(ugatit_dir)
+    app = demo.ugatit
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    upload = tmp_path / "input.png"
+    picture.save(upload)
+    with serve(demo) as url:
+        _open(driver, url, "ug-run")
+        # bad input first: nothing uploaded
+        driver.find_element(By.ID, "ug-run").click()
+        wait_for(lambda: "upload an image" in _text(driver, "ug-status"), 30, "the error message")
+        assert _text(driver, "ug-status").startswith("⚠️") and "Traceback" not in driver.page_source
+
+        driver.find_element(By.CSS_SELECTOR, "#ug-input input[type=file]").send_keys(str(upload))
+        wait_for(lambda: _image_src(driver, "ug-input"), 30, "the uploaded image in the page")
+        driver.find_element(By.XPATH, "//*[@id='ug-direction']//label[contains(., 'B2A')]").click()
+        driver.find_element(By.ID, "ug-run").click()
+        wait_for(lambda: "Translated B2A" in _text(driver, "ug-status"), 30, "the translation")
+        out = fetch_image(wait_for(lambda: _image_src(driver, "ug-output"), 30, "the translated image"))
+        cam = fetch_image(wait_for(lambda: _image_src(driver, "ug-cam"), 30, "the CAM heat map"))
+        assert out.size == cam.size == (16, 16)
+        want = app.pipe(picture, direction="B2A", return_attention=True)
+        assert _same(out, want["image"]) and _same(cam, want["attention"])
+        shot = screenshot(driver, tmp_path / "fq-ugatit-translation.png")
+    assert shot.stat().st_size > 5_000
+    print(f"screenshot: {shot}")
