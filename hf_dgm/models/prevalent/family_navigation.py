@@ -18,4 +18,5 @@ FAMILY = FamilySpec(
     pipelines=(PipelineTask("vln-navigation", VLNNavigationPipeline),),
     evaluator="hf_dgm.training.prevalent_finetune",
     trainer="hf_dgm.training.prevalent_finetune",
+    demo="hf_dgm.demo.prevalent",
 )

@@ -41,4 +41,5 @@ FAMILY = FamilySpec(
         ),
     ),
     trainer="hf_dgm.training.speaker",
+    demo="hf_dgm.demo.prevalent",
 )
