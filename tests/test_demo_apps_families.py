@@ -260,3 +260,33 @@ def test_navigation_app_draws_the_agent_trajectory(vln_data, minilm_tokenizer, t
     picture.save(tmp_path / "prevalent-navigation.png")
     with pytest.raises(ValueError, match="type an instruction"):
         app.navigate(vln_tiny.SCAN, label, "  ")
+
+
+def test_speaker_page_describes_the_picked_path(driver, speaker_dir, vln_data, tmp_path):
+    import vln_tiny
+    from selenium.webdriver.common.by import By
+
+    from hf_dgm.demo.prevalent import build_demo as build_vln_demo
+    from test_demo_apps import _textarea
+
+    demo = build_vln_demo(speaker_dir, data=vln_data)
+    app = demo.vln
+    with serve(demo) as url:
+        _open(driver, url, "vln-run")
+        picker = driver.find_element(By.CSS_SELECTOR, "#vln-path input[role=combobox]")
+        picker.click()
+        label = "8 (val_seen, 2 viewpoints)"
+        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, f"li[role=option][aria-label='{label}']"),
+                 10, "the path list").__getitem__(0).click()
+        wait_for(lambda: picker.get_attribute("value") == label, 10, "the picked path")
+        length = int(_drag_slider(driver, "vln-max-length", -30))
+        driver.find_element(By.ID, "vln-run").click()
+        wait_for(lambda: "Instruction for path 8" in _text(driver, "vln-status"), 30, "the instruction")
+        shown = _textarea(driver, "vln-generated")
+        text, references, picture = app.describe(vln_tiny.SCAN, label, "greedy", "0", length)
+        assert shown == text and _textarea(driver, "vln-references") == references
+        drawn = fetch_image(wait_for(lambda: _image_src(driver, "vln-picture"), 30, "the floor graph"))
+        assert _same(drawn, picture)
+        shot = screenshot(driver, tmp_path / "prevalent-speaker.png")
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
