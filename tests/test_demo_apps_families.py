@@ -290,3 +290,13 @@ def test_speaker_page_describes_the_picked_path(driver, speaker_dir, vln_data, t
         shot = screenshot(driver, tmp_path / "prevalent-speaker.png")
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_gallery_opens_the_speaker_with_the_data_folder_from_the_environment(speaker_dir, vln_data, monkeypatch):
+    """`python -m hf_dgm.demo SPEAKER_DIR` (no --data): the data folder comes from $R2R_DATA_DIR."""
+    monkeypatch.setenv("R2R_DATA_DIR", str(vln_data))
+    app = build_demo(speaker_dir).vln
+    assert app.data == vln_data and app.speaker
+    monkeypatch.delenv("R2R_DATA_DIR")
+    with pytest.raises(ValueError, match="pass --data DIR or set R2R_DATA_DIR"):
+        build_demo(speaker_dir)
