@@ -34,7 +34,10 @@ def templates_dir(package: str = TEMPLATES_PACKAGE) -> Path:
 
     return Path(str(files(package)))
 
-METRICS_FILES = ("eval_results.json", "test_results.json", "metrics.json", "all_results.json")
+METRICS_FILES = (
+    "eval_results.json", "test_results.json", "metrics.json", "all_results.json",
+    "pretrain_metrics.json", "finetune_metrics.json",  # written by the Prevalent pretraining / fine-tuning runs
+)
 RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json", "training_config.json", "training_args.json")
 RUN_METADATA_FILE = "run_metadata.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")

@@ -103,6 +103,22 @@ class NavGraphs:
     def from_dir(cls, connectivity_dir: str | os.PathLike, scans: list[str] | None = None) -> "NavGraphs":
         return cls(connectivity_dir, scans=scans)
 
+    @classmethod
+    def from_connectivity(cls, connectivity: dict[str, list[dict]]) -> "NavGraphs":
+        """Graphs from parsed connectivity lists, `{scan: [entry, ...]}` (the content of `<scan>_connectivity.json`
+        files), e.g. sent inline with a request."""
+        if not isinstance(connectivity, dict) or not connectivity:
+            raise ValueError("connectivity must be a non-empty dict {scan: [connectivity entries]}")
+        for scan, entries in connectivity.items():
+            if not isinstance(entries, list) or not all(isinstance(e, dict) and "image_id" in e for e in entries):
+                raise ValueError(f"connectivity of scan {scan!r} must be a list of entries with image_id, pose, ...")
+        graphs = cls.__new__(cls)
+        graphs.connectivity_dir = Path("<inline connectivity>")
+        graphs.scans = sorted(connectivity)
+        graphs._raw = {scan: list(entries) for scan, entries in connectivity.items()}
+        graphs._graphs, graphs._distances, graphs._paths, graphs._tables = {}, {}, {}, {}
+        return graphs
+
     def __contains__(self, scan: str) -> bool:
         return scan in self.scans
 

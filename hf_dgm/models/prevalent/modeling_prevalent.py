@@ -299,6 +299,29 @@ class PrevalentPreTrainedModel(PreTrainedModel):
     base_model_prefix = "prevalent"
     main_input_name = "input_ids"
 
+    tokenizer = None
+    """The BERT word-piece tokenizer of the folder the model was loaded from (None when it holds none); saved with
+    the model, so a published folder carries it."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # the family's tokenizer is BERT word-piece; its class is named directly so that no config (and no
+        # remote-code prompt) is involved
+        from transformers import BertTokenizer
+
+        options = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only", "subfolder") if k in kwargs}
+        try:
+            model.tokenizer = BertTokenizer.from_pretrained(pretrained_model_name_or_path, **options)
+        except (OSError, ValueError, TypeError):
+            model.tokenizer = None  # a folder without tokenizer files
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):

@@ -12,9 +12,11 @@ output, so a list of outputs is the R2R submission format that `python -m hf_dgm
 `elevation`. `actions` are the chosen candidate indices in the environment's candidate order, -1 for STOP (an episode
 that reaches `max_action_length` moves ends without a STOP). Bad inputs raise `ValueError` naming the item.
 
-The geometry (candidates, headings) comes from `hf_dgm.vln`, so the pipeline needs the hf-dgm package installed; view
-features (when the model has an image part, `vision_feature_size > 0`) come from `features=` (a TSV/HDF5 store path
-or object).
+The navigation graphs come from `connectivity=`, given when the pipeline is built or with each call: a folder of
+`<scan>_connectivity.json` files, or the parsed files inline as `{scan: [entry, ...]}` (what an Inference Endpoint
+request can carry). The geometry (candidates, headings) and the graph code are hf-dgm's environment modules, which a
+published repo holds next to this file, so the pipeline runs without the hf-dgm package. View features (when the
+model has an image part, `vision_feature_size > 0`) come from `features=` (a TSV/HDF5 store path or object).
 """
 
 from __future__ import annotations
@@ -116,12 +118,10 @@ class VLNNavigationPipeline(Pipeline):
     def __init__(self, *args, connectivity=None, graphs=None, features=None, **kwargs):
         super().__init__(*args, **kwargs)
         if graphs is None and connectivity is not None:
-            from hf_dgm.vln import NavGraphs
-
-            graphs = NavGraphs.from_dir(connectivity)
+            graphs = self._graphs_from(connectivity)
         self.graphs = graphs
         if isinstance(features, (str, os.PathLike)):
-            from hf_dgm.vln import load_feature_store
+            from ...vln.features import load_feature_store
 
             features = load_feature_store(features)
         self.features = features
@@ -129,6 +129,14 @@ class VLNNavigationPipeline(Pipeline):
             from transformers import AutoTokenizer
 
             self.tokenizer = AutoTokenizer.from_pretrained(self.model.name_or_path)
+
+    @staticmethod
+    def _graphs_from(connectivity):
+        from ...vln.graphs import NavGraphs
+
+        if isinstance(connectivity, dict):
+            return NavGraphs.from_connectivity(connectivity)
+        return NavGraphs.from_dir(connectivity)
 
     def _sanitize_parameters(self, batch_size=None, **kwargs):
         if kwargs:
@@ -140,7 +148,7 @@ class VLNNavigationPipeline(Pipeline):
             forward["batch_size"] = batch_size
         return {}, forward, {}
 
-    def _check(self, item: Any, n: int) -> dict:
+    def _check(self, item: Any, n: int, graphs) -> dict:
         name = f"item {n}" + (f" ({item.get('instr_id')})" if isinstance(item, dict) and item.get("instr_id") else "")
         if not isinstance(item, dict):
             raise ValueError(f"{name}: expected a dict with scan, start, heading, instruction; got {type(item).__name__}")
@@ -149,11 +157,14 @@ class VLNNavigationPipeline(Pipeline):
                 raise ValueError(f"{name}: missing {key!r}")
         if not isinstance(item["instruction"], str) or not item["instruction"].strip():
             raise ValueError(f"{name}: empty instruction")
-        if self.graphs is None:
-            raise ValueError("the vln-navigation pipeline needs the navigation graphs: pipeline(..., connectivity=DIR)")
-        if item["scan"] not in self.graphs:
+        if graphs is None:
+            raise ValueError(
+                "the vln-navigation pipeline needs the navigation graphs: connectivity=DIR or {scan: [entries]} "
+                "(when building the pipeline or with the call)"
+            )
+        if item["scan"] not in graphs:
             raise ValueError(f"{name}: unknown scan {item['scan']!r}")
-        if not self.graphs.has_viewpoint(item["scan"], item["start"]):
+        if not graphs.has_viewpoint(item["scan"], item["start"]):
             raise ValueError(f"{name}: viewpoint {item['start']!r} is not in scan {item['scan']}")
         heading = item.get("heading", 0.0)
         if not isinstance(heading, (int, float)) or isinstance(heading, bool) or not np.isfinite(heading):
@@ -172,14 +183,15 @@ class VLNNavigationPipeline(Pipeline):
             "instruction": item["instruction"],
         }
 
-    def __call__(self, inputs, batch_size: int | None = None, **kwargs):
+    def __call__(self, inputs, batch_size: int | None = None, connectivity=None, **kwargs):
         single = isinstance(inputs, dict)
-        items = [self._check(item, n) for n, item in enumerate([inputs] if single else list(inputs))]
+        graphs = self._graphs_from(connectivity) if connectivity is not None else self.graphs
+        items = [self._check(item, n, graphs) for n, item in enumerate([inputs] if single else list(inputs))]
         _, forward, _ = self._sanitize_parameters(batch_size=batch_size, **kwargs)
         batch_size = forward.get("batch_size", 16)
         outputs = []
         for start in range(0, len(items), batch_size):
-            outputs.extend(self._forward(items[start : start + batch_size]))
+            outputs.extend(self._forward(items[start : start + batch_size], graphs))
         for item, out in zip([inputs] if single else inputs, outputs):
             if "instr_id" not in item:
                 del out["instr_id"]
@@ -188,11 +200,11 @@ class VLNNavigationPipeline(Pipeline):
     def preprocess(self, inputs):  # batching is done in __call__
         return inputs
 
-    def _forward(self, items: list[dict]) -> list[dict]:
-        from hf_dgm.vln import R2REnv
+    def _forward(self, items: list[dict], graphs=None) -> list[dict]:
+        from ...vln.env import R2REnv
 
         config = self.model.config
-        env = R2REnv(items, self.graphs, features=self.features, batch_size=len(items), angle_feat_size=config.angle_feature_size)
+        env = R2REnv(items, graphs if graphs is not None else self.graphs, features=self.features, batch_size=len(items), angle_feat_size=config.angle_feature_size)
         obs = env.reset()
         for ob in obs:
             if config.vision_feature_size and ob["view_features"] is None:
