@@ -77,12 +77,17 @@ class HubEntry:
     """`"module.path:function"` of a fixed-input probe `(model, pipe) -> {"tensors": ..., "values": ...}`. The
     module is loaded by file path in an interpreter that cannot import hf_dgm: it may import torch and
     transformers only."""
-    probe_task: str | Callable[[Any], str]
-    """Pipeline task the probe drives (or a function of the config)."""
+    probe_task: str | Callable[[Any], str] | None
+    """Pipeline task the probe drives (or a function of the config). None for a family without a pipeline (e.g. a
+    pretraining checkpoint): the probe gets `pipe=None` and drives the model directly, and the repo's `handler.py`
+    serves the model's forward (`model_auto_class`)."""
     task_type: str
     """Model-index `task.type`."""
     task_name: str
     """Model-index `task.name`."""
+    model_auto_class: str = "AutoModel"
+    """transformers Auto class the publisher loads and saves the source model with, and the validation loads the repo
+    with (e.g. `"AutoModelForPreTraining"`, so the pretraining heads are published too)."""
     extra_code_modules: tuple[str, ...] = ()
     """Modules of the family package that the Auto classes do not import but the repo must hold."""
     pipeline_modules: tuple[str, ...] = ()
@@ -102,7 +107,7 @@ class HubEntry:
     templates_package: str = "hf_dgm.hub.templates"
     """Package holding `card_template` (a third-party family ships its own; `_base.md.j2` stays reachable)."""
 
-    def task_for(self, config: Any) -> str:
+    def task_for(self, config: Any) -> str | None:
         """The pipeline task the probe drives for this config."""
         return self.probe_task(config) if callable(self.probe_task) else self.probe_task
 

@@ -94,3 +94,30 @@ def test_navigation_agent_publishes_with_validated_remote_code(tokenizer, tmp_pa
     assert prepared.validation.snippets_run >= 2  # the card's usage snippet and the handler.py request
     readme = (out / "README.md").read_text()
     assert "0.25" in readme and "spl" in readme.lower()
+
+
+@pytest.mark.slow
+def test_pretrained_model_publishes_without_a_pipeline(tokenizer, tmp_path):
+    from hf_dgm.hub import prepare_repo_folder
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    model = PrevalentForPreTraining(tiny_config(tokenizer)).eval()
+    model.save_pretrained(run)
+    tokenizer.save_pretrained(run)
+    metrics = {"eval_masked_lm_loss": 9.5, "eval_action_loss": 3.6, "eval_action_accuracy": 0.125, "dataset": "R2R",
+               "eval_split": "val_seen"}
+    (run / "pretrain_metrics.json").write_text(json.dumps(metrics))
+    out = tmp_path / "repo"
+    prepared = prepare_repo_folder(run, out, "hf-dgm-tests/prevalent")
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForPreTraining"] == "modeling_prevalent.PrevalentForPreTraining"
+    assert config["custom_pipelines"] == {}
+    assert "lm_head" in json.dumps(sorted(__import__("safetensors.torch", fromlist=["load_file"]).load_file(out / "model.safetensors")))
+    report = prepared.validation
+    assert report.model_class == "PrevalentForPreTraining" and report.pipeline_class == ""
+    assert max(report.max_abs_diff.values()) == 0.0
+    handler_output = json.loads(report.snippet_outputs[-1])
+    assert len(handler_output["prediction_logits"][0]) == 4 and len(handler_output["action_logits"][0]) == model.config.action_space
+    readme = (out / "README.md").read_text()
+    assert "0.125" in readme and "handler.py" in readme

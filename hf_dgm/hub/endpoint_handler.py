@@ -4,7 +4,9 @@ The Hub's serverless widget does not run custom code; a dedicated Inference Endp
 `handler.py` defining `EndpointHandler(path)` whose `__call__(data)` receives the request body
 `{"inputs": ..., "parameters": {...}}`. This handler serves every pipeline task the repo declares in
 `config.json` (`custom_pipelines`): `parameters["task"]` picks one (default: `DEFAULT_TASK`), the other parameters
-go to the pipeline. Images come back as base64 PNG, tensors as nested lists.
+go to the pipeline. A repo without pipelines (a pretraining checkpoint) is served through the model's forward:
+`inputs` is a JSON object of named nested lists (integers become int64 tensors, others float32), the model is
+loaded with `MODEL_AUTO_CLASS`, and its output fields come back as nested lists. Images come back as base64 PNG.
 
 This file is copied verbatim into the repo (the publisher only fills in `DEFAULT_TASK`), so it imports nothing from
 hf_dgm.
@@ -23,6 +25,7 @@ from transformers import pipeline
 
 
 DEFAULT_TASK: str | None = None  # filled in by the publisher
+MODEL_AUTO_CLASS: str = "AutoModel"  # filled in by the publisher
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,11 +49,29 @@ class EndpointHandler:
         self.path = path or "."
         with open(os.path.join(self.path, "config.json"), encoding="utf-8") as f:
             self.tasks = list(json.load(f).get("custom_pipelines", {}))
-        if not self.tasks:
-            raise ValueError(f"{self.path}/config.json declares no custom_pipelines")
-        self.default_task = DEFAULT_TASK if DEFAULT_TASK in self.tasks else self.tasks[0]
+        self.default_task = DEFAULT_TASK if DEFAULT_TASK in self.tasks else (self.tasks or [None])[0]
         self.device = 0 if torch.cuda.is_available() else -1
         self._pipelines: dict[str, Any] = {}
+        self.model = None
+        if not self.tasks:  # no pipeline: serve the model's forward
+            import transformers
+
+            auto_class = getattr(transformers, MODEL_AUTO_CLASS)
+            self.model = auto_class.from_pretrained(self.path, trust_remote_code=True).eval()
+            if torch.cuda.is_available():
+                self.model.to("cuda")
+
+    def _forward(self, inputs: Any, parameters: dict[str, Any]) -> Any:
+        if not isinstance(inputs, dict) or not inputs:
+            raise ValueError('this repo has no pipeline: "inputs" must be a JSON object of the model\'s named inputs')
+        tensors = {}
+        for name, value in inputs.items():
+            tensor = torch.tensor(value)
+            tensor = tensor.long() if not tensor.is_floating_point() else tensor.float()
+            tensors[name] = tensor.to(self.model.device)
+        with torch.inference_mode():
+            output = self.model(**tensors, **parameters)
+        return _jsonable({key: value for key, value in output.items() if value is not None})
 
     def _pipeline(self, task: str):
         if task not in self.tasks:
@@ -63,8 +84,10 @@ class EndpointHandler:
         if not isinstance(data, dict):
             raise ValueError('the request body must be a JSON object {"inputs": ..., "parameters": {...}}')
         parameters = dict(data.get("parameters") or {})
-        task = parameters.pop("task", self.default_task)
         inputs = data.get("inputs")
+        if self.model is not None:
+            return self._forward(inputs, parameters)
+        task = parameters.pop("task", self.default_task)
         pipe = self._pipeline(task)
         with torch.inference_mode():
             result = pipe(**parameters) if inputs is None else pipe(inputs, **parameters)

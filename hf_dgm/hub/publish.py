@@ -179,7 +179,9 @@ def discover_family_code(family: FamilySpec) -> tuple[dict[str, str], dict[str, 
         impl = info.get("impl")
         if not inspect.isclass(impl) or not family.owns_pipeline(impl.__module__):
             continue
-        if declared and task not in declared:  # a shared pipeline module also serves tasks of other families
+        # a shared pipeline module also serves tasks of other families; a family without pipelines (probe_task
+        # None) shares its package with another family's pipeline (prevalent / prevalent_navigation): skip those
+        if (declared or family.hub.probe_task is None) and task not in declared:
             continue
         pt_names = []
         for auto_cls in info.get("pt", ()):
@@ -195,7 +197,7 @@ def discover_family_code(family: FamilySpec) -> tuple[dict[str, str], dict[str, 
             entry["type"] = info["type"]
         custom_pipelines[task] = entry
         classes.append(impl)
-    if not custom_pipelines:
+    if not custom_pipelines and family.hub.probe_task is not None:
         raise PublishError(f"no pipeline task is registered for {family.model_type!r} by `import hf_dgm`")
 
     files = [Path(inspect.getfile(cls)).resolve() for cls in classes]
@@ -226,11 +228,12 @@ def _pipeline_descriptions(custom_pipelines: dict[str, dict[str, Any]]) -> dict[
 
 
 # ----------------------------------------------------------------------------------------------- assembly
-def _load_source_model(model_dir: Path):
+def _load_source_model(model_dir: Path, auto_class: str = "AutoModel"):
     """The run's model, with hf_dgm's classes. A `quantization_config` with `quant_method: gguf` left in a
     sub-model's config (from composing with a GGUF decoder) is dropped: safetensors folders hold the dequantized
     tensors, and with it transformers refuses to save the model again."""
-    from transformers import AutoConfig, AutoModel
+    import transformers
+    from transformers import AutoConfig
 
     import hf_dgm  # noqa: F401
 
@@ -242,7 +245,7 @@ def _load_source_model(model_dir: Path):
             logger.warning("dropping the GGUF quantization_config of %s: the safetensors weights are dequantized",
                            name or "the model")
             del sub.quantization_config
-    model = AutoModel.from_pretrained(model_dir, config=config, dtype="auto")
+    model = getattr(transformers, auto_class).from_pretrained(model_dir, config=config, dtype="auto")
     model.eval()
     return model
 
@@ -266,13 +269,18 @@ def _clean_config_json(path: Path, auto_map: dict[str, str], custom_pipelines: d
 HANDLER_SOURCE = Path(__file__).resolve().with_name("endpoint_handler.py")
 
 
-def write_endpoint_handler(path: Path, default_task: str) -> None:
-    """Copy the Inference Endpoints handler into the repo as `handler.py`, with the family's default task."""
-    marker = "DEFAULT_TASK: str | None = None  # filled in by the publisher"
+def write_endpoint_handler(path: Path, default_task: str | None, model_auto_class: str = "AutoModel") -> None:
+    """Copy the Inference Endpoints handler into the repo as `handler.py`, with the family's default task and the
+    Auto class it serves the model's forward with when the repo has no pipeline."""
     source = HANDLER_SOURCE.read_text(encoding="utf-8")
-    if marker not in source:  # pragma: no cover - guards edits of endpoint_handler.py
-        raise RuntimeError(f"{HANDLER_SOURCE} lost its DEFAULT_TASK marker line")
-    path.write_text(source.replace(marker, f"DEFAULT_TASK: str | None = {default_task!r}"), encoding="utf-8")
+    for marker, value in (
+        ("DEFAULT_TASK: str | None = None  # filled in by the publisher", f"DEFAULT_TASK: str | None = {default_task!r}"),
+        ('MODEL_AUTO_CLASS: str = "AutoModel"  # filled in by the publisher', f"MODEL_AUTO_CLASS: str = {model_auto_class!r}"),
+    ):
+        if marker not in source:  # pragma: no cover - guards edits of endpoint_handler.py
+            raise RuntimeError(f"{HANDLER_SOURCE} lost its marker line {marker!r}")
+        source = source.replace(marker, value)
+    path.write_text(source, encoding="utf-8")
 
 
 def _handler_check(folder: Path, request: dict[str, Any]) -> str:
@@ -331,7 +339,7 @@ def prepare_repo_folder(
 
     auto_map, custom_pipelines, entry_files = discover_family_code(family)
     logger.info("loading the %s model from %s", model_type, model_dir)
-    model = _load_source_model(model_dir)
+    model = _load_source_model(model_dir, hub.model_auto_class)
     logger.info("saving weights (max shard size %s)", max_shard_size)
     model.save_pretrained(out_dir, max_shard_size=max_shard_size)
     for sub in hub.required_subfolders:
@@ -345,7 +353,7 @@ def prepare_repo_folder(
         **_code_package(family),
     )
     _clean_config_json(out_dir / "config.json", auto_map, custom_pipelines)
-    write_endpoint_handler(out_dir / "handler.py", hub.task_for(model.config))
+    write_endpoint_handler(out_dir / "handler.py", hub.task_for(model.config), hub.model_auto_class)
 
     try:
         run = read_run(model_dir)
@@ -399,11 +407,14 @@ def validate_repo_folder(
     from transformers.pipelines import PIPELINE_REGISTRY
 
     task = family.hub.task_for(source_model.config)
-    impl = PIPELINE_REGISTRY.supported_tasks[task]["impl"]
-    pipe = impl(model=source_model, task=task, device="cpu")
+    pipe = None  # a family without a pipeline: the probe drives the model alone
+    if task is not None:
+        impl = PIPELINE_REGISTRY.supported_tasks[task]["impl"]
+        pipe = impl(model=source_model, task=task, device="cpu")
     reference = run_reference_probe(source_model, pipe, family.hub.probe)
     logger.info("validating %s in an interpreter without hf_dgm", folder)
-    candidate = run_isolated_probe(folder, task, family.hub.probe, snippets=snippets)
+    candidate = run_isolated_probe(folder, task, family.hub.probe, snippets=snippets,
+                                   model_auto_class=family.hub.model_auto_class)
     report = compare_probe_outputs(reference, candidate)
     logger.info("validated: max |diff| %s", report.max_abs_diff)
     for warning in report.warnings:

@@ -55,7 +55,8 @@ else:
 args = json.loads(sys.argv[1])
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModel, pipeline
+import transformers
+from transformers import pipeline
 torch.manual_seed(0)
 spec = importlib.util.spec_from_file_location("_hf_dgm_hub_probes", args["probes_file"])
 probes = importlib.util.module_from_spec(spec)
@@ -63,9 +64,9 @@ spec.loader.exec_module(probes)
 kwargs = {"trust_remote_code": True}
 if args.get("revision"):
     kwargs["revision"] = args["revision"]
-model = AutoModel.from_pretrained(args["model"], **kwargs)
+model = getattr(transformers, args.get("auto_class") or "AutoModel").from_pretrained(args["model"], **kwargs)
 model_module = type(model).__module__
-pipe = pipeline(args["task"], model=args["model"], device="cpu", **kwargs)
+pipe = pipeline(args["task"], model=args["model"], device="cpu", **kwargs) if args["task"] else None
 result = getattr(probes, args["probe"])(model, pipe)
 import contextlib, io
 snippet_outputs = []
@@ -77,7 +78,8 @@ for i, code in enumerate(args.get("snippets") or []):
 out = args["out_dir"]
 save_file({k: v.detach().float().contiguous().cpu() for k, v in result["tensors"].items()}, out + "/tensors.safetensors")
 info = {"values": result["values"], "model_class": type(model).__name__, "model_module": model_module,
-        "pipeline_class": type(pipe).__name__, "pipeline_module": type(pipe).__module__,
+        "pipeline_class": type(pipe).__name__ if pipe is not None else "",
+        "pipeline_module": type(pipe).__module__ if pipe is not None else "",
         "hf_dgm_in_modules": sorted(m for m in sys.modules if m == "hf_dgm" or m.startswith("hf_dgm.")),
         "snippets_run": len(snippet_outputs), "snippet_outputs": snippet_outputs}
 with open(out + "/values.json", "w") as f:
@@ -133,9 +135,10 @@ def run_reference_probe(model, pipe, probe: str) -> ProbeOutput:
 
 def run_isolated_probe(
     model_ref: str | os.PathLike,
-    task: str,
+    task: str | None,
     probe: str,
     *,
+    model_auto_class: str = "AutoModel",
     env: Mapping[str, str] | None = None,
     revision: str | None = None,
     offline: bool = True,
@@ -147,8 +150,9 @@ def run_isolated_probe(
 
     Args:
         model_ref: a local folder (absolute path) or a repo id.
-        task: the pipeline task to build for the probe.
+        task: the pipeline task to build for the probe (None: no pipeline, the probe gets `pipe=None`).
         probe: `"module.path:function"`; the module must import only torch and transformers.
+        model_auto_class: the transformers Auto class to load the model with.
         env: extra environment variables (e.g. `HF_ENDPOINT`, `HF_HOME` for a clean cache).
         revision: Hub revision to load.
         offline: set `HF_HUB_OFFLINE=1` (right for a local folder).
@@ -170,7 +174,7 @@ def run_isolated_probe(
             child_env["HF_HUB_OFFLINE"] = "1"
         child_env.update(env or {})
         args = {
-            "model": str(model_ref), "task": task, "probe": probe_name, "probes_file": probe_path,
+            "model": str(model_ref), "task": task, "auto_class": model_auto_class, "probe": probe_name, "probes_file": probe_path,
             "out_dir": str(out_dir), "revision": revision, "snippets": list(snippets or []),
         }
         proc = subprocess.run(
