@@ -121,3 +121,4 @@ def test_pretrained_model_publishes_without_a_pipeline(tokenizer, tmp_path):
     assert len(handler_output["prediction_logits"][0]) == 4 and len(handler_output["action_logits"][0]) == model.config.action_space
     readme = (out / "README.md").read_text()
     assert "0.125" in readme and "handler.py" in readme
+    assert "model-index" in readme and "metric" in readme.split("---")[1]

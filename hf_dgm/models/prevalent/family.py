@@ -44,10 +44,10 @@ FAMILY = FamilySpec(
         tags=("prevalent", "vision-and-language-navigation", "r2r", "pretraining", "custom_code", "hf-dgm"),
         license="apache-2.0",
         metrics={
-            # keys written by hf_dgm.training.prevalent_pretrain (pretrain_metrics.json), held out on val_seen
-            "eval_masked_lm_loss": MetricSpec("loss", "Masked-LM cross-entropy on held-out R2R val_seen triplets", False),
-            "eval_action_loss": MetricSpec("loss", "Action-prediction cross-entropy on held-out R2R val_seen triplets", False),
-            "eval_action_accuracy": MetricSpec("accuracy", "Action-prediction accuracy on held-out R2R val_seen triplets", True),
+            # eval_* keys of pretrain_metrics.json (hf_dgm.training.prevalent_pretrain; the card reader drops "eval_"), held-out val_seen
+            "masked_lm_loss": MetricSpec("loss", "Masked-LM cross-entropy on held-out R2R val_seen triplets", False),
+            "action_loss": MetricSpec("loss", "Action-prediction cross-entropy on held-out R2R val_seen triplets", False),
+            "action_accuracy": MetricSpec("accuracy", "Action-prediction accuracy on held-out R2R val_seen triplets", True),
         },
         endpoint_request=_endpoint_request,
         config_summary=(
