@@ -122,3 +122,19 @@ def test_pretrained_model_publishes_without_a_pipeline(tokenizer, tmp_path):
     readme = (out / "README.md").read_text()
     assert "0.125" in readme and "handler.py" in readme
     assert "model-index" in readme and "metric" in readme.split("---")[1]
+
+
+@pytest.mark.slow
+def test_agent_with_an_image_part_publishes(tokenizer, tmp_path):
+    """No endpoint request can carry a feature store: the probe compares the forward only, the card shows no request."""
+    from hf_dgm.hub import prepare_repo_folder
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    config = PrevalentNavigationConfig.from_pretraining_config(tiny_config(tokenizer), vision_feature_size=4, max_action_length=4)
+    model = PrevalentForNavigation(config).eval()
+    model.tokenizer = tokenizer
+    model.save_pretrained(run)
+    prepared = prepare_repo_folder(run, tmp_path / "repo", "hf-dgm-tests/prevalent-r2r-vision")
+    assert max(prepared.validation.max_abs_diff.values()) == 0.0 and prepared.validation.values == {}
+    assert "Example request body" not in (tmp_path / "repo" / "README.md").read_text()

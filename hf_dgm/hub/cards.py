@@ -408,7 +408,7 @@ def build_card(
         text_samples={path: Markup(_excerpt(src)) for path, src in (repo_text_samples or {}).items()},
         pipelines=dict(pipelines or {}),
         space_id=space_id,  # the Gradio Space demoing this model (upload/publish_space.py), linked from the card
-        endpoint_request=Markup(json.dumps(family.request_for(config), indent=2)) if family.endpoint_request else None,
+        endpoint_request=Markup(json.dumps(request, indent=2)) if (request := family.request_for(config)) else None,
     )
     if template_dirs is None:
         template_dirs = list(dict.fromkeys([templates_dir(family.templates_package), templates_dir()]))

@@ -388,7 +388,9 @@ def prepare_repo_folder(
         # repo id), never code found in the card's text: values from the run folder cannot add code to it.
         placeholder = json.dumps(USAGE_REPO_PLACEHOLDER)
         snippets = [code.replace(placeholder, repr(str(out_dir.resolve()))) for code in card.usage_code]
-        snippets.append(_handler_check(out_dir.resolve(), hub.request_for(model.config)))
+        request = hub.request_for(model.config)
+        if request:  # a family may have no request that runs without local files (e.g. a feature store)
+            snippets.append(_handler_check(out_dir.resolve(), request))
         report = validate_repo_folder(out_dir, model, family, snippets=snippets)
     for cache in list(out_dir.rglob("__pycache__")):  # never publish bytecode, whoever imported the folder
         shutil.rmtree(cache)

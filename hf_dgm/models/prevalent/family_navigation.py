@@ -32,6 +32,12 @@ ENDPOINT_REQUEST = {
 }
 
 
+def _endpoint_request(config) -> dict:
+    """The inline-graph request for a geometry-only agent; none for an agent with an image part, whose view
+    features come from a feature store on the endpoint's disk (`features=` when the pipeline is built)."""
+    return {} if config.vision_feature_size else dict(ENDPOINT_REQUEST)
+
+
 FAMILY = FamilySpec(
     model_type="prevalent_navigation",
     package="hf_dgm.models.prevalent",
@@ -55,7 +61,7 @@ FAMILY = FamilySpec(
             "val_seen_nav_error": MetricSpec("navigation_error", "Navigation error on R2R val_seen (m)", False),
             "val_seen_ndtw": MetricSpec("ndtw", "nDTW on R2R val_seen", True),
         },
-        endpoint_request=ENDPOINT_REQUEST,
+        endpoint_request=_endpoint_request,
         config_summary=(
             "hidden_size", "la_layers", "vl_layers", "vision_feature_size", "angle_feature_size", "nav_hidden_size",
             "max_action_length",
