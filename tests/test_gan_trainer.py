@@ -475,7 +475,17 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
     assert (out / "recipe.yaml").is_file() and (out / "metrics.json").is_file()  # the shared run-folder writer
     assert results["comparable_to_published"] is False and "fid" not in results
     assert results["randomconv_fid"] > 0 and "NOT comparable" in results["note"]
+    # the recipe's classifier evaluation and dictionary usage are measured and written to metrics.json
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["classifier_accuracy_generated"] <= 1.0 and metrics["num_classifier_generated"] == 40
+    assert metrics["classifier_accuracy_real_held_out"] > 0.8  # the classifier itself reads real digits
+    assert len(metrics["classifier_accuracy_generated_per_class"]) == 10
+    assert 1 <= metrics["fq_used_entries_layer0"] <= metrics["num_fq_dictionary_entries"]
+    optimization = json.loads((out / "run_metadata.json").read_text())["optimization"]
+    assert optimization["generator_updates"] == 2 and optimization["generator"]["optimizer"] == "Adam"
     from hf_dgm.models.fq_biggan import FQBigGANForImageGeneration
 
     model = FQBigGANForImageGeneration.from_pretrained(str(out))
     assert model.config.num_classes == 10 and model.config.id2label[3] == "3"
+    assert model.config.num_channels == 1 and model.generate([0, 1]).shape == (2, 1, 16, 16)  # greyscale digits
+    assert optimization["generator"]["lr"] == model.config.generator_lr

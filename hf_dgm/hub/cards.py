@@ -219,7 +219,13 @@ def read_recipe(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         if not isinstance(data, Mapping):
             continue
         if name == "training_args.json":
-            data = {k: data[k] for k in _TRAINING_ARGS_KEYS if k in data and data[k] not in (None, False, 0, -1)}
+            unused = set()
+            if isinstance(data.get("max_steps"), int) and data["max_steps"] > 0:
+                unused.add("num_train_epochs")  # Trainer ignores it when max_steps is set
+            if "generator_learning_rate" in data:
+                unused.add("learning_rate")  # GANTrainingArguments: each network has its own lr (run_metadata)
+            data = {k: data[k] for k in _TRAINING_ARGS_KEYS
+                    if k in data and k not in unused and data[k] not in (None, False, 0, -1)}
         return dict(data), name
     return None, None
 

@@ -43,9 +43,11 @@ from transformers import Pipeline
 
 
 def _to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [-1, 1] → list of RGB PIL images (values rounded to uint8)."""
+    """(B, 3, H, W) or (B, 1, H, W) in [-1, 1] → list of RGB or greyscale ("L") PIL images (values rounded to uint8)."""
     array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     array = array.permute(0, 2, 3, 1).cpu().numpy()
+    if array.shape[-1] == 1:
+        return [Image.fromarray(np.ascontiguousarray(image[..., 0]), mode="L") for image in array]
     return [Image.fromarray(np.ascontiguousarray(image), mode="RGB") for image in array]
 
 

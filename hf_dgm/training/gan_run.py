@@ -128,6 +128,41 @@ def write_run_folder(trainer: GANTrainer, setup: GANRunSetup) -> None:
         json.dump(trainer.state.log_history, f, indent=1)
 
 
+def optimization_summary(trainer: GANTrainer) -> dict[str, Any]:
+    """What the run's optimizers actually used (read back from them, not from the arguments): per network the
+    optimizer, lr, betas, eps and weight decay of its first parameter group; D steps per G step, the batch of one
+    update, the number of G updates, the G-EMA settings. Written to `run_metadata.json` as `optimization` (the model card shows it)."""
+
+    def settings(optimizer) -> dict[str, Any]:
+        group = optimizer.param_groups[0]
+        return {
+            "optimizer": type(optimizer).__name__,
+            "lr": group["lr"],
+            "betas": list(group.get("betas", ())),
+            "eps": group.get("eps"),
+            "weight_decay": group.get("weight_decay"),
+        }
+
+    args = trainer.args
+    config = getattr(trainer.accelerator.unwrap_model(trainer.model), "config", None)
+    ema = {}
+    if args.use_ema:  # the trainer's values win over the model's (see GANTrainer's EMA update)
+        ema = {
+            "ema_decay": args.ema_decay if args.ema_decay is not None else getattr(config, "ema_decay", None),
+            "ema_start": args.ema_start if args.ema_start is not None else getattr(config, "ema_start", None),
+        }
+    return {
+        "generator": settings(trainer.optimizer),
+        "discriminator": settings(trainer.d_optimizer),
+        "discriminator_steps_per_generator_step": trainer.d_steps_per_g_step,
+        "batch_size_per_update": trainer.generator_batch_size,
+        "generator_updates": trainer.state.global_step,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "use_ema": bool(args.use_ema),
+        **ema,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     family, arguments, training_args, recipe = parse_args(argv)
@@ -144,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         "global_step": trainer.state.global_step,
     }
     if trainer.is_world_process_zero():
+        setup.run_metadata.setdefault("optimization", optimization_summary(trainer))
         write_run_folder(trainer, setup)
         evaluate = getattr(family, "evaluate", None)
         metrics = evaluate(setup, arguments, training_args) if callable(evaluate) else {}
@@ -163,4 +199,4 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-__all__ = ["GANRunArguments", "GANRunSetup", "load_family", "main", "parse_args", "write_run_folder"]
+__all__ = ["GANRunArguments", "GANRunSetup", "load_family", "main", "optimization_summary", "parse_args", "write_run_folder"]

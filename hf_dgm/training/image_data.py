@@ -8,7 +8,8 @@ turned into model inputs by :class:`ImageGANCollator`:
 * in-memory arrays: `dataset_from_arrays(images, labels, label_names)`; `load_digits_dataset()` wraps
   scikit-learn's 8×8 digits (1,797 real images, 10 classes) — a class-conditional set that needs no network.
 
-The collator returns `{"pixel_values": (B, 3, R, R) float32 in [-1, 1], "labels": (B,) int64}`.
+The collator returns `{"pixel_values": (B, C, R, R) float32 in [-1, 1], "labels": (B,) int64}` (C = 3 for RGB, 1 for
+greyscale models).
 """
 
 from __future__ import annotations
@@ -151,28 +152,35 @@ def id2label_from_dataset(dataset, label_column: str | None = None) -> dict[int,
 
 
 def image_to_tensor(
-    image: Image.Image | np.ndarray, resolution: int, interpolation: str = "bilinear", center_crop: bool = True
+    image: Image.Image | np.ndarray,
+    resolution: int,
+    interpolation: str = "bilinear",
+    center_crop: bool = True,
+    num_channels: int = 3,
 ) -> torch.Tensor:
-    """One image -> (3, resolution, resolution) float32 in [-1, 1].
+    """One image -> (num_channels, resolution, resolution) float32 in [-1, 1] (3: RGB, 1: greyscale "L").
 
     With `center_crop` the image is cropped to a centred square along its long edge first (BigGAN's
     `CenterCropLongEdge`), then resized with PIL (`interpolation`; PIL antialiases when downscaling)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    image = image.convert("RGB")
+    if num_channels not in (1, 3):
+        raise ValueError(f"num_channels must be 1 (greyscale) or 3 (RGB), got {num_channels!r}.")
+    image = image.convert("RGB" if num_channels == 3 else "L")
     if center_crop and image.width != image.height:
         side = min(image.width, image.height)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         image = image.crop((left, top, left + side, top + side))
     if image.size != (resolution, resolution):
         image = image.resize((resolution, resolution), INTERPOLATIONS[interpolation])
-    arr = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    arr = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+    arr = arr.permute(2, 0, 1) if arr.ndim == 3 else arr.unsqueeze(0)
     return arr.float() / 127.5 - 1.0
 
 
 @dataclass
 class ImageGANCollator:
-    """Rows of an image dataset -> `{"pixel_values": (B, 3, R, R) in [-1, 1], "labels": (B,) int64}`.
+    """Rows of an image dataset -> `{"pixel_values": (B, C, R, R) in [-1, 1], "labels": (B,) int64}`.
 
     Args:
         resolution: output side R.
@@ -181,6 +189,7 @@ class ImageGANCollator:
         interpolation: "nearest" | "bilinear" (default) | "bicubic" | "lanczos".
         center_crop: crop non-square images to a centred square first.
         random_flip: random horizontal flips (augmentation; off by default as in BigGAN's CIFAR runs).
+        num_channels: C = 3 (RGB, default) or 1 (greyscale: images are converted to PIL mode "L").
     """
 
     resolution: int
@@ -189,12 +198,15 @@ class ImageGANCollator:
     interpolation: str = "bilinear"
     center_crop: bool = True
     random_flip: bool = False
+    num_channels: int = 3
 
     def __post_init__(self):
         if self.resolution < 1:
             raise ValueError(f"resolution must be positive, got {self.resolution}.")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {self.interpolation!r}.")
+        if self.num_channels not in (1, 3):
+            raise ValueError(f"num_channels must be 1 (greyscale) or 3 (RGB), got {self.num_channels!r}.")
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not rows:
@@ -202,7 +214,12 @@ class ImageGANCollator:
         if self.image_column not in rows[0]:
             raise ValueError(f"Rows have no column {self.image_column!r}; columns are {list(rows[0])}.")
         pixels = torch.stack(
-            [image_to_tensor(r[self.image_column], self.resolution, self.interpolation, self.center_crop) for r in rows]
+            [
+                image_to_tensor(
+                    r[self.image_column], self.resolution, self.interpolation, self.center_crop, self.num_channels
+                )
+                for r in rows
+            ]
         )
         if self.random_flip:
             flip = torch.rand(pixels.shape[0]) < 0.5

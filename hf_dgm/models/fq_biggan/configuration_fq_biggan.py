@@ -169,6 +169,8 @@ class FQBigGANConfig(HubCompatibleConfig):
 
     Architecture (BigGAN-PyTorch names in brackets):
         resolution (`int`, defaults to 32): Output size (square). Must equal `bottom_width · 2**num_generator_blocks`.
+        num_channels (`int`, defaults to 3): Image channels: 3 (RGB) or 1 (greyscale); G's output conv and D's first
+            block use it.
         generator_ch / discriminator_ch (`int`, defaults to 64): Channel width multipliers [`G_ch`, `D_ch`].
         generator_multipliers (`list[int]`, *optional*): Channels of G as multiples of `generator_ch`, one more than
             the number of G blocks (block i: `ch·m[i] → ch·m[i+1]`, ×2 upsampling). Defaults to BigGAN's table for
@@ -223,6 +225,7 @@ class FQBigGANConfig(HubCompatibleConfig):
     def __init__(
         self,
         resolution: int = 32,
+        num_channels: int = 3,
         generator_ch: int = 64,
         discriminator_ch: int = 64,
         generator_multipliers: list[int] | None = None,
@@ -263,6 +266,7 @@ class FQBigGANConfig(HubCompatibleConfig):
         **kwargs,
     ):
         self.resolution = resolution
+        self.num_channels = num_channels
         self.generator_ch = generator_ch
         self.discriminator_ch = discriminator_ch
         self.bottom_width = bottom_width
@@ -361,6 +365,8 @@ class FQBigGANConfig(HubCompatibleConfig):
         for name in ("resolution", "generator_ch", "discriminator_ch", "bottom_width", "dim_z", "shared_dim",
                      "sn_iterations", "discriminator_steps", "batch_size"):  # fmt: skip
             _check_positive_int(name, getattr(self, name))
+        if self.num_channels not in (1, 3):
+            raise ValueError(f"`num_channels` must be 1 (greyscale) or 3 (RGB), got {self.num_channels!r}")
         if self.num_classes < 0:
             raise ValueError(f"`num_classes` must be >= 0 (0 = unconditional), got {self.num_classes}")
         if not self.generator_multipliers or not self.discriminator_multipliers:

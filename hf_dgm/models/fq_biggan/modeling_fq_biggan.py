@@ -96,7 +96,7 @@ class FQBigGANGeneratorStepOutput(ModelOutput):
         g_loss (`torch.FloatTensor` of shape `()`): Hinge generator loss `-mean(D(G(z)))`.
         quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss of the fake batch (0 with `use_fq=False`).
         fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`, *optional*): As in the D step (fake batch).
-        images (`torch.FloatTensor` of shape `(B, 3, H, W)`): The generated images, in [-1, 1], with gradient.
+        images (`torch.FloatTensor` of shape `(B, C, H, W)`): The generated images, in [-1, 1], with gradient.
         labels (`torch.LongTensor` of shape `(B,)`, *optional*): Their classes (`None` if unconditional).
         logits_fake (`torch.FloatTensor` of shape `(B,)`): D's scores of the images.
     """
@@ -117,7 +117,7 @@ class FQBigGANGenerationOutput(ModelOutput):
     Output of [`FQBigGANGeneratorModel.forward`].
 
     Args:
-        images (`torch.FloatTensor` of shape `(B, 3, H, W)`): Images in [-1, 1].
+        images (`torch.FloatTensor` of shape `(B, C, H, W)`): Images in [-1, 1].
     """
 
     images: torch.FloatTensor | None = None
@@ -339,7 +339,7 @@ class FQBigGANGenerator(nn.Module):
             }
         )
         self.output_bn = nn.BatchNorm2d(channels[-1], eps=config.bn_eps, momentum=0.1)
-        self.output_conv = _sn_conv(config, scheme, channels[-1], 3)
+        self.output_conv = _sn_conv(config, scheme, channels[-1], config.num_channels)
 
     def embed_labels(self, labels: torch.LongTensor | None) -> torch.Tensor | None:
         """What the conditional batch norms receive from the class: the shared embedding `(B, shared_dim)`, the
@@ -364,7 +364,7 @@ class FQBigGANGenerator(nn.Module):
                 to condition on arbitrary points of the shared embedding space (e.g. class interpolation).
 
         Returns:
-            `torch.FloatTensor` of shape `(B, 3, resolution, resolution)` in [-1, 1].
+            `torch.FloatTensor` of shape `(B, C, resolution, resolution)` in [-1, 1].
         """
         if z.dim() != 2 or z.shape[1] != self.dim_z:
             raise ValueError(f"`z` must have shape (B, {self.dim_z}), got {tuple(z.shape)}")
@@ -405,7 +405,7 @@ class FQBigGANDiscriminator(nn.Module):
         self.config = config
         scheme = config.discriminator_init
         out_channels = [config.discriminator_ch * m for m in config.discriminator_multipliers]
-        in_channels = [3] + out_channels[:-1]
+        in_channels = [config.num_channels] + out_channels[:-1]
         self.blocks = nn.ModuleList(
             FQBigGANDiscriminatorBlock(
                 config, in_channels[i], out_channels[i], preactivation=i > 0, downsample=config.discriminator_downsample[i]
@@ -440,7 +440,7 @@ class FQBigGANDiscriminator(nn.Module):
     ) -> FQBigGANDiscriminatorOutput:
         r"""
         Args:
-            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Images in [-1, 1].
+            pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`): Images in [-1, 1].
             labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (required by conditional models).
             update_dictionary (`bool`, defaults to `False`): Let the quantizers update their dictionaries (only has an
                 effect in training mode).
@@ -687,7 +687,7 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
 
         Args:
             mode (`str`): `"discriminator"` or `"generator"`.
-            pixel_values (`torch.FloatTensor` of shape `(B, 3, H, W)`): Real images in [-1, 1]. D step: the real
+            pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`): Real images in [-1, 1]. D step: the real
                 batch. G step: optional; when given (the trainer passes the real batch), only its size B is used and
                 the G step draws B classes uniformly (as BigGAN: G's classes do not come from the data), ignoring
                 `labels`.
@@ -711,10 +711,11 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
 
     def _check_pixels(self, pixel_values) -> None:
-        size = self.config.resolution
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.shape[1:] != (3, size, size):
+        size, channels = self.config.resolution, self.config.num_channels
+        expected = (channels, size, size)
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.shape[1:] != expected:
             shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"`pixel_values` must be a (B, 3, {size}, {size}) tensor in [-1, 1], got {shape}")
+            raise ValueError(f"`pixel_values` must be a (B, {channels}, {size}, {size}) tensor in [-1, 1], got {shape}")
 
     def _discriminator_step(self, pixel_values, labels, generator_labels) -> FQBigGANDiscriminatorStepOutput:
         if pixel_values is None:
@@ -804,7 +805,7 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
             batch_size (`int`, *optional*): Number of images for unconditional models / random classes.
 
         Returns:
-            `torch.FloatTensor` of shape `(B, 3, resolution, resolution)` in [-1, 1].
+            `torch.FloatTensor` of shape `(B, C, resolution, resolution)` in [-1, 1].
         """
         self._check_generation_inputs(truncation)
         network = self.generator_ema if use_ema else self.generator
@@ -819,7 +820,7 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         use_ema: bool = True,
     ) -> torch.FloatTensor:
         """The training sample grid (`GANTrainer` protocol): image i of class `i % num_classes` (one class per grid
-        column, see [`~FQBigGANForImageGeneration.sample_grid_columns`]), z from `generator`; `(N, 3, H, W)` in
+        column, see [`~FQBigGANForImageGeneration.sample_grid_columns`]), z from `generator`; `(N, C, H, W)` in
         [-1, 1]."""
         if self.config.num_classes == 0:
             return self.generate(truncation=truncation, generator=generator, use_ema=use_ema, batch_size=num_images)
@@ -855,7 +856,7 @@ class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):
             labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (conditional models).
 
         Returns:
-            [`FQBigGANGenerationOutput`] with `images` `(B, 3, H, W)` in [-1, 1].
+            [`FQBigGANGenerationOutput`] with `images` `(B, C, H, W)` in [-1, 1].
         """
         return FQBigGANGenerationOutput(images=self.generator_ema(z, labels))
 

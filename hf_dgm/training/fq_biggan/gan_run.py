@@ -8,7 +8,15 @@ FID/KID/IS are comparable to published numbers only with `--fid_feature_extracto
 Inception weights (`pt_inception-2015-12-05-6726825d.pth`, or a Hub repo holding them) and 50,000 samples against
 the full training set. `--fid_feature_extractor random-conv` (used by the CPU digits recipe) measures distances in
 the feature space of a fixed, randomly initialised conv net: useful to follow a run, NOT comparable to any
-published FID; its results are stored under keys prefixed `randomconv_`.
+published FID; its results are stored under keys prefixed `randomconv_`. Greyscale models (`num_channels: 1`)
+repeat their channel three times for these feature extractors.
+
+`--eval_classifier true` (class-conditional models) fits a logistic regression on the real images' pixels and reports
+the fraction of `eval_num_samples` generated images it labels with the class they were generated for
+(`classifier_accuracy_generated`, see `hf_dgm.training.gan_evaluation`), next to the classifier's accuracy on
+held-out real images. With feature quantization, the evaluation also reports how many of the K dictionary entries
+of each quantized D layer the real and generated evaluation images use (`fq_used_entries_layer<i>`) and the
+perplexity of that assignment (`fq_perplexity_layer<i>`: the effective number of entries in use).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ...metrics.image_features import (
     load_fid_inception,
 )
 from ...models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+from ..gan_evaluation import class_conditional_accuracy
 from ..gan_run import GANRunSetup
 from ..image_data import ImageGANCollator, find_image_column, find_label_column, load_digits_dataset, load_image_dataset
 
@@ -71,6 +80,16 @@ class EvalArguments:
     eval_truncation: float | None = field(default=None, metadata={"help": "z truncation for evaluation samples."})
     kid_subset_size: int = field(default=1000)
     kid_num_subsets: int = field(default=100)
+    eval_classifier: bool = field(
+        default=False,
+        metadata={
+            "help": "Class-conditional models: fit a logistic regression on the real images and report the fraction of "
+            "eval_num_samples generated images it labels with their class."
+        },
+    )
+    eval_classifier_max_real: int = field(
+        default=10000, metadata={"help": "At most this many real images (the first ones) fit the classifier."}
+    )
 
 
 def build_dataset(data_args: DataArguments):
@@ -140,6 +159,65 @@ class RandomConvFeatures(torch.nn.Module):
         return x.mean(dim=(2, 3))
 
 
+def _three_channels(images: torch.Tensor) -> torch.Tensor:
+    """Greyscale (B, 1, H, W) -> (B, 3, H, W) for the 3-channel feature extractors; RGB unchanged."""
+    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+
+
+@torch.no_grad()
+def generate_evaluation_samples(model, num_samples: int, eval_args: EvalArguments, device):
+    """`(images, labels)` batches of `num_samples` EMA samples, class `i % num_classes` for sample i (labels None for
+    unconditional models), from a generator seeded with 1234."""
+    model.eval()
+    num_classes = model.config.num_classes
+    generator = torch.Generator().manual_seed(1234)
+    for start in range(0, num_samples, eval_args.eval_batch_size):
+        size = min(eval_args.eval_batch_size, num_samples - start)
+        if num_classes:
+            labels = torch.arange(start, start + size) % num_classes
+            yield model.generate(labels.to(device), truncation=eval_args.eval_truncation, generator=generator), labels
+        else:
+            yield model.generate(batch_size=size, truncation=eval_args.eval_truncation, generator=generator), None
+
+
+def real_evaluation_batches(dataset, collator, count: int, batch_size: int):
+    """Collated batches of the first `count` rows of `dataset`."""
+    for start in range(0, count, batch_size):
+        yield collator([dataset[i] for i in range(start, min(start + batch_size, count))])
+
+
+@torch.no_grad()
+def dictionary_usage(model, image_batches) -> dict[str, float | int]:
+    """Per quantized D layer: how many of the K entries the images are assigned to (`fq_used_entries_layer<i>`) and
+    the perplexity of the assignment over all of them (`fq_perplexity_layer<i>`), with D in eval mode (the
+    dictionaries are not updated). `image_batches` yields `(pixel_values, labels)`."""
+    quantizers = dict(model.discriminator.quantizers.items())
+    if not quantizers:
+        return {}
+    counts = {key: torch.zeros(q.num_embeddings, dtype=torch.float64) for key, q in quantizers.items()}
+
+    def count_indices(key):
+        def hook(module, args, output):
+            counts[key] += torch.bincount(output.indices.reshape(-1).cpu(), minlength=module.num_embeddings).double()
+
+        return hook
+
+    hooks = [quantizer.register_forward_hook(count_indices(key)) for key, quantizer in quantizers.items()]
+    model.eval()
+    try:
+        for pixel_values, labels in image_batches:
+            model.discriminator(pixel_values, None if labels is None else labels.to(pixel_values.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    results: dict[str, float | int] = {"num_fq_dictionary_entries": int(model.config.fq_num_embeddings)}
+    for key, count in counts.items():
+        probs = count / count.sum().clamp_min(1.0)
+        results[f"fq_used_entries_layer{key}"] = int((count > 0).sum())
+        results[f"fq_perplexity_layer{key}"] = float(torch.exp(-(probs * torch.log(probs + 1e-12)).sum()))
+    return results
+
+
 @torch.no_grad()
 def evaluate_samples(model, dataset, collator, eval_args: EvalArguments, device) -> dict[str, float | str | int]:
     """FID / KID (and IS with the Inception weights) of `eval_num_samples` EMA samples against as many real
@@ -150,24 +228,14 @@ def evaluate_samples(model, dataset, collator, eval_args: EvalArguments, device)
     else:
         extractor = load_fid_inception(eval_args.fid_feature_extractor).to(device)
         prefix, comparable = "", True
-    model.eval()
-    num_classes = model.config.num_classes
-    generator = torch.Generator().manual_seed(1234)
 
     def fake_batches():
-        for start in range(0, n, eval_args.eval_batch_size):
-            size = min(eval_args.eval_batch_size, n - start)
-            if num_classes:
-                labels = torch.arange(start, start + size) % num_classes
-                yield model.generate(labels.to(device), truncation=eval_args.eval_truncation, generator=generator)
-            else:
-                yield model.generate(batch_size=size, truncation=eval_args.eval_truncation, generator=generator)
+        for images, _ in generate_evaluation_samples(model, n, eval_args, device):
+            yield _three_channels(images)
 
     def real_batches():
-        count = min(n, len(dataset))
-        for start in range(0, count, eval_args.eval_batch_size):
-            rows = [dataset[i] for i in range(start, min(start + eval_args.eval_batch_size, count))]
-            yield collator(rows)["pixel_values"]
+        for batch in real_evaluation_batches(dataset, collator, min(n, len(dataset)), eval_args.eval_batch_size):
+            yield _three_channels(batch["pixel_values"])
 
     outputs = ("pool3", "logits_unbiased") if comparable else ("pool3",)
     fake = extract_features(fake_batches(), extractor, device=device, output=outputs, progress=True)
@@ -225,6 +293,7 @@ def build(arguments: dict, training_args) -> GANRunSetup:
         label_column=label_column if model.config.num_classes else None,
         interpolation=data_args.interpolation,
         random_flip=data_args.random_flip,
+        num_channels=model.config.num_channels,
     )
     hub_id = data_args.dataset if "/" in data_args.dataset and not os.path.isdir(data_args.dataset) else None
     description = (
@@ -242,11 +311,46 @@ def build(arguments: dict, training_args) -> GANRunSetup:
     )
 
 
+@torch.no_grad()
+def evaluate_classifier(model, dataset, collator, eval_args: EvalArguments, device) -> dict[str, float | int | list]:
+    """[`class_conditional_accuracy`] of `eval_num_samples` EMA samples (class `i % num_classes`), the classifier
+    fitted on the first `eval_classifier_max_real` real images."""
+    if not model.config.num_classes or collator.label_column is None:
+        raise ValueError("--eval_classifier needs a class-conditional model and a labelled dataset")
+    count = min(eval_args.eval_classifier_max_real, len(dataset))
+    real = [b for b in real_evaluation_batches(dataset, collator, count, eval_args.eval_batch_size)]
+    fake = list(generate_evaluation_samples(model, eval_args.eval_num_samples, eval_args, device))
+    return class_conditional_accuracy(
+        torch.cat([b["pixel_values"] for b in real]),
+        torch.cat([b["labels"] for b in real]),
+        torch.cat([images.cpu() for images, _ in fake]),
+        torch.cat([labels for _, labels in fake]),
+    )
+
+
 def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict:
+    """After training, with `eval_num_samples > 0`: FID/KID(/IS) when `fid_feature_extractor` is set, the classifier
+    accuracy with `eval_classifier`, and the dictionary usage of FQ models."""
     eval_args = arguments["EvalArguments"]
-    if eval_args.eval_num_samples <= 0 or not eval_args.fid_feature_extractor:
+    if eval_args.eval_num_samples <= 0:
         return {}
-    return evaluate_samples(setup.model, setup.train_dataset, setup.data_collator, eval_args, training_args.device)
+    model, dataset, collator, device = setup.model, setup.train_dataset, setup.data_collator, training_args.device
+    results: dict = {}
+    if eval_args.fid_feature_extractor:
+        results.update(evaluate_samples(model, dataset, collator, eval_args, device))
+    if eval_args.eval_classifier:
+        results.update(evaluate_classifier(model, dataset, collator, eval_args, device))
+    if model.config.use_fq:
+        count = min(eval_args.eval_num_samples, len(dataset))
+
+        def batches():
+            for batch in real_evaluation_batches(dataset, collator, count, eval_args.eval_batch_size):
+                yield batch["pixel_values"].to(device), batch.get("labels", None)
+            for images, labels in generate_evaluation_samples(model, eval_args.eval_num_samples, eval_args, device):
+                yield images, labels
+
+        results.update(dictionary_usage(model, batches()))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,4 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ARGUMENT_CLASSES", "DataArguments", "EvalArguments", "ModelArguments", "build", "evaluate", "main"]
+__all__ = [
+    "ARGUMENT_CLASSES",
+    "DataArguments",
+    "EvalArguments",
+    "ModelArguments",
+    "build",
+    "dictionary_usage",
+    "evaluate",
+    "evaluate_classifier",
+    "generate_evaluation_samples",
+    "main",
+]
