@@ -165,3 +165,33 @@ def test_fq_biggan_card_renders(tmp_path):
     assert measured == {"FID": 55.5, "inception_score": 4.25}
     assert "Zhao" in parsed.text and "Feature Quantization Improves GAN Training" in parsed.text
     assert "loss_only" in parsed.text or "straight_through" in parsed.text
+
+
+def test_fq_biggan_card_shows_what_the_gan_run_used(tmp_path):
+    """A greyscale digits run: the card states the optimizers' lr read back from the run (run_metadata
+    `optimization`), not TrainingArguments' unused `learning_rate`/`num_train_epochs`, and explains the classifier
+    accuracy and dictionary usage it reports."""
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+
+    config = FQBigGANConfig.from_preset("tiny", num_channels=1, generator_lr=1e-3, discriminator_lr=1e-3)
+    optimization = {
+        "generator": {"optimizer": "Adam", "lr": 0.001, "betas": [0.0, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+        "discriminator": {"optimizer": "Adam", "lr": 0.001, "betas": [0.0, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+        "discriminator_steps_per_generator_step": 2, "batch_size_per_update": 32, "generator_updates": 800,
+        "lr_scheduler_type": "constant", "use_ema": True, "ema_decay": 0.98, "ema_start": 50,
+    }
+    run = _run(
+        tmp_path,
+        {"classifier_accuracy_generated": 0.75, "classifier_accuracy_real_held_out": 0.96,
+         "fq_used_entries_layer0": 40, "fq_perplexity_layer0": 30.5, "num_fq_dictionary_entries": 64},
+        {"dataset": "sklearn-digits", "optimization": optimization},
+        training_args__json=json.dumps({"learning_rate": 5e-05, "num_train_epochs": 3.0, "max_steps": 800,
+                                        "per_device_train_batch_size": 32, "generator_learning_rate": None}),
+    )
+    info = read_run(run)
+    assert info.recipe == {"max_steps": 800, "per_device_train_batch_size": 32}  # no unused lr / epochs
+    text = str(build_card(get_family("fq_biggan").hub, config, info, "hf-dgm-tests/fq-biggan-digits"))
+    assert "16×16 greyscale images" in text and "(4, 1, 16, 16)" in text
+    assert "800 generator updates, each after\n2 discriminator update(s)" in text
+    assert "generator Adam with lr 0.001, betas 0.0, 0.999" in text and "5e-05" not in text
+    assert "classifier_accuracy_generated` is the fraction" in text and "fq_used_entries_layer<i>` counts" in text
