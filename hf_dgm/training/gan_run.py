@@ -134,6 +134,7 @@ def optimization_summary(trainer: GANTrainer) -> dict[str, Any]:
     update, the number of G updates, the G-EMA settings. Written to `run_metadata.json` as `optimization` (the model card shows it)."""
 
     def settings(optimizer) -> dict[str, Any]:
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
         group = optimizer.param_groups[0]
         return {
             "optimizer": type(optimizer).__name__,
