@@ -47,8 +47,8 @@ def class_conditional_accuracy(
 
     Returns:
         `classifier_accuracy_generated` (fraction of generated images labelled with their class),
-        `classifier_accuracy_generated_per_class` (one value per class id 0..K-1 that was generated, NaN-free: classes
-        without generated images are left out of the mean and given as -1), `classifier_accuracy_real_held_out`
+        `classifier_accuracy_generated_per_class` (one value per class id 0..K-1; -1 for a class with no generated
+        images), `classifier_accuracy_real_held_out`
         (the classifier on held-out real images: the ceiling to compare with), and the counts.
     """
     from sklearn.linear_model import LogisticRegression
