@@ -166,6 +166,9 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    from transformers import set_seed
+
+    set_seed(training_args.seed)  # before the model: its fresh latent heads are drawn from this seed
     model = build_model(model_args)
     processor = model.processor
     train_raw, eval_raw = load_data(data_args)
