@@ -281,3 +281,16 @@ def test_trainer_gradient_checkpointing_keeps_the_memory_slot(parts, tmp_path):
     decoder = trainer.model.decoder
     assert decoder.transformer.h[0].gradient_checkpointing and decoder.transformer.h[0]._can_checkpoint_with_cache
     assert not decoder.transformer.gradient_checkpointing  # GPT2Model would otherwise drop the cache itself
+
+
+def test_build_model_with_a_seed_is_reproducible(parts):
+    from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
+
+    args = OptimusModelArguments(encoder=str(parts[0]), decoder=str(parts[1]), latent_size=8, latent_injection="both")
+    first = build_model(args, seed=7)
+    torch.randn(100)  # the global RNG moves between the two builds, as it does between two processes
+    second = build_model(args, seed=7)
+    for name in ("posterior.weight", "latent_to_memory.weight", "latent_to_embedding.weight"):
+        assert torch.equal(first.state_dict()[name], second.state_dict()[name]), name
+    other = build_model(args, seed=8)
+    assert not torch.equal(first.state_dict()["posterior.weight"], other.state_dict()["posterior.weight"])

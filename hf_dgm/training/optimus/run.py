@@ -94,9 +94,14 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build_model(args: OptimusModelArguments):
+def build_model(args: OptimusModelArguments, seed: int | None = None):
+    """The model of `args`; with `seed`, every RNG is seeded first, so fresh latent heads are reproducible."""
+    from transformers import set_seed
+
     from hf_dgm.models.optimus.modeling_optimus import OptimusForConditionalGeneration
 
+    if seed is not None:
+        set_seed(seed)
     config_kwargs: dict[str, Any] = {
         "latent_size": args.latent_size,
         "latent_injection": args.latent_injection,
@@ -166,10 +171,7 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    from transformers import set_seed
-
-    set_seed(training_args.seed)  # before the model: its fresh latent heads are drawn from this seed
-    model = build_model(model_args)
+    model = build_model(model_args, seed=training_args.seed)
     processor = model.processor
     train_raw, eval_raw = load_data(data_args)
     train = tokenize_sentences(train_raw, processor, data_args.max_length)
