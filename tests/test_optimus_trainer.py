@@ -294,3 +294,46 @@ def test_build_model_with_a_seed_is_reproducible(parts):
         assert torch.equal(first.state_dict()[name], second.state_dict()[name]), name
     other = build_model(args, seed=8)
     assert not torch.equal(first.state_dict()["posterior.weight"], other.state_dict()["posterior.weight"])
+
+
+ARTICLE = (
+    "Anarchism is a political philosophy and movement that is skeptical of all justifications for authority. "
+    "It was described by Dr. Smith in the U.S. in 1920! Was it new? Humans lived in societies without formal "
+    "hierarchies long before the establishment of states.\n\nEtymology\n"
+    "The etymological origin of anarchism is from the Ancient Greek anarkhia. " + "word " * 70 + "ends here."
+)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_article_rows_are_split_into_sentences(tmp_path, streaming, parts):
+    from datasets import load_dataset
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.optimus.data import split_sentences
+
+    assert split_sentences(ARTICLE)[:4] == [
+        "Anarchism is a political philosophy and movement that is skeptical of all justifications for authority.",
+        "It was described by Dr. Smith in the U.S. in 1920!",
+        "Was it new?",
+        "Humans lived in societies without formal hierarchies long before the establishment of states.",
+    ]
+    path = tmp_path / "wiki.jsonl"
+    path.write_text(json.dumps({"id": "12", "title": "Anarchism", "text": ARTICLE}) + "\n")
+    import hf_dgm.training.optimus.data as data_module
+
+    original = data_module.load_dataset
+    data_module.load_dataset = lambda *a, **k: load_dataset("json", data_files=str(path), split="train", streaming=streaming)
+    try:
+        rows = load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=streaming, sentence_split=True)
+        unsplit = load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=streaming)
+    finally:
+        data_module.load_dataset = original
+    texts = [r["text"] for r in rows]
+    assert len(list(unsplit)) == 0  # the whole article is one row of >= 64 words: without splitting, nothing survives
+    assert texts[:4] == split_sentences(ARTICLE)[:4] and "Etymology" in texts
+    assert all(len(t.split()) < 64 for t in texts) and not any(t.startswith("word") for t in texts)
+    # ≤ max_length tokens: longer sentences are dropped, not truncated
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]))
+    tokenized = list(tokenize_sentences(rows, processor, max_length=12, drop_longer=True))
+    assert tokenized and all(r["length"] <= 12 and len(r["input_ids"]) <= 12 for r in tokenized)
+    assert len(tokenized) < len(texts)

@@ -44,6 +44,10 @@ class OptimusDataArguments:
     train_file: str | None = field(default=None, metadata={"help": "local training text file, one sentence a line"})
     eval_file: str | None = field(default=None, metadata={"help": "local evaluation text file"})
     streaming: bool = field(default=False, metadata={"help": "stream the training set (large corpora)"})
+    sentence_split: bool = field(
+        default=False,
+        metadata={"help": "split each row (a whole article) into sentences and drop sentences over max_length tokens (Wikipedia pretraining)"},
+    )
     max_length: int = field(default=100, metadata={"help": "max decoder tokens (paper block size: 100 PTB/SNLI)"})
     max_words: int = field(default=64, metadata={"help": "drop sentences with this many words or more"})
     max_train_examples: int | None = field(default=None, metadata={"help": "cap the training set"})
@@ -143,12 +147,13 @@ def load_data(data_args: OptimusDataArguments):
     from .data import load_sentences
 
     common = {"text_column": data_args.text_column, "max_words": data_args.max_words}
+    split = {"sentence_split": data_args.sentence_split}
     if data_args.train_file:
-        train = load_sentences(train_file=data_args.train_file, streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common)
+        train = load_sentences(train_file=data_args.train_file, streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common, **split)
     else:
         train = load_sentences(
             dataset=data_args.dataset, dataset_config=data_args.dataset_config, split=data_args.train_split,
-            streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common,
+            streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common, **split,
         )
     evaluation = None
     if data_args.eval_file:
@@ -174,7 +179,7 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
     model = build_model(model_args, seed=training_args.seed)
     processor = model.processor
     train_raw, eval_raw = load_data(data_args)
-    train = tokenize_sentences(train_raw, processor, data_args.max_length)
+    train = tokenize_sentences(train_raw, processor, data_args.max_length, drop_longer=data_args.sentence_split)
     train = train.remove_columns([c for c in (train.column_names or []) if c in ("text", "label")])
     # `--gradient_checkpointing` needs nothing here: Trainer calls the model's `activation_checkpointing_enable`,
     # which keeps the (read-only) latent memory slot under checkpointing.
