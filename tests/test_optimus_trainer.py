@@ -337,3 +337,22 @@ def test_article_rows_are_split_into_sentences(tmp_path, streaming, parts):
     tokenized = list(tokenize_sentences(rows, processor, max_length=12, drop_longer=True))
     assert tokenized and all(r["length"] <= 12 and len(r["input_ids"]) <= 12 for r in tokenized)
     assert len(tokenized) < len(texts)
+
+
+def test_decoder_word_dropout_corrupts_inputs_not_targets(parts, tmp_path):
+    model = _model(parts)
+    args = _args(tmp_path, decoder_word_dropout=0.5)
+    trainer = OptimusTrainer(model=model, args=args, train_dataset=_dataset(model.processor),
+                             data_collator=OptimusDataCollator.from_processor(model.processor))
+    batch = OptimusDataCollator.from_processor(model.processor)([_dataset(model.processor)[i] for i in range(8)])
+    torch.manual_seed(0)
+    out = trainer._word_dropout(model, batch)
+    ids, mask, pad = batch["decoder_input_ids"], batch["decoder_attention_mask"], model.config.decoder_pad_token_id
+    assert torch.equal(out["labels"], ids.masked_fill(mask == 0, -100))  # targets stay clean
+    dropped = (out["decoder_input_ids"] != ids)
+    assert torch.equal(out["decoder_input_ids"][:, 0], ids[:, 0])  # BOS kept
+    assert bool((out["decoder_input_ids"][dropped] == pad).all()) and not bool((dropped & (mask == 0)).any())
+    rate = dropped.sum().item() / (mask[:, 1:].sum().item())
+    assert 0.3 < rate < 0.7
+    with pytest.raises(ValueError, match="decoder_word_dropout"):
+        OptimusTrainingArguments(output_dir=str(tmp_path), decoder_word_dropout=1.0)
