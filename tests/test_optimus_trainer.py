@@ -235,8 +235,13 @@ def test_train_script_writes_the_run_folder(parts, tmp_path):
         assert (out / name).exists(), name
     assert not list(out.glob("*.bin"))
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("eval_iw_nll", "eval_ppl_per_token", "eval_kl", "eval_mutual_information", "eval_active_units"):
+    for key in ("eval_iw_nll", "eval_ppl_per_token", "eval_kl", "eval_mutual_information", "eval_active_units",
+                "eval_interpolation_endpoint_bleu", "eval_interpolation_distinct"):
         assert key in metrics, key
+    samples = (out / "samples.md").read_text()
+    for heading in ("## Figures", "## Reconstructions", "## Interpolations", "## Analogy", "## Sentences from the prior"):
+        assert heading in samples, heading
+    assert "K = 3 samples" in samples and "(not importance-weighted)" in samples and "| 0.50 |" in samples
     loaded = OptimusForConditionalGeneration.from_pretrained(out)
     assert loaded.processor is not None and loaded.config.latent_injection == "both"
 
@@ -356,3 +361,20 @@ def test_decoder_word_dropout_corrupts_inputs_not_targets(parts, tmp_path):
     assert 0.3 < rate < 0.7
     with pytest.raises(ValueError, match="decoder_word_dropout"):
         OptimusTrainingArguments(output_dir=str(tmp_path), decoder_word_dropout=1.0)
+
+
+def test_plain_decoder_baseline_trains_and_scores(parts):
+    from transformers import AutoModelForCausalLM
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.optimus.baseline import decoder_perplexity, finetune_plain_decoder
+
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]))
+    torch.manual_seed(0)
+    decoder = AutoModelForCausalLM.from_pretrained(str(parts[1]))
+    before = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
+    ids = processor.decoder_token_ids(SENTENCES, max_length=16)
+    assert before["num_tokens"] == sum(len(r) for r in ids)  # BOS and EOS counted, as Optimus's PPL
+    finetune_plain_decoder(decoder, processor, SENTENCES, max_steps=30, batch_size=4, learning_rate=3e-3, max_length=16, progress=False)
+    after = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
+    assert after["ppl_per_token"] < 0.5 * before["ppl_per_token"]

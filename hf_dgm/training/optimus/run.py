@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,16 @@ def load_data(data_args: OptimusDataArguments):
     return train, evaluation
 
 
-def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dict | None = None) -> dict[str, Any]:
-    """Fine-tune, evaluate and write the run folder; returns the metrics."""
+def train_and_evaluate(
+    model_args, data_args, training_args, extra_metadata: dict | None = None, extra_evaluation=None
+) -> dict[str, Any]:
+    """
+    Fine-tune, evaluate and write the run folder; returns the metrics. `extra_evaluation(train_sentences,
+    eval_sentences)`, when given, returns more `eval_*` figures (the main job's plain-decoder baseline); they land in
+    `metrics.json`, `samples.md` and the card with the rest.
+    """
     from .data import OptimusDataCollator, tokenize_sentences
-    from .evaluation import evaluate_optimus
+    from .evaluation import evaluate_optimus, interpolation_figures
     from ..run_folder import write_run_folder
     from .trainer import OptimusTrainer
 
@@ -204,9 +211,18 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
             model, processor, sentences, num_importance_samples=data_args.num_importance_samples,
             max_length=data_args.max_length,
         )
+        interpolation = interpolation_figures(
+            model, processor, sentences, num_steps=data_args.interpolation_steps, max_length=data_args.max_length
+        )
+        evaluation.update(interpolation)
         metrics.update({f"eval_{k}": v for k, v in evaluation.items() if isinstance(v, (int, float))})
         metrics["eval_num_sentences"] = len(sentences)
         metrics["eval_num_importance_samples"] = data_args.num_importance_samples
+        if extra_evaluation is not None:
+            train_sentences = [row["text"].strip() for row in train_raw] if isinstance(train_raw, Dataset) else None
+            extra = extra_evaluation(train_sentences, sentences)
+            metrics.update({f"eval_{k}": v for k, v in extra.items()})
+            evaluation.update(extra)
         write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
         labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
         plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
@@ -237,27 +253,79 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
 
 
 @torch.no_grad()
-def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: int, evaluation: dict | None = None) -> None:
-    """`samples.md`: interpolations between evaluation sentences and reconstructions (greedy decoding)."""
-    lines = ["# Samples", "", "Greedy decoding from posterior means.", ""]
-    pairs = [(sentences[i], sentences[i + 1]) for i in range(0, min(len(sentences) - 1, 6), 2)]
-    for a, b in pairs:
-        batch = processor([a, b], return_tensors="pt").to(model.device)
-        mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean
-        out = model.interpolate(mean[:1], mean[1:], num_steps=steps)
-        lines += ["## Interpolation", "", f"- source: {a}", f"- target: {b}", ""]
-        for alpha, text in zip(out.alphas.tolist(), processor.batch_decode(out.sequences)):
-            lines.append(f"  - α={alpha:.2f}: {text}")
-        lines.append("")
-    lines += ["## Reconstructions", ""]
+def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: int, evaluation: dict | None = None, seed: int = 0) -> None:
+    """
+    `samples.md`: the figures (each with how it was computed), reconstructions next to their inputs, interpolations
+    with α, one analogy and sentences decoded from the prior — all greedy.
+    """
+    evaluation = evaluation or {}
+    lines = ["# Samples", "", "Everything below is greedy decoding; sentences are encoded with their posterior mean.", ""]
+    lines += _figure_lines(evaluation)
+
+    lines += ["## Reconstructions", "", "| input | reconstruction (greedy, from the posterior mean) |", "|---|---|"]
     batch = processor(sentences[:8], return_tensors="pt").to(model.device)
     for src, rec in zip(sentences[:8], processor.batch_decode(model.reconstruct(batch["input_ids"], batch["attention_mask"]))):
-        lines.append(f"- {src}  →  {rec}")
+        lines.append(f"| {_cell(src)} | {_cell(rec)} |")
+    lines.append("")
+
+    paths = evaluation.get("interpolations")
+    if paths is None:
+        from .evaluation import interpolation_figures
+
+        paths = interpolation_figures(model, processor, sentences, num_pairs=3, num_steps=steps)["interpolations"]
+    lines += ["## Interpolations", "", "z = (1 − α)·z_source + α·z_target between two posterior means.", ""]
+    for path in paths[:3]:
+        lines += [f"- source: {path['source']}", f"- target: {path['target']}", "", "| α | decoded |", "|---|---|"]
+        lines += [f"| {alpha:.2f} | {_cell(text)} |" for alpha, text in zip(path["alphas"], path["texts"])]
+        lines.append("")
+
+    if len(sentences) >= 3:
+        a, b, c = sentences[0], sentences[1], sentences[2]
+        enc = processor([a, b, c], return_tensors="pt").to(model.device)
+        z = model.encode(enc["input_ids"], enc["attention_mask"]).mean
+        answer = processor.batch_decode(model.analogy(z[0:1], z[1:2], z[2:3], degree=1.0))[0]
+        lines += [
+            "## Analogy", "", "a : b :: c : d with z_d = z_c + (z_b − z_a) (degree 1).", "",
+            f"- a: {a}", f"- b: {b}", f"- c: {c}", f"- **d: {answer}**", "",
+        ]
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    prior = torch.randn((5, model.config.latent_size), generator=generator).to(model.device, model.dtype)
+    lines += ["## Sentences from the prior", "", f"z ~ N(0, I) (5 draws, seed {seed}), greedy.", ""]
+    lines += [f"- {text}" for text in processor.batch_decode(model.generate(latents=prior))]
     (out_dir / "samples.md").write_text("\n".join(lines) + "\n")
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _figure_lines(evaluation: dict) -> list[str]:
+    """The headline figures with how each was computed (K = importance samples actually used)."""
+    if "ppl_per_token" not in evaluation:
+        return []
+    n, k = evaluation.get("num_examples"), evaluation.get("num_importance_samples")
+    rows = [
+        ("IW per-token perplexity", evaluation["ppl_per_token"], f"importance-weighted, K = {k} samples of q(z|x), {n} sentences; BOS and EOS counted"),
+        ("−ELBO (nats/sentence)", evaluation.get("neg_elbo"), f"KL − mean over K = {k} samples of log p(x|z)"),
+        ("reconstruction NLL (nats/sentence)", evaluation.get("reconstruction_nll"), f"mean over K = {k} posterior samples of −log p(x|z) (not importance-weighted)"),
+        ("KL (nats/sentence)", evaluation.get("kl"), "analytic, un-thresholded"),
+        ("mutual information (nats)", evaluation.get("mutual_information"), "He et al. (2019), from the test posteriors"),
+        ("active units", evaluation.get("active_units"), f"of {evaluation.get('latent_size')}; Var_x μ_d(x) ≥ {evaluation.get('au_threshold')}"),
+        ("reconstruction BLEU", evaluation.get("reconstruction_bleu"), f"corpus BLEU, greedy decodes of the posterior means of the {n} sentences"),
+        ("interpolation endpoint BLEU", evaluation.get("interpolation_endpoint_bleu"), f"mean sentence BLEU of the α = 0 and α = 1 decodes against their sources, {evaluation.get('interpolation_pairs')} pairs"),
+        ("distinct sentences per interpolation", evaluation.get("interpolation_distinct"), f"of {evaluation.get('interpolation_steps')} points, mean over pairs"),
+        ("plain decoder per-token perplexity", evaluation.get("plain_decoder_ppl_per_token"), "the same decoder fine-tuned alone as an LM on the same budget, exact likelihood, same token count"),
+    ]
+    lines = ["## Figures", "", "| figure | value | how |", "|---|---|---|"]
+    for name, value, how in rows:
+        if value is not None:
+            lines.append(f"| {name} | {value:.4g} | {how} |")
+    return lines + [""]
+
+
 def plot_training_curves(log_history: list[dict], path: Path) -> None:
-    """β, KL and reconstruction loss over optimizer steps (PNG)."""
+    """β, KL per sentence and reconstruction NLL per token over optimizer steps (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,8 +335,11 @@ def plot_training_curves(log_history: list[dict], path: Path) -> None:
     if not rows:
         return
     steps = [r["step"] for r in rows]
+    for r in rows:  # per token: length-grouped batches make the per-sentence figure jump with sentence length
+        r["rec_per_token"] = r["rec_loss"] / r["tokens_per_example"] if r.get("tokens_per_example") else float("nan")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, key, title in zip(axes, ("beta", "kl", "rec_loss"), ("β (cyclical schedule)", "KL per sentence", "reconstruction NLL per sentence")):
+    titles = ("β (cyclical schedule)", "KL per sentence (nats)", "reconstruction NLL per token (nats)")
+    for ax, key, title in zip(axes, ("beta", "kl", "rec_per_token"), titles):
         ax.plot(steps, [r[key] for r in rows], marker="o", ms=3)
         ax.set_title(title)
         ax.set_xlabel("step")
