@@ -196,7 +196,7 @@ def interpolation_figures(
     Interpolations between the posterior means of sentence pairs (0, 1), (2, 3), ... decoded greedily at
     `num_steps` evenly spaced α from 0 to 1. Returns `interpolation_endpoint_bleu` (mean sentence BLEU of the α = 0
     and α = 1 decodes against their source sentences: do the paths start and end where they should?),
-    `interpolation_distinct` (mean number of distinct sentences per path: does it move?), `interpolation_pairs`,
+    `interpolation_distinct` (mean number of distinct sentences per path: does it move?), `num_interpolation_pairs`,
     and `interpolations` (the decoded paths, for inspection).
     """
     if len(sentences) < 2:
@@ -217,8 +217,8 @@ def interpolation_figures(
     return {
         "interpolation_endpoint_bleu": sum(endpoint_bleu) / len(endpoint_bleu),
         "interpolation_distinct": sum(distinct) / len(distinct),
-        "interpolation_pairs": len(pairs),
-        "interpolation_steps": num_steps,
+        "num_interpolation_pairs": len(pairs),
+        "num_interpolation_steps": num_steps,
         "interpolations": paths,
     }
 

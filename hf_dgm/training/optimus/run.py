@@ -242,6 +242,9 @@ def train_and_evaluate(
             "eval_split": metadata["eval_split"],
             "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
         }
+        if eval_raw is not None:
+            run_metadata["num_importance_samples"] = data_args.num_importance_samples
+            run_metadata["plain_decoder"] = "eval_plain_decoder_ppl_per_token" in metrics
         write_run_folder(
             out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
             recipe={"model": model_args, "data": data_args}, training_args=training_args,
@@ -313,8 +316,8 @@ def _figure_lines(evaluation: dict) -> list[str]:
         ("mutual information (nats)", evaluation.get("mutual_information"), "He et al. (2019), from the test posteriors"),
         ("active units", evaluation.get("active_units"), f"of {evaluation.get('latent_size')}; Var_x μ_d(x) ≥ {evaluation.get('au_threshold')}"),
         ("reconstruction BLEU", evaluation.get("reconstruction_bleu"), f"corpus BLEU, greedy decodes of the posterior means of the {n} sentences"),
-        ("interpolation endpoint BLEU", evaluation.get("interpolation_endpoint_bleu"), f"mean sentence BLEU of the α = 0 and α = 1 decodes against their sources, {evaluation.get('interpolation_pairs')} pairs"),
-        ("distinct sentences per interpolation", evaluation.get("interpolation_distinct"), f"of {evaluation.get('interpolation_steps')} points, mean over pairs"),
+        ("interpolation endpoint BLEU", evaluation.get("interpolation_endpoint_bleu"), f"mean sentence BLEU of the α = 0 and α = 1 decodes against their sources, {evaluation.get('num_interpolation_pairs')} pairs"),
+        ("distinct sentences per interpolation", evaluation.get("interpolation_distinct"), f"of {evaluation.get('num_interpolation_steps')} points, mean over pairs"),
         ("plain decoder per-token perplexity", evaluation.get("plain_decoder_ppl_per_token"), "the same decoder fine-tuned alone as an LM on the same budget, exact likelihood, same token count"),
     ]
     lines = ["## Figures", "", "| figure | value | how |", "|---|---|---|"]
