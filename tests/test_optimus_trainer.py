@@ -54,6 +54,7 @@ def test_paper_defaults(tmp_path):
     args = OptimusTrainingArguments(output_dir=str(tmp_path))
     assert (args.beta, args.kl_threshold, args.beta_n_cycles, args.beta_ratio_zero, args.beta_ratio_increase) == (1.0, 0.5, 1, 0.5, 0.25)
     assert (args.learning_rate, args.adam_epsilon, args.weight_decay, args.max_grad_norm) == (5e-5, 1e-8, 0.0, 1.0)
+    assert args.optim == "adamw_torch_fused"  # same AdamW, one fused kernel (the speed-up of bench_optimus_step.py)
 
 
 # ------------------------------------------------------------------ training runs on a tiny model
@@ -277,6 +278,7 @@ def test_latent_lr_multiplier_gives_the_heads_their_own_learning_rate(parts, tmp
         in_heads = {id(p) in heads for p in group["params"]}
         assert len(in_heads) == 1
         assert group["lr"] == pytest.approx(1e-3 if in_heads.pop() else 1e-4)
+        assert group.get("fused") is True
     with pytest.raises(ValueError, match="latent_lr_multiplier"):
         OptimusTrainingArguments(output_dir=str(tmp_path), latent_lr_multiplier=0.0)
 

@@ -473,7 +473,7 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             mean, logvar = posterior.mean, posterior.logvar
             if latents is None:
                 latents = self.reparameterize(mean, logvar) if sample_latent else mean
-            kl_per_dim = self.kl_divergence(mean, logvar)
+            kl_per_dim = self.kl_divergence(mean.float(), logvar.float())  # fp32 under bf16/fp16 autocast too
             kl = kl_per_dim.sum(-1)
             if kl_threshold > 0 and beta > 0:
                 if self.config.kl_threshold_mode == "mask":
