@@ -237,8 +237,10 @@ def read_run(run_dir: Path) -> RunInfo:
         metadata.setdefault(key, value)
     recipe, recipe_source = read_recipe(run_dir)
     recorded = metadata.get("recipe")
-    if recipe is None and isinstance(recorded, str) and recorded.endswith((".yaml", ".yml")) and Path(recorded).is_file():
-        # the training script recorded the recipe file it ran (e.g. training/train_gan.py's eval_results.json)
+    if (recipe is None or recipe_source == "training_args.json") and isinstance(recorded, str) \
+            and recorded.endswith((".yaml", ".yml")) and Path(recorded).is_file():
+        # the training script recorded the recipe file it ran (e.g. training/train_gan.py's eval_results.json); it
+        # beats training_args.json, whose generic Trainer fields (learning_rate 5e-5, 3 epochs) a GAN run never used
         recipe, recipe_source = dict(yaml.safe_load(Path(recorded).read_text()) or {}), recorded
     if recipe is not None:
         recipe = public_recipe(recipe)

@@ -247,9 +247,31 @@ def train_and_evaluate(
             run_metadata["plain_decoder"] = "eval_plain_decoder_ppl_per_token" in metrics
         write_run_folder(
             out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
-            recipe={"model": model_args, "data": data_args}, training_args=training_args,
+            recipe={"model": model_args, "data": data_args, "training": _recipe_training_args(training_args)},
+            training_args=training_args,
         )
     return metrics
+
+
+_RECIPE_TRAINING_KEYS = (
+    "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "latent_lr_multiplier", "decoder_word_dropout", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
+    "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
+    "kl_threshold", "seed", "bf16",
+)
+
+
+def _recipe_training_args(training_args) -> dict[str, Any]:
+    """The training settings that shape the model, for `recipe.yaml` (and so the card's recipe block)."""
+    out = {}
+    for key in _RECIPE_TRAINING_KEYS:
+        value = getattr(training_args, key, None)
+        if key == "max_steps" and (value is None or value < 0):
+            continue
+        if key == "num_train_epochs" and (getattr(training_args, "max_steps", -1) or -1) > 0:
+            continue  # max_steps wins: the epoch count was not used
+        out[key] = value.value if hasattr(value, "value") else value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
