@@ -15,7 +15,8 @@
    reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
    samples.md, training_curves.png and latent_space.png.
-Budgeted for 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate).
+The defaults aim at 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate); the whole job has
+not yet been timed on an idle machine.
 """
 
 from __future__ import annotations
