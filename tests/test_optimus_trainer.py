@@ -332,11 +332,15 @@ def test_article_rows_are_split_into_sentences(tmp_path, streaming, parts):
     data_module.load_dataset = lambda *a, **k: load_dataset("json", data_files=str(path), split="train", streaming=streaming)
     try:
         rows = load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=streaming, sentence_split=True)
-        unsplit = load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=streaming)
+        # the whole article is one row of >= 64 words: without splitting, nothing survives
+        if streaming:
+            assert len(list(load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=True))) == 0
+        else:
+            with pytest.raises(ValueError, match="no usable sentence"):
+                load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en")
     finally:
         data_module.load_dataset = original
     texts = [r["text"] for r in rows]
-    assert len(list(unsplit)) == 0  # the whole article is one row of >= 64 words: without splitting, nothing survives
     assert texts[:4] == split_sentences(ARTICLE)[:4] and "Etymology" in texts
     assert all(len(t.split()) < 64 for t in texts) and not any(t.startswith("word") for t in texts)
     # ≤ max_length tokens: longer sentences are dropped, not truncated
