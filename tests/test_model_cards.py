@@ -77,7 +77,9 @@ def test_card_metadata_and_model_index_come_from_the_run(tmp_path, config):
         assert result.task_type == "text-generation"
     text = parsed.text
     assert "wall_clock" not in text and "num_sentences" not in text and "Training objective" not in text
-    assert "| Perplexity per subword token (IW, 100 samples) | 21.75 | lower is better |" in text
+    assert "| Perplexity per subword token (importance-weighted) | 21.75 | lower is better |" in text
+    assert "100 samples" not in text  # K comes from the run (here unrecorded), never a fixed 100
+    assert "not importance-weighted" in text and "smooth enough" not in text
     assert "KL(q(z\\|x) \\|\\| p(z))" in text  # pipes escaped inside the table
     assert "```yaml\nmodel:\n  latent_size: 16\ndata:\n  dataset: snli\n```" in text
     assert "@inproceedings{li2020optimus" in text and "EMNLP" in text
@@ -195,3 +197,11 @@ def test_fq_biggan_card_shows_what_the_gan_run_used(tmp_path):
     assert "800 generator updates, each after\n2 discriminator update(s)" in text
     assert "generator Adam with lr 0.001, betas 0.0, 0.999" in text and "5e-05" not in text
     assert "classifier_accuracy_generated` is the fraction" in text and "fq_used_entries_layer<i>` counts" in text
+
+
+def test_card_recipe_block_has_no_local_paths(tmp_path, config):
+    from hf_dgm.hub.cards import public_recipe
+
+    assert public_recipe({"data": {"train_file": "/home/me/data/snli/train.txt", "eval_file": "../shared/x/test.txt",
+                                   "dataset": "stanfordnlp/snli"}, "n": 3}) == {
+        "data": {"train_file": "train.txt", "eval_file": "test.txt", "dataset": "stanfordnlp/snli"}, "n": 3}

@@ -211,3 +211,17 @@ def test_cli_on_ptb_folder(tiny, tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["num_examples"] == 3 and "reconstruction_bleu" not in metrics
     assert math.isfinite(metrics["iw_nll"]) and metrics["num_tokens"] > 3 * 2
+
+
+def test_cli_cpu_defaults_and_estimate(tiny, tmp_path, capsys):
+    _, _, model_dir = tiny
+    data = tmp_path / "test.txt"
+    data.write_text("\n".join((SENTENCES * 100)[:240]))  # 240 sentences: the CPU default keeps 200
+    out = tmp_path / "metrics.json"
+    rc = main(["optimus", str(model_dir), "--dataset", str(data), "--device", "cpu", "--no_bleu", "--batch_size", "50",
+               "--output", str(out)])
+    assert rc == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["num_examples"] == 200 and metrics["num_importance_samples"] == 20
+    printed = capsys.readouterr().out
+    assert "200 sentences x K = 20 importance samples on cpu: about" in printed and " min (one batch of 50 took" in printed

@@ -316,3 +316,15 @@ def test_auto_processor_returns_both_tokenizers(parts, tmp_path):
     assert processor.decoder_tokenizer.bos_token_id is not None
     batch = processor(SENTENCES[:2])
     assert set(batch) == {"input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask"}
+
+
+@pytest.mark.parametrize("injection", ["memory", "both"])
+def test_bf16_autocast_training_step(parts, injection):
+    model = make(parts, latent_injection=injection).train()
+    batch = model.processor(SENTENCES[:4], return_tensors="pt")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch, beta=1.0, kl_threshold=0.1)
+    assert out.logits.dtype == torch.bfloat16 and out.kl.dtype == torch.float32 and out.loss.dtype == torch.float32
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.posterior.weight.grad is not None and torch.isfinite(model.posterior.weight.grad).all()

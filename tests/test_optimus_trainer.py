@@ -54,6 +54,7 @@ def test_paper_defaults(tmp_path):
     args = OptimusTrainingArguments(output_dir=str(tmp_path))
     assert (args.beta, args.kl_threshold, args.beta_n_cycles, args.beta_ratio_zero, args.beta_ratio_increase) == (1.0, 0.5, 1, 0.5, 0.25)
     assert (args.learning_rate, args.adam_epsilon, args.weight_decay, args.max_grad_norm) == (5e-5, 1e-8, 0.0, 1.0)
+    assert args.optim == "adamw_torch_fused"  # same AdamW, one fused kernel (the speed-up of bench_optimus_step.py)
 
 
 # ------------------------------------------------------------------ training runs on a tiny model
@@ -235,8 +236,13 @@ def test_train_script_writes_the_run_folder(parts, tmp_path):
         assert (out / name).exists(), name
     assert not list(out.glob("*.bin"))
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("eval_iw_nll", "eval_ppl_per_token", "eval_kl", "eval_mutual_information", "eval_active_units"):
+    for key in ("eval_iw_nll", "eval_ppl_per_token", "eval_kl", "eval_mutual_information", "eval_active_units",
+                "eval_interpolation_endpoint_bleu", "eval_interpolation_distinct"):
         assert key in metrics, key
+    samples = (out / "samples.md").read_text()
+    for heading in ("## Figures", "## Reconstructions", "## Interpolations", "## Analogy", "## Sentences from the prior"):
+        assert heading in samples, heading
+    assert "K = 3 samples" in samples and "(not importance-weighted)" in samples and "| 0.50 |" in samples
     loaded = OptimusForConditionalGeneration.from_pretrained(out)
     assert loaded.processor is not None and loaded.config.latent_injection == "both"
 
@@ -272,6 +278,7 @@ def test_latent_lr_multiplier_gives_the_heads_their_own_learning_rate(parts, tmp
         in_heads = {id(p) in heads for p in group["params"]}
         assert len(in_heads) == 1
         assert group["lr"] == pytest.approx(1e-3 if in_heads.pop() else 1e-4)
+        assert group.get("fused") is True
     with pytest.raises(ValueError, match="latent_lr_multiplier"):
         OptimusTrainingArguments(output_dir=str(tmp_path), latent_lr_multiplier=0.0)
 
@@ -281,3 +288,99 @@ def test_trainer_gradient_checkpointing_keeps_the_memory_slot(parts, tmp_path):
     decoder = trainer.model.decoder
     assert decoder.transformer.h[0].gradient_checkpointing and decoder.transformer.h[0]._can_checkpoint_with_cache
     assert not decoder.transformer.gradient_checkpointing  # GPT2Model would otherwise drop the cache itself
+
+
+def test_build_model_with_a_seed_is_reproducible(parts):
+    from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
+
+    args = OptimusModelArguments(encoder=str(parts[0]), decoder=str(parts[1]), latent_size=8, latent_injection="both")
+    first = build_model(args, seed=7)
+    torch.randn(100)  # the global RNG moves between the two builds, as it does between two processes
+    second = build_model(args, seed=7)
+    for name in ("posterior.weight", "latent_to_memory.weight", "latent_to_embedding.weight"):
+        assert torch.equal(first.state_dict()[name], second.state_dict()[name]), name
+    other = build_model(args, seed=8)
+    assert not torch.equal(first.state_dict()["posterior.weight"], other.state_dict()["posterior.weight"])
+
+
+ARTICLE = (
+    "Anarchism is a political philosophy and movement that is skeptical of all justifications for authority. "
+    "It was described by Dr. Smith in the U.S. in 1920! Was it new? Humans lived in societies without formal "
+    "hierarchies long before the establishment of states.\n\nEtymology\n"
+    "The etymological origin of anarchism is from the Ancient Greek anarkhia. " + "word " * 70 + "ends here."
+)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_article_rows_are_split_into_sentences(tmp_path, streaming, parts):
+    from datasets import load_dataset
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.optimus.data import split_sentences
+
+    assert split_sentences(ARTICLE)[:4] == [
+        "Anarchism is a political philosophy and movement that is skeptical of all justifications for authority.",
+        "It was described by Dr. Smith in the U.S. in 1920!",
+        "Was it new?",
+        "Humans lived in societies without formal hierarchies long before the establishment of states.",
+    ]
+    path = tmp_path / "wiki.jsonl"
+    path.write_text(json.dumps({"id": "12", "title": "Anarchism", "text": ARTICLE}) + "\n")
+    import hf_dgm.training.optimus.data as data_module
+
+    original = data_module.load_dataset
+    data_module.load_dataset = lambda *a, **k: load_dataset("json", data_files=str(path), split="train", streaming=streaming)
+    try:
+        rows = load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=streaming, sentence_split=True)
+        # the whole article is one row of >= 64 words: without splitting, nothing survives
+        if streaming:
+            assert len(list(load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en", streaming=True))) == 0
+        else:
+            with pytest.raises(ValueError, match="no usable sentence"):
+                load_sentences(dataset="wikimedia/wikipedia", dataset_config="20231101.en")
+    finally:
+        data_module.load_dataset = original
+    texts = [r["text"] for r in rows]
+    assert texts[:4] == split_sentences(ARTICLE)[:4] and "Etymology" in texts
+    assert all(len(t.split()) < 64 for t in texts) and not any(t.startswith("word") for t in texts)
+    # ≤ max_length tokens: longer sentences are dropped, not truncated
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]))
+    tokenized = list(tokenize_sentences(rows, processor, max_length=12, drop_longer=True))
+    assert tokenized and all(r["length"] <= 12 and len(r["input_ids"]) <= 12 for r in tokenized)
+    assert len(tokenized) < len(texts)
+
+
+def test_decoder_word_dropout_corrupts_inputs_not_targets(parts, tmp_path):
+    model = _model(parts)
+    args = _args(tmp_path, decoder_word_dropout=0.5)
+    trainer = OptimusTrainer(model=model, args=args, train_dataset=_dataset(model.processor),
+                             data_collator=OptimusDataCollator.from_processor(model.processor))
+    batch = OptimusDataCollator.from_processor(model.processor)([_dataset(model.processor)[i] for i in range(8)])
+    torch.manual_seed(0)
+    out = trainer._word_dropout(model, batch)
+    ids, mask, pad = batch["decoder_input_ids"], batch["decoder_attention_mask"], model.config.decoder_pad_token_id
+    assert torch.equal(out["labels"], ids.masked_fill(mask == 0, -100))  # targets stay clean
+    dropped = (out["decoder_input_ids"] != ids)
+    assert torch.equal(out["decoder_input_ids"][:, 0], ids[:, 0])  # BOS kept
+    assert bool((out["decoder_input_ids"][dropped] == pad).all()) and not bool((dropped & (mask == 0)).any())
+    rate = dropped.sum().item() / (mask[:, 1:].sum().item())
+    assert 0.3 < rate < 0.7
+    with pytest.raises(ValueError, match="decoder_word_dropout"):
+        OptimusTrainingArguments(output_dir=str(tmp_path), decoder_word_dropout=1.0)
+
+
+def test_plain_decoder_baseline_trains_and_scores(parts):
+    from transformers import AutoModelForCausalLM
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.optimus.baseline import decoder_perplexity, finetune_plain_decoder
+
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]))
+    torch.manual_seed(0)
+    decoder = AutoModelForCausalLM.from_pretrained(str(parts[1]))
+    before = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
+    ids = processor.decoder_token_ids(SENTENCES, max_length=16)
+    assert before["num_tokens"] == sum(len(r) for r in ids)  # BOS and EOS counted, as Optimus's PPL
+    finetune_plain_decoder(decoder, processor, SENTENCES, max_steps=30, batch_size=4, learning_rate=3e-3, max_length=16, progress=False)
+    after = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
+    assert after["ppl_per_token"] < 0.5 * before["ppl_per_token"]

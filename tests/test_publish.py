@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from PIL import Image
 
@@ -189,8 +190,11 @@ def test_publish_is_one_validated_commit(hub, published, reference):
     assert len(shards) >= 2 and "model.safetensors.index.json" in files and "model.safetensors" not in files
     for name in ("handler.py", "configuration_optimus.py", "modeling_optimus.py", "processing_optimus.py", "pipelines_optimus.py",
                  "tokenizer.json", "decoder_tokenizer/tokenizer.json", "README.md", "images/kl_per_dim.png",
-                 "samples/interpolations.txt"):
+                 "samples/interpolations.txt", "recipe.yaml"):
         assert name in files, name
+    assert "eval_results.json" in files  # the metrics file the card cites is published with it
+    assert yaml.safe_load(hub.file_bytes(REPO_ID, "recipe.yaml")) == {"beta": 1.0, "kl_threshold": 0.5, "ratio_zero": 0.5,
+                                                                     "ratio_increase": 0.25}
     assert not any(f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for f in files)
     config = json.loads(hub.file_bytes(REPO_ID, "config.json"))
     assert config["model_type"] == "optimus"

@@ -285,7 +285,7 @@ def convert_optimus(
         decoder_eos_token_id=None if special is None else special["<EOS>"],
         decoder_pad_token_id=None if special is None else special["<PAD>"],
         encoder_pad_token_id=0,
-        **config_kwargs,
+        **{"posterior_logvar_bias": None, **config_kwargs},  # the original's posterior head is bias-free
     )
     model = OptimusForConditionalGeneration(config)
     state_dict = {**convert_encoder_state_dict(enc_sd), **convert_decoder_state_dict(dec_sd, latent_injection)}

@@ -243,9 +243,14 @@ def read_run(run_dir: Path) -> RunInfo:
         metadata.setdefault(key, value)
     recipe, recipe_source = read_recipe(run_dir)
     recorded = metadata.get("recipe")
-    if recipe is None and isinstance(recorded, str) and recorded.endswith((".yaml", ".yml")) and Path(recorded).is_file():
-        # the training script recorded the recipe file it ran (e.g. training/train_gan.py's eval_results.json)
+    if (recipe is None or recipe_source == "training_args.json") and isinstance(recorded, str) \
+            and recorded.endswith((".yaml", ".yml")) and Path(recorded).is_file():
+        # the training script recorded the recipe file it ran (e.g. training/train_gan.py's eval_results.json); it
+        # beats training_args.json, whose generic Trainer fields (learning_rate 5e-5, 3 epochs) a GAN run never used
         recipe, recipe_source = dict(yaml.safe_load(Path(recorded).read_text()) or {}), recorded
+    if recipe is not None:
+        recipe = public_recipe(recipe)
+        recipe_source = Path(recipe_source).name if recipe_source else recipe_source
     if recipe and isinstance(recipe.get("dataset"), str):
         metadata.setdefault("dataset", recipe["dataset"])  # the recipe names the data it trained on
     images: list[tuple[tuple, Path]] = []
@@ -266,6 +271,22 @@ def read_run(run_dir: Path) -> RunInfo:
         metadata=metadata, recipe=recipe, recipe_source=recipe_source,
         images=[path for _, path in sorted(images)[:MAX_IMAGES]], text_samples=texts,
     )
+
+
+def _looks_local(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~")) or (("/" in value or "\\" in value) and Path(value).exists())
+
+
+def public_recipe(recipe: Any) -> Any:
+    """The recipe as a card may show it: local file paths (`train_file: /home/…/train.txt`) become their file names,
+    which say what the file was without leaking a machine's layout. Nested dicts and lists are walked."""
+    if isinstance(recipe, dict):
+        return {k: public_recipe(v) for k, v in recipe.items()}
+    if isinstance(recipe, list):
+        return [public_recipe(v) for v in recipe]
+    if isinstance(recipe, str) and _looks_local(recipe):
+        return Path(recipe).name
+    return recipe
 
 
 def _hub_id(name_or_path: str | None) -> str | None:

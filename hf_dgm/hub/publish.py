@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .cards import USAGE_REPO_PLACEHOLDER, ModelCardError, _hub_id, build_card, check_card_value, check_repo_id, read_run
 from ..registry import FamilySpec, get_family
 from .remote_code import RemoteCodeBundle, assemble_remote_code
@@ -372,6 +374,14 @@ def prepare_repo_folder(
         (out_dir / "samples").mkdir(exist_ok=True)
         shutil.copyfile(src, out_dir / dest)
         texts[dest] = str(src)
+    # the card cites the run's metrics and recipe files: publish them next to it (the recipe without local paths)
+    for name in run.metrics_sources:
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, out_dir / name)
+    if run.recipe and run.recipe_source:
+        recipe_text = (json.dumps(run.recipe, indent=2) if run.recipe_source.endswith(".json")
+                       else yaml.safe_dump(run.recipe, sort_keys=False))
+        (out_dir / run.recipe_source).write_text(recipe_text, encoding="utf-8")
     try:
         card = build_card(
             hub, model.config, run, repo_id, requirements=code.requirements, repo_images=images,

@@ -64,6 +64,12 @@ class OptimusConfig(HubCompatibleConfig):
             Special tokens of the decoder: generation starts at BOS and stops at EOS; PAD fills batches.
         encoder_pad_token_id (`int`, defaults to 0):
             Padding id of the encoder tokenizer.
+        posterior_logvar_bias (`float` or `None`, defaults to -4.0):
+            `None`: the posterior head is bias-free, as in the original (converted checkpoints use this). A float:
+            the head has a learned bias whose log-variance half starts at this value (mean half at 0), so a freshly
+            initialised posterior starts with σ² = e^-4 ≈ 0.02 instead of 1. With σ = 1 at init the sampled `z` is
+            almost pure noise next to the small initial mean, and a decoder fed `z` through the embedding learns
+            to ignore it (see `benchmarks/optimus_latent_path.py`).
     """
 
     model_type = "optimus"
@@ -86,6 +92,7 @@ class OptimusConfig(HubCompatibleConfig):
         decoder_eos_token_id: int | None = None,
         decoder_pad_token_id: int | None = None,
         encoder_pad_token_id: int = 0,
+        posterior_logvar_bias: float | None = -4.0,
         **kwargs,
     ):
         if encoder is None:
@@ -120,7 +127,12 @@ class OptimusConfig(HubCompatibleConfig):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"`{name}` must be a non-negative int or None; got {value!r}")
 
+        if posterior_logvar_bias is not None and (
+            isinstance(posterior_logvar_bias, bool) or not isinstance(posterior_logvar_bias, (int, float))
+        ):
+            raise ValueError(f"`posterior_logvar_bias` must be a float or None; got {posterior_logvar_bias!r}")
         self.latent_size = latent_size
+        self.posterior_logvar_bias = None if posterior_logvar_bias is None else float(posterior_logvar_bias)
         self.latent_injection = latent_injection
         self.pooling = pooling
         self.beta = float(beta)

@@ -2,8 +2,9 @@
 
 Li et al., "Optimus: Organizing Sentences via Pre-trained Modeling of a Latent Space", EMNLP 2020.
 
-The encoder's pooled sentence feature is mapped (bias-free) to the mean and log-variance of a diagonal Gaussian
-posterior q(z|x); the prior is N(0, I). The latent `z` reaches the decoder in one or both of two ways:
+The encoder's pooled sentence feature is mapped linearly to the mean and log-variance of a diagonal Gaussian
+posterior q(z|x) (bias-free as in the original when `config.posterior_logvar_bias` is None; by default with a bias
+that starts the log-variance at -4, see [`OptimusConfig`]); the prior is N(0, I). The latent `z` reaches the decoder in one or both of two ways:
 
 * **memory** – `z` is mapped (bias-free) to one vector per decoder layer; in every layer that vector is used as the
   key *and* the value of one extra attention slot that every position can attend to. The slot is handed to the
@@ -165,9 +166,9 @@ class OptimusPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # Only the latent heads belong to Optimus; the encoder and decoder initialise their own modules.
-        if getattr(module, "_optimus_head", False):
-            std = getattr(self.config.decoder, "initializer_range", 0.02)
-            nn.init.normal_(module.weight, mean=0.0, std=std)
+        role = getattr(module, "_optimus_head", None)
+        if role is not None:
+            self._init_latent_head(module, role)
             return
         encoder = getattr(self, "encoder", None)
         decoder = getattr(self, "decoder", None)
@@ -177,9 +178,39 @@ class OptimusPreTrainedModel(PreTrainedModel):
             decoder._init_weights(module)
 
 
-def _head(in_features: int, out_features: int) -> nn.Linear:
-    layer = nn.Linear(in_features, out_features, bias=False)
-    layer._optimus_head = True
+    @torch.no_grad()
+    def _init_latent_head(self, module: nn.Linear, role: str) -> None:
+        """
+        Scales chosen so that `z` is informative from the first step (measured in
+        `benchmarks/optimus_latent_path.py`; with a uniform N(0, 0.02²) init the `embedding` injection carried nothing):
+
+        * posterior: mean rows N(0, 1/hidden), so μ has the scale of the pooled feature rather than 0.02·√hidden of
+          it; log-variance rows N(0, 0.02²); the optional bias is 0 on the mean and `posterior_logvar_bias` on the
+          log-variance (σ² ≈ 0.02 instead of 1: the sampled `z` is not noise burying μ);
+        * latent_to_embedding: N(0, r²/latent_size) with r the RMS of the decoder's input embeddings, so the shift
+          added to every token embedding has the token embeddings' own scale instead of several times it;
+        * latent_to_memory: N(0, initializer_range²) like the decoder's own projections.
+        """
+        std = getattr(self.config.decoder, "initializer_range", 0.02)
+        latent = self.config.latent_size
+        if role == "posterior":
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            module.weight[:latent].normal_(mean=0.0, std=module.in_features**-0.5)
+            if module.bias is not None:
+                module.bias.zero_()
+                module.bias[latent:].fill_(self.config.posterior_logvar_bias)
+            return
+        if role == "embedding":
+            decoder = getattr(self, "decoder", None)
+            weight = None if decoder is None else decoder.get_input_embeddings().weight
+            if weight is not None and not weight.is_meta:
+                std = weight.detach().float().pow(2).mean().sqrt().item() * latent**-0.5
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+
+
+def _head(in_features: int, out_features: int, role: str, bias: bool = False) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    layer._optimus_head = role
     return layer
 
 
@@ -222,11 +253,13 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
 
         encoder_hidden = config.encoder.hidden_size
         num_layers, kv_heads, head_dim, hidden = _decoder_geometry(config.decoder)
-        self.posterior = _head(encoder_hidden, 2 * config.latent_size)
+        self.posterior = _head(
+            encoder_hidden, 2 * config.latent_size, "posterior", bias=config.posterior_logvar_bias is not None
+        )
         if config.uses_memory:
-            self.latent_to_memory = _head(config.latent_size, num_layers * kv_heads * head_dim)
+            self.latent_to_memory = _head(config.latent_size, num_layers * kv_heads * head_dim, "memory")
         if config.uses_embedding:
-            self.latent_to_embedding = _head(config.latent_size, hidden)
+            self.latent_to_embedding = _head(config.latent_size, hidden, "embedding")
 
         forward_params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
@@ -440,7 +473,7 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             mean, logvar = posterior.mean, posterior.logvar
             if latents is None:
                 latents = self.reparameterize(mean, logvar) if sample_latent else mean
-            kl_per_dim = self.kl_divergence(mean, logvar)
+            kl_per_dim = self.kl_divergence(mean.float(), logvar.float())  # fp32 under bf16/fp16 autocast too
             kl = kl_per_dim.sum(-1)
             if kl_threshold > 0 and beta > 0:
                 if self.config.kl_threshold_mode == "mask":

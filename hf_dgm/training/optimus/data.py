@@ -8,6 +8,7 @@ tokens (the paper's block sizes: 100 for PTB/SNLI, 300 Yelp, 512 Yahoo; pretrain
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,41 @@ def check_text_file(path: str | os.PathLike, what: str) -> None:
         raise ValueError(f"`{what}` {path} holds only blank lines; it must hold one sentence per line")
 
 
+# Abbreviations whose trailing period does not end a sentence (lower-cased, without the period).
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt ft vs etc e.g i.e cf al approx inc ltd co corp jan feb mar apr jun jul aug sep sept "
+    "oct nov dec no vol pp fig gen gov sen rep col lt capt sgt u.s u.k".split()
+)
+_SENTENCE_END = re.compile(r"""(?<=[.!?])["')\]]*\s+(?=["'(\[]?[A-Z0-9])""")
+
+
+def split_sentences(text: str) -> list[str]:
+    """
+    Split running text (a Wikipedia article) into sentences: paragraphs at line breaks, then sentences at `.`, `!`
+    or `?` followed by white space and an upper-case letter or digit — except after a known abbreviation ("Dr.",
+    "U.S.") or a single initial ("J. Smith"). A dependency-free stand-in for the NLTK (punkt) split of the paper;
+    headings and list items (lines without final punctuation) come out as their own "sentences".
+    """
+    sentences: list[str] = []
+    for paragraph in text.splitlines():
+        paragraph = paragraph.strip()
+        if not paragraph:
+            continue
+        start = 0
+        for match in _SENTENCE_END.finditer(paragraph):
+            candidate = paragraph[start : match.start()].rstrip()
+            last = candidate.rstrip("\"')]").rsplit(None, 1)[-1] if candidate else ""
+            word = last.rstrip(".!?").lower()
+            if last.endswith(".") and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
+                continue
+            sentences.append(paragraph[start : match.end()].strip())
+            start = match.end()
+        tail = paragraph[start:].strip()
+        if tail:
+            sentences.append(tail)
+    return sentences
+
+
 def load_sentences(
     dataset: str | None = None,
     train_file: str | None = None,
@@ -58,11 +94,14 @@ def load_sentences(
     streaming: bool = False,
     max_words: int = 64,
     max_examples: int | None = None,
+    sentence_split: bool = False,
 ) -> Dataset | IterableDataset:
     """
     A dataset with one sentence per row in a `text` column, from a local text file (one sentence per line) or a Hub
     dataset (`dataset`, `dataset_config`, `split`, `text_column`), blank lines dropped and sentences of `max_words`
     words or more removed. `streaming=True` streams the Hub dataset (for large pretraining corpora).
+    `sentence_split=True` splits every row (e.g. a whole Wikipedia article) into sentences first (see
+    [`split_sentences`]); it works on streamed datasets too.
     """
     if (dataset is None) == (train_file is None):
         raise ValueError("pass exactly one of `dataset` (a Hub dataset name) or `train_file` (a local text file)")
@@ -88,6 +127,14 @@ def load_sentences(
     keep = [c for c in (data.column_names or []) if c not in ("text", "label")]
     if keep:
         data = data.remove_columns(keep)
+    if sentence_split:
+        if "label" in (data.column_names or []):
+            data = data.remove_columns(["label"])
+
+        def split(batch: dict[str, list]) -> dict[str, list]:
+            return {"text": [s for text in batch["text"] if isinstance(text, str) for s in split_sentences(text)]}
+
+        data = data.map(split, batched=True, remove_columns=["text"])
 
     def ok(example: dict[str, Any]) -> bool:
         text = example["text"]
@@ -103,17 +150,28 @@ def load_sentences(
 
 
 def tokenize_sentences(
-    data: Dataset | IterableDataset, processor: OptimusProcessor, max_length: int = 100
+    data: Dataset | IterableDataset, processor: OptimusProcessor, max_length: int = 100, drop_longer: bool = False
 ) -> Dataset | IterableDataset:
-    """Adds `input_ids` (encoder), `decoder_input_ids` and `length` (decoder tokens, for length grouping)."""
+    """
+    Adds `input_ids` (encoder), `decoder_input_ids` and `length` (decoder tokens, for length grouping). Sentences
+    longer than `max_length` tokens are truncated, or dropped with `drop_longer=True` (the paper's pretraining
+    keeps sentences of ≤ 256 tokens).
+    """
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         texts = [t.strip() for t in batch["text"]]
-        enc = processor.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        dec = processor.decoder_token_ids(texts, max_length=max_length)
+        limit = 10**9 if drop_longer else max_length
+        enc = processor.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+        dec = processor.decoder_token_ids(texts, max_length=limit)
+        if drop_longer:
+            kept = [i for i in range(len(texts)) if len(enc[i]) <= max_length and len(dec[i]) <= max_length]
+            texts, enc, dec = [texts[i] for i in kept], [enc[i] for i in kept], [dec[i] for i in kept]
+            return {"text": texts, "input_ids": enc, "decoder_input_ids": dec, "length": [len(d) for d in dec]}
         return {"input_ids": enc, "decoder_input_ids": dec, "length": [len(d) for d in dec]}
 
     kwargs: dict[str, Any] = {"batched": True}
+    if drop_longer:  # rows may vanish: every other column goes
+        kwargs["remove_columns"] = list(data.column_names or ["text"])
     if isinstance(data, Dataset):
         kwargs["desc"] = "tokenizing (encoder + decoder)"
     return data.map(tokenize, **kwargs)
@@ -143,4 +201,4 @@ class OptimusDataCollator:
         return batch
 
 
-__all__ = ["load_sentences", "tokenize_sentences", "OptimusDataCollator", "shared_data_dir"]
+__all__ = ["split_sentences", "load_sentences", "tokenize_sentences", "OptimusDataCollator", "shared_data_dir"]

@@ -182,4 +182,45 @@ def evaluate_optimus(
     return metrics
 
 
-__all__ = ["evaluate_optimus", "count_words"]
+@torch.no_grad()
+def interpolation_figures(
+    model,
+    processor,
+    sentences: list[str],
+    num_pairs: int = 8,
+    num_steps: int = 5,
+    max_length: int = 128,
+    generation_kwargs: dict | None = None,
+) -> dict[str, Any]:
+    """
+    Interpolations between the posterior means of sentence pairs (0, 1), (2, 3), ... decoded greedily at
+    `num_steps` evenly spaced α from 0 to 1. Returns `interpolation_endpoint_bleu` (mean sentence BLEU of the α = 0
+    and α = 1 decodes against their source sentences: do the paths start and end where they should?),
+    `interpolation_distinct` (mean number of distinct sentences per path: does it move?), `num_interpolation_pairs`,
+    and `interpolations` (the decoded paths, for inspection).
+    """
+    if len(sentences) < 2:
+        raise ValueError("interpolations need at least 2 sentences")
+    pairs = [(sentences[i], sentences[i + 1]) for i in range(0, min(len(sentences) - 1, 2 * num_pairs), 2)]
+    starts = processor([a for a, _ in pairs], max_length=max_length, return_tensors="pt").to(model.device)
+    ends = processor([b for _, b in pairs], max_length=max_length, return_tensors="pt").to(model.device)
+    z_start = model.encode(starts["input_ids"], starts["attention_mask"]).mean
+    z_end = model.encode(ends["input_ids"], ends["attention_mask"]).mean
+    out = model.interpolate(z_start, z_end, num_steps=num_steps, **(generation_kwargs or {}))
+    texts = processor.batch_decode(out.sequences)
+    paths, endpoint_bleu, distinct = [], [], []
+    for b, (a, c) in enumerate(pairs):
+        path = texts[b * num_steps : (b + 1) * num_steps]
+        paths.append({"source": a, "target": c, "alphas": out.alphas.tolist(), "texts": path})
+        endpoint_bleu += [sacrebleu.sentence_bleu(path[0], [a]).score, sacrebleu.sentence_bleu(path[-1], [c]).score]
+        distinct.append(len(set(path)))
+    return {
+        "interpolation_endpoint_bleu": sum(endpoint_bleu) / len(endpoint_bleu),
+        "interpolation_distinct": sum(distinct) / len(distinct),
+        "num_interpolation_pairs": len(pairs),
+        "num_interpolation_steps": num_steps,
+        "interpolations": paths,
+    }
+
+
+__all__ = ["evaluate_optimus", "interpolation_figures", "count_words"]

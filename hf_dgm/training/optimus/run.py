@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class OptimusDataArguments:
     train_file: str | None = field(default=None, metadata={"help": "local training text file, one sentence a line"})
     eval_file: str | None = field(default=None, metadata={"help": "local evaluation text file"})
     streaming: bool = field(default=False, metadata={"help": "stream the training set (large corpora)"})
+    sentence_split: bool = field(
+        default=False,
+        metadata={"help": "split each row (a whole article) into sentences and drop sentences over max_length tokens (Wikipedia pretraining)"},
+    )
     max_length: int = field(default=100, metadata={"help": "max decoder tokens (paper block size: 100 PTB/SNLI)"})
     max_words: int = field(default=64, metadata={"help": "drop sentences with this many words or more"})
     max_train_examples: int | None = field(default=None, metadata={"help": "cap the training set"})
@@ -94,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build_model(args: OptimusModelArguments):
+def build_model(args: OptimusModelArguments, seed: int | None = None):
+    """The model of `args`; with `seed`, every RNG is seeded first, so fresh latent heads are reproducible."""
+    from transformers import set_seed
+
     from hf_dgm.models.optimus.modeling_optimus import OptimusForConditionalGeneration
 
+    if seed is not None:
+        set_seed(seed)
     config_kwargs: dict[str, Any] = {
         "latent_size": args.latent_size,
         "latent_injection": args.latent_injection,
@@ -138,12 +148,13 @@ def load_data(data_args: OptimusDataArguments):
     from .data import load_sentences
 
     common = {"text_column": data_args.text_column, "max_words": data_args.max_words}
+    split = {"sentence_split": data_args.sentence_split}
     if data_args.train_file:
-        train = load_sentences(train_file=data_args.train_file, streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common)
+        train = load_sentences(train_file=data_args.train_file, streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common, **split)
     else:
         train = load_sentences(
             dataset=data_args.dataset, dataset_config=data_args.dataset_config, split=data_args.train_split,
-            streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common,
+            streaming=data_args.streaming, max_examples=data_args.max_train_examples, **common, **split,
         )
     evaluation = None
     if data_args.eval_file:
@@ -156,20 +167,26 @@ def load_data(data_args: OptimusDataArguments):
     return train, evaluation
 
 
-def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dict | None = None) -> dict[str, Any]:
-    """Fine-tune, evaluate and write the run folder; returns the metrics."""
+def train_and_evaluate(
+    model_args, data_args, training_args, extra_metadata: dict | None = None, extra_evaluation=None
+) -> dict[str, Any]:
+    """
+    Fine-tune, evaluate and write the run folder; returns the metrics. `extra_evaluation(train_sentences,
+    eval_sentences)`, when given, returns more `eval_*` figures (the main job's plain-decoder baseline); they land in
+    `metrics.json`, `samples.md` and the card with the rest.
+    """
     from .data import OptimusDataCollator, tokenize_sentences
-    from .evaluation import evaluate_optimus
+    from .evaluation import evaluate_optimus, interpolation_figures
     from ..run_folder import write_run_folder
     from .trainer import OptimusTrainer
 
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    model = build_model(model_args)
+    model = build_model(model_args, seed=training_args.seed)
     processor = model.processor
     train_raw, eval_raw = load_data(data_args)
-    train = tokenize_sentences(train_raw, processor, data_args.max_length)
+    train = tokenize_sentences(train_raw, processor, data_args.max_length, drop_longer=data_args.sentence_split)
     train = train.remove_columns([c for c in (train.column_names or []) if c in ("text", "label")])
     # `--gradient_checkpointing` needs nothing here: Trainer calls the model's `activation_checkpointing_enable`,
     # which keeps the (read-only) latent memory slot under checkpointing.
@@ -194,9 +211,18 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
             model, processor, sentences, num_importance_samples=data_args.num_importance_samples,
             max_length=data_args.max_length,
         )
+        interpolation = interpolation_figures(
+            model, processor, sentences, num_steps=data_args.interpolation_steps, max_length=data_args.max_length
+        )
+        evaluation.update(interpolation)
         metrics.update({f"eval_{k}": v for k, v in evaluation.items() if isinstance(v, (int, float))})
         metrics["eval_num_sentences"] = len(sentences)
         metrics["eval_num_importance_samples"] = data_args.num_importance_samples
+        if extra_evaluation is not None:
+            train_sentences = [row["text"].strip() for row in train_raw] if isinstance(train_raw, Dataset) else None
+            extra = extra_evaluation(train_sentences, sentences)
+            metrics.update({f"eval_{k}": v for k, v in extra.items()})
+            evaluation.update(extra)
         write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
         labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
         plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
@@ -216,38 +242,115 @@ def train_and_evaluate(model_args, data_args, training_args, extra_metadata: dic
             "eval_split": metadata["eval_split"],
             "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
         }
+        if eval_raw is not None:
+            run_metadata["num_importance_samples"] = data_args.num_importance_samples
+            run_metadata["plain_decoder"] = "eval_plain_decoder_ppl_per_token" in metrics
         write_run_folder(
             out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
-            recipe={"model": model_args, "data": data_args}, training_args=training_args,
+            recipe={"model": model_args, "data": data_args, "training": _recipe_training_args(training_args)},
+            training_args=training_args,
         )
     return metrics
+
+
+_RECIPE_TRAINING_KEYS = (
+    "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+    "latent_lr_multiplier", "decoder_word_dropout", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
+    "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
+    "kl_threshold", "seed", "bf16",
+)
+
+
+def _recipe_training_args(training_args) -> dict[str, Any]:
+    """The training settings that shape the model, for `recipe.yaml` (and so the card's recipe block)."""
+    out = {}
+    for key in _RECIPE_TRAINING_KEYS:
+        value = getattr(training_args, key, None)
+        if key == "max_steps" and (value is None or value < 0):
+            continue
+        if key == "num_train_epochs" and (getattr(training_args, "max_steps", -1) or -1) > 0:
+            continue  # max_steps wins: the epoch count was not used
+        out[key] = value.value if hasattr(value, "value") else value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: int, evaluation: dict | None = None) -> None:
-    """`samples.md`: interpolations between evaluation sentences and reconstructions (greedy decoding)."""
-    lines = ["# Samples", "", "Greedy decoding from posterior means.", ""]
-    pairs = [(sentences[i], sentences[i + 1]) for i in range(0, min(len(sentences) - 1, 6), 2)]
-    for a, b in pairs:
-        batch = processor([a, b], return_tensors="pt").to(model.device)
-        mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean
-        out = model.interpolate(mean[:1], mean[1:], num_steps=steps)
-        lines += ["## Interpolation", "", f"- source: {a}", f"- target: {b}", ""]
-        for alpha, text in zip(out.alphas.tolist(), processor.batch_decode(out.sequences)):
-            lines.append(f"  - α={alpha:.2f}: {text}")
-        lines.append("")
-    lines += ["## Reconstructions", ""]
+def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: int, evaluation: dict | None = None, seed: int = 0) -> None:
+    """
+    `samples.md`: the figures (each with how it was computed), reconstructions next to their inputs, interpolations
+    with α, one analogy and sentences decoded from the prior — all greedy.
+    """
+    evaluation = evaluation or {}
+    lines = ["# Samples", "", "Everything below is greedy decoding; sentences are encoded with their posterior mean.", ""]
+    lines += _figure_lines(evaluation)
+
+    lines += ["## Reconstructions", "", "| input | reconstruction (greedy, from the posterior mean) |", "|---|---|"]
     batch = processor(sentences[:8], return_tensors="pt").to(model.device)
     for src, rec in zip(sentences[:8], processor.batch_decode(model.reconstruct(batch["input_ids"], batch["attention_mask"]))):
-        lines.append(f"- {src}  →  {rec}")
+        lines.append(f"| {_cell(src)} | {_cell(rec)} |")
+    lines.append("")
+
+    paths = evaluation.get("interpolations")
+    if paths is None:
+        from .evaluation import interpolation_figures
+
+        paths = interpolation_figures(model, processor, sentences, num_pairs=3, num_steps=steps)["interpolations"]
+    lines += ["## Interpolations", "", "z = (1 − α)·z_source + α·z_target between two posterior means.", ""]
+    for path in paths[:3]:
+        lines += [f"- source: {path['source']}", f"- target: {path['target']}", "", "| α | decoded |", "|---|---|"]
+        lines += [f"| {alpha:.2f} | {_cell(text)} |" for alpha, text in zip(path["alphas"], path["texts"])]
+        lines.append("")
+
+    if len(sentences) >= 3:
+        a, b, c = sentences[0], sentences[1], sentences[2]
+        enc = processor([a, b, c], return_tensors="pt").to(model.device)
+        z = model.encode(enc["input_ids"], enc["attention_mask"]).mean
+        answer = processor.batch_decode(model.analogy(z[0:1], z[1:2], z[2:3], degree=1.0))[0]
+        lines += [
+            "## Analogy", "", "a : b :: c : d with z_d = z_c + (z_b − z_a) (degree 1).", "",
+            f"- a: {a}", f"- b: {b}", f"- c: {c}", f"- **d: {answer}**", "",
+        ]
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    prior = torch.randn((5, model.config.latent_size), generator=generator).to(model.device, model.dtype)
+    lines += ["## Sentences from the prior", "", f"z ~ N(0, I) (5 draws, seed {seed}), greedy.", ""]
+    lines += [f"- {text}" for text in processor.batch_decode(model.generate(latents=prior))]
     (out_dir / "samples.md").write_text("\n".join(lines) + "\n")
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _figure_lines(evaluation: dict) -> list[str]:
+    """The headline figures with how each was computed (K = importance samples actually used)."""
+    if "ppl_per_token" not in evaluation:
+        return []
+    n, k = evaluation.get("num_examples"), evaluation.get("num_importance_samples")
+    rows = [
+        ("IW per-token perplexity", evaluation["ppl_per_token"], f"importance-weighted, K = {k} samples of q(z|x), {n} sentences; BOS and EOS counted"),
+        ("−ELBO (nats/sentence)", evaluation.get("neg_elbo"), f"KL − mean over K = {k} samples of log p(x|z)"),
+        ("reconstruction NLL (nats/sentence)", evaluation.get("reconstruction_nll"), f"mean over K = {k} posterior samples of −log p(x|z) (not importance-weighted)"),
+        ("KL (nats/sentence)", evaluation.get("kl"), "analytic, un-thresholded"),
+        ("mutual information (nats)", evaluation.get("mutual_information"), "He et al. (2019), from the test posteriors"),
+        ("active units", evaluation.get("active_units"), f"of {evaluation.get('latent_size')}; Var_x μ_d(x) ≥ {evaluation.get('au_threshold')}"),
+        ("reconstruction BLEU", evaluation.get("reconstruction_bleu"), f"corpus BLEU, greedy decodes of the posterior means of the {n} sentences"),
+        ("interpolation endpoint BLEU", evaluation.get("interpolation_endpoint_bleu"), f"mean sentence BLEU of the α = 0 and α = 1 decodes against their sources, {evaluation.get('num_interpolation_pairs')} pairs"),
+        ("distinct sentences per interpolation", evaluation.get("interpolation_distinct"), f"of {evaluation.get('num_interpolation_steps')} points, mean over pairs"),
+        ("plain decoder per-token perplexity", evaluation.get("plain_decoder_ppl_per_token"), "the same decoder fine-tuned alone as an LM on the same budget, exact likelihood, same token count"),
+    ]
+    lines = ["## Figures", "", "| figure | value | how |", "|---|---|---|"]
+    for name, value, how in rows:
+        if value is not None:
+            lines.append(f"| {name} | {value:.4g} | {how} |")
+    return lines + [""]
+
+
 def plot_training_curves(log_history: list[dict], path: Path) -> None:
-    """β, KL and reconstruction loss over optimizer steps (PNG)."""
+    """β, KL per sentence and reconstruction NLL per token over optimizer steps (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,8 +360,11 @@ def plot_training_curves(log_history: list[dict], path: Path) -> None:
     if not rows:
         return
     steps = [r["step"] for r in rows]
+    for r in rows:  # per token: length-grouped batches make the per-sentence figure jump with sentence length
+        r["rec_per_token"] = r["rec_loss"] / r["tokens_per_example"] if r.get("tokens_per_example") else float("nan")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, key, title in zip(axes, ("beta", "kl", "rec_loss"), ("β (cyclical schedule)", "KL per sentence", "reconstruction NLL per sentence")):
+    titles = ("β (cyclical schedule)", "KL per sentence (nats)", "reconstruction NLL per token (nats)")
+    for ax, key, title in zip(axes, ("beta", "kl", "rec_per_token"), titles):
         ax.plot(steps, [r[key] for r in rows], marker="o", ms=3)
         ax.set_title(title)
         ax.set_xlabel("step")
