@@ -526,15 +526,28 @@ def test_evaluate_binary_dataset_names_the_file(run_dir, tmp_path, capsys):
     assert str(data) in err and "binary" in err and "Traceback" not in err
 
 
-def test_train_gan_config_overrides():
-    from hf_dgm.training.fq_biggan.gan_run import parse_config_overrides
+@pytest.mark.parametrize("config_path", [
+    "hf_dgm.models.fq_biggan:FQBigGANConfig",
+    "hf_dgm.models.fq_stylegan:FQStyleGANConfig",
+    "hf_dgm.models.fq_ugatit:FQUGATITConfig",
+])
+def test_train_gan_config_overrides(config_path):
+    """Every GAN family's `config_overrides` goes through one parser that refuses unknown keys."""
+    import importlib
 
-    _check(lambda: parse_config_overrides("{fq_commitment: 2}"), ValueError, ["--config_overrides", "JSON"])
-    _check(lambda: parse_config_overrides('{"fq_comitment": 2}'), ValueError,
-           ["--config_overrides", "fq_comitment", "fq_commitment"])
-    _check(lambda: parse_config_overrides("[1]"), ValueError, ["--config_overrides", "object"])
-    _check(lambda: parse_config_overrides({"not_a_key": 1}), ValueError, ["not_a_key"])
-    assert parse_config_overrides('{"fq_commitment": 2.0}') == {"fq_commitment": 2.0}
+    from hf_dgm.training.gan_run import parse_config_overrides
+
+    module, name = config_path.split(":")
+    config_class = getattr(importlib.import_module(module), name)
+
+    def parse(raw):
+        return parse_config_overrides(raw, config_class)
+
+    _check(lambda: parse("{fq_commitment: 2}"), ValueError, ["--config_overrides", "JSON"])
+    _check(lambda: parse('{"fq_comitment": 2}'), ValueError, ["--config_overrides", "fq_comitment", "fq_commitment"])
+    _check(lambda: parse("[1]"), ValueError, ["--config_overrides", "object"])
+    _check(lambda: parse({"not_a_key": 1}), ValueError, ["not_a_key"])
+    assert parse('{"fq_commitment": 2.0}') == {"fq_commitment": 2.0}
 
 
 # --------------------------------------------------------------------------------------------- converters

@@ -54,6 +54,26 @@ logger = logging.getLogger("train_gan")
 DEFAULT_MODEL_TYPE = "fq_biggan"
 
 
+def parse_config_overrides(raw: dict | str | None, config_class: type) -> dict:
+    """`config_overrides` of any GAN family: a mapping (recipe) or a JSON object string (flag) of `config_class` keys.
+    Anything else, or an unknown key (it would be saved into config.json unused), is a ValueError naming the flag."""
+    from hf_dgm.modules.validation import check_config_keys
+
+    if not raw:
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--config_overrides must be a JSON object (e.g. '{{\"fq_commitment\": 2.0}}'); got {raw!r}: {err}"
+            ) from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--config_overrides must be a JSON object of config keys; got {type(raw).__name__}")
+    check_config_keys(config_class, raw, "--config_overrides")
+    return dict(raw)
+
+
 @dataclass
 class GANRunArguments:
     model_type: str = field(

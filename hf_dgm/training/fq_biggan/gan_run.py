@@ -21,7 +21,6 @@ perplexity of that assignment (`fq_perplexity_layer<i>`: the effective number of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from ...metrics.image_features import (
 )
 from ...models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
 from ..gan_evaluation import class_conditional_accuracy
-from ..gan_run import GANRunSetup
+from ..gan_run import GANRunSetup, parse_config_overrides
 from ..image_data import ImageGANCollator, find_image_column, find_label_column, load_digits_dataset, load_image_dataset
 
 
@@ -102,28 +101,8 @@ def build_dataset(data_args: DataArguments):
     return dataset
 
 
-def parse_config_overrides(raw: dict | str | None) -> dict:
-    """`config_overrides`: a mapping (recipe) or a JSON object string (flag) of FQBigGANConfig keys; anything else,
-    or an unknown key (it would be saved into config.json unused), is a ValueError naming the flag."""
-    from hf_dgm.modules.validation import check_config_keys
-
-    if not raw:
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"--config_overrides must be a JSON object (e.g. '{{\"fq_commitment\": 2.0}}'); got {raw!r}: {err}"
-            ) from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"--config_overrides must be a JSON object of config keys; got {type(raw).__name__}")
-    check_config_keys(FQBigGANConfig, raw, "--config_overrides")
-    return dict(raw)
-
-
 def build_model(model_args: ModelArguments, class_names: list[str] | None) -> FQBigGANForImageGeneration:
-    overrides = parse_config_overrides(model_args.config_overrides)
+    overrides = parse_config_overrides(model_args.config_overrides, FQBigGANConfig)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:

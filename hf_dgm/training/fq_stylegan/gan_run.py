@@ -17,14 +17,13 @@ the lazy-regularisation correction, and the G-EMA half-life in images (`ema_kimg
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 
 from ...models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
 from ..fq_biggan.gan_run import DataArguments, EvalArguments, build_dataset, evaluate_samples
-from ..gan_run import GANRunSetup
+from ..gan_run import GANRunSetup, parse_config_overrides
 from ..image_data import ImageGANCollator, find_image_column
 
 
@@ -42,8 +41,7 @@ class ModelArguments:
 
 
 def build_model(model_args: ModelArguments) -> FQStyleGANForImageGeneration:
-    overrides = model_args.config_overrides or {}
-    overrides = dict(json.loads(overrides) if isinstance(overrides, str) else overrides)
+    overrides = parse_config_overrides(model_args.config_overrides, FQStyleGANConfig)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:

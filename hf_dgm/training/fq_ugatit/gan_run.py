@@ -30,7 +30,6 @@ uses the TF Inception pool3 features (`--kid_feature_extractor` = the `pt_incept
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from typing import Any
 import torch
 
 from ...models.fq_ugatit import FQUGATITConfig, FQUGATITModel
-from ..gan_run import GANRunSetup
+from ..gan_run import GANRunSetup, parse_config_overrides
 from ..unpaired_data import UnpairedImageCollator, UnpairedImageDataset, digits_two_domains, load_two_domains
 
 
@@ -137,8 +136,7 @@ def build_domains(data_args: FQUGATITDataArguments, with_test: bool = True) -> d
 
 
 def build_model(model_args: FQUGATITModelArguments, resolution: int | None) -> FQUGATITModel:
-    overrides = model_args.config_overrides or {}
-    overrides = dict(json.loads(overrides) if isinstance(overrides, str) else overrides)
+    overrides = parse_config_overrides(model_args.config_overrides, FQUGATITConfig)
     if model_args.use_fq is not None:
         overrides["use_fq"] = model_args.use_fq
     if model_args.model_name_or_path:
