@@ -152,5 +152,6 @@ def test_remote_code_folder_serves_image_to_image_without_hf_dgm(model_dir, tmp_
     report = prepared.validation
     assert report.pipeline_class == "FQUGATITImageToImagePipeline"
     assert report.model_module.startswith("transformers_modules")
-    assert max(report.max_abs_diff.values()) == 0.0
+    # as tests/test_publish.py: the validation child process may reduce in another thread order (seen: 1.02e-6)
+    assert max(report.max_abs_diff.values()) <= 1e-5
     assert report.snippets_run == 2  # the card's usage snippet and the endpoint handler request
