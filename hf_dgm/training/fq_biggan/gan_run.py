@@ -244,21 +244,28 @@ def evaluate_samples(model, dataset, collator, eval_args: EvalArguments, device)
     return results
 
 
+def load_run_dataset(arguments: dict, metrics: str):
+    """The training images of a GAN run (`build_dataset`), after warning when `metrics` (e.g. "FID/KID") will not be
+    computed for lack of a feature extractor; an unreachable Hub is one `error:` line, not a traceback."""
+    evaluation = arguments["EvalArguments"]
+    if evaluation.eval_num_samples > 0 and not evaluation.fid_feature_extractor:
+        logger.warning(
+            f"No --fid_feature_extractor: {metrics} will not be computed after training. Pass the path (or Hub id) "
+            "of pt_inception-2015-12-05-6726825d.pth for published-comparable numbers."
+        )
+    try:
+        return build_dataset(arguments["DataArguments"])
+    except ConnectionError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, EvalArguments)
 
 
 def build(arguments: dict, training_args) -> GANRunSetup:
     """Dataset (Hub, folder or digits), FQ-BigGAN model (preset + overrides, classes from the dataset) and collator."""
     model_args, data_args = arguments["ModelArguments"], arguments["DataArguments"]
-    if arguments["EvalArguments"].eval_num_samples > 0 and not arguments["EvalArguments"].fid_feature_extractor:
-        logger.warning(
-            "No --fid_feature_extractor: FID/KID/IS will not be computed after training. Pass the path (or Hub id) "
-            "of pt_inception-2015-12-05-6726825d.pth for published-comparable numbers."
-        )
-    try:
-        dataset = build_dataset(data_args)
-    except ConnectionError as err:
-        raise SystemExit(f"error: {err}") from None
+    dataset = load_run_dataset(arguments, "FID/KID/IS")
     image_column = data_args.image_column or find_image_column(dataset)
     label_column = data_args.label_column or find_label_column(dataset)
     class_names = dataset.features[label_column].names if label_column else None

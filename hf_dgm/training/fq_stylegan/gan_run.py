@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from ...models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
-from ..fq_biggan.gan_run import DataArguments, EvalArguments, build_dataset, evaluate_samples
+from ..fq_biggan.gan_run import DataArguments, EvalArguments, evaluate_samples, load_run_dataset
 from ..gan_run import GANRunSetup, parse_config_overrides
 from ..image_data import ImageGANCollator, find_image_column
 
@@ -55,15 +55,7 @@ ARGUMENT_CLASSES = (ModelArguments, DataArguments, EvalArguments)
 def build(arguments: dict, training_args) -> GANRunSetup:
     """Dataset (Hub, folder or digits), FQ-StyleGAN model (preset + overrides) and an unlabelled image collator."""
     model_args, data_args = arguments["ModelArguments"], arguments["DataArguments"]
-    if arguments["EvalArguments"].eval_num_samples > 0 and not arguments["EvalArguments"].fid_feature_extractor:
-        logger.warning(
-            "No --fid_feature_extractor: FID/KID will not be computed after training. Pass the path (or Hub id) "
-            "of pt_inception-2015-12-05-6726825d.pth for published-comparable numbers."
-        )
-    try:
-        dataset = build_dataset(data_args)
-    except ConnectionError as err:
-        raise SystemExit(f"error: {err}") from None
+    dataset = load_run_dataset(arguments, "FID/KID")
     model = build_model(model_args)
     resolution = data_args.resolution or model.config.resolution
     if resolution != model.config.resolution:
