@@ -1,0 +1,342 @@
+"""One Optimus training step: hf-dgm against the original code (ChunyuanLI/Optimus) on identical shapes (issue 17).
+
+The original code is NOT part of this repository. Get it once and point `--original_dir` at its `code` folder:
+
+    git clone https://github.com/ChunyuanLI/Optimus /tmp/optimus_orig      # then --original_dir /tmp/optimus_orig/code
+
+It is imported unmodified on today's torch with two run-time shims made in the worker process only: its
+`pytorch_transformers/__init__.py` (which imports every tokenizer, some needing packages not installed here, e.g.
+`sacremoses`) is skipped by registering an empty package object whose `__path__` is its folder, and
+`examples/big_ae/modules` is registered the same way so that only `vae.py` (and its `utils.py`) is imported. The
+model, loss and optimizer code that runs is the original's own.
+
+Shapes (both sides): encoder = bert-base default config (vocabulary 30522), decoder = gpt2 default config with the
+original's 3 added tokens (vocabulary 50260; PAD 50257, BOS 50258, EOS 50259), random weights (no downloads), latent
+32, dropout on (train mode), batch `--batch_size` × `--length` tokens (BOS, random tokens, EOS; no padding),
+`--threads` torch threads, fp32, CPU. Injections: `memory` (the original's `latent_as_gpt_memory=1,
+latent_as_gpt_emb=0`), `embedding` (0, 1) and `both` (1, 1).
+
+One step, as each side's training script runs it:
+  * original (`examples/big_ae/run_lm_vae_training.py`): `loss_rec, loss_kl, loss = VAE(inputs, labels)` with
+    `fb_mode=1` (the mode its loop sets whenever β > 0: dimension-wise KL mask at `dim_target_kl`), `beta`,
+    `length_weighted_loss=False`; `loss.mean().backward()` (the loop's multi-GPU branch; its per-example `loss` is a
+    vector); `clip_grad_norm_(model_vae.parameters(), 1.0)`; its own `pytorch_transformers.optimization.AdamW`
+    (python loop over parameters; groups bias/LayerNorm.weight vs the rest, weight decay 0, lr 5e-5, eps 1e-8);
+    `WarmupLinearSchedule.step()`; `model_vae.zero_grad()`.
+  * hf-dgm: `OptimusForConditionalGeneration(**batch, beta=β, kl_threshold=λ).loss.backward()`;
+    `clip_grad_norm_(model.parameters(), 1.0)`; the optimizer and scheduler that `OptimusTrainer` builds with default
+    `OptimusTrainingArguments` (`create_optimizer_and_scheduler`: fused AdamW by default); `scheduler.step()`;
+    `model.zero_grad()`.
+  β = 1.0 and λ = `dim_target_kl` = 0.5 on both sides (the fine-tuning values of `OptimusTrainingArguments`).
+
+Every measurement is a FRESH subprocess (`--worker original|hfdgm`) that builds its model (seed 0), runs `--warmup`
+untimed steps (they also allocate the optimizer state), then times `--steps` steps. Rounds alternate which side
+runs first. tokens/s = decoder target tokens per step (batch × (length − 1)) / median step time of all timed steps;
+the ratio is hf-dgm / original. `--bf16` adds an hf-dgm worker whose forward runs under
+`torch.autocast(device, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32. `--profile`
+instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`, top operators by self
+CPU time).
+
+    PYTHONPATH=$PWD python benchmarks/bench_optimus_vs_original.py --original_dir /tmp/optimus_orig/code \\
+        [--threads 2] [--rounds 3] [--injections memory,embedding,both] [--bf16] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import warnings
+from datetime import datetime, timezone
+
+DEFAULT_ORIGINAL_DIR = "/tmp/optimus_orig/code"
+PAD, BOS, EOS = 50257, 50258, 50259
+DECODER_VOCAB = 50260
+LATENT = 32
+INJECTIONS = {"memory": (True, False), "embedding": (False, True), "both": (True, True)}  # (memory, embedding)
+REQUIRED_FILES = (
+    "pytorch_transformers/modeling_bert.py",
+    "pytorch_transformers/modeling_gpt2.py",
+    "pytorch_transformers/optimization.py",
+    "examples/big_ae/modules/vae.py",
+)
+
+
+def check_original_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise SystemExit(
+            f"--original_dir {path!r} does not hold the original Optimus code (missing: {', '.join(missing)}).\n"
+            "Get it with\n"
+            "    git clone https://github.com/ChunyuanLI/Optimus /tmp/optimus_orig\n"
+            "and pass --original_dir /tmp/optimus_orig/code (the folder that holds pytorch_transformers/ and examples/)."
+        )
+    return path
+
+
+def make_batch(batch_size: int, length: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    enc = torch.randint(1000, 28000, (batch_size, length), generator=g)
+    dec = torch.randint(0, PAD, (batch_size, length), generator=g)
+    dec[:, 0] = BOS
+    dec[:, -1] = EOS
+    return enc, dec
+
+
+# ------------------------------------------------------------------------------------------------ the original
+def import_original(original_dir: str):
+    """The original's modules, imported without running its package `__init__` (see the module docstring)."""
+    for name, sub in (("pytorch_transformers", "pytorch_transformers"), ("optimus_big_ae_modules", "examples/big_ae/modules")):
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = [os.path.join(original_dir, sub)]
+            sys.modules[name] = package
+    bert = importlib.import_module("pytorch_transformers.modeling_bert")
+    gpt2 = importlib.import_module("pytorch_transformers.modeling_gpt2")
+    optimization = importlib.import_module("pytorch_transformers.optimization")
+    vae = importlib.import_module("optimus_big_ae_modules.vae")
+    return bert, gpt2, optimization, vae
+
+
+class _DecoderTokens:
+    """What `VAE.__init__` reads from the decoder tokenizer: the ids of its EOS and PAD tokens."""
+
+    eos_token, pad_token = "<EOS>", "<PAD>"
+
+    def convert_tokens_to_ids(self, tokens):
+        return [{"<EOS>": EOS, "<PAD>": PAD}[t] for t in tokens]
+
+
+def build_original(original_dir: str, injection: str, beta: float, threshold: float):
+    import torch
+
+    bert, gpt2, optimization, vae = import_original(original_dir)
+    memory, embedding = INJECTIONS[injection]
+    torch.manual_seed(0)
+    encoder = bert.BertForLatentConnector(bert.BertConfig(), latent_size=LATENT)
+    decoder_config = gpt2.GPT2Config(vocab_size_or_config_json_file=DECODER_VOCAB)
+    decoder_config.latent_size = LATENT
+    decoder = gpt2.GPT2ForLatentConnector(
+        decoder_config, latent_size=LATENT, latent_as_gpt_emb=embedding, latent_as_gpt_memory=memory
+    )
+    args = types.SimpleNamespace(
+        latent_size=LATENT, device=torch.device("cpu"), fb_mode=1, dim_target_kl=threshold, beta=beta,
+        length_weighted_loss=False,
+    )
+    model = vae.VAE(encoder, decoder, _DecoderTokens(), _DecoderTokens(), args).train()
+    no_decay = ["bias", "LayerNorm.weight"]
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = optimization.AdamW(groups, lr=5e-5, eps=1e-8)
+    scheduler = optimization.WarmupLinearSchedule(optimizer, warmup_steps=0, t_total=100_000)
+
+    def step(enc, dec):
+        loss_rec, loss_kl, loss = model(enc, dec)
+        loss = loss.mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        model.zero_grad()
+        return loss.detach(), loss_rec.detach().mean()
+
+    return model, step
+
+
+# ------------------------------------------------------------------------------------------------ hf-dgm
+def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
+    import torch
+    from transformers import BertConfig, GPT2Config
+
+    from hf_dgm import OptimusConfig, OptimusForConditionalGeneration
+    from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments
+
+    torch.manual_seed(0)
+    decoder = GPT2Config(vocab_size=DECODER_VOCAB, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    config = OptimusConfig(
+        encoder=BertConfig(), decoder=decoder, latent_size=LATENT, latent_injection=injection, pooling="pooler",
+        decoder_bos_token_id=BOS, decoder_eos_token_id=EOS, decoder_pad_token_id=PAD, encoder_pad_token_id=0,
+    )
+    model = OptimusForConditionalGeneration(config).train()
+    output_dir = tempfile.mkdtemp(prefix="bench_optimus_vs_original_")
+    args = OptimusTrainingArguments(output_dir=output_dir, report_to="none", use_cpu=True, max_steps=100_000)
+    trainer = OptimusTrainer(model=model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=args.max_steps)
+    optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
+
+    def step(enc, dec):
+        ones = torch.ones_like(enc)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
+                        decoder_attention_mask=torch.ones_like(dec), beta=beta, kl_threshold=threshold)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        model.zero_grad()
+        return out.loss.detach(), out.reconstruction_loss.detach().mean()
+
+    describe = f"{type(optimizer).__name__}({', '.join(f'{k}={v}' for k, v in optimizer.defaults.items() if k in ('lr', 'eps', 'fused', 'foreach'))})"
+    return model, step, describe
+
+
+# ------------------------------------------------------------------------------------------------ worker
+def run_worker(opts) -> None:
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(opts.threads)
+    started = time.perf_counter()
+    describe = "pytorch_transformers.optimization.AdamW (per-parameter python loop)"
+    if opts.worker == "original":
+        model, step = build_original(opts.original_dir, opts.injection, opts.beta, opts.kl_threshold)
+    else:
+        model, step, describe = build_hfdgm(opts.injection, opts.beta, opts.kl_threshold, opts.worker == "hfdgm+bf16")
+    build_s = time.perf_counter() - started
+    enc, dec = make_batch(opts.batch_size, opts.length)
+    torch.manual_seed(1)
+    losses = []
+    for _ in range(opts.warmup):
+        loss, rec = step(enc, dec)
+        losses.append((loss.item(), rec.item()))
+    if opts.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step(enc, dec)
+        averages = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in averages)
+        print(f"\n### profile: {opts.worker}, {opts.injection}, one step after {opts.warmup} warm-up step(s)\n")
+        print(averages.table(sort_by="self_cpu_time_total", row_limit=opts.profile_rows, max_name_column_width=44))
+        print(f"total self CPU time: {total / 1e6:.2f} s")
+        return
+    times = []
+    for _ in range(opts.steps):
+        t0 = time.perf_counter()
+        loss, rec = step(enc, dec)
+        loss.item()
+        times.append(time.perf_counter() - t0)
+        losses.append((loss.item(), rec.item()))
+    n_params = sum(p.numel() for p in model.parameters())
+    print("RESULT " + json.dumps({
+        "worker": opts.worker, "injection": opts.injection, "times": times, "losses": losses, "build_s": build_s,
+        "parameters": n_params, "optimizer": describe,
+    }))
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def spawn(opts, worker: str, injection: str, profile: bool = False) -> dict | None:
+    cmd = [
+        sys.executable, os.path.abspath(__file__), "--worker", worker, "--injection", injection,
+        "--original_dir", opts.original_dir, "--threads", str(opts.threads), "--batch_size", str(opts.batch_size),
+        "--length", str(opts.length), "--warmup", str(opts.warmup), "--steps", str(opts.steps),
+        "--beta", str(opts.beta), "--kl_threshold", str(opts.kl_threshold), "--profile_rows", str(opts.profile_rows),
+    ]
+    if profile:
+        cmd.append("--profile")
+    env = dict(os.environ, OMP_NUM_THREADS=str(opts.threads), MKL_NUM_THREADS=str(opts.threads))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {worker}/{injection} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    if profile:
+        print(proc.stdout)
+        return None
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--original_dir", default=DEFAULT_ORIGINAL_DIR,
+                        help="the original repository's `code` folder (see above for how to get it)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh-process measurements per side and injection")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
+    parser.add_argument("--injections", default="memory,embedding,both")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--length", type=int, default=48)
+    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--kl_threshold", type=float, default=0.5)
+    parser.add_argument("--bf16", action="store_true", help="also time hf-dgm with bf16 autocast")
+    parser.add_argument("--profile", action="store_true", help="profile one step of each side instead of timing")
+    parser.add_argument("--profile_rows", type=int, default=20)
+    parser.add_argument("--worker", choices=["original", "hfdgm", "hfdgm+bf16"], help=argparse.SUPPRESS)
+    parser.add_argument("--injection", default="both", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    opts.original_dir = check_original_dir(opts.original_dir)
+    if opts.worker:
+        run_worker(opts)
+        return
+
+    injections = [i.strip() for i in opts.injections.split(",") if i.strip()]
+    unknown = [i for i in injections if i not in INJECTIONS]
+    if unknown:
+        raise SystemExit(f"unknown injection(s) {unknown}; choose from {sorted(INJECTIONS)}")
+    if opts.profile:
+        for injection in injections:
+            for worker in ("original", "hfdgm"):
+                spawn(opts, worker, injection, profile=True)
+        return
+
+    workers = ["original", "hfdgm"] + (["hfdgm+bf16"] if opts.bf16 else [])
+    started = datetime.now(timezone.utc)
+    results: dict[tuple[str, str], list[dict]] = {}
+    for r in range(opts.rounds):
+        order = workers if r % 2 == 0 else workers[::-1]
+        for injection in injections:
+            for worker in order:
+                res = spawn(opts, worker, injection)
+                results.setdefault((worker, injection), []).append(res)
+                print(f"round {r + 1} {injection:9s} {worker:10s} step s: "
+                      + ", ".join(f"{t:.2f}" for t in res["times"])
+                      + f"  (loss of first step {res['losses'][0][0]:.1f})", file=sys.stderr, flush=True)
+    tokens = opts.batch_size * (opts.length - 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    print(f"\n{started:%Y-%m-%d %H:%M} UTC, {opts.batch_size}x{opts.length}, fp32 CPU, {opts.threads} thread(s), "
+          f"{opts.rounds} fresh-process rounds x {opts.steps} timed steps after {opts.warmup} warm-up, "
+          f"load average at the end {load:.1f}\n")
+    header = "| injection | original tokens/s | hf-dgm tokens/s | hf-dgm / original | per-round ratios |"
+    sep = "|---|---|---|---|---|"
+    if opts.bf16:
+        header += " hf-dgm bf16 tokens/s | bf16 / original |"
+        sep += "---|---|"
+    print(header)
+    print(sep)
+    for injection in injections:
+        def tps(worker):
+            runs = results[(worker, injection)]
+            return tokens / statistics.median([t for run in runs for t in run["times"]]), [
+                tokens / statistics.median(run["times"]) for run in runs
+            ]
+
+        orig, orig_rounds = tps("original")
+        ours, ours_rounds = tps("hfdgm")
+        per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(ours_rounds, orig_rounds))
+        row = f"| {injection} | {orig:.1f} | {ours:.1f} | {ours / orig:.2f}x | {per_round} |"
+        if opts.bf16:
+            bf, _ = tps("hfdgm+bf16")
+            row += f" {bf:.1f} | {bf / orig:.2f}x |"
+        print(row)
+    first = results[("hfdgm", injections[0])][0]
+    print(f"\nhf-dgm optimizer: {first['optimizer']}; original optimizer: "
+          f"{results[('original', injections[0])][0]['optimizer']}")
+
+
+if __name__ == "__main__":
+    main()
