@@ -31,8 +31,10 @@ One step, as each side's training script runs it:
 
 Every measurement is a FRESH subprocess (`--worker original|hfdgm`) that builds its model (seed 0), runs `--warmup`
 untimed steps (they also allocate the optimizer state), then times `--steps` steps. Rounds alternate which side
-runs first. tokens/s = decoder target tokens per step (batch × (length − 1)) / median step time of all timed steps;
-the ratio is hf-dgm / original. `--bf16` adds an hf-dgm worker whose forward runs under
+runs first. tokens/s = decoder target tokens per step (batch × (length − 1)) / median wall time of all timed steps;
+the ratio is hf-dgm / original tokens/s (= original / hf-dgm step time), on wall time and on the worker's process CPU
+time (user + system, `time.process_time`; on a shared machine the wall time also holds the time the worker waited
+for a core, the CPU time does not). `--bf16` adds an hf-dgm worker whose forward runs under
 `torch.autocast(device, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32. `--profile`
 instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`, top operators by self
 CPU time).
@@ -170,13 +172,13 @@ def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
         decoder_bos_token_id=BOS, decoder_eos_token_id=EOS, decoder_pad_token_id=PAD, encoder_pad_token_id=0,
     )
     model = OptimusForConditionalGeneration(config).train()
-    output_dir = tempfile.mkdtemp(prefix="bench_optimus_vs_original_")
-    args = OptimusTrainingArguments(output_dir=output_dir, report_to="none", use_cpu=True, max_steps=100_000)
+    output_dir = tempfile.TemporaryDirectory(prefix="bench_optimus_vs_original_")  # removed with the closure
+    args = OptimusTrainingArguments(output_dir=output_dir.name, report_to="none", use_cpu=True, max_steps=100_000)
     trainer = OptimusTrainer(model=model, args=args)
     trainer.create_optimizer_and_scheduler(num_training_steps=args.max_steps)
     optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
 
-    def step(enc, dec):
+    def step(enc, dec, _keep=output_dir):
         ones = torch.ones_like(enc)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
@@ -222,16 +224,17 @@ def run_worker(opts) -> None:
         print(averages.table(sort_by="self_cpu_time_total", row_limit=opts.profile_rows, max_name_column_width=44))
         print(f"total self CPU time: {total / 1e6:.2f} s")
         return
-    times = []
+    times, cpu_times = [], []
     for _ in range(opts.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss, rec = step(enc, dec)
         loss.item()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         losses.append((loss.item(), rec.item()))
     n_params = sum(p.numel() for p in model.parameters())
     print("RESULT " + json.dumps({
-        "worker": opts.worker, "injection": opts.injection, "times": times, "losses": losses, "build_s": build_s,
+        "worker": opts.worker, "injection": opts.injection, "times": times, "cpu_times": cpu_times, "losses": losses, "build_s": build_s,
         "parameters": n_params, "optimizer": describe,
     }))
 
@@ -311,27 +314,30 @@ def main() -> None:
     print(f"\n{started:%Y-%m-%d %H:%M} UTC, {opts.batch_size}x{opts.length}, fp32 CPU, {opts.threads} thread(s), "
           f"{opts.rounds} fresh-process rounds x {opts.steps} timed steps after {opts.warmup} warm-up, "
           f"load average at the end {load:.1f}\n")
-    header = "| injection | original tokens/s | hf-dgm tokens/s | hf-dgm / original | per-round ratios |"
-    sep = "|---|---|---|---|---|"
+    header = ("| injection | original tokens/s | hf-dgm tokens/s | hf-dgm / original (wall) | per-round ratios (wall) "
+              "| hf-dgm / original (process CPU time) |")
+    sep = "|---|---|---|---|---|---|"
     if opts.bf16:
-        header += " hf-dgm bf16 tokens/s | bf16 / original |"
-        sep += "---|---|"
+        header += " hf-dgm bf16 tokens/s | bf16 / original (wall) | bf16 / original (CPU time) |"
+        sep += "---|---|---|"
     print(header)
     print(sep)
-    for injection in injections:
-        def tps(worker):
-            runs = results[(worker, injection)]
-            return tokens / statistics.median([t for run in runs for t in run["times"]]), [
-                tokens / statistics.median(run["times"]) for run in runs
-            ]
 
-        orig, orig_rounds = tps("original")
-        ours, ours_rounds = tps("hfdgm")
-        per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(ours_rounds, orig_rounds))
-        row = f"| {injection} | {orig:.1f} | {ours:.1f} | {ours / orig:.2f}x | {per_round} |"
+    def pooled(worker, injection, key):
+        return statistics.median([t for run in results[(worker, injection)] for t in run[key]])
+
+    for injection in injections:
+        orig, ours = pooled("original", injection, "times"), pooled("hfdgm", injection, "times")
+        orig_cpu, ours_cpu = pooled("original", injection, "cpu_times"), pooled("hfdgm", injection, "cpu_times")
+        per_round = ", ".join(
+            f"{statistics.median(o['times']) / statistics.median(h['times']):.2f}"
+            for o, h in zip(results[("original", injection)], results[("hfdgm", injection)])
+        )
+        row = (f"| {injection} | {tokens / orig:.1f} | {tokens / ours:.1f} | {orig / ours:.2f}x | {per_round} "
+               f"| {orig_cpu / ours_cpu:.2f}x |")
         if opts.bf16:
-            bf, _ = tps("hfdgm+bf16")
-            row += f" {bf:.1f} | {bf / orig:.2f}x |"
+            bf, bf_cpu = pooled("hfdgm+bf16", injection, "times"), pooled("hfdgm+bf16", injection, "cpu_times")
+            row += f" {tokens / bf:.1f} | {orig / bf:.2f}x | {orig_cpu / bf_cpu:.2f}x |"
         print(row)
     first = results[("hfdgm", injections[0])][0]
     print(f"\nhf-dgm optimizer: {first['optimizer']}; original optimizer: "
