@@ -36,8 +36,11 @@ the ratio is hf-dgm / original tokens/s (= original / hf-dgm step time), on wall
 time (user + system, `time.process_time`; on a shared machine the wall time also holds the time the worker waited
 for a core, the CPU time does not). `--bf16` adds an hf-dgm worker whose forward runs under
 `torch.autocast(device, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32. `--profile`
-instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`, top operators by self
-CPU time).
+instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`: top operators by self
+CPU time, the share of matrix products, and the step's phases forward+loss / backward / clip_grad_norm / optimizer /
+scheduler+zero_grad). `--worker_env KEY=VALUE,...` sets extra environment variables for both sides' workers (e.g.
+glibc malloc tunables). The table goes to stdout and to `--output` (default `runs/bench/optimus_vs_original.md`),
+the raw per-step times and losses to the `.json` next to it.
 
     PYTHONPATH=$PWD python benchmarks/bench_optimus_vs_original.py --original_dir /tmp/optimus_orig/code \\
         [--threads 2] [--rounds 3] [--injections memory,embedding,both] [--bf16] [--profile]
@@ -62,6 +65,8 @@ DEFAULT_ORIGINAL_DIR = "/tmp/optimus_orig/code"
 PAD, BOS, EOS = 50257, 50258, 50259
 DECODER_VOCAB = 50260
 LATENT = 32
+PHASES = ("step/forward+loss", "step/backward", "step/clip_grad_norm", "step/optimizer", "step/scheduler+zero_grad")
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 INJECTIONS = {"memory": (True, False), "embedding": (False, True), "both": (True, True)}  # (memory, embedding)
 REQUIRED_FILES = (
     "pytorch_transformers/modeling_bert.py",
@@ -82,6 +87,12 @@ def check_original_dir(path: str) -> str:
             "and pass --original_dir /tmp/optimus_orig/code (the folder that holds pytorch_transformers/ and examples/)."
         )
     return path
+
+
+def record_function(name: str):
+    from torch.profiler import record_function as _record_function
+
+    return _record_function(name)
 
 
 def make_batch(batch_size: int, length: int):
@@ -145,13 +156,18 @@ def build_original(original_dir: str, injection: str, beta: float, threshold: fl
     scheduler = optimization.WarmupLinearSchedule(optimizer, warmup_steps=0, t_total=100_000)
 
     def step(enc, dec):
-        loss_rec, loss_kl, loss = model(enc, dec)
-        loss = loss.mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        model.zero_grad()
+        with record_function(PHASES[0]):
+            loss_rec, loss_kl, loss = model(enc, dec)
+            loss = loss.mean()
+        with record_function(PHASES[1]):
+            loss.backward()
+        with record_function(PHASES[2]):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        with record_function(PHASES[3]):
+            optimizer.step()
+        with record_function(PHASES[4]):
+            scheduler.step()
+            model.zero_grad()
         return loss.detach(), loss_rec.detach().mean()
 
     return model, step
@@ -180,14 +196,18 @@ def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
 
     def step(enc, dec, _keep=output_dir):
         ones = torch.ones_like(enc)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with record_function(PHASES[0]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
                         decoder_attention_mask=torch.ones_like(dec), beta=beta, kl_threshold=threshold)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        model.zero_grad()
+        with record_function(PHASES[1]):
+            out.loss.backward()
+        with record_function(PHASES[2]):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        with record_function(PHASES[3]):
+            optimizer.step()
+        with record_function(PHASES[4]):
+            scheduler.step()
+            model.zero_grad()
         return out.loss.detach(), out.reconstruction_loss.detach().mean()
 
     describe = f"{type(optimizer).__name__}({', '.join(f'{k}={v}' for k, v in optimizer.defaults.items() if k in ('lr', 'eps', 'fused', 'foreach'))})"
@@ -219,10 +239,18 @@ def run_worker(opts) -> None:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             step(enc, dec)
         averages = prof.key_averages()
+        phases = {e.key: e.cpu_time_total for e in averages if e.key in PHASES}
+        averages = [e for e in averages if e.key not in PHASES]
         total = sum(e.self_cpu_time_total for e in averages)
+        matmul = sum(e.self_cpu_time_total for e in averages if e.key in MATMULS)
         print(f"\n### profile: {opts.worker}, {opts.injection}, one step after {opts.warmup} warm-up step(s)\n")
-        print(averages.table(sort_by="self_cpu_time_total", row_limit=opts.profile_rows, max_name_column_width=44))
-        print(f"total self CPU time: {total / 1e6:.2f} s")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=opts.profile_rows,
+                                        max_name_column_width=44))
+        print(f"operators' self CPU time: {total / 1e6:.2f} s, of which matrix products ({', '.join(MATMULS)}) "
+              f"{matmul / 1e6:.2f} s ({100 * matmul / total:.0f} %)")
+        print("phases (CPU time incl. children): " + ", ".join(
+            f"{name.split('/')[1]} {phases.get(name, 0) / 1e6:.2f} s ({100 * phases.get(name, 0) / total:.0f} %)"
+            for name in PHASES))
         return
     times, cpu_times = [], []
     for _ in range(opts.steps):
@@ -249,7 +277,7 @@ def spawn(opts, worker: str, injection: str, profile: bool = False) -> dict | No
     ]
     if profile:
         cmd.append("--profile")
-    env = dict(os.environ, OMP_NUM_THREADS=str(opts.threads), MKL_NUM_THREADS=str(opts.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(opts.threads), MKL_NUM_THREADS=str(opts.threads), **opts.extra_env)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {worker}/{injection} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -276,10 +304,21 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time hf-dgm with bf16 autocast")
     parser.add_argument("--profile", action="store_true", help="profile one step of each side instead of timing")
     parser.add_argument("--profile_rows", type=int, default=20)
+    parser.add_argument("--worker_env", default="",
+                        help="extra environment of BOTH sides' workers, KEY=VALUE[,KEY=VALUE...], e.g. glibc malloc "
+                             "tunables MALLOC_MMAP_MAX_=0,MALLOC_TRIM_THRESHOLD_=100000000000")
+    parser.add_argument("--output", default="runs/bench/optimus_vs_original.md",
+                        help="markdown table written here, raw per-step figures as JSON next to it ('' = print only)")
     parser.add_argument("--worker", choices=["original", "hfdgm", "hfdgm+bf16"], help=argparse.SUPPRESS)
     parser.add_argument("--injection", default="both", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     opts.original_dir = check_original_dir(opts.original_dir)
+    opts.extra_env = {}
+    for item in filter(None, (i.strip() for i in opts.worker_env.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--worker_env entries must be KEY=VALUE; got {item!r}")
+        opts.extra_env[key] = value
     if opts.worker:
         run_worker(opts)
         return
@@ -311,17 +350,21 @@ def main() -> None:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
-    print(f"\n{started:%Y-%m-%d %H:%M} UTC, {opts.batch_size}x{opts.length}, fp32 CPU, {opts.threads} thread(s), "
-          f"{opts.rounds} fresh-process rounds x {opts.steps} timed steps after {opts.warmup} warm-up, "
-          f"load average at the end {load:.1f}\n")
+    finished = datetime.now(timezone.utc)
+    env_note = f", worker environment {opts.worker_env}" if opts.extra_env else ""
+    lines = [
+        f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, fp32 CPU, "
+        f"{opts.threads} thread(s), {opts.rounds} fresh-process round(s) x {opts.steps} timed steps after "
+        f"{opts.warmup} warm-up, load average at the end {load:.1f}{env_note}",
+        "",
+    ]
     header = ("| injection | original tokens/s | hf-dgm tokens/s | hf-dgm / original (wall) | per-round ratios (wall) "
               "| hf-dgm / original (process CPU time) |")
     sep = "|---|---|---|---|---|---|"
     if opts.bf16:
         header += " hf-dgm bf16 tokens/s | bf16 / original (wall) | bf16 / original (CPU time) |"
         sep += "---|---|---|"
-    print(header)
-    print(sep)
+    lines += [header, sep]
 
     def pooled(worker, injection, key):
         return statistics.median([t for run in results[(worker, injection)] for t in run[key]])
@@ -338,11 +381,21 @@ def main() -> None:
         if opts.bf16:
             bf, bf_cpu = pooled("hfdgm+bf16", injection, "times"), pooled("hfdgm+bf16", injection, "cpu_times")
             row += f" {tokens / bf:.1f} | {orig / bf:.2f}x | {orig_cpu / bf_cpu:.2f}x |"
-        print(row)
-    first = results[("hfdgm", injections[0])][0]
-    print(f"\nhf-dgm optimizer: {first['optimizer']}; original optimizer: "
-          f"{results[('original', injections[0])][0]['optimizer']}")
-
+        lines.append(row)
+    lines += ["", f"hf-dgm optimizer: {results[('hfdgm', injections[0])][0]['optimizer']}; original optimizer: "
+                  f"{results[('original', injections[0])][0]['optimizer']}"]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if opts.output:
+        os.makedirs(os.path.dirname(os.path.abspath(opts.output)), exist_ok=True)
+        with open(opts.output, "w") as f:
+            f.write(text + "\n")
+        settings = {k: v for k, v in vars(opts).items() if k not in ("worker", "injection")}
+        raw = {f"{worker}/{injection}": runs for (worker, injection), runs in results.items()}
+        with open(os.path.splitext(opts.output)[0] + ".json", "w") as f:
+            json.dump({"settings": settings, "started": started.isoformat(), "finished": finished.isoformat(),
+                       "tokens_per_step": tokens, "load_average_end": load, "runs": raw}, f, indent=1)
+        print(f"\nwritten: {opts.output} (+ .json)")
 
 if __name__ == "__main__":
     main()
