@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=48)
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--kl_threshold", type=float, default=0.5)
-    parser.add_argument("--bf16", action="store_true", help="also time hf-dgm with bf16 autocast")
+    parser.add_argument("--bf16", action="store_true", help="also time (or profile) hf-dgm with bf16 autocast")
     parser.add_argument("--profile", action="store_true", help="profile one step of each side instead of timing")
     parser.add_argument("--profile_rows", type=int, default=20)
     parser.add_argument("--worker_env", default="",
@@ -329,7 +329,7 @@ def main() -> None:
         raise SystemExit(f"unknown injection(s) {unknown}; choose from {sorted(INJECTIONS)}")
     if opts.profile:
         for injection in injections:
-            for worker in ("original", "hfdgm"):
+            for worker in ("original", "hfdgm") + (("hfdgm+bf16",) if opts.bf16 else ()):
                 spawn(opts, worker, injection, profile=True)
         return
 
@@ -353,7 +353,8 @@ def main() -> None:
     finished = datetime.now(timezone.utc)
     env_note = f", worker environment {opts.worker_env}" if opts.extra_env else ""
     lines = [
-        f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, fp32 CPU, "
+        f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, CPU, fp32"
+        f"{' (bf16 columns: hf-dgm under bf16 autocast)' if opts.bf16 else ''}, "
         f"{opts.threads} thread(s), {opts.rounds} fresh-process round(s) x {opts.steps} timed steps after "
         f"{opts.warmup} warm-up, load average at the end {load:.1f}{env_note}",
         "",
