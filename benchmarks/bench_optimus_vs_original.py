@@ -13,7 +13,7 @@ model, loss and optimizer code that runs is the original's own.
 Shapes (both sides): encoder = bert-base default config (vocabulary 30522), decoder = gpt2 default config with the
 original's 3 added tokens (vocabulary 50260; PAD 50257, BOS 50258, EOS 50259), random weights (no downloads), latent
 32, dropout on (train mode), batch `--batch_size` × `--length` tokens (BOS, random tokens, EOS; no padding),
-`--threads` torch threads, fp32, CPU. Injections: `memory` (the original's `latent_as_gpt_memory=1,
+`--threads` torch threads, fp32, `--device` (default cpu). Injections: `memory` (the original's `latent_as_gpt_memory=1,
 latent_as_gpt_emb=0`), `embedding` (0, 1) and `both` (1, 1).
 
 One step, as each side's training script runs it:
@@ -35,7 +35,9 @@ runs first. tokens/s = decoder target tokens per step (batch × (length − 1)) 
 the ratio is hf-dgm / original tokens/s (= original / hf-dgm step time), on wall time and on the worker's process CPU
 time (user + system, `time.process_time`; on a shared machine the wall time also holds the time the worker waited
 for a core, the CPU time does not). `--bf16` adds an hf-dgm worker whose forward runs under
-`torch.autocast(device, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32. `--profile`
+`torch.autocast(<device type>, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32.
+`--device cuda` runs both sides on the GPU (CUDA time synchronised by `loss.item()` at the end of each step; the
+CPU-time column is then the host's). `--profile`
 instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`: top operators by self
 CPU time, the share of matrix products, and the step's phases forward+loss / backward / clip_grad_norm / optimizer /
 scheduler+zero_grad). `--worker_env KEY=VALUE,...` sets extra environment variables for both sides' workers (e.g.
@@ -84,7 +86,8 @@ def check_original_dir(path: str) -> str:
             f"--original_dir {path!r} does not hold the original Optimus code (missing: {', '.join(missing)}).\n"
             "Get it with\n"
             "    git clone https://github.com/ChunyuanLI/Optimus /tmp/optimus_orig\n"
-            "and pass --original_dir /tmp/optimus_orig/code (the folder that holds pytorch_transformers/ and examples/)."
+            "and pass --original_dir /tmp/optimus_orig/code (the folder that holds pytorch_transformers/ and "
+            "examples/)."
         )
     return path
 
@@ -109,7 +112,8 @@ def make_batch(batch_size: int, length: int):
 # ------------------------------------------------------------------------------------------------ the original
 def import_original(original_dir: str):
     """The original's modules, imported without running its package `__init__` (see the module docstring)."""
-    for name, sub in (("pytorch_transformers", "pytorch_transformers"), ("optimus_big_ae_modules", "examples/big_ae/modules")):
+    packages = (("pytorch_transformers", "pytorch_transformers"), ("optimus_big_ae_modules", "examples/big_ae/modules"))
+    for name, sub in packages:
         if name not in sys.modules:
             package = types.ModuleType(name)
             package.__path__ = [os.path.join(original_dir, sub)]
@@ -130,7 +134,7 @@ class _DecoderTokens:
         return [{"<EOS>": EOS, "<PAD>": PAD}[t] for t in tokens]
 
 
-def build_original(original_dir: str, injection: str, beta: float, threshold: float):
+def build_original(original_dir: str, injection: str, beta: float, threshold: float, device: str = "cpu"):
     import torch
 
     bert, gpt2, optimization, vae = import_original(original_dir)
@@ -143,14 +147,15 @@ def build_original(original_dir: str, injection: str, beta: float, threshold: fl
         decoder_config, latent_size=LATENT, latent_as_gpt_emb=embedding, latent_as_gpt_memory=memory
     )
     args = types.SimpleNamespace(
-        latent_size=LATENT, device=torch.device("cpu"), fb_mode=1, dim_target_kl=threshold, beta=beta,
+        latent_size=LATENT, device=torch.device(device), fb_mode=1, dim_target_kl=threshold, beta=beta,
         length_weighted_loss=False,
     )
-    model = vae.VAE(encoder, decoder, _DecoderTokens(), _DecoderTokens(), args).train()
+    model = vae.VAE(encoder, decoder, _DecoderTokens(), _DecoderTokens(), args).to(device).train()
     no_decay = ["bias", "LayerNorm.weight"]
+    named = list(model.named_parameters())
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)], "weight_decay": 0.0},
-        {"params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = optimization.AdamW(groups, lr=5e-5, eps=1e-8)
     scheduler = optimization.WarmupLinearSchedule(optimizer, warmup_steps=0, t_total=100_000)
@@ -174,7 +179,7 @@ def build_original(original_dir: str, injection: str, beta: float, threshold: fl
 
 
 # ------------------------------------------------------------------------------------------------ hf-dgm
-def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
+def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool, device: str = "cpu"):
     import torch
     from transformers import BertConfig, GPT2Config
 
@@ -187,16 +192,17 @@ def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
         encoder=BertConfig(), decoder=decoder, latent_size=LATENT, latent_injection=injection, pooling="pooler",
         decoder_bos_token_id=BOS, decoder_eos_token_id=EOS, decoder_pad_token_id=PAD, encoder_pad_token_id=0,
     )
-    model = OptimusForConditionalGeneration(config).train()
+    model = OptimusForConditionalGeneration(config).to(device).train()
     output_dir = tempfile.TemporaryDirectory(prefix="bench_optimus_vs_original_")  # removed with the closure
-    args = OptimusTrainingArguments(output_dir=output_dir.name, report_to="none", use_cpu=True, max_steps=100_000)
+    args = OptimusTrainingArguments(output_dir=output_dir.name, report_to="none", use_cpu=device == "cpu",
+                                    max_steps=100_000)
     trainer = OptimusTrainer(model=model, args=args)
     trainer.create_optimizer_and_scheduler(num_training_steps=args.max_steps)
     optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
 
     def step(enc, dec, _keep=output_dir):
         ones = torch.ones_like(enc)
-        with record_function(PHASES[0]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with record_function(PHASES[0]), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             out = model(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
                         decoder_attention_mask=torch.ones_like(dec), beta=beta, kl_threshold=threshold)
         with record_function(PHASES[1]):
@@ -210,7 +216,8 @@ def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool):
             model.zero_grad()
         return out.loss.detach(), out.reconstruction_loss.detach().mean()
 
-    describe = f"{type(optimizer).__name__}({', '.join(f'{k}={v}' for k, v in optimizer.defaults.items() if k in ('lr', 'eps', 'fused', 'foreach'))})"
+    shown = ", ".join(f"{k}={v}" for k, v in optimizer.defaults.items() if k in ("lr", "eps", "fused", "foreach"))
+    describe = f"{type(optimizer).__name__}({shown})"
     return model, step, describe
 
 
@@ -223,11 +230,13 @@ def run_worker(opts) -> None:
     started = time.perf_counter()
     describe = "pytorch_transformers.optimization.AdamW (per-parameter python loop)"
     if opts.worker == "original":
-        model, step = build_original(opts.original_dir, opts.injection, opts.beta, opts.kl_threshold)
+        model, step = build_original(opts.original_dir, opts.injection, opts.beta, opts.kl_threshold, opts.device)
     else:
-        model, step, describe = build_hfdgm(opts.injection, opts.beta, opts.kl_threshold, opts.worker == "hfdgm+bf16")
+        model, step, describe = build_hfdgm(
+            opts.injection, opts.beta, opts.kl_threshold, opts.worker == "hfdgm+bf16", opts.device
+        )
     build_s = time.perf_counter() - started
-    enc, dec = make_batch(opts.batch_size, opts.length)
+    enc, dec = (t.to(opts.device) for t in make_batch(opts.batch_size, opts.length))
     torch.manual_seed(1)
     losses = []
     for _ in range(opts.warmup):
@@ -236,7 +245,8 @@ def run_worker(opts) -> None:
     if opts.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if opts.device.startswith("cuda") else [])
+        with profile(activities=activities) as prof:
             step(enc, dec)
         averages = prof.key_averages()
         phases = {e.key: e.cpu_time_total for e in averages if e.key in PHASES}
@@ -262,8 +272,8 @@ def run_worker(opts) -> None:
         losses.append((loss.item(), rec.item()))
     n_params = sum(p.numel() for p in model.parameters())
     print("RESULT " + json.dumps({
-        "worker": opts.worker, "injection": opts.injection, "times": times, "cpu_times": cpu_times, "losses": losses, "build_s": build_s,
-        "parameters": n_params, "optimizer": describe,
+        "worker": opts.worker, "injection": opts.injection, "times": times, "cpu_times": cpu_times,
+        "losses": losses, "build_s": build_s, "parameters": n_params, "optimizer": describe,
     }))
 
 
@@ -272,7 +282,8 @@ def spawn(opts, worker: str, injection: str, profile: bool = False) -> dict | No
     cmd = [
         sys.executable, os.path.abspath(__file__), "--worker", worker, "--injection", injection,
         "--original_dir", opts.original_dir, "--threads", str(opts.threads), "--batch_size", str(opts.batch_size),
-        "--length", str(opts.length), "--warmup", str(opts.warmup), "--steps", str(opts.steps),
+        "--length", str(opts.length), "--device", opts.device, "--warmup", str(opts.warmup),
+        "--steps", str(opts.steps),
         "--beta", str(opts.beta), "--kl_threshold", str(opts.kl_threshold), "--profile_rows", str(opts.profile_rows),
     ]
     if profile:
@@ -293,6 +304,7 @@ def main() -> None:
     parser.add_argument("--original_dir", default=DEFAULT_ORIGINAL_DIR,
                         help="the original repository's `code` folder (see above for how to get it)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (both sides)")
     parser.add_argument("--rounds", type=int, default=3, help="fresh-process measurements per side and injection")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per process")
@@ -353,7 +365,7 @@ def main() -> None:
     finished = datetime.now(timezone.utc)
     env_note = f", worker environment {opts.worker_env}" if opts.extra_env else ""
     lines = [
-        f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, CPU, fp32"
+        f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, {opts.device}, fp32"
         f"{' (bf16 columns: hf-dgm under bf16 autocast)' if opts.bf16 else ''}, "
         f"{opts.threads} thread(s), {opts.rounds} fresh-process round(s) x {opts.steps} timed steps after "
         f"{opts.warmup} warm-up, load average at the end {load:.1f}{env_note}",
