@@ -384,3 +384,30 @@ def test_plain_decoder_baseline_trains_and_scores(parts):
     finetune_plain_decoder(decoder, processor, SENTENCES, max_steps=30, batch_size=4, learning_rate=3e-3, max_length=16, progress=False)
     after = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
     assert after["ppl_per_token"] < 0.5 * before["ppl_per_token"]
+
+
+def test_decoder_freeze_steps_trains_only_the_encoder_and_heads_at_first(parts, tmp_path):
+    from transformers import TrainerCallback
+
+    snapshots = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+    start = {n: p.detach().clone() for n, p in _model(parts).named_parameters()}
+    trainer = _train(parts, _args(tmp_path, max_steps=3, decoder_freeze_steps=2, beta=0.0), callbacks=[Snapshot()])
+    assert len(snapshots) == 3
+
+    def moved(before, after, prefix):
+        return any(not torch.equal(before[n], after[n]) for n in before if n.startswith(prefix))
+
+    for step in (0, 1):  # frozen: the decoder is as loaded, the heads and the encoder learn
+        before = start if step == 0 else snapshots[step - 1]
+        assert not moved(start, snapshots[step], "decoder.")
+        assert moved(before, snapshots[step], "latent_to_memory.") and moved(before, snapshots[step], "posterior.")
+        assert moved(before, snapshots[step], "encoder.")
+    assert moved(snapshots[1], snapshots[2], "decoder.")  # released at step 3
+    assert all(p.requires_grad for p in trainer.model.parameters())
+    with pytest.raises(ValueError, match="decoder_freeze_steps"):
+        OptimusTrainingArguments(output_dir=str(tmp_path), decoder_freeze_steps=-1)

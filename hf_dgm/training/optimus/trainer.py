@@ -74,6 +74,15 @@ class OptimusTrainingArguments(TrainingArguments):
             "PAD token during training (word dropout, Bowman et al. 2016): the decoder must lean on z. 0 = the paper"
         },
     )
+    decoder_freeze_steps: int = field(
+        default=0,
+        metadata={
+            "help": "optimizer steps at the start of the run during which the decoder's weights stay as loaded: only "
+            "the encoder and the latent heads learn, steering the pretrained decoder through z (gradients still "
+            "flow through the frozen decoder to the heads), before the decoder can learn to do without z. "
+            "0 = the paper (everything trains from the first step)"
+        },
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
     optim: str = field(
         default="adamw_torch_fused",
@@ -108,6 +117,11 @@ class OptimusTrainingArguments(TrainingArguments):
                 f"`beta_ratio_zero` + `beta_ratio_increase` must be <= 1; got "
                 f"{self.beta_ratio_zero} + {self.beta_ratio_increase}"
             )
+        if not isinstance(self.decoder_freeze_steps, int) or self.decoder_freeze_steps < 0:
+            raise ValueError(f"`decoder_freeze_steps` must be an int >= 0; got {self.decoder_freeze_steps!r}")
+        if self.decoder_freeze_steps > 0 and self.ddp_find_unused_parameters is None:
+            # the frozen decoder's parameters get no gradients in the first steps
+            self.ddp_find_unused_parameters = True
         self.decoder_word_dropout = check_float(self.decoder_word_dropout, "decoder_word_dropout", minimum=0.0)
         if self.decoder_word_dropout >= 1.0:
             raise ValueError(f"`decoder_word_dropout` must lie in [0, 1); got {self.decoder_word_dropout}")
@@ -123,6 +137,29 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         if not isinstance(self.args, OptimusTrainingArguments):
             raise ValueError("OptimusTrainer needs `OptimusTrainingArguments` (it carries the β schedule and λ)")
         self._reset_window()
+        self._decoder_frozen = False
+
+    # ------------------------------------------------------------------ decoder freezing
+    def _set_decoder_frozen(self, model, frozen: bool) -> None:
+        """Freeze (or release) the decoder's weights; its parameters stay in the optimizer (no gradient = no update)."""
+        if frozen == self._decoder_frozen:
+            return
+        decoder = self.accelerator.unwrap_model(model).get_decoder()
+        for param in decoder.parameters():
+            param.requires_grad_(not frozen)
+            if frozen:
+                param.grad = None
+        self._decoder_frozen = frozen
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        self._set_decoder_frozen(model, self.state.global_step < self.args.decoder_freeze_steps)
+        return super().training_step(model, inputs, *args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        finally:  # the returned model is trainable again, also when the run is shorter than the freeze
+            self._set_decoder_frozen(self.model, False)
 
     # ------------------------------------------------------------------ schedule
     def current_beta(self) -> float:
