@@ -342,6 +342,21 @@ def test_image_grid_layout():
     assert grid[1, 1, 0] == 0 and grid[1, 4, 0] == 255 and grid[4, 1, 0] == 0 and grid[4, 4, 0] == 255  # pad=white
 
 
+def test_save_image_grid_greyscale_and_rgb(tmp_path):
+    from PIL import Image
+
+    from hf_dgm.training.plots import save_image_grid
+
+    grey = torch.linspace(-1, 1, 4 * 16).reshape(4, 1, 4, 4)
+    save_image_grid(grey, tmp_path / "grey.png", ncol=2, scale=1)
+    with Image.open(tmp_path / "grey.png") as img:
+        assert img.mode == "L" and img.size == (2 * (4 + 2) + 2, 2 * (4 + 2) + 2)
+        assert np.array_equal(np.asarray(img), image_grid(grey, ncol=2, padding=2)[..., 0])
+    save_image_grid(grey.repeat(1, 3, 1, 1), tmp_path / "rgb.png", ncol=2, scale=1)
+    with Image.open(tmp_path / "rgb.png") as img:
+        assert img.mode == "RGB"
+
+
 def test_fq_biggan_integration(tmp_path):
     from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
 

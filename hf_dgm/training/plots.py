@@ -1,6 +1,7 @@
 """Image grids and loss plots of GAN runs (training side; not shipped with models).
 
-- [`image_grid`] / [`save_image_grid`]: `(N, C, H, W)` images in [-1, 1] -> a row-major uint8 grid / a PNG.
+- [`image_grid`] / [`save_image_grid`]: `(N, C, H, W)` images in [-1, 1] -> a row-major uint8 grid / a PNG
+  (greyscale, mode "L", for one-channel images; RGB otherwise).
 - [`plot_gan_losses`]: the logged D/G losses of a `GANTrainer` run (its `state.log_history`) as a PNG.
 """
 
@@ -35,13 +36,14 @@ def image_grid(images: torch.Tensor, ncol: int = 8, padding: int = 2, pad_value:
 
 
 def save_image_grid(images: torch.Tensor, path: str | os.PathLike, ncol: int = 8, scale: int | None = None) -> None:
-    """Save a grid PNG; small images are upscaled (nearest) so that the grid is at least 512 px wide."""
+    """Save a grid PNG; small images are upscaled (nearest) so that the grid is at least 512 px wide. One-channel
+    images give a greyscale (mode "L") PNG, three-channel images an RGB one."""
     from PIL import Image
 
     grid = image_grid(images, ncol=ncol)
     if scale is None:
         scale = max(1, math.ceil(512 / grid.shape[1]))
-    img = Image.fromarray(grid)
+    img = Image.fromarray(grid[..., 0] if images.shape[1] == 1 else grid)
     if scale > 1:
         img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
