@@ -15,8 +15,8 @@
    reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
    samples.md, training_curves.png and latent_space.png.
-The defaults aim at 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate); the whole job has
-not yet been timed on an idle machine.
+The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 6 min 38 s measured with
+seed 0; `benchmarks/optimus_main_job_curve.py` runs it at larger budgets.
 """
 
 from __future__ import annotations
