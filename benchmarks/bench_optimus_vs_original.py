@@ -181,18 +181,14 @@ def build_original(original_dir: str, injection: str, beta: float, threshold: fl
 # ------------------------------------------------------------------------------------------------ hf-dgm
 def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool, device: str = "cpu"):
     import torch
-    from transformers import BertConfig, GPT2Config
+    from bench_optimus_step import build  # the same bert-base + gpt2 (vocabulary 50260) Optimus, seed 0, train mode
 
-    from hf_dgm import OptimusConfig, OptimusForConditionalGeneration
     from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments
 
-    torch.manual_seed(0)
-    decoder = GPT2Config(vocab_size=DECODER_VOCAB, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
-    config = OptimusConfig(
-        encoder=BertConfig(), decoder=decoder, latent_size=LATENT, latent_injection=injection, pooling="pooler",
-        decoder_bos_token_id=BOS, decoder_eos_token_id=EOS, decoder_pad_token_id=PAD, encoder_pad_token_id=0,
-    )
-    model = OptimusForConditionalGeneration(config).to(device).train()
+    model = build(injection).to(device)
+    if (model.config.decoder.vocab_size, model.config.latent_size, model.config.decoder_pad_token_id,
+            model.config.decoder_bos_token_id, model.config.decoder_eos_token_id) != (DECODER_VOCAB, LATENT, PAD, BOS, EOS):
+        raise RuntimeError("bench_optimus_step.build no longer matches the original's shapes used here")
     output_dir = tempfile.TemporaryDirectory(prefix="bench_optimus_vs_original_")  # removed with the closure
     args = OptimusTrainingArguments(output_dir=output_dir.name, report_to="none", use_cpu=device == "cpu",
                                     max_steps=100_000)

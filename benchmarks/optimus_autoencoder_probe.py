@@ -25,8 +25,7 @@ import torch
 
 from hf_dgm.training.optimus.data import shared_data_dir
 from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
-
-HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
+from hf_dgm.training.optimus.trainer import OptimusTrainer
 
 
 def read_sentences(path: Path) -> list[str]:
@@ -68,7 +67,7 @@ def main() -> int:
 
     groups: dict[str, list] = {"heads": [], "encoder": [], "decoder": []}
     for name, param in model.named_parameters():
-        role = "heads" if name.startswith(HEADS) else "encoder" if name.startswith("encoder.") else "decoder"
+        role = "heads" if name.startswith(OptimusTrainer.LATENT_HEADS) else "encoder" if name.startswith("encoder.") else "decoder"
         if role == "decoder" and a.freeze_decoder:
             param.requires_grad_(False)
         else:
