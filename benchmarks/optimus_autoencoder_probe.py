@@ -44,6 +44,9 @@ def main() -> int:
     p.add_argument("--freeze_decoder", action="store_true", help="only the encoder and the latent heads train")
     p.add_argument("--posterior_mean", action="store_true", help="decode the posterior mean instead of a sample")
     p.add_argument("--memory_init_std", type=float, default=None, help="re-initialise latent_to_memory N(0, std²)")
+    p.add_argument("--train_subset", type=int, default=0,
+                   help="train on the first N training sentences only, cycled in reshuffled epochs, and also report "
+                   "BLEU on 64 of them: does the decoder read z for sentences it has seen, and for new ones?")
     p.add_argument("--eval_every", type=int, default=40)
     p.add_argument("--eval_sentences", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -65,6 +68,9 @@ def main() -> int:
     train = read_sentences(data / "snli" / "train.txt")
     test = read_sentences(data / "snli" / "test.txt")[: a.eval_sentences]
 
+    if a.train_subset:
+        train = train[: a.train_subset]
+    seen = train[: a.eval_sentences]
     groups: dict[str, list] = {"heads": [], "encoder": [], "decoder": []}
     for name, param in model.named_parameters():
         role = "heads" if name.startswith(OptimusTrainer.LATENT_HEADS) else "encoder" if name.startswith("encoder.") else "decoder"
@@ -79,15 +85,15 @@ def main() -> int:
     pad = model.config.decoder_pad_token_id
 
     @torch.no_grad()
-    def evaluate() -> tuple[float, int, list[str]]:
+    def evaluate(references: list[str]) -> tuple[float, int, list[str]]:
         model.eval()
         hyps: list[str] = []
-        for i in range(0, len(test), 16):
-            enc = processor(test[i : i + 16], return_tensors="pt", max_length=40)
+        for i in range(0, len(references), 16):
+            enc = processor(references[i : i + 16], return_tensors="pt", max_length=40)
             hyps += processor.batch_decode(model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=40))
         model.train()
-        exact = sum(h.strip().lower() == r.strip().lower() for h, r in zip(hyps, test))
-        return sacrebleu.corpus_bleu(hyps, [test]).score, exact, hyps
+        exact = sum(h.strip().lower() == r.strip().lower() for h, r in zip(hyps, references))
+        return sacrebleu.corpus_bleu(hyps, [references]).score, exact, hyps
 
     rng = random.Random(a.seed)
     order = list(range(len(train)))
@@ -120,11 +126,18 @@ def main() -> int:
             per_token = out.reconstruction_loss.sum().item() / out.num_tokens.sum().item()
             print(f"step {step}: {train_seconds:.0f} s, reconstruction {per_token:.3f} nats/token, KL {out.kl.mean().item():.1f}", flush=True)
         if step % a.eval_every == 0 or step == a.steps:
-            bleu, exact, hyps = evaluate()
-            curve.append({"step": step, "train_seconds": round(train_seconds, 1), "bleu": round(bleu, 2), "exact": exact})
-            print(f"step {step}: BLEU {bleu:.2f}, exact {exact}/{len(test)}", flush=True)
+            bleu, exact, hyps = evaluate(test)
+            point = {"step": step, "train_seconds": round(train_seconds, 1), "bleu": round(bleu, 2), "exact": exact}
+            print(f"step {step}: test BLEU {bleu:.2f}, exact {exact}/{len(test)}", flush=True)
             for h, r in list(zip(hyps, test))[:4]:
                 print(f"    {r}  ->  {h}", flush=True)
+            if a.train_subset:
+                seen_bleu, seen_exact, seen_hyps = evaluate(seen)
+                point.update(seen_bleu=round(seen_bleu, 2), seen_exact=seen_exact)
+                print(f"step {step}: BLEU on trained sentences {seen_bleu:.2f}, exact {seen_exact}/{len(seen)}", flush=True)
+                for h, r in list(zip(seen_hyps, seen))[:4]:
+                    print(f"    {r}  ->  {h}", flush=True)
+            curve.append(point)
     if a.output:
         Path(a.output).parent.mkdir(parents=True, exist_ok=True)
         Path(a.output).write_text(json.dumps({"settings": vars(a), "curve": curve}, indent=2))

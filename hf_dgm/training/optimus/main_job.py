@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", default="runs/optimus-main")
     parser.add_argument("--max_steps", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--train_sentences", type=int, default=None,
+                        help="distinct SNLI training sentences; the steps cycle over them in reshuffled epochs "
+                        "(default: max_steps × batch_size, every sentence seen once)")
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="K of the IW estimate (paper: 100; fewer keeps the job short)")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     data_args = OptimusDataArguments(
         dataset=source.get("dataset"), text_column=source.get("text_column", "text"), eval_split=source.get("eval_split"),
         train_file=source.get("train_file"), eval_file=source.get("eval_file"),
-        max_train_examples=args.max_steps * args.batch_size, max_eval_examples=args.eval_sentences,
+        max_train_examples=args.train_sentences or args.max_steps * args.batch_size, max_eval_examples=args.eval_sentences,
         num_importance_samples=args.num_importance_samples, max_length=40,
         dataset_name="SNLI", dataset_id="stanfordnlp/snli",
     )
