@@ -35,7 +35,11 @@ runs first. tokens/s = decoder target tokens per step (batch × (length − 1)) 
 the ratio is hf-dgm / original tokens/s (= original / hf-dgm step time), on wall time and on the worker's process CPU
 time (user + system, `time.process_time`; on a shared machine the wall time also holds the time the worker waited
 for a core, the CPU time does not). `--bf16` adds an hf-dgm worker whose forward runs under
-`torch.autocast(<device type>, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32.
+`torch.autocast(<device type>, torch.bfloat16)` (the Trainer's `--bf16`), compared with the original in fp32;
+`--compile` adds an hf-dgm worker whose model runs through `torch.compile` (what the Trainer's `--torch_compile`
+does; fp32, the same model and loss, but fused kernels round differently and the dropout masks come from
+inductor's own random stream, so the first-step losses differ slightly); the compilation happens in the warm-up
+steps (keep `--warmup` ≥ 2).
 `--device cuda` runs both sides on the GPU (CUDA time synchronised by `loss.item()` at the end of each step; the
 CPU-time column is then the host's). `--profile`
 instead runs one worker per side that profiles one step after the warm-up (`torch.profiler`: top operators by self
@@ -45,7 +49,7 @@ glibc malloc tunables). The table goes to stdout and to `--output` (default `run
 the raw per-step times and losses to the `.json` next to it.
 
     PYTHONPATH=$PWD python benchmarks/bench_optimus_vs_original.py --original_dir /tmp/optimus_orig/code \\
-        [--threads 2] [--rounds 3] [--injections memory,embedding,both] [--bf16] [--profile]
+        [--threads 2] [--rounds 3] [--injections memory,embedding,both] [--bf16] [--compile] [--profile]
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ def build_original(original_dir: str, injection: str, beta: float, threshold: fl
 
 
 # ------------------------------------------------------------------------------------------------ hf-dgm
-def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool, device: str = "cpu"):
+def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool, device: str = "cpu", compile: bool = False):
     import torch
     from bench_optimus_step import build  # the same bert-base + gpt2 (vocabulary 50260) Optimus, seed 0, train mode
 
@@ -195,11 +199,12 @@ def build_hfdgm(injection: str, beta: float, threshold: float, bf16: bool, devic
     trainer = OptimusTrainer(model=model, args=args)
     trainer.create_optimizer_and_scheduler(num_training_steps=args.max_steps)
     optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
+    forward = torch.compile(model) if compile else model
 
     def step(enc, dec, _keep=output_dir):
         ones = torch.ones_like(enc)
         with record_function(PHASES[0]), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
+            out = forward(input_ids=enc, attention_mask=ones, decoder_input_ids=dec,
                         decoder_attention_mask=torch.ones_like(dec), beta=beta, kl_threshold=threshold)
         with record_function(PHASES[1]):
             out.loss.backward()
@@ -229,7 +234,8 @@ def run_worker(opts) -> None:
         model, step = build_original(opts.original_dir, opts.injection, opts.beta, opts.kl_threshold, opts.device)
     else:
         model, step, describe = build_hfdgm(
-            opts.injection, opts.beta, opts.kl_threshold, opts.worker == "hfdgm+bf16", opts.device
+            opts.injection, opts.beta, opts.kl_threshold, opts.worker == "hfdgm+bf16", opts.device,
+            compile=opts.worker == "hfdgm+compile",
         )
     build_s = time.perf_counter() - started
     enc, dec = (t.to(opts.device) for t in make_batch(opts.batch_size, opts.length))
@@ -274,6 +280,16 @@ def run_worker(opts) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ driver
+EXTRA_WORKERS = {
+    "hfdgm+bf16": "bf16 columns: hf-dgm under bf16 autocast",
+    "hfdgm+compile": "compile columns: hf-dgm under torch.compile, fp32",
+}
+
+
+def extra_workers(opts) -> list[str]:
+    return [w for w, on in (("hfdgm+bf16", opts.bf16), ("hfdgm+compile", opts.compile)) if on]
+
+
 def spawn(opts, worker: str, injection: str, profile: bool = False) -> dict | None:
     cmd = [
         sys.executable, os.path.abspath(__file__), "--worker", worker, "--injection", injection,
@@ -310,6 +326,7 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--kl_threshold", type=float, default=0.5)
     parser.add_argument("--bf16", action="store_true", help="also time (or profile) hf-dgm with bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also time (or profile) hf-dgm under torch.compile")
     parser.add_argument("--profile", action="store_true", help="profile one step of each side instead of timing")
     parser.add_argument("--profile_rows", type=int, default=20)
     parser.add_argument("--worker_env", default="",
@@ -317,7 +334,7 @@ def main() -> None:
                              "tunables MALLOC_MMAP_MAX_=0,MALLOC_TRIM_THRESHOLD_=100000000000")
     parser.add_argument("--output", default="runs/bench/optimus_vs_original.md",
                         help="markdown table written here, raw per-step figures as JSON next to it ('' = print only)")
-    parser.add_argument("--worker", choices=["original", "hfdgm", "hfdgm+bf16"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["original", "hfdgm", *EXTRA_WORKERS], help=argparse.SUPPRESS)
     parser.add_argument("--injection", default="both", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     opts.original_dir = check_original_dir(opts.original_dir)
@@ -337,11 +354,12 @@ def main() -> None:
         raise SystemExit(f"unknown injection(s) {unknown}; choose from {sorted(INJECTIONS)}")
     if opts.profile:
         for injection in injections:
-            for worker in ("original", "hfdgm") + (("hfdgm+bf16",) if opts.bf16 else ()):
+            for worker in ["original", "hfdgm", *extra_workers(opts)]:
                 spawn(opts, worker, injection, profile=True)
         return
 
-    workers = ["original", "hfdgm"] + (["hfdgm+bf16"] if opts.bf16 else [])
+    extras = extra_workers(opts)
+    workers = ["original", "hfdgm", *extras]
     started = datetime.now(timezone.utc)
     results: dict[tuple[str, str], list[dict]] = {}
     for r in range(opts.rounds):
@@ -362,7 +380,7 @@ def main() -> None:
     env_note = f", worker environment {opts.worker_env}" if opts.extra_env else ""
     lines = [
         f"{started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC, {opts.batch_size}x{opts.length}, {opts.device}, fp32"
-        f"{' (bf16 columns: hf-dgm under bf16 autocast)' if opts.bf16 else ''}, "
+        f"{''.join(f' ({EXTRA_WORKERS[w]})' for w in extras)}, "
         f"{opts.threads} thread(s), {opts.rounds} fresh-process round(s) x {opts.steps} timed steps after "
         f"{opts.warmup} warm-up, load average at the end {load:.1f}{env_note}",
         "",
@@ -370,8 +388,9 @@ def main() -> None:
     header = ("| injection | original tokens/s | hf-dgm tokens/s | hf-dgm / original (wall) | per-round ratios (wall) "
               "| hf-dgm / original (process CPU time) |")
     sep = "|---|---|---|---|---|---|"
-    if opts.bf16:
-        header += " hf-dgm bf16 tokens/s | bf16 / original (wall) | bf16 / original (CPU time) |"
+    for worker in extras:
+        name = worker.split("+")[1]
+        header += f" hf-dgm {name} tokens/s | {name} / original (wall) | {name} / original (CPU time) |"
         sep += "---|---|---|"
     lines += [header, sep]
 
@@ -387,9 +406,9 @@ def main() -> None:
         )
         row = (f"| {injection} | {tokens / orig:.1f} | {tokens / ours:.1f} | {orig / ours:.2f}x | {per_round} "
                f"| {orig_cpu / ours_cpu:.2f}x |")
-        if opts.bf16:
-            bf, bf_cpu = pooled("hfdgm+bf16", injection, "times"), pooled("hfdgm+bf16", injection, "cpu_times")
-            row += f" {tokens / bf:.1f} | {orig / bf:.2f}x | {orig_cpu / bf_cpu:.2f}x |"
+        for worker in extras:
+            t, t_cpu = pooled(worker, injection, "times"), pooled(worker, injection, "cpu_times")
+            row += f" {tokens / t:.1f} | {orig / t:.2f}x | {orig_cpu / t_cpu:.2f}x |"
         lines.append(row)
     lines += ["", f"hf-dgm optimizer: {results[('hfdgm', injections[0])][0]['optimizer']}; original optimizer: "
                   f"{results[('original', injections[0])][0]['optimizer']}"]
