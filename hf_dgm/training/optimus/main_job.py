@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
     args = parser.parse_args(argv)
+    if args.train_sentences is not None and args.train_sentences < 1:
+        parser.error(f"--train_sentences must be a positive number of sentences; got {args.train_sentences}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     from hf_dgm.training.optimus.run import OptimusDataArguments, OptimusModelArguments, train_and_evaluate
