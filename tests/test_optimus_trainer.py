@@ -386,6 +386,24 @@ def test_plain_decoder_baseline_trains_and_scores(parts):
     assert after["ppl_per_token"] < 0.5 * before["ppl_per_token"]
 
 
+def test_plain_decoder_batches_are_length_grouped_epochs_over_every_sentence():
+    from hf_dgm.training.optimus.baseline import _length_grouped_batches
+
+    lengths = [3 + (7 * i) % 29 for i in range(200)]
+    batches = _length_grouped_batches(lengths, batch_size=8, seed=0)
+    epoch = [next(batches) for _ in range(25)]
+    assert sorted(i for b in epoch for i in b) == list(range(200))  # one epoch: every sentence once
+    again = _length_grouped_batches(lengths, batch_size=8, seed=0)
+    assert [next(again) for _ in range(25)] == epoch  # seeded
+    assert [next(batches) for _ in range(25)] != epoch  # the next epoch reshuffles
+
+    def padding(bs):  # padded slots of a batch list
+        return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in bs)
+
+    random_batches = [list(range(200))[i : i + 8] for i in range(0, 200, 8)]
+    assert padding(epoch) < 0.5 * padding(random_batches)
+
+
 def test_decoder_freeze_steps_trains_only_the_encoder_and_heads_at_first(parts, tmp_path):
     from transformers import TrainerCallback
 

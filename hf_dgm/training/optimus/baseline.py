@@ -4,8 +4,6 @@ count as Optimus's perplexity (decoder tokens of `BOS sentence EOS`, BOS and EOS
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from typing import Any
 
@@ -32,6 +30,23 @@ def _sentence_nll(decoder, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return nll.view(targets.shape).sum(-1)
 
 
+def _length_grouped_batches(lengths: list[int], batch_size: int, seed: int):
+    """Endless batches of indices, epoch after epoch, from transformers' `LengthGroupedSampler` (the sampler the
+    Optimus run's `train_sampling_strategy="group_by_length"` uses): each batch holds sentences of similar length,
+    so little of it is padding. Epoch `e` shuffles with a generator seeded `seed + e`; the last batch of an epoch
+    may be short, as the Trainer's (no `drop_last`)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    epoch = 0
+    while True:
+        generator = torch.Generator()
+        generator.manual_seed(seed + epoch)
+        order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+        epoch += 1
+
+
 def finetune_plain_decoder(
     decoder,
     processor,
@@ -44,20 +59,23 @@ def finetune_plain_decoder(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """AdamW (eps 1e-8, no weight decay) with linear decay to 0, as `OptimusTrainer`'s defaults; batches of
-    `batch_size` sentences drawn in a seeded shuffled order. Returns `{"train_seconds", "final_loss"}`."""
+    """Fine-tunes `decoder` as a language model (loss: −log p(x) per sentence, batch mean — Optimus's reconstruction
+    term) the way `OptimusTrainer` trains Optimus by default: length-grouped batches of `batch_size` sentences,
+    fused AdamW (eps 1e-8, no weight decay), linear decay to 0, gradient clipping at `max_grad_norm`.
+    Returns `{"train_seconds", "final_loss"}`."""
     if max_steps < 1 or batch_size < 1:
         raise ValueError(f"`max_steps` and `batch_size` must be >= 1; got {max_steps}, {batch_size}")
-    order = list(range(len(sentences)))
-    random.Random(seed).shuffle(order)
+    if not sentences:
+        raise ValueError("`sentences` is empty: the plain decoder needs at least one training sentence")
+    lengths = [len(row) for row in processor.decoder_token_ids(list(sentences), max_length=max_length)]
+    batches = _length_grouped_batches(lengths, batch_size, seed)
     torch.manual_seed(seed)
     decoder.train()
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max_steps))
     started, loss = time.time(), float("nan")
-    for step in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
-        picks = [sentences[order[(step * batch_size + i) % len(order)]] for i in range(batch_size)]
-        ids, mask = _batch(processor, picks, max_length, decoder.device)
+    for _ in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
+        ids, mask = _batch(processor, [sentences[i] for i in next(batches)], max_length, decoder.device)
         nll = _sentence_nll(decoder, ids, mask)
         optimizer.zero_grad()
         nll.mean().backward()
