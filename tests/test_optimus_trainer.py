@@ -247,6 +247,31 @@ def test_train_script_writes_the_run_folder(parts, tmp_path):
     assert loaded.processor is not None and loaded.config.latent_injection == "both"
 
 
+def test_run_with_a_plain_decoder_baseline_reports_the_ppl_ratio(parts, tmp_path):
+    """The main job's comparison: the extra evaluation's plain-decoder PPL lands in metrics.json and samples.md with
+    the ratio of the two, computed in the same run."""
+    from hf_dgm.training.optimus.run import train_and_evaluate
+
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("\n".join(SENTENCES * 2) + "\n")
+    recipe = _write_tiny_recipe(tmp_path, parts, train_file)
+    model_args, data_args, training_args = parse_args(["--recipe", str(recipe), "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true"])
+    seen = {}
+
+    def baseline(train_sentences, eval_sentences):
+        seen.update(train=train_sentences, eval=eval_sentences)
+        return {"plain_decoder_ppl_per_token": 10.0}
+
+    metrics = train_and_evaluate(model_args, data_args, training_args, extra_evaluation=baseline)
+    assert len(seen["eval"]) == 6 and set(seen["train"]) <= set(SENTENCES)
+    assert metrics["eval_ppl_ratio_to_plain_decoder"] == pytest.approx(metrics["eval_ppl_per_token"] / 10.0)
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["eval_ppl_ratio_to_plain_decoder"] == pytest.approx(metrics["eval_ppl_ratio_to_plain_decoder"])
+    samples = (tmp_path / "run" / "samples.md").read_text()
+    assert "| plain decoder per-token perplexity | 10 |" in samples
+    assert f"| IW per-token perplexity / plain decoder's | {metrics['eval_ppl_ratio_to_plain_decoder']:.4g} |" in samples
+
+
 @pytest.mark.slow
 def test_two_process_ddp_run(parts, tmp_path):
     """`accelerate launch` with 2 CPU processes (gloo DDP) trains and writes the run folder once."""

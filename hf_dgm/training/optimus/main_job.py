@@ -134,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[main job] no SNLI data: ../shared/data/snli is absent and the Hub is unreachable ({err})", file=sys.stderr)
             return 3
         raise
-    if "eval_plain_decoder_ppl_per_token" in metrics:
-        metrics["eval_ppl_ratio_to_plain_decoder"] = metrics["eval_ppl_per_token"] / metrics["eval_plain_decoder_ppl_per_token"]
     print(f"[main job] finished in {time.time() - started:.0f} s; model folder: {args.output_dir}")
     print(f"[main job] try it in your browser (offline): python -m hf_dgm.demo {args.output_dir}")
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))

@@ -221,6 +221,8 @@ def train_and_evaluate(
         if extra_evaluation is not None:
             train_sentences = [row["text"].strip() for row in train_raw] if isinstance(train_raw, Dataset) else None
             extra = extra_evaluation(train_sentences, sentences)
+            if "plain_decoder_ppl_per_token" in extra:  # the IW PPL against the plain LM's, in the same run
+                extra["ppl_ratio_to_plain_decoder"] = evaluation["ppl_per_token"] / extra["plain_decoder_ppl_per_token"]
             metrics.update({f"eval_{k}": v for k, v in extra.items()})
             evaluation.update(extra)
         write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
@@ -341,6 +343,7 @@ def _figure_lines(evaluation: dict) -> list[str]:
         ("interpolation endpoint BLEU", evaluation.get("interpolation_endpoint_bleu"), f"mean sentence BLEU of the α = 0 and α = 1 decodes against their sources, {evaluation.get('num_interpolation_pairs')} pairs"),
         ("distinct sentences per interpolation", evaluation.get("interpolation_distinct"), f"of {evaluation.get('num_interpolation_steps')} points, mean over pairs"),
         ("plain decoder per-token perplexity", evaluation.get("plain_decoder_ppl_per_token"), "the same decoder fine-tuned alone as an LM on the same budget, exact likelihood, same token count"),
+        ("IW per-token perplexity / plain decoder's", evaluation.get("ppl_ratio_to_plain_decoder"), "the two rows above, measured in the same run"),
     ]
     lines = ["## Figures", "", "| figure | value | how |", "|---|---|---|"]
     for name, value, how in rows:
