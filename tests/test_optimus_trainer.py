@@ -394,6 +394,36 @@ def test_decoder_word_dropout_corrupts_inputs_not_targets(parts, tmp_path):
         OptimusTrainingArguments(output_dir=str(tmp_path), decoder_word_dropout=1.0)
 
 
+def test_word_dropout_kl_phase_rate_applies_once_beta_is_positive(parts, tmp_path):
+    args = _args(tmp_path, decoder_word_dropout=0.75, decoder_word_dropout_kl_phase=0.25)
+    assert (args.word_dropout_at(0.0), args.word_dropout_at(0.3), args.word_dropout_at(1.0)) == (0.75, 0.25, 0.25)
+    assert _args(tmp_path, decoder_word_dropout=0.5).word_dropout_at(1.0) == 0.5  # None: one rate throughout
+    with pytest.raises(ValueError, match="decoder_word_dropout_kl_phase"):
+        _args(tmp_path, decoder_word_dropout_kl_phase=1.0)
+
+    seen = []  # (beta, fraction of decoder input tokens replaced) of each training step
+
+    class Spy(OptimusTrainer):
+        def _word_dropout(self, model, inputs, rate=None):
+            out = super()._word_dropout(model, inputs, rate)
+            body = inputs["decoder_attention_mask"][:, 1:] == 1
+            changed = (out["decoder_input_ids"][:, 1:] != inputs["decoder_input_ids"][:, 1:]) & body
+            seen.append((self.current_beta(), changed.sum().item() / body.sum().item()))
+            return out
+
+    model = _model(parts)
+    # 16 steps of the paper's schedule (β = 0 for the first half, a ramp, then 1); dropout 0.9 while β = 0, none after
+    args = _args(tmp_path, max_steps=16, decoder_word_dropout=0.9, decoder_word_dropout_kl_phase=0.0)
+    Spy(model=model, args=args, train_dataset=_dataset(model.processor),
+        data_collator=OptimusDataCollator.from_processor(model.processor)).train()
+    from hf_dgm.training.optimus.trainer import cyclical_beta
+
+    zero_steps = sum(cyclical_beta(step, 16, 1.0, 1, 0.25, 0.5) == 0.0 for step in range(16))
+    assert 8 <= zero_steps < 16
+    assert len(seen) == zero_steps and all(beta == 0.0 for beta, _ in seen)  # rate 0 once β > 0: not even called
+    assert sum(fraction for _, fraction in seen) / len(seen) > 0.75
+
+
 def test_plain_decoder_baseline_trains_and_scores(parts):
     from transformers import AutoModelForCausalLM
 

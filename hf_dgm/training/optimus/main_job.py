@@ -62,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
                         help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
     parser.add_argument("--word_dropout", type=float, default=0.25, help="decoder word dropout (Bowman et al. 2016): forces the decoder to read z")
+    parser.add_argument("--word_dropout_kl_phase", type=float, default=None,
+                        help="word dropout once β > 0 (default: --word_dropout throughout)")
     parser.add_argument("--decoder_freeze_steps", type=int, default=0,
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
+    parser.add_argument("--beta_ratio_increase", type=float, default=0.25, help="share of the run over which β ramps from 0 to 1")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
     args = parser.parse_args(argv)
@@ -92,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, latent_lr_multiplier=args.latent_lr_multiplier,
-        decoder_word_dropout=args.word_dropout, decoder_freeze_steps=args.decoder_freeze_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
-        beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=0.25, logging_steps=5, save_strategy="no",
+        decoder_word_dropout=args.word_dropout, decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
+        decoder_freeze_steps=args.decoder_freeze_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
+        beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,
     )

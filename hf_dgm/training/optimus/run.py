@@ -257,7 +257,7 @@ def train_and_evaluate(
 
 _RECIPE_TRAINING_KEYS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-    "latent_lr_multiplier", "decoder_word_dropout", "decoder_freeze_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
+    "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
     "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
     "kl_threshold", "seed", "bf16",
 )

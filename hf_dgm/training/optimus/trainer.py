@@ -74,6 +74,14 @@ class OptimusTrainingArguments(TrainingArguments):
             "PAD token during training (word dropout, Bowman et al. 2016): the decoder must lean on z. 0 = the paper"
         },
     )
+    decoder_word_dropout_kl_phase: float | None = field(
+        default=None,
+        metadata={
+            "help": "word dropout once β > 0 (the ramp and β = max); None = `decoder_word_dropout` throughout. A high "
+            "rate in the autoencoder phase (β = 0) teaches the decoder to read z, a lower one afterwards lets it "
+            "be a language model again"
+        },
+    )
     decoder_freeze_steps: int = field(
         default=0,
         metadata={
@@ -125,6 +133,20 @@ class OptimusTrainingArguments(TrainingArguments):
         self.decoder_word_dropout = check_float(self.decoder_word_dropout, "decoder_word_dropout", minimum=0.0)
         if self.decoder_word_dropout >= 1.0:
             raise ValueError(f"`decoder_word_dropout` must lie in [0, 1); got {self.decoder_word_dropout}")
+        if self.decoder_word_dropout_kl_phase is not None:
+            self.decoder_word_dropout_kl_phase = check_float(
+                self.decoder_word_dropout_kl_phase, "decoder_word_dropout_kl_phase", minimum=0.0
+            )
+            if self.decoder_word_dropout_kl_phase >= 1.0:
+                raise ValueError(
+                    f"`decoder_word_dropout_kl_phase` must lie in [0, 1); got {self.decoder_word_dropout_kl_phase}"
+                )
+
+    def word_dropout_at(self, beta: float) -> float:
+        """The decoder word-dropout rate of a training step whose KL weight is `beta`."""
+        if beta > 0 and self.decoder_word_dropout_kl_phase is not None:
+            return self.decoder_word_dropout_kl_phase
+        return self.decoder_word_dropout
 
 
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
@@ -202,16 +224,19 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         beta = self.current_beta() if model.training else self.args.beta
-        if model.training and self.args.decoder_word_dropout > 0:
-            inputs = self._word_dropout(model, inputs)
+        rate = self.args.word_dropout_at(beta) if model.training else 0.0
+        if rate > 0:
+            inputs = self._word_dropout(model, inputs, rate)
         outputs = model(**inputs, beta=beta, kl_threshold=self.args.kl_threshold)
         if model.training:
             self._check_finite(outputs.loss)
             self._record(outputs, beta)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def _word_dropout(self, model, inputs: dict) -> dict:
-        """Targets from the clean decoder ids; inputs with tokens after BOS replaced by PAD at rate p."""
+    def _word_dropout(self, model, inputs: dict, rate: float | None = None) -> dict:
+        """Targets from the clean decoder ids; inputs with tokens after BOS replaced by PAD at `rate`
+        (default: `decoder_word_dropout`)."""
+        rate = self.args.decoder_word_dropout if rate is None else rate
         config = self.accelerator.unwrap_model(model).config
         if config.decoder_pad_token_id is None:
             raise ValueError("`decoder_word_dropout` needs config.decoder_pad_token_id (the replacement token)")
@@ -221,7 +246,7 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
             mask = torch.ones_like(ids)
         if "labels" not in inputs:
             inputs["labels"] = ids.masked_fill(mask == 0, -100)
-        drop = (torch.rand(ids.shape, device=ids.device) < self.args.decoder_word_dropout) & (mask == 1)
+        drop = (torch.rand(ids.shape, device=ids.device) < rate) & (mask == 1)
         drop[:, 0] = False
         inputs["decoder_input_ids"] = ids.masked_fill(drop, config.decoder_pad_token_id)
         return inputs
