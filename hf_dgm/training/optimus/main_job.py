@@ -16,7 +16,7 @@
    reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
    samples.md, training_curves.png and latent_space.png.
-The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 6 min 38 s measured with
+The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 5 min 14 s measured with
 seed 0; `benchmarks/optimus_main_job_curve.py` runs it at larger budgets. The best larger-budget recipe measured
 (README.md) drops most decoder inputs while β = 0 and few afterwards:
 `--max_steps 800 --word_dropout 0.75 --word_dropout_kl_phase 0.25` (56 minutes with one thread on a shared machine).
