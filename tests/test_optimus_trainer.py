@@ -382,7 +382,7 @@ def test_decoder_word_dropout_corrupts_inputs_not_targets(parts, tmp_path):
                              data_collator=OptimusDataCollator.from_processor(model.processor))
     batch = OptimusDataCollator.from_processor(model.processor)([_dataset(model.processor)[i] for i in range(8)])
     torch.manual_seed(0)
-    out = trainer._word_dropout(model, batch)
+    out = trainer._word_dropout(model, batch, args.decoder_word_dropout)
     ids, mask, pad = batch["decoder_input_ids"], batch["decoder_attention_mask"], model.config.decoder_pad_token_id
     assert torch.equal(out["labels"], ids.masked_fill(mask == 0, -100))  # targets stay clean
     dropped = (out["decoder_input_ids"] != ids)
@@ -404,7 +404,7 @@ def test_word_dropout_kl_phase_rate_applies_once_beta_is_positive(parts, tmp_pat
     seen = []  # (beta, fraction of decoder input tokens replaced) of each training step
 
     class Spy(OptimusTrainer):
-        def _word_dropout(self, model, inputs, rate=None):
+        def _word_dropout(self, model, inputs, rate):
             out = super()._word_dropout(model, inputs, rate)
             body = inputs["decoder_attention_mask"][:, 1:] == 1
             changed = (out["decoder_input_ids"][:, 1:] != inputs["decoder_input_ids"][:, 1:]) & body

@@ -14,8 +14,11 @@ from ...metrics.vae_math import perplexity
 
 
 def _batch(processor, sentences: list[str], max_length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = processor.decoder_token_ids(list(sentences), max_length=max_length)
-    pad = processor.decoder_tokenizer.pad_token_id
+    return _pad(processor.decoder_token_ids(list(sentences), max_length=max_length), processor.decoder_tokenizer.pad_token_id, device)
+
+
+def _pad(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `(ids, attention_mask)` of token-id rows."""
     width = max(len(r) for r in rows)
     ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
@@ -67,15 +70,16 @@ def finetune_plain_decoder(
         raise ValueError(f"`max_steps` and `batch_size` must be >= 1; got {max_steps}, {batch_size}")
     if not sentences:
         raise ValueError("`sentences` is empty: the plain decoder needs at least one training sentence")
-    lengths = [len(row) for row in processor.decoder_token_ids(list(sentences), max_length=max_length)]
-    batches = _length_grouped_batches(lengths, batch_size, seed)
+    rows = processor.decoder_token_ids(list(sentences), max_length=max_length)  # tokenized once, batched below
+    batches = _length_grouped_batches([len(row) for row in rows], batch_size, seed)
+    pad = processor.decoder_tokenizer.pad_token_id
     torch.manual_seed(seed)
     decoder.train()
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max_steps))
     started, loss = time.time(), float("nan")
     for _ in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
-        ids, mask = _batch(processor, [sentences[i] for i in next(batches)], max_length, decoder.device)
+        ids, mask = _pad([rows[i] for i in next(batches)], pad, decoder.device)
         nll = _sentence_nll(decoder, ids, mask)
         optimizer.zero_grad()
         nll.mean().backward()

@@ -130,17 +130,14 @@ class OptimusTrainingArguments(TrainingArguments):
         if self.decoder_freeze_steps > 0 and self.ddp_find_unused_parameters is None:
             # the frozen decoder's parameters get no gradients in the first steps
             self.ddp_find_unused_parameters = True
-        self.decoder_word_dropout = check_float(self.decoder_word_dropout, "decoder_word_dropout", minimum=0.0)
-        if self.decoder_word_dropout >= 1.0:
-            raise ValueError(f"`decoder_word_dropout` must lie in [0, 1); got {self.decoder_word_dropout}")
-        if self.decoder_word_dropout_kl_phase is not None:
-            self.decoder_word_dropout_kl_phase = check_float(
-                self.decoder_word_dropout_kl_phase, "decoder_word_dropout_kl_phase", minimum=0.0
-            )
-            if self.decoder_word_dropout_kl_phase >= 1.0:
-                raise ValueError(
-                    f"`decoder_word_dropout_kl_phase` must lie in [0, 1); got {self.decoder_word_dropout_kl_phase}"
-                )
+        for name in ("decoder_word_dropout", "decoder_word_dropout_kl_phase"):
+            rate = getattr(self, name)
+            if rate is None and name == "decoder_word_dropout_kl_phase":
+                continue  # one rate throughout
+            rate = check_float(rate, name, minimum=0.0)
+            if rate >= 1.0:
+                raise ValueError(f"`{name}` must lie in [0, 1); got {rate}")
+            setattr(self, name, rate)
 
     def word_dropout_at(self, beta: float) -> float:
         """The decoder word-dropout rate of a training step whose KL weight is `beta`."""
@@ -233,10 +230,8 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
             self._record(outputs, beta)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def _word_dropout(self, model, inputs: dict, rate: float | None = None) -> dict:
-        """Targets from the clean decoder ids; inputs with tokens after BOS replaced by PAD at `rate`
-        (default: `decoder_word_dropout`)."""
-        rate = self.args.decoder_word_dropout if rate is None else rate
+    def _word_dropout(self, model, inputs: dict, rate: float) -> dict:
+        """Targets from the clean decoder ids; inputs with tokens after BOS replaced by PAD at `rate`."""
         config = self.accelerator.unwrap_model(model).config
         if config.decoder_pad_token_id is None:
             raise ValueError("`decoder_word_dropout` needs config.decoder_pad_token_id (the replacement token)")
