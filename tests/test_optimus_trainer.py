@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from datasets import Dataset
 from transformers import TrainerCallback
 
@@ -270,6 +271,38 @@ def test_run_with_a_plain_decoder_baseline_reports_the_ppl_ratio(parts, tmp_path
     samples = (tmp_path / "run" / "samples.md").read_text()
     assert "| plain decoder per-token perplexity | 10 |" in samples
     assert f"| IW per-token perplexity / plain decoder's | {metrics['eval_ppl_ratio_to_plain_decoder']:.4g} |" in samples
+
+
+def test_reconstruction_curve_records_bleu_during_training_without_changing_it(parts, tmp_path):
+    """`reconstruction_curve_steps`: BLEU of the evaluation sentences every N steps and at the last, the last point
+    equal to the final evaluation's BLEU; the decoding leaves training untouched (same final weights as without)."""
+    from hf_dgm.training.optimus.run import train_and_evaluate
+
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("\n".join(SENTENCES * 2) + "\n")
+    recipe = _write_tiny_recipe(tmp_path, parts, train_file)
+    runs = {}
+    for every in (0, 3):
+        out = tmp_path / f"run_{every}"
+        args = parse_args(["--recipe", str(recipe), "--output_dir", str(out), "--disable_tqdm", "true",
+                           "--reconstruction_curve_steps", str(every), "--seed", "3"])
+        runs[every] = (train_and_evaluate(*args), out)
+    metrics, out = runs[3]
+    points = json.loads((out / "reconstruction_curve.json").read_text())
+    assert [p["step"] for p in points] == [3, 4]  # every 3 steps, and the last (max_steps 4)
+    assert points[-1]["reconstruction_bleu"] == pytest.approx(metrics["eval_reconstruction_bleu"], abs=0.01)
+    assert 0 <= points[0]["train_seconds"] <= points[1]["train_seconds"]
+    assert all(p["beta"] is not None and 0 <= p["beta"] <= 1 for p in points)
+    assert (out / "reconstruction_curve.png").stat().st_size > 0
+    assert "## Reconstruction BLEU during training" in (out / "samples.md").read_text()
+    assert not (runs[0][1] / "reconstruction_curve.json").exists()
+    with_curve = load_file(out / "model.safetensors")
+    without = load_file(runs[0][1] / "model.safetensors")
+    assert with_curve.keys() == without.keys()
+    for name in with_curve:
+        torch.testing.assert_close(with_curve[name], without[name], rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="reconstruction_curve_steps"):
+        _args(tmp_path, reconstruction_curve_steps=-1)
 
 
 @pytest.mark.slow

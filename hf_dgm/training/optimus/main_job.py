@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
     parser.add_argument("--beta_ratio_increase", type=float, default=0.25, help="share of the run over which β ramps from 0 to 1")
+    parser.add_argument("--reconstruction_curve_steps", type=int, default=0,
+                        help="every N steps, record the evaluation sentences' reconstruction BLEU against training "
+                        "minutes (reconstruction_curve.json/.png; costs a greedy decode of them each time; 0 = off)")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
     args = parser.parse_args(argv)
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout, decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
-        decoder_freeze_steps=args.decoder_freeze_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
+        decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,

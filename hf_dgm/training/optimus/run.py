@@ -178,7 +178,7 @@ def train_and_evaluate(
     from .data import OptimusDataCollator, tokenize_sentences
     from .evaluation import evaluate_optimus, interpolation_figures
     from ..run_folder import write_run_folder
-    from .trainer import OptimusTrainer
+    from .trainer import OptimusTrainer, ReconstructionCurveCallback
 
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,8 +191,15 @@ def train_and_evaluate(
     # `--gradient_checkpointing` needs nothing here: Trainer calls the model's `activation_checkpointing_enable`,
     # which keeps the (read-only) latent memory slot under checkpointing.
 
+    curve = None
+    if training_args.reconstruction_curve_steps and eval_raw is not None:
+        curve = ReconstructionCurveCallback(
+            processor, [row["text"].strip() for row in eval_raw], training_args.reconstruction_curve_steps,
+            max_length=data_args.max_length,
+        )
     trainer = OptimusTrainer(
-        model=model, args=training_args, train_dataset=train, data_collator=OptimusDataCollator.from_processor(processor)
+        model=model, args=training_args, train_dataset=train, data_collator=OptimusDataCollator.from_processor(processor),
+        callbacks=[curve] if curve is not None else None,
     )
     resume = training_args.resume_from_checkpoint
     train_result = trainer.train(resume_from_checkpoint=resume)
@@ -225,6 +232,10 @@ def train_and_evaluate(
                 extra["ppl_ratio_to_plain_decoder"] = evaluation["ppl_per_token"] / extra["plain_decoder_ppl_per_token"]
             metrics.update({f"eval_{k}": v for k, v in extra.items()})
             evaluation.update(extra)
+        if curve is not None and curve.points:
+            evaluation["reconstruction_curve"] = curve.points
+            (out_dir / "reconstruction_curve.json").write_text(json.dumps(curve.points, indent=2) + "\n")
+            plot_reconstruction_curve(curve.points, out_dir / "reconstruction_curve.png")
         write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
         labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
         plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
@@ -257,7 +268,8 @@ def train_and_evaluate(
 
 _RECIPE_TRAINING_KEYS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-    "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
+    "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps",
+    "reconstruction_curve_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
     "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
     "kl_threshold", "seed", "bf16",
 )
@@ -288,6 +300,20 @@ def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: 
     evaluation = evaluation or {}
     lines = ["# Samples", "", "Everything below is greedy decoding; sentences are encoded with their posterior mean.", ""]
     lines += _figure_lines(evaluation)
+    curve = evaluation.get("reconstruction_curve")
+    if curve:
+        lines += [
+            "## Reconstruction BLEU during training", "",
+            f"Greedy decodes of the posterior means of the {evaluation.get('num_examples', 'evaluation')} sentences, "
+            "every few optimizer steps; minutes of training, decoding time excluded (`reconstruction_curve.png`).", "",
+            "| step | training minutes | β | reconstruction BLEU | exact matches |", "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {'–' if p['beta'] is None else format(p['beta'], '.2f')} | "
+            f"{p['reconstruction_bleu']:.1f} | {p['reconstruction_exact_match']:.1%} |"
+            for p in curve
+        ]
+        lines.append("")
 
     lines += ["## Reconstructions", "", "| input | reconstruction (greedy, from the posterior mean) |", "|---|---|"]
     batch = processor(sentences[:8], return_tensors="pt").to(model.device)
@@ -372,6 +398,31 @@ def plot_training_curves(log_history: list[dict], path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reconstruction_curve(points: list[dict], path: Path) -> None:
+    """Reconstruction BLEU of the evaluation sentences against training minutes, β on a second axis (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [p["train_seconds"] / 60 for p in points]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(minutes, [p["reconstruction_bleu"] for p in points], "o-", label="reconstruction BLEU")
+    for p, m in zip(points, minutes):
+        ax.annotate(str(p["step"]), (m, p["reconstruction_bleu"]), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("training minutes (decoding excluded)")
+    ax.set_ylabel("corpus BLEU (greedy, posterior means)")
+    ax.grid(alpha=0.3)
+    if any(p["beta"] is not None for p in points):
+        twin = ax.twinx()
+        twin.plot(minutes, [p["beta"] if p["beta"] is not None else float("nan") for p in points], color="grey", ls="--", lw=1)
+        twin.set_ylabel("β (dashed)")
+    ax.set_title("reconstruction BLEU during training (labels: steps)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,10 +19,11 @@ written after it, so the last checkpoint on disk is the last good one (the messa
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ...metrics.vae_math import active_units
 from ...metrics.vae_math import mutual_information
@@ -91,6 +92,14 @@ class OptimusTrainingArguments(TrainingArguments):
             "0 = the paper (everything trains from the first step)"
         },
     )
+    reconstruction_curve_steps: int = field(
+        default=0,
+        metadata={
+            "help": "every N optimizer steps, decode the evaluation sentences' posterior means greedily and record "
+            "their reconstruction BLEU against training minutes (reconstruction_curve.json / .png in the run "
+            "folder; the decoding time is not counted as training time). 0 = off"
+        },
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
     optim: str = field(
         default="adamw_torch_fused",
@@ -125,6 +134,8 @@ class OptimusTrainingArguments(TrainingArguments):
                 f"`beta_ratio_zero` + `beta_ratio_increase` must be <= 1; got "
                 f"{self.beta_ratio_zero} + {self.beta_ratio_increase}"
             )
+        if not isinstance(self.reconstruction_curve_steps, int) or self.reconstruction_curve_steps < 0:
+            raise ValueError(f"`reconstruction_curve_steps` must be an int >= 0; got {self.reconstruction_curve_steps!r}")
         if not isinstance(self.decoder_freeze_steps, int) or self.decoder_freeze_steps < 0:
             raise ValueError(f"`decoder_freeze_steps` must be an int >= 0; got {self.decoder_freeze_steps!r}")
         if self.decoder_freeze_steps > 0 and self.ddp_find_unused_parameters is None:
@@ -144,6 +155,54 @@ class OptimusTrainingArguments(TrainingArguments):
         if beta > 0 and self.decoder_word_dropout_kl_phase is not None:
             return self.decoder_word_dropout_kl_phase
         return self.decoder_word_dropout
+
+
+class ReconstructionCurveCallback(TrainerCallback):
+    """
+    Every `every` optimizer steps (and at the last), greedy-decode the posterior means of `sentences` and record their
+    corpus BLEU and exact matches (`evaluation.reconstruction_scores`) with the step, β and the training seconds so
+    far — wall time since training began minus the time spent here. `points` holds one dict per evaluation.
+    The decoding is deterministic (posterior means, greedy, eval mode), so it leaves the training RNG untouched.
+    """
+
+    def __init__(self, processor, sentences: list[str], every: int, max_length: int = 128):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"`every` must be a positive number of steps; got {every!r}")
+        if not sentences:
+            raise ValueError("the reconstruction curve needs at least one evaluation sentence")
+        self.processor, self.sentences, self.every, self.max_length = processor, list(sentences), every, max_length
+        self.points: list[dict] = []
+        self._started = self._spent = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started, self._spent = time.perf_counter(), 0.0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every and state.global_step != state.max_steps:
+            return
+        if not state.is_world_process_zero or model is None:
+            return
+        from .evaluation import reconstruction_scores
+
+        began = time.perf_counter()
+        was_training = model.training
+        scores = reconstruction_scores(model, self.processor, self.sentences, max_length=self.max_length)
+        model.train(was_training)
+        trainer_args = args if isinstance(args, OptimusTrainingArguments) else None
+        beta = None
+        if trainer_args is not None:
+            beta = cyclical_beta(
+                state.global_step - 1, state.max_steps, trainer_args.beta, trainer_args.beta_n_cycles,
+                trainer_args.beta_ratio_increase, trainer_args.beta_ratio_zero,
+            )
+        self.points.append({
+            "step": state.global_step,
+            "train_seconds": round(began - self._started - self._spent, 1),
+            "beta": beta,
+            "reconstruction_bleu": round(scores["bleu"], 2),
+            "reconstruction_exact_match": scores["exact_match"],
+        })
+        self._spent += time.perf_counter() - began
 
 
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
