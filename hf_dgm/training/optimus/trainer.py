@@ -18,6 +18,7 @@ written after it, so the last checkpoint on disk is the last good one (the messa
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from ...metrics.vae_math import active_units
 from ...metrics.vae_math import mutual_information
 from ...modules.validation import check_float
 from ..checkpoints import AtomicCheckpointMixin, last_complete_checkpoint
+
+logger = logging.getLogger(__name__)
 
 
 class OptimusTrainingDivergedError(RuntimeError):
@@ -203,6 +206,10 @@ class ReconstructionCurveCallback(TrainerCallback):
             "reconstruction_exact_match": scores["exact_match"],
         })
         self._spent += time.perf_counter() - began
+        logger.info(
+            "step %d (%.1f training minutes): reconstruction BLEU %.2f, exact %.1f%%", state.global_step,
+            self.points[-1]["train_seconds"] / 60, scores["bleu"], 100 * scores["exact_match"],
+        )
 
 
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
