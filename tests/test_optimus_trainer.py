@@ -189,6 +189,23 @@ def test_recipes_parse_and_carry_the_paper_values():
     assert args.kl_threshold == 0.07
 
 
+def test_cpu_recipe_mirrors_the_main_job_defaults():
+    """`optimus_snli_cpu.yaml` is documented as the main job minus its baseline: the two must not drift apart."""
+    from hf_dgm.training.optimus.main_job import build_parser
+
+    job = build_parser().parse_args([])
+    model_args, data_args, args = parse_args(
+        ["--recipe", str(REPO / "training/recipes/optimus_snli_cpu.yaml"), "--output_dir", "/tmp/x"]
+    )
+    assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (job.max_steps, job.batch_size, job.learning_rate)
+    assert data_args.max_train_examples == job.max_steps * job.batch_size
+    assert (data_args.max_eval_examples, data_args.num_importance_samples) == (job.eval_sentences, job.num_importance_samples)
+    assert (args.decoder_word_dropout, args.decoder_word_dropout_kl_phase) == (job.word_dropout, job.word_dropout_kl_phase)
+    assert (args.latent_lr_multiplier, args.decoder_freeze_steps) == (job.latent_lr_multiplier, job.decoder_freeze_steps)
+    assert (args.beta_ratio_zero, args.beta_ratio_increase) == (job.beta_ratio_zero, job.beta_ratio_increase)
+    assert (model_args.latent_injection, model_args.pooling) == (job.latent_injection, job.pooling)
+
+
 def test_recipe_dict_values_relative_paths_and_unknown_keys(tmp_path):
     (tmp_path / "recipes").mkdir()
     recipe = tmp_path / "recipes" / "r.yaml"

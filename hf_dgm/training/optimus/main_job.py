@@ -45,7 +45,8 @@ def snli_source() -> dict:
     return {"dataset": "stanfordnlp/snli", "text_column": "premise", "eval_split": "test", "source": "hub:stanfordnlp/snli"}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The main job's flags and their defaults (the recipe `training/recipes/optimus_snli_cpu.yaml` mirrors them)."""
     parser = argparse.ArgumentParser(prog="python -m hf_dgm.training.optimus.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/optimus-main")
     parser.add_argument("--max_steps", type=int, default=100)
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                         "minutes (reconstruction_curve.json/.png; costs a greedy decode of them each time; 0 = off)")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.train_sentences is not None and args.train_sentences < 1:
         parser.error(f"--train_sentences must be a positive number of sentences; got {args.train_sentences}")
