@@ -309,7 +309,7 @@ def write_samples(model, processor, sentences: list[str], out_dir: Path, steps: 
             "| step | training minutes | β | reconstruction BLEU | exact matches |", "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {'–' if p['beta'] is None else format(p['beta'], '.2f')} | "
+            f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {p['beta']:.2f} | "
             f"{p['reconstruction_bleu']:.1f} | {p['reconstruction_exact_match']:.1%} |"
             for p in curve
         ]
@@ -418,10 +418,9 @@ def plot_reconstruction_curve(points: list[dict], path: Path) -> None:
     ax.set_xlabel("training minutes (decoding excluded)")
     ax.set_ylabel("corpus BLEU (greedy, posterior means)")
     ax.grid(alpha=0.3)
-    if any(p["beta"] is not None for p in points):
-        twin = ax.twinx()
-        twin.plot(minutes, [p["beta"] if p["beta"] is not None else float("nan") for p in points], color="grey", ls="--", lw=1)
-        twin.set_ylabel("β (dashed)")
+    twin = ax.twinx()
+    twin.plot(minutes, [p["beta"] for p in points], color="grey", ls="--", lw=1)
+    twin.set_ylabel("β (dashed)")
     ax.set_title("reconstruction BLEU during training (labels: steps)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

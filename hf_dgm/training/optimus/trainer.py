@@ -153,6 +153,12 @@ class OptimusTrainingArguments(TrainingArguments):
                 raise ValueError(f"`{name}` must lie in [0, 1); got {rate}")
             setattr(self, name, rate)
 
+    def beta_at(self, step: int, total_steps: int) -> float:
+        """β of optimizer step `step` (0-based) of a `total_steps` run under this schedule."""
+        return cyclical_beta(
+            step, total_steps, self.beta, self.beta_n_cycles, self.beta_ratio_increase, self.beta_ratio_zero
+        )
+
     def word_dropout_at(self, beta: float) -> float:
         """The decoder word-dropout rate of a training step whose KL weight is `beta`."""
         if beta > 0 and self.decoder_word_dropout_kl_phase is not None:
@@ -162,7 +168,7 @@ class OptimusTrainingArguments(TrainingArguments):
 
 class ReconstructionCurveCallback(TrainerCallback):
     """
-    Every `every` optimizer steps (and at the last), greedy-decode the posterior means of `sentences` and record their
+    For [`OptimusTrainer`] (its arguments give β). Every `every` optimizer steps (and at the last), greedy-decode the posterior means of `sentences` and record their
     corpus BLEU and exact matches (`evaluation.reconstruction_scores`) with the step, β and the training seconds so
     far — wall time since training began minus the time spent here. `points` holds one dict per evaluation.
     The decoding is deterministic (posterior means, greedy, eval mode), so it leaves the training RNG untouched.
@@ -191,17 +197,10 @@ class ReconstructionCurveCallback(TrainerCallback):
         was_training = model.training
         scores = reconstruction_scores(model, self.processor, self.sentences, max_length=self.max_length)
         model.train(was_training)
-        trainer_args = args if isinstance(args, OptimusTrainingArguments) else None
-        beta = None
-        if trainer_args is not None:
-            beta = cyclical_beta(
-                state.global_step - 1, state.max_steps, trainer_args.beta, trainer_args.beta_n_cycles,
-                trainer_args.beta_ratio_increase, trainer_args.beta_ratio_zero,
-            )
         self.points.append({
             "step": state.global_step,
             "train_seconds": round(began - self._started - self._spent, 1),
-            "beta": beta,
+            "beta": args.beta_at(state.global_step - 1, state.max_steps),  # of the step just taken
             "reconstruction_bleu": round(scores["bleu"], 2),
             "reconstruction_exact_match": scores["exact_match"],
         })
@@ -248,14 +247,7 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
 
     # ------------------------------------------------------------------ schedule
     def current_beta(self) -> float:
-        return cyclical_beta(
-            self.state.global_step,
-            self.state.max_steps,
-            self.args.beta,
-            self.args.beta_n_cycles,
-            self.args.beta_ratio_increase,
-            self.args.beta_ratio_zero,
-        )
+        return self.args.beta_at(self.state.global_step, self.state.max_steps)
 
     # ------------------------------------------------------------------ optimizer
     LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
