@@ -198,6 +198,7 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
         ["--recipe", str(REPO / "training/recipes/optimus_snli_cpu.yaml"), "--output_dir", "/tmp/x"]
     )
     assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (job.max_steps, job.batch_size, job.learning_rate)
+    assert args.lr_scheduler_type == job.lr_scheduler_type
     assert data_args.max_train_examples == job.max_steps * job.batch_size
     assert (data_args.max_eval_examples, data_args.num_importance_samples) == (job.eval_sentences, job.num_importance_samples)
     assert (args.decoder_word_dropout, args.decoder_word_dropout_kl_phase) == (job.word_dropout, job.word_dropout_kl_phase)
@@ -489,6 +490,29 @@ def test_plain_decoder_baseline_trains_and_scores(parts):
     finetune_plain_decoder(decoder, processor, SENTENCES, max_steps=30, batch_size=4, learning_rate=3e-3, max_length=16, progress=False)
     after = decoder_perplexity(decoder, processor, SENTENCES, max_length=16)
     assert after["ppl_per_token"] < 0.5 * before["ppl_per_token"]
+
+
+def test_plain_decoder_baseline_follows_the_main_jobs_schedule(parts):
+    """`lr_scheduler_type` reaches the baseline's optimizer: the second of 2 steps runs at half the rate under linear
+    decay, at the full rate when constant, so the weights part after it (and not after the first step)."""
+    from transformers import AutoModelForCausalLM
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.optimus.baseline import finetune_plain_decoder
+
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]))
+
+    def weights_after(steps: int, schedule: str) -> torch.Tensor:
+        torch.manual_seed(0)
+        decoder = AutoModelForCausalLM.from_pretrained(str(parts[1]))
+        finetune_plain_decoder(decoder, processor, SENTENCES, max_steps=steps, batch_size=4, learning_rate=1e-3,
+                               max_length=16, progress=False, lr_scheduler_type=schedule)
+        return torch.cat([p.detach().flatten() for p in decoder.parameters()])
+
+    assert torch.equal(weights_after(1, "linear"), weights_after(1, "constant"))
+    assert not torch.allclose(weights_after(2, "linear"), weights_after(2, "constant"))
+    with pytest.raises(ValueError, match="lr_scheduler_type"):
+        weights_after(1, "cosine")
 
 
 def test_plain_decoder_batches_are_length_grouped_epochs_over_every_sentence():

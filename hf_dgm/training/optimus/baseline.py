@@ -61,11 +61,15 @@ def finetune_plain_decoder(
     max_grad_norm: float = 1.0,
     seed: int = 0,
     progress: bool = True,
+    lr_scheduler_type: str = "linear",
 ) -> dict[str, Any]:
     """Fine-tunes `decoder` as a language model (loss: −log p(x) per sentence, batch mean — Optimus's reconstruction
     term) the way `OptimusTrainer` trains Optimus by default: length-grouped batches of `batch_size` sentences,
-    fused AdamW (eps 1e-8, no weight decay), linear decay to 0, gradient clipping at `max_grad_norm`.
+    fused AdamW (eps 1e-8, no weight decay), the learning rate decaying linearly to 0 (`lr_scheduler_type="linear"`,
+    the Trainer's default) or held (`"constant"`), gradient clipping at `max_grad_norm`.
     Returns `{"train_seconds", "final_loss"}`."""
+    if lr_scheduler_type not in ("linear", "constant"):
+        raise ValueError(f"`lr_scheduler_type` must be 'linear' or 'constant'; got {lr_scheduler_type!r}")
     if max_steps < 1 or batch_size < 1:
         raise ValueError(f"`max_steps` and `batch_size` must be >= 1; got {max_steps}, {batch_size}")
     if not sentences:
@@ -76,7 +80,10 @@ def finetune_plain_decoder(
     torch.manual_seed(seed)
     decoder.train()
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0, fused=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max_steps))
+    if lr_scheduler_type == "linear":
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max_steps))
+    else:
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     started, loss = time.time(), float("nan")
     for _ in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
         ids, mask = _pad([rows[i] for i in next(batches)], pad, decoder.device)

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="distinct SNLI training sentences; the steps cycle over them in reshuffled epochs "
                         "(default: max_steps × batch_size, every sentence seen once)")
     parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--lr_scheduler_type", default="linear", choices=["linear", "constant"],
+                        help="learning-rate schedule of both fine-tunings: linear decay to 0 (the Trainer's default) or constant")
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="K of the IW estimate (paper: 100; fewer keeps the job short)")
     parser.add_argument("--seed", type=int, default=42)
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate, latent_lr_multiplier=args.latent_lr_multiplier,
+        learning_rate=args.learning_rate, lr_scheduler_type=args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
         decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         trained = finetune_plain_decoder(
             decoder, processor, train_sentences, max_steps=args.max_steps, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, max_length=40, seed=args.seed,
+            learning_rate=args.learning_rate, max_length=40, seed=args.seed, lr_scheduler_type=args.lr_scheduler_type,
         )
         scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=40)
         print(f"[main job] plain decoder: {time.time() - started:.0f} s, per-token PPL {scores['ppl_per_token']:.3f}", flush=True)
