@@ -198,7 +198,7 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
         ["--recipe", str(REPO / "training/recipes/optimus_snli_cpu.yaml"), "--output_dir", "/tmp/x"]
     )
     assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (job.max_steps, job.batch_size, job.learning_rate)
-    assert args.lr_scheduler_type == job.lr_scheduler_type
+    assert (args.lr_scheduler_type, args.kl_threshold) == (job.lr_scheduler_type, job.kl_threshold)
     assert data_args.max_train_examples == job.max_steps * job.batch_size
     assert (data_args.max_eval_examples, data_args.num_importance_samples) == (job.eval_sentences, job.num_importance_samples)
     assert (args.decoder_word_dropout, args.decoder_word_dropout_kl_phase) == (job.word_dropout, job.word_dropout_kl_phase)

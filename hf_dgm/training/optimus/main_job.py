@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="word dropout once β > 0 (equal to --word_dropout: one rate throughout)")
     parser.add_argument("--decoder_freeze_steps", type=int, default=0,
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
+    parser.add_argument("--kl_threshold", type=float, default=0.5,
+                        help="dimension-wise KL threshold λ ('free bits', nats per latent dimension; the paper's SNLI fine-tuning: 0.5)")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
     parser.add_argument("--beta_ratio_increase", type=float, default=0.25, help="share of the run over which β ramps from 0 to 1")
     parser.add_argument("--reconstruction_curve_steps", type=int, default=0,
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate, lr_scheduler_type=args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
-        decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=0.5, beta_n_cycles=1,
+        decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,
