@@ -191,7 +191,7 @@ def test_recipes_parse_and_carry_the_paper_values():
 
 def test_cpu_recipe_mirrors_the_main_job_defaults():
     """`optimus_snli_cpu.yaml` is documented as the main job minus its baseline: the two must not drift apart."""
-    from hf_dgm.training.optimus.main_job import build_parser
+    from hf_dgm.training.optimus.main_job import build_parser, train_sentence_count
 
     job = build_parser().parse_args([])
     model_args, data_args, args = parse_args(
@@ -199,7 +199,7 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
     )
     assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (job.max_steps, job.batch_size, job.learning_rate)
     assert (args.lr_scheduler_type, args.kl_threshold) == (job.lr_scheduler_type, job.kl_threshold)
-    assert data_args.max_train_examples == job.max_steps * job.batch_size
+    assert data_args.max_train_examples == train_sentence_count(job) == job.max_steps * job.batch_size // 2
     assert (data_args.max_eval_examples, data_args.num_importance_samples) == (job.eval_sentences, job.num_importance_samples)
     assert (args.decoder_word_dropout, args.decoder_word_dropout_kl_phase) == (job.word_dropout, job.word_dropout_kl_phase)
     assert (args.latent_lr_multiplier, args.decoder_freeze_steps) == (job.latent_lr_multiplier, job.decoder_freeze_steps)
