@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import get_scheduler
 
 from ...metrics.vae_math import perplexity
 
@@ -80,10 +81,7 @@ def finetune_plain_decoder(
     torch.manual_seed(seed)
     decoder.train()
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0, fused=True)
-    if lr_scheduler_type == "linear":
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max_steps))
-    else:
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    schedule = get_scheduler(lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=max_steps)  # the Trainer's
     started, loss = time.time(), float("nan")
     for _ in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
         ids, mask = _pad([rows[i] for i in next(batches)], pad, decoder.device)

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--word_dropout", type=float, default=0.75,
                         help="decoder word dropout (Bowman et al. 2016) while β = 0: forces the decoder to read z")
     parser.add_argument("--word_dropout_kl_phase", type=float, default=0.25,
-                        help="word dropout once β > 0 (equal to --word_dropout: one rate throughout)")
+                        help="word dropout once β > 0 (set it to --word_dropout's value for one rate throughout)")
     parser.add_argument("--decoder_freeze_steps", type=int, default=0,
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
     parser.add_argument("--kl_threshold", type=float, default=0.5,
