@@ -236,3 +236,59 @@ def test_distributed_all_reduce_keeps_ranks_identical():
     for key, value in single.state_dict().items():
         torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-5)
     assert math.isclose(states[0]["cluster_size"].sum().item(), single.cluster_size.sum().item(), rel_tol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The quantizer's random draws stay out of the global RNG
+# ----------------------------------------------------------------------------------------------------------------
+def test_building_initialising_and_data_init_leave_the_global_rng_alone():
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    quantizer = FeatureQuantizer(8, 32, dictionary_init="data").train()
+    quantizer.init_dictionary()
+    quantizer(torch.randn(4, 8, generator=torch.Generator().manual_seed(1)), update_dictionary=True)  # data init
+    assert quantizer.cluster_size.sum() > 0
+    assert torch.equal(torch.get_rng_state(), state)
+    # reproducible: the same global state gives the same dictionary; another shape gives another one
+    torch.manual_seed(0)
+    again, twin, other = FeatureQuantizer(8, 32), FeatureQuantizer(8, 32), FeatureQuantizer(8, 16)
+    assert torch.equal(again.embed, twin.embed) and torch.equal(again.embed_avg, again.embed)
+    assert not torch.equal(other.embed, again.embed[:, :16])
+    assert abs(again.embed.mean().item()) < 0.3 and 0.7 < again.embed.std().item() < 1.3  # still N(0, 1)
+
+
+def _fq_pair(family: str):
+    """The tiny model of `family` with and without FQ, each built right after `torch.manual_seed(0)`."""
+    models = []
+    for use_fq in (True, False):
+        torch.manual_seed(0)
+        if family == "fq_biggan":
+            from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+
+            models.append(FQBigGANForImageGeneration(FQBigGANConfig.from_preset("tiny", use_fq=use_fq)))
+        elif family == "fq_stylegan":
+            from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
+
+            models.append(FQStyleGANForImageGeneration(FQStyleGANConfig.from_preset("tiny", use_fq=use_fq)))
+        else:
+            from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+
+            config = FQUGATITConfig(
+                image_size=32, ngf=4, n_res_blocks=2, ndf=4, global_discriminator_layers=5, local_discriminator_layers=4,
+                use_fq=use_fq,
+            )  # fmt: skip
+            models.append(FQUGATITModel(config))
+    return models
+
+
+@pytest.mark.parametrize("family", ["fq_biggan", "fq_stylegan", "fq_ugatit"])
+def test_fq_and_no_fq_models_at_one_seed_share_every_other_weight(family):
+    """An FQ/no-FQ comparison at one seed compares FQ alone: both models start from the same G and D weights."""
+    with_fq, without_fq = _fq_pair(family)
+    assert any(isinstance(m, FeatureQuantizer) for m in with_fq.modules())
+    assert not any(isinstance(m, FeatureQuantizer) for m in without_fq.modules())
+    plain = without_fq.state_dict()
+    shared = {k: v for k, v in with_fq.state_dict().items() if k in plain}
+    assert set(shared) == set(plain), "the FQ model holds every tensor of the plain one"
+    for name, tensor in plain.items():
+        assert torch.equal(shared[name], tensor), f"{family}: {name} differs between the FQ and the no-FQ model"

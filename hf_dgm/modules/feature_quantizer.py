@@ -232,10 +232,10 @@ class FeatureQuantizer(nn.Module):
         self.update_dictionary = bool(update_dictionary)
         self.dictionary_init = dictionary_init
 
-        embed = torch.randn(dim, num_embeddings)
-        self.register_buffer("embed", embed)
+        self.register_buffer("embed", torch.empty(dim, num_embeddings))
         self.register_buffer("cluster_size", torch.zeros(num_embeddings))
-        self.register_buffer("embed_avg", embed.clone())
+        self.register_buffer("embed_avg", torch.empty(dim, num_embeddings))
+        self.init_dictionary()
 
     @classmethod
     def from_config(cls, config, dim: int, layer: int | None = None, update_dictionary: bool = False) -> "FeatureQuantizer":
@@ -267,13 +267,34 @@ class FeatureQuantizer(nn.Module):
             f"commitment={self.commitment}, mode={self.mode!r}, dictionary_init={self.dictionary_init!r}"
         )
 
+    def _private_generator(self) -> torch.Generator | None:
+        """A generator for the dictionary's own random draws, seeded from the global RNG without advancing it.
+
+        The draws of a quantizer (its `N(0, 1)` dictionary, the batch rows picked by `dictionary_init="data"`) must not
+        move the global RNG: otherwise every layer built or initialised after it, and every random draw of training
+        after the first update, would differ between a model with FQ and the same model without it at one seed, and
+        an FQ/no-FQ comparison would compare two initialisations as well. The seed is read from the global RNG inside
+        `torch.random.fork_rng` (so the global state is restored) and mixed with the dictionary's shape. `None` on the
+        meta device (nothing is drawn there).
+        """
+        if self.embed.device.type == "meta":
+            return None
+        with torch.random.fork_rng(devices=[]):
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        generator = torch.Generator(device=self.embed.device)
+        generator.manual_seed(seed ^ (self.dim * 1_000_003 + self.num_embeddings))
+        return generator
+
     @torch.no_grad()
     def init_dictionary(self, generator: torch.Generator | None = None) -> None:
         """(Re)initialise the dictionary as the original: `embed ~ N(0, 1)`, `embed_avg = embed`, `cluster_size = 0`.
 
-        Uses `transformers.initialization`, so inside `PreTrainedModel._init_weights` it leaves buffers that were just
-        loaded from a checkpoint untouched.
+        Without `generator` the entries come from [`~FeatureQuantizer._private_generator`]: building or initialising
+        a quantizer leaves the global RNG where it was. Uses `transformers.initialization`, so inside
+        `PreTrainedModel._init_weights` it leaves buffers that were just loaded from a checkpoint untouched.
         """
+        if generator is None:
+            generator = self._private_generator()
         hf_init.normal_(self.embed, mean=0.0, std=1.0, generator=generator)
         hf_init.copy_(self.embed_avg, self.embed)
         hf_init.zeros_(self.cluster_size)
@@ -314,10 +335,11 @@ class FeatureQuantizer(nn.Module):
         """`dictionary_init="data"`: the dictionary becomes K vectors of this batch (with replacement if the batch
         holds fewer), identical on every rank (rank 0's choice is broadcast)."""
         flat = flat.detach().to(self.embed.dtype)
+        generator = self._private_generator()  # the global RNG (noise, batches) stays as without FQ
         if flat.shape[0] >= self.num_embeddings:
-            chosen = torch.randperm(flat.shape[0], device=flat.device)[: self.num_embeddings]
+            chosen = torch.randperm(flat.shape[0], device=flat.device, generator=generator)[: self.num_embeddings]
         else:
-            chosen = torch.randint(0, flat.shape[0], (self.num_embeddings,), device=flat.device)
+            chosen = torch.randint(0, flat.shape[0], (self.num_embeddings,), device=flat.device, generator=generator)
         embed = flat[chosen].t().contiguous()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.broadcast(embed, src=0)
