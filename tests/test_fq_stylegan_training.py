@@ -135,6 +135,30 @@ def test_recipes_parse():
             assert data_args.random_flip and config.r1_gamma == 100 and config.fq_resolutions == [32, 16]
 
 
+def test_digits_recipe_is_greyscale_and_scored_by_pixel_precision_recall(tmp_path):
+    """The offline recipe trains on one greyscale channel, and its evaluation reports the samples' precision and recall
+    in pixel space next to those of held-out real digits (here of an untrained model: no sample looks real)."""
+    train_gan = _load_train_gan()
+    recipe = ["--recipe", str(REPO / "training/recipes/fq_stylegan_digits_cpu.yaml"), "--output_dir", str(tmp_path)]
+    family, arguments, training_args, _ = train_gan.parse_args(
+        [*recipe, "--eval_num_samples", "100", "--fid_feature_extractor", ""]
+    )
+    assert arguments["EvalArguments"].eval_pixel_precision_recall
+    torch.manual_seed(0)
+    setup = family.build(arguments, training_args)
+    batch = setup.data_collator([setup.train_dataset[i] for i in range(4)])
+    resolution = setup.model.config.resolution
+    assert setup.model.config.image_channels == 1 and batch["pixel_values"].shape == (4, 1, resolution, resolution)
+    results = family.evaluate(setup, arguments, training_args)
+    assert results["num_pixel_pr_generated"] == 100 and results["num_pixel_pr_real_reference"] == 1437
+    assert results["pixel_precision_real_held_out"] > 0.8 and results["pixel_recall_real_held_out"] > 0.8
+    assert results["pixel_precision"] < 0.05 and results["pixel_recall"] < 0.05  # noise from an untrained G
+    assert 1 <= results["fq_used_entries_layer0"] <= setup.model.config.fq_num_embeddings
+    family, arguments, training_args, _ = train_gan.parse_args([*recipe, "--eval_classifier", "true"])
+    with pytest.raises(ValueError, match="unconditional"):
+        family.build(arguments, training_args)
+
+
 @pytest.mark.slow  # about 25 s on a loaded 2-core machine
 def test_digits_cpu_run(tmp_path):
     """A short CPU run of the offline recipe: D's loss moves, sample grids and the model folder are written."""
@@ -157,4 +181,4 @@ def test_digits_cpu_run(tmp_path):
     model = FQStyleGANForImageGeneration.from_pretrained(out)
     assert model.training_state.images_seen == 4 * 8
     images = model.generate(batch_size=2, generator=torch.Generator().manual_seed(0))
-    assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
+    assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()

@@ -24,6 +24,7 @@ from hf_dgm.metrics.image_features import (
     load_fid_inception,
     mmd2_unbiased,
     polynomial_kernel,
+    precision_recall,
     resize_bilinear_tf1,
 )
 
@@ -346,3 +347,21 @@ def test_kid_subset_loop_shows_progress(capsys):
     shown = kernel_inception_distance(a, b, num_subsets=3, subset_size=5, progress=True)
     assert quiet == shown
     assert "KID subsets" in capsys.readouterr().err
+
+
+def test_precision_recall_by_hand():
+    """1-D sets, k = 1: each point's ball reaches its nearest neighbour in its own set."""
+    real = np.array([[0.0], [1.0], [2.0], [10.0]])  # radii 1, 1, 1, 8
+    # fakes near 0-2 (radii 1, 1, 1): all inside the real balls; real 10 is 7.5 from the nearest fake
+    assert precision_recall(real, np.array([[0.5], [1.5], [2.5]]), k=1) == (1.0, 0.75)
+    # a fake at 20 is 10 from real 10 (radius 8): outside; its own radius (18.5) takes real 10 in
+    assert precision_recall(real, np.array([[0.5], [1.5], [20.0]]), k=1) == pytest.approx((2 / 3, 1.0))
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=(50, 4))
+    assert precision_recall(same, same) == (1.0, 1.0)
+    far = precision_recall(same, same + 100.0)
+    assert far == (0.0, 0.0)
+    with pytest.raises(ValueError, match="dimensions differ"):
+        precision_recall(same, same[:, :2])
+    with pytest.raises(ValueError, match="k must be"):
+        precision_recall(same, same[:3], k=3)

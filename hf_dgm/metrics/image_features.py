@@ -1,4 +1,5 @@
-"""Image-generation metrics: the one place for the math (Fréchet distance, KID, Inception Score) and for feature
+"""Image-generation metrics: the one place for the math (Fréchet distance, KID, Inception Score, precision and
+recall) and for feature
 extraction (the FID Inception network and user-provided extractors).
 
 The `evaluate` modules in `hf_dgm/metrics/{fid,kid,inception_score}/` are thin wrappers over the functions here;
@@ -38,6 +39,11 @@ Reference implementations matched
   maps by (x - 128)/128. Published numbers use 50,000 generated samples for FID and IS (`fid50k`), and the full
   training set (CIFAR: 50,000 images) as reference statistics. Report the preprocessing mode and sample counts
   with every number; clean-fid's "clean" resizing gives different (higher) values and is not implemented here.
+* Precision / recall: Kynkäänniemi et al. 2019 ("Improved Precision and Recall Metric for Assessing Generative
+  Models") — each set's manifold is the union of balls around its samples with radius the distance to the k-th
+  nearest neighbour in that set (k = 3); precision is the share of generated samples inside the real manifold,
+  recall the share of real samples inside the generated one. The paper measures in VGG-16 features of 50,000
+  images; on any other features (e.g. raw pixels of small images) the values are not comparable to published ones.
 """
 
 from __future__ import annotations
@@ -248,6 +254,32 @@ def inception_score(
         scores.append(np.exp(kl_terms.sum(axis=1).mean()))
     scores = np.asarray(scores)
     return float(scores.mean()), float(scores.std())
+
+
+def precision_recall(
+    real_features: np.ndarray | torch.Tensor, fake_features: np.ndarray | torch.Tensor, k: int = 3
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of `fake_features` (M, D) against `real_features` (N, D).
+
+    A sample lies in a set's manifold when its Euclidean distance to some member x of that set is at most the distance
+    from x to x's k-th nearest neighbour in the set (itself excluded). Precision: share of fake samples in the real
+    manifold (do the samples look real?); recall: share of real samples in the fake manifold (is the real variety
+    covered?). Both in [0, 1]; exact pairwise distances in float64, so sets of a few thousand rows.
+    """
+    real = torch.from_numpy(_as_2d_float64(real_features, "real_features"))
+    fake = torch.from_numpy(_as_2d_float64(fake_features, "fake_features"))
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"Feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}.")
+    if not isinstance(k, int) or k < 1 or k >= min(real.shape[0], fake.shape[0]):
+        raise ValueError(f"k must be an int between 1 and the size of the smaller set minus 1, got {k!r}.")
+
+    def radii(x: torch.Tensor) -> torch.Tensor:  # distance to the k-th nearest neighbour, the point itself excluded
+        return torch.cdist(x, x).kthvalue(k + 1, dim=1).values
+
+    distances = torch.cdist(fake, real)  # (M, N)
+    precision = (distances <= radii(real)[None, :]).any(dim=1).double().mean()
+    recall = (distances.t() <= radii(fake)[None, :]).any(dim=1).double().mean()
+    return float(precision), float(recall)
 
 
 def _as_2d_float64(x: Any, name: str) -> np.ndarray:

@@ -22,7 +22,16 @@ import os
 from dataclasses import dataclass, field
 
 from ...models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
-from ..fq_biggan.gan_run import DataArguments, EvalArguments, evaluate_samples, load_run_dataset
+from ..fq_biggan.gan_run import (
+    DataArguments,
+    EvalArguments,
+    dictionary_usage,
+    evaluate_pixel_precision_recall,
+    evaluate_samples,
+    generate_evaluation_samples,
+    load_run_dataset,
+    real_evaluation_batches,
+)
 from ..gan_run import GANRunSetup, parse_config_overrides
 from ..image_data import ImageGANCollator, find_image_column
 
@@ -55,6 +64,9 @@ ARGUMENT_CLASSES = (ModelArguments, DataArguments, EvalArguments)
 def build(arguments: dict, training_args) -> GANRunSetup:
     """Dataset (Hub, folder or digits), FQ-StyleGAN model (preset + overrides) and an unlabelled image collator."""
     model_args, data_args = arguments["ModelArguments"], arguments["DataArguments"]
+    if arguments["EvalArguments"].eval_classifier:
+        raise ValueError("--eval_classifier scores the class of class-conditional samples; FQ-StyleGAN is unconditional "
+                         "(use --eval_pixel_precision_recall)")  # fmt: skip
     dataset = load_run_dataset(arguments, "FID/KID")
     model = build_model(model_args)
     resolution = data_args.resolution or model.config.resolution
@@ -66,6 +78,7 @@ def build(arguments: dict, training_args) -> GANRunSetup:
         label_column=None,
         interpolation=data_args.interpolation,
         random_flip=data_args.random_flip,
+        num_channels=model.config.image_channels,
     )
     hub_id = data_args.dataset if "/" in data_args.dataset and not os.path.isdir(data_args.dataset) else None
     description = (
@@ -84,10 +97,29 @@ def build(arguments: dict, training_args) -> GANRunSetup:
 
 
 def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict:
+    """After training, with `eval_num_samples > 0`: FID/KID when `fid_feature_extractor` is set, pixel-space precision
+    and recall with `eval_pixel_precision_recall` (small images such as the digits), and the dictionary usage of FQ
+    models."""
     eval_args = arguments["EvalArguments"]
-    if eval_args.eval_num_samples <= 0 or not eval_args.fid_feature_extractor:
+    if eval_args.eval_num_samples <= 0:
         return {}
-    return evaluate_samples(setup.model, setup.train_dataset, setup.data_collator, eval_args, training_args.device)
+    model, dataset, collator, device = setup.model, setup.train_dataset, setup.data_collator, training_args.device
+    results: dict = {}
+    if eval_args.fid_feature_extractor:
+        results.update(evaluate_samples(model, dataset, collator, eval_args, device))
+    if eval_args.eval_pixel_precision_recall:
+        results.update(evaluate_pixel_precision_recall(model, dataset, collator, eval_args, device))
+    if model.config.use_fq:
+        count = min(eval_args.eval_num_samples, len(dataset))
+
+        def batches():
+            for batch in real_evaluation_batches(dataset, collator, count, eval_args.eval_batch_size):
+                yield batch["pixel_values"].to(device), None
+            for images, _ in generate_evaluation_samples(model, eval_args.eval_num_samples, eval_args, device):
+                yield images, None
+
+        results.update(dictionary_usage(model, batches()))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
