@@ -164,3 +164,51 @@ def test_digits_recipe_learns_the_translation(tmp_path):
     # colour statistics: the translations' mean colour approaches domain B's paper-dominated mean colour
     mean_b = test_b.mean(dim=(0, 2, 3))
     assert (translated.mean(dim=(0, 2, 3)) - mean_b).abs().sum() < (test_a.mean(dim=(0, 2, 3)) - mean_b).abs().sum()
+
+
+class _PairedTranslator(torch.nn.Module):
+    """Translates the i-th test digit into the i-th test digit of the other domain (a perfect digit-keeping model)."""
+
+    def __init__(self, targets: dict[str, torch.Tensor]):
+        super().__init__()
+        self.targets, self.served = targets, {"A2B": 0, "B2A": 0}
+
+    def translate(self, x, direction):
+        start = self.served[direction]
+        self.served[direction] += x.shape[0]
+        return type("Out", (), {"images": self.targets[direction][start : start + x.shape[0]]})
+
+
+def test_digits_kept_scores_a_perfect_translator_at_the_ceiling_and_an_untrained_one_near_chance():
+    from hf_dgm.training.fq_ugatit.gan_run import FQUGATITEvalArguments, evaluate_digits_kept
+    from hf_dgm.training.unpaired_data import digits_two_domains_labels
+
+    domains = digits_two_domains()
+    labels = digits_two_domains_labels()
+    assert [len(labels[k]) for k in ("labels_train_a", "labels_train_b", "labels_test")] == [
+        len(domains["train_a"]), len(domains["train_b"]), len(domains["test_a"])]  # fmt: skip
+    collator = UnpairedImageCollator(16, augment=False)
+    stack = lambda images: torch.stack([collator.transform(image) for image in images])  # noqa: E731
+    eval_args = FQUGATITEvalArguments(eval_digits_kept=True)
+    perfect = _PairedTranslator({"A2B": stack(domains["test_b"]), "B2A": stack(domains["test_a"])})
+    results = evaluate_digits_kept(perfect, domains, collator, eval_args, "cpu")
+    for direction in ("A2B", "B2A"):
+        assert results[f"paired_l1_{direction}"] == 0.0
+        assert results[f"digits_classifier_real_held_out_{direction}"] > 0.9
+        assert results[f"digits_kept_{direction}"] > 0.9  # the classes line up with the test digits
+        assert len(results[f"digits_kept_{direction}_per_class"]) == 10
+    torch.manual_seed(0)
+    untrained = evaluate_digits_kept(FQUGATITModel(tiny_config()), domains, collator, eval_args, "cpu")
+    for direction in ("A2B", "B2A"):
+        assert untrained[f"digits_kept_{direction}"] < 0.4
+        assert untrained[f"paired_l1_{direction}"] > 0.1
+
+
+def test_digits_kept_needs_the_digits():
+    from hf_dgm.training.gan_run import parse_args
+
+    family, arguments, training_args, _ = parse_args(
+        ["--recipe", str(RECIPE), "--output_dir", "unused", "--dataset", "some/hub-dataset", "--eval_digits_kept", "true"]
+    )
+    with pytest.raises(ValueError, match="eval_digits_kept needs --dataset sklearn-digits-styles"):
+        family.build(arguments, training_args)

@@ -129,6 +129,19 @@ def digits_two_domains(num_test: int = 197, seed: int = 0) -> dict[str, list[Ima
     }
 
 
+def digits_two_domains_labels(num_test: int = 197, seed: int = 0) -> dict[str, np.ndarray]:
+    """The digit classes (0-9) of [`digits_two_domains`]`(num_test, seed)`: `labels_train_a`, `labels_train_b` and
+    `labels_test` (shared by `test_a` and `test_b`), aligned with its image lists. For evaluation only: U-GAT-IT never
+    sees them."""
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    order = np.random.RandomState(seed).permutation(1797)
+    test, train = order[:num_test], order[num_test:]
+    half = len(train) // 2
+    return {"labels_train_a": target[train[:half]], "labels_train_b": target[train[half:]], "labels_test": target[test]}
+
+
 class UnpairedImageDataset(torch.utils.data.Dataset):
     """Rows `{"image_a": PIL, "image_b": PIL}`: row `i` of A with a random row of B (see the module docstring)."""
 
@@ -208,5 +221,6 @@ __all__ = [
     "UnpairedImageCollator",
     "UnpairedImageDataset",
     "digits_two_domains",
+    "digits_two_domains_labels",
     "load_two_domains",
 ]

@@ -39,7 +39,13 @@ import torch
 
 from ...models.fq_ugatit import FQUGATITConfig, FQUGATITModel
 from ..gan_run import GANRunSetup, parse_config_overrides
-from ..unpaired_data import UnpairedImageCollator, UnpairedImageDataset, digits_two_domains, load_two_domains
+from ..unpaired_data import (
+    UnpairedImageCollator,
+    UnpairedImageDataset,
+    digits_two_domains,
+    digits_two_domains_labels,
+    load_two_domains,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -85,6 +91,14 @@ class FQUGATITEvalArguments:
     )
     kid_subset_size: int | None = field(default=None, metadata={"help": "Default: min(100, smaller test set)."})
     kid_num_subsets: int = field(default=100)
+    eval_digits_kept: bool = field(
+        default=False,
+        metadata={
+            "help": f"{DIGITS!r} only: does a translation keep its digit? A logistic regression fitted on the target "
+            "domain's training digits labels the translated test digits (accuracy against their classes); also the "
+            "mean absolute pixel error against the same test digits drawn in the target style."
+        },
+    )
     eval_batch_size: int = field(default=50)
     num_translation_images: int = field(default=8, metadata={"help": "Test rows of translations.png."})
     lr_decay_second_half: bool = field(
@@ -213,6 +227,30 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
     return results
 
 
+def evaluate_digits_kept(model, domains, collator, eval_args: FQUGATITEvalArguments, device) -> dict[str, Any]:
+    """Per direction (`A2B`, `B2A`): [`class_conditional_accuracy`] of the translated test digits with their classes,
+    the classifier fitted on the target domain's training digits (`digits_kept_*`, with that classifier's accuracy on
+    held-out target-domain training digits as the ceiling), and the mean absolute pixel error of the translations
+    against the same test digits drawn in the target style (`paired_l1_*`, images in [-1, 1])."""
+    from ..gan_evaluation import class_conditional_accuracy
+
+    labels = digits_two_domains_labels()
+    results: dict[str, Any] = {}
+    for direction, source, target, train_target, train_labels in (
+        ("A2B", domains["test_a"], domains["test_b"], domains["train_b"], labels["labels_train_b"]),
+        ("B2A", domains["test_b"], domains["test_a"], domains["train_a"], labels["labels_train_a"]),
+    ):
+        fake = translate_domain(model, source, collator, direction, eval_args.eval_batch_size, device)
+        real = _images(target, collator, 0, len(target))
+        train_images = _images(train_target, collator, 0, len(train_target))  # --max_train_samples keeps the first
+        scores = class_conditional_accuracy(train_images, train_labels[: len(train_target)], fake, labels["labels_test"])
+        results[f"digits_kept_{direction}"] = scores["classifier_accuracy_generated"]
+        results[f"digits_kept_{direction}_per_class"] = scores["classifier_accuracy_generated_per_class"]
+        results[f"digits_classifier_real_held_out_{direction}"] = scores["classifier_accuracy_real_held_out"]
+        results[f"paired_l1_{direction}"] = float((fake - real).abs().mean())
+    return results
+
+
 def lr_decay_kwargs(max_steps: int) -> dict[str, Any]:
     """`lr_scheduler_kwargs` of `warmup_stable_decay` for the original's schedule: constant for the first half of
     `max_steps`, then linear to 0 over the last `max_steps − max_steps // 2` steps (the stable phase is what remains
@@ -231,6 +269,8 @@ def build(arguments: dict, training_args) -> GANRunSetup:
     model_args = arguments["FQUGATITModelArguments"]
     data_args = arguments["FQUGATITDataArguments"]
     eval_args = arguments["FQUGATITEvalArguments"]
+    if eval_args.eval_digits_kept and data_args.dataset != DIGITS:
+        raise ValueError(f"--eval_digits_kept needs --dataset {DIGITS} (its digits have known classes)")
     domains = build_domains(data_args, with_test=False)
     model = build_model(model_args, data_args.resolution)
     resolution = model.config.image_size
@@ -264,7 +304,8 @@ def build(arguments: dict, training_args) -> GANRunSetup:
 
 
 def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, Any]:
-    """`translations.png` of the first test images and, with `--eval_kid`, KID of both directions."""
+    """`translations.png` of the first test images; with `--eval_kid`, KID of both directions; with
+    `--eval_digits_kept` (the digits), whether the translations keep their digits."""
     data_args = arguments["FQUGATITDataArguments"]
     eval_args = arguments["FQUGATITEvalArguments"]
     domains = build_domains(data_args, with_test=True)
@@ -284,6 +325,8 @@ def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, An
     }
     if eval_args.eval_kid:
         results.update(evaluate_kid(model, domains, collator, eval_args, device))
+    if eval_args.eval_digits_kept:
+        results.update(evaluate_digits_kept(model, domains, collator, eval_args, device))
     return results
 
 
