@@ -59,6 +59,13 @@ def test_unpaired_dataset_and_collator():
     assert batch["pixel_values_a"].min() >= -1 and batch["pixel_values_a"].max() <= 1
     plain = UnpairedImageCollator(16, augment=False).transform(domains["test_a"][0])
     assert plain.shape == (3, 16, 16)
+    # no margin and no flip: the training transform is the plain resize; with flips, some images come back mirrored
+    fixed = UnpairedImageCollator(16, crop_margin=0, random_flip=False)
+    assert all(torch.equal(fixed.transform(domains["test_a"][0]), plain) for _ in range(8))
+    flipping = UnpairedImageCollator(16, crop_margin=0)
+    torch.manual_seed(0)
+    outputs = [flipping.transform(domains["test_a"][0]) for _ in range(16)]
+    assert any(torch.equal(o, plain.flip(-1)) for o in outputs) and any(torch.equal(o, plain) for o in outputs)
     with pytest.raises(ValueError, match="both domains"):
         UnpairedImageDataset([], domains["train_b"])
     with pytest.raises(ValueError, match="image_a"):

@@ -173,12 +173,15 @@ class UnpairedImageCollator:
             plain resize to S (evaluation).
         crop_margin: 30 in the original (256 → 286 → random 256 crop).
         num_channels: 3 (RGB) or 1.
+        random_flip: mirror half the images when augmenting (the original always does; off for content that is not
+            mirror-symmetric, such as digits).
     """
 
     resolution: int
     augment: bool = True
     crop_margin: int = 30
     num_channels: int = 3
+    random_flip: bool = True
 
     def __post_init__(self):
         if self.resolution < 1 or self.crop_margin < 0:
@@ -192,7 +195,7 @@ class UnpairedImageCollator:
         image = image.convert("RGB" if self.num_channels == 3 else "L")
         size = self.resolution
         if self.augment:
-            if torch.rand(()) < 0.5:
+            if self.random_flip and torch.rand(()) < 0.5:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             load = size + self.crop_margin
             image = image.resize((load, load), Image.Resampling.BILINEAR)

@@ -80,6 +80,7 @@ class FQUGATITDataArguments:
     test_split: str | None = field(default="test", metadata={"help": "Split for translations/KID (None: skip)."})
     resolution: int | None = field(default=None, metadata={"help": "Default: the model's image_size."})
     crop_margin: int = field(default=30, metadata={"help": "Resize to resolution + margin, then random crop (original: 30)."})
+    random_flip: bool = field(default=True, metadata={"help": "Mirror half the training images (the original: always)."})
     max_train_samples: int | None = field(default=None)
 
 
@@ -281,7 +282,7 @@ def build(arguments: dict, training_args) -> GANRunSetup:
             raise ValueError("--lr_decay_second_half needs --max_steps >= 2")
         training_args.lr_scheduler_type = "warmup_stable_decay"
         training_args.lr_scheduler_kwargs = lr_decay_kwargs(training_args.max_steps)
-    collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin,
+    collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin, random_flip=data_args.random_flip,
                                      num_channels=model.config.num_channels)  # fmt: skip
     c = model.config
     return GANRunSetup(
@@ -295,6 +296,7 @@ def build(arguments: dict, training_args) -> GANRunSetup:
             "num_train_b": len(domains["train_b"]),
             "resolution": resolution,
             "crop_margin": data_args.crop_margin,
+            "random_flip": data_args.random_flip,
         },
         description=(
             f"FQ-U-GAT-IT {resolution}px, light={c.light}, use_fq={c.use_fq}, {len(domains['train_a'])} A / "
