@@ -22,16 +22,8 @@ import os
 from dataclasses import dataclass, field
 
 from ...models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
-from ..fq_biggan.gan_run import (
-    DataArguments,
-    EvalArguments,
-    dictionary_usage,
-    evaluate_pixel_precision_recall,
-    evaluate_samples,
-    generate_evaluation_samples,
-    load_run_dataset,
-    real_evaluation_batches,
-)
+from ..fq_biggan.gan_run import DataArguments, EvalArguments, load_run_dataset
+from ..fq_biggan.gan_run import evaluate as evaluate_image_gan
 from ..gan_run import GANRunSetup, parse_config_overrides
 from ..image_data import ImageGANCollator, find_image_column
 
@@ -97,29 +89,10 @@ def build(arguments: dict, training_args) -> GANRunSetup:
 
 
 def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict:
-    """After training, with `eval_num_samples > 0`: FID/KID when `fid_feature_extractor` is set, pixel-space precision
-    and recall with `eval_pixel_precision_recall` (small images such as the digits), and the dictionary usage of FQ
-    models."""
-    eval_args = arguments["EvalArguments"]
-    if eval_args.eval_num_samples <= 0:
-        return {}
-    model, dataset, collator, device = setup.model, setup.train_dataset, setup.data_collator, training_args.device
-    results: dict = {}
-    if eval_args.fid_feature_extractor:
-        results.update(evaluate_samples(model, dataset, collator, eval_args, device))
-    if eval_args.eval_pixel_precision_recall:
-        results.update(evaluate_pixel_precision_recall(model, dataset, collator, eval_args, device))
-    if model.config.use_fq:
-        count = min(eval_args.eval_num_samples, len(dataset))
-
-        def batches():
-            for batch in real_evaluation_batches(dataset, collator, count, eval_args.eval_batch_size):
-                yield batch["pixel_values"].to(device), None
-            for images, _ in generate_evaluation_samples(model, eval_args.eval_num_samples, eval_args, device):
-                yield images, None
-
-        results.update(dictionary_usage(model, batches()))
-    return results
+    """After training, with `eval_num_samples > 0`: FQ-BigGAN's evaluation of unconditional samples — FID/KID when
+    `fid_feature_extractor` is set, pixel-space precision/recall with `eval_pixel_precision_recall` (small images such
+    as the digits), and the dictionary usage of FQ models (`eval_classifier` is refused by `build`)."""
+    return evaluate_image_gan(setup, arguments, training_args)
 
 
 def main(argv: list[str] | None = None) -> int:
