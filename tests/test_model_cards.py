@@ -199,6 +199,31 @@ def test_fq_biggan_card_shows_what_the_gan_run_used(tmp_path):
     assert "classifier_accuracy_generated` is the fraction" in text and "fq_used_entries_layer<i>` counts" in text
 
 
+def test_digits_cards_explain_pixel_precision_recall_and_digits_kept(tmp_path):
+    """The offline digits runs' own figures are named and explained on the cards, and stay out of the model index."""
+    from hf_dgm.models.fq_stylegan import FQStyleGANConfig
+    from hf_dgm.models.fq_ugatit import FQUGATITConfig
+
+    (tmp_path / "sg").mkdir()
+    (tmp_path / "ug").mkdir()
+    stylegan = _run(tmp_path / "sg", {"pixel_precision": 0.36, "pixel_recall": 0.45, "pixel_precision_real_held_out": 0.91,
+                                      "pixel_recall_real_held_out": 0.91, "randomconv_fid": 0.04},
+                    {"dataset": "sklearn-digits", "comparable_to_published": False,
+                     "note": "Features of a fixed random conv net"})  # fmt: skip
+    config = FQStyleGANConfig.from_preset("tiny", resolution=16, image_channels=1)
+    card = build_card(get_family("fq_stylegan").hub, config, read_run(stylegan), "hf-dgm-tests/fq-stylegan-digits")
+    parsed = ModelCard(str(card))
+    assert "`pixel_precision` / `pixel_recall` are the improved precision and recall" in parsed.text
+    assert "| pixel_precision | 0.36 |" in parsed.text and not parsed.data.eval_results
+    ugatit = _run(tmp_path / "ug", {"digits_kept_A2B": 0.53, "digits_kept_B2A": 0.52, "paired_l1_A2B": 0.15},
+                  {"dataset": "sklearn-digits-styles"})
+    card = build_card(get_family("fq_ugatit").hub, FQUGATITConfig(image_size=16, light=True), read_run(ugatit),
+                      "hf-dgm-tests/fq-ugatit-digits")  # fmt: skip
+    text = ModelCard(str(card)).text
+    assert "`digits_kept_<direction>` is the share of translated test digits" in text and "| digits_kept_A2B | 0.53 |" in text
+    assert "pixel_precision" not in text
+
+
 def test_card_recipe_block_has_no_local_paths(tmp_path, config):
     from hf_dgm.hub.cards import public_recipe
 
