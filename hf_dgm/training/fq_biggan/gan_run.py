@@ -83,13 +83,14 @@ class EvalArguments:
     eval_classifier: bool = field(
         default=False,
         metadata={
-            "help": "Fit a logistic regression on the real images (a labelled dataset) and report, for class-conditional "
-            "models, the fraction of eval_num_samples generated images it labels with their class; for unconditional "
-            "ones (FQ-StyleGAN), the classifier score: the Inception Score with that classifier."
+            "help": "Class-conditional models: fit a logistic regression on the real images and report the fraction of "
+            "eval_num_samples generated images it labels with their class."
         },
     )
     eval_classifier_max_real: int = field(
-        default=10000, metadata={"help": "At most this many real images (the first ones) fit the classifier."}
+        default=10000,
+        metadata={"help": "At most this many real images (the first ones) fit the classifier and make the pixel "
+                  "precision/recall's real sets."},
     )
     eval_pixel_precision_recall: bool = field(
         default=False,
