@@ -187,7 +187,7 @@ class _PairedTranslator(torch.nn.Module):
 
 
 def test_digits_kept_scores_a_perfect_translator_at_the_ceiling_and_an_untrained_one_near_chance():
-    from hf_dgm.training.fq_ugatit.gan_run import FQUGATITEvalArguments, evaluate_digits_kept
+    from hf_dgm.training.fq_ugatit.gan_run import evaluate_digits_kept, translate_test_sets
     from hf_dgm.training.unpaired_data import digits_two_domains_labels
 
     domains = digits_two_domains()
@@ -196,16 +196,16 @@ def test_digits_kept_scores_a_perfect_translator_at_the_ceiling_and_an_untrained
         len(domains["train_a"]), len(domains["train_b"]), len(domains["test_a"])]  # fmt: skip
     collator = UnpairedImageCollator(16, augment=False)
     stack = lambda images: torch.stack([collator.transform(image) for image in images])  # noqa: E731
-    eval_args = FQUGATITEvalArguments(eval_digits_kept=True)
     perfect = _PairedTranslator({"A2B": stack(domains["test_b"]), "B2A": stack(domains["test_a"])})
-    results = evaluate_digits_kept(perfect, domains, collator, eval_args, "cpu")
+    results = evaluate_digits_kept(translate_test_sets(perfect, domains, collator, 50, "cpu"), domains, collator)
     for direction in ("A2B", "B2A"):
         assert results[f"paired_l1_{direction}"] == 0.0
         assert results[f"digits_classifier_real_held_out_{direction}"] > 0.9
         assert results[f"digits_kept_{direction}"] > 0.9  # the classes line up with the test digits
         assert len(results[f"digits_kept_{direction}_per_class"]) == 10
     torch.manual_seed(0)
-    untrained = evaluate_digits_kept(FQUGATITModel(tiny_config()), domains, collator, eval_args, "cpu")
+    translations = translate_test_sets(FQUGATITModel(tiny_config()), domains, collator, 50, "cpu")
+    untrained = evaluate_digits_kept(translations, domains, collator)
     for direction in ("A2B", "B2A"):
         assert untrained[f"digits_kept_{direction}"] < 0.4
         assert untrained[f"paired_l1_{direction}"] > 0.1

@@ -114,18 +114,25 @@ def _digit_images(indices: np.ndarray, style: str) -> list[Image.Image]:
     return [Image.fromarray(image) for image in np.round(rgb).astype(np.uint8)]
 
 
+def _digits_split(num_test: int, seed: int) -> dict[str, np.ndarray]:
+    """Indices into scikit-learn's 1,797 digits: `train_a`, `train_b` (disjoint halves of what the first `num_test` of
+    a seeded permutation leave) and `test` (those `num_test`)."""
+    order = np.random.RandomState(seed).permutation(1797)
+    test, train = order[:num_test], order[num_test:]
+    half = len(train) // 2
+    return {"train_a": train[:half], "train_b": train[half:], "test": test}
+
+
 def digits_two_domains(num_test: int = 197, seed: int = 0) -> dict[str, list[Image.Image]]:
     """scikit-learn's 1,797 digits split (seeded permutation) into: `train_a` and `train_b` (disjoint halves of the
     remaining images, styles A and B) and `test_a`, `test_b` (the same `num_test` held-out digits in style A and in
     style B, aligned by index). Images are 8×8 RGB PIL images; the collator upsamples them."""
-    order = np.random.RandomState(seed).permutation(1797)
-    test, train = order[:num_test], order[num_test:]
-    half = len(train) // 2
+    split = _digits_split(num_test, seed)
     return {
-        "train_a": _digit_images(train[:half], "A"),
-        "train_b": _digit_images(train[half:], "B"),
-        "test_a": _digit_images(test, "A"),
-        "test_b": _digit_images(test, "B"),
+        "train_a": _digit_images(split["train_a"], "A"),
+        "train_b": _digit_images(split["train_b"], "B"),
+        "test_a": _digit_images(split["test"], "A"),
+        "test_b": _digit_images(split["test"], "B"),
     }
 
 
@@ -136,10 +143,7 @@ def digits_two_domains_labels(num_test: int = 197, seed: int = 0) -> dict[str, n
     from sklearn.datasets import load_digits
 
     target = load_digits().target
-    order = np.random.RandomState(seed).permutation(1797)
-    test, train = order[:num_test], order[num_test:]
-    half = len(train) // 2
-    return {"labels_train_a": target[train[:half]], "labels_train_b": target[train[half:]], "labels_test": target[test]}
+    return {f"labels_{name}": target[indices] for name, indices in _digits_split(num_test, seed).items()}
 
 
 class UnpairedImageDataset(torch.utils.data.Dataset):

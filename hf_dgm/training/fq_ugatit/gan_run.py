@@ -177,6 +177,17 @@ def translate_domain(model, domain, collator, direction: str, batch_size: int, d
     return torch.cat(outputs)
 
 
+def translate_test_sets(model, domains, collator, batch_size: int, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per direction (`A2B`, `B2A`): the source domain's test images translated, and the target domain's test images
+    (both `(N, C, S, S)` in [-1, 1], on the CPU) — computed once for every evaluation that compares them."""
+    return {
+        direction: (translate_domain(model, source, collator, direction, batch_size, device),
+                    _images(target, collator, 0, len(target)))
+        for direction, source, target in (("A2B", domains["test_a"], domains["test_b"]),
+                                          ("B2A", domains["test_b"], domains["test_a"]))
+    }  # fmt: skip
+
+
 def save_translation_grid(model, test_a, test_b, collator, path: str, num_rows: int, device) -> str:
     """`translations.png`: rows `[A, A→B, CAM, B, B→A, CAM]` of the first `num_rows` test images."""
     from ..plots import save_image_grid
@@ -188,8 +199,9 @@ def save_translation_grid(model, test_a, test_b, collator, path: str, num_rows: 
     return path
 
 
-def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, device) -> dict[str, Any]:
-    """KID of A→B translations vs test B and B→A vs test A (see the module docstring for the subset size)."""
+def evaluate_kid(translations, eval_args: FQUGATITEvalArguments, device) -> dict[str, Any]:
+    """KID of A→B translations vs test B and B→A vs test A ([`translate_test_sets`]; see the module docstring for the
+    subset size)."""
     from ...metrics.image_features import extract_features, kernel_inception_distance, load_fid_inception
 
     if eval_args.kid_feature_extractor == RANDOM_CONV:
@@ -200,8 +212,7 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
         extractor, prefix = load_fid_inception(eval_args.kid_feature_extractor).to(device), ""
     else:
         raise ValueError(f"--eval_kid needs --kid_feature_extractor (FID Inception weights or {RANDOM_CONV!r})")
-    test_a, test_b = domains["test_a"], domains["test_b"]
-    n = min(len(test_a), len(test_b))
+    n = min(fake.shape[0] for fake, _ in translations.values())  # the smaller test set
     subset = eval_args.kid_subset_size or min(100, n)
     comparable = eval_args.kid_feature_extractor != RANDOM_CONV
     results: dict[str, Any] = {
@@ -214,11 +225,7 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
         results["note"] = (
             "Features of a fixed random conv net, not the Inception network: NOT comparable to published KID."
         )
-    for direction, source, target in (("A2B", test_a, test_b), ("B2A", test_b, test_a)):
-        fake = translate_domain(model, source, collator, direction, eval_args.eval_batch_size, device)
-        real = torch.cat(
-            [_images(target, collator, s, min(s + eval_args.eval_batch_size, len(target))) for s in range(0, len(target), eval_args.eval_batch_size)]
-        )  # fmt: skip
+    for direction, (fake, real) in translations.items():
         f_fake = extract_features(fake, extractor, device=device)
         f_real = extract_features(real, extractor, device=device)
         mean, std = kernel_inception_distance(f_real, f_fake, num_subsets=eval_args.kid_num_subsets, subset_size=subset)
@@ -228,8 +235,9 @@ def evaluate_kid(model, domains, collator, eval_args: FQUGATITEvalArguments, dev
     return results
 
 
-def evaluate_digits_kept(model, domains, collator, eval_args: FQUGATITEvalArguments, device) -> dict[str, Any]:
-    """Per direction (`A2B`, `B2A`): [`class_conditional_accuracy`] of the translated test digits with their classes,
+def evaluate_digits_kept(translations, domains, collator) -> dict[str, Any]:
+    """Per direction (`A2B`, `B2A`, from [`translate_test_sets`]): [`class_conditional_accuracy`] of the translated test
+    digits with their classes,
     the classifier fitted on the target domain's training digits (`digits_kept_*`, with that classifier's accuracy on
     held-out target-domain training digits as the ceiling), and the mean absolute pixel error of the translations
     against the same test digits drawn in the target style (`paired_l1_*`, images in [-1, 1])."""
@@ -237,12 +245,11 @@ def evaluate_digits_kept(model, domains, collator, eval_args: FQUGATITEvalArgume
 
     labels = digits_two_domains_labels()
     results: dict[str, Any] = {}
-    for direction, source, target, train_target, train_labels in (
-        ("A2B", domains["test_a"], domains["test_b"], domains["train_b"], labels["labels_train_b"]),
-        ("B2A", domains["test_b"], domains["test_a"], domains["train_a"], labels["labels_train_a"]),
+    for direction, train_target, train_labels in (
+        ("A2B", domains["train_b"], labels["labels_train_b"]),
+        ("B2A", domains["train_a"], labels["labels_train_a"]),
     ):
-        fake = translate_domain(model, source, collator, direction, eval_args.eval_batch_size, device)
-        real = _images(target, collator, 0, len(target))
+        fake, real = translations[direction]
         train_images = _images(train_target, collator, 0, len(train_target))  # --max_train_samples keeps the first
         scores = class_conditional_accuracy(train_images, train_labels[: len(train_target)], fake, labels["labels_test"])
         results[f"digits_kept_{direction}"] = scores["classifier_accuracy_generated"]
@@ -282,8 +289,8 @@ def build(arguments: dict, training_args) -> GANRunSetup:
             raise ValueError("--lr_decay_second_half needs --max_steps >= 2")
         training_args.lr_scheduler_type = "warmup_stable_decay"
         training_args.lr_scheduler_kwargs = lr_decay_kwargs(training_args.max_steps)
-    collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin, random_flip=data_args.random_flip,
-                                     num_channels=model.config.num_channels)  # fmt: skip
+    collator = UnpairedImageCollator(resolution, augment=True, crop_margin=data_args.crop_margin,
+                                     num_channels=model.config.num_channels, random_flip=data_args.random_flip)  # fmt: skip
     c = model.config
     return GANRunSetup(
         model=model,
@@ -325,10 +332,12 @@ def evaluate(setup: GANRunSetup, arguments: dict, training_args) -> dict[str, An
         "num_test_a": len(domains["test_a"]),
         "num_test_b": len(domains["test_b"]),
     }
-    if eval_args.eval_kid:
-        results.update(evaluate_kid(model, domains, collator, eval_args, device))
-    if eval_args.eval_digits_kept:
-        results.update(evaluate_digits_kept(model, domains, collator, eval_args, device))
+    if eval_args.eval_kid or eval_args.eval_digits_kept:
+        translations = translate_test_sets(model, domains, collator, eval_args.eval_batch_size, device)
+        if eval_args.eval_kid:
+            results.update(evaluate_kid(translations, eval_args, device))
+        if eval_args.eval_digits_kept:
+            results.update(evaluate_digits_kept(translations, domains, collator))
     return results
 
 
@@ -349,6 +358,7 @@ __all__ = [
     "FQUGATITModelArguments",
     "build_domains",
     "build_model",
+    "evaluate_digits_kept",
     "evaluate_kid",
     "build",
     "evaluate",
@@ -356,4 +366,5 @@ __all__ = [
     "main",
     "save_translation_grid",
     "translate_domain",
+    "translate_test_sets",
 ]
