@@ -96,7 +96,7 @@ class EvalArguments:
         default=False,
         metadata={
             "help": "Small images (e.g. the digits): improved precision and recall (k = 3) of eval_num_samples generated "
-            "images against 80% of the real ones in pixel space, with the other 20% scored the same way as the real "
+            "images against 80 percent of the real ones in pixel space, with the other 20 percent scored the same way as the real "
             "ceiling. Not comparable to published (VGG-feature) values."
         },
     )
