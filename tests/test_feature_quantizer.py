@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+from tolerances import assert_fp32_close
 
 
 def _quantizer(embed: torch.Tensor, decay: float = 0.5, commitment: float = 1.0, **kwargs) -> FeatureQuantizer:
@@ -292,3 +293,71 @@ def test_fq_and_no_fq_models_at_one_seed_share_every_other_weight(family):
     assert set(shared) == set(plain), "the FQ model holds every tensor of the plain one"
     for name, tensor in plain.items():
         assert torch.equal(shared[name], tensor), f"{family}: {name} differs between the FQ and the no-FQ model"
+
+
+# -- TF's zero-debiased EMA (FQ-GAN's FQ-StyleGAN / FQ-U-GAT-IT) ---------------------------------------------------
+# Verified against TensorFlow 2.21 (tensorflow-cpu, graph mode via tf.compat.v1) running FQ-GAN's own
+# `VectorQuantizerEMA` (FQ-StyleGAN/training/networks_stylegan2.py, commit bc43d45): every buffer, the per-sample loss
+# and the perplexity agree to <= 3e-7 relative over 5 updates (see benchmarks/parity/fq_stylegan.py --tf-python).
+# These tests pin the closed form that check established.
+
+
+def test_zero_debias_matches_closed_form():
+    torch.manual_seed(0)
+    dim, k, decay = 3, 4, 0.8
+    embed = torch.randn(dim, k)
+    quantizer = FeatureQuantizer(dim, k, decay=decay, zero_debias=True).train()
+    quantizer.embed.copy_(embed)
+    quantizer.embed_avg.copy_(embed)
+    batches = [torch.randn(6, dim) * (1 + t) for t in range(4)]
+    counts_hist, sums_hist = [], []
+    for t, x in enumerate(batches, start=1):
+        out = quantizer(x, update_dictionary=True)
+        one_hot = torch.nn.functional.one_hot(out.indices, k).double()
+        counts_hist.append(one_hot.sum(0))
+        sums_hist.append(x.double().t() @ one_hot)
+        # TF: biased EMA from zero, divided by 1 - d^t; the initial embed_avg plays no part.
+        weights = [(1 - decay) * decay ** (t - 1 - i) for i in range(t)]
+        correction = 1 - decay**t
+        cluster = sum(w * c for w, c in zip(weights, counts_hist)) / correction
+        avg = sum(w * s for w, s in zip(weights, sums_hist)) / correction
+        assert_fp32_close(quantizer.cluster_size, cluster.float())
+        assert_fp32_close(quantizer.embed_avg, avg.float())
+        n = cluster.sum()
+        size = (cluster + 1e-5) / (n + k * 1e-5) * n
+        assert_fp32_close(quantizer.embed, (avg / size).float())
+        assert float(quantizer.ema_steps) == t
+    # After the first update embed_avg is exactly the first batch's sums (what separates it from the plain EMA).
+    fresh = FeatureQuantizer(dim, k, decay=decay, zero_debias=True).train()
+    fresh.embed.copy_(embed)
+    fresh.embed_avg.copy_(embed)
+    out = fresh(batches[0], update_dictionary=True)
+    one_hot = torch.nn.functional.one_hot(out.indices, k).float()
+    assert_fp32_close(fresh.embed_avg, batches[0].t() @ one_hot)
+    assert_fp32_close(fresh.cluster_size, one_hot.sum(0))
+
+
+def test_zero_debias_state_only_in_that_mode_and_from_config():
+    plain = FeatureQuantizer(4, 8)
+    assert not plain.zero_debias
+    assert "ema_steps" not in plain.state_dict()
+    debiased = FeatureQuantizer(4, 8, zero_debias=True)
+    assert {"cluster_size_biased", "embed_avg_biased", "ema_steps"} <= set(debiased.state_dict())
+
+    class Cfg:
+        fq_num_embeddings, fq_decay, fq_commitment, fq_eps = 8, 0.8, 1.0, 1e-5
+        fq_mode, fq_dictionary_init, fq_zero_debias = "loss_only", "randn", True
+
+    assert FeatureQuantizer.from_config(Cfg, 4).zero_debias
+    Cfg.fq_zero_debias = "yes"
+    with pytest.raises(ValueError, match="zero_debias"):
+        FeatureQuantizer.from_config(Cfg, 4)
+
+
+def test_zero_debias_data_init_counts_as_first_update():
+    torch.manual_seed(0)
+    quantizer = FeatureQuantizer(2, 4, decay=0.5, zero_debias=True, dictionary_init="data").train()
+    x = torch.randn(16, 2)
+    quantizer(x, update_dictionary=True)
+    assert float(quantizer.ema_steps) == 2  # the seeding, then the batch's update
+    assert torch.isfinite(quantizer.embed).all() and bool((quantizer.cluster_size > 0).all())

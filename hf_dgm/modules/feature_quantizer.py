@@ -50,6 +50,7 @@ FQ_CONFIG_DEFAULTS = {
     "fq_mode": "loss_only",
     "fq_eps": 1e-5,
     "fq_dictionary_init": "randn",
+    "fq_zero_debias": False,
 }
 
 FQ_CONFIG_DOCSTRING = """
@@ -66,6 +67,10 @@ FQ_CONFIG_DOCSTRING = """
         fq_dictionary_init (`str`, defaults to `"randn"`): `"randn"` (the original: N(0, 1) entries; entries unused
             in the first update are lost for good, see [`FeatureQuantizer`]) or `"data"` (not in the original: the
             first update sets the entries to feature vectors of its batch, so all start in use).
+        fq_zero_debias (`bool`): `False` (FQ-GAN's PyTorch FQ-BigGAN, `vq_layer.py`: a plain EMA started from the
+            initial buffers) or `True` (FQ-GAN's TensorFlow FQ-StyleGAN and FQ-U-GAT-IT: TF's
+            `assign_moving_average` with its default `zero_debias=True`, i.e. an EMA started from zero and divided
+            by `1 - decay**t` after `t` updates). Each family's config picks its original's default.
 """
 
 
@@ -110,6 +115,9 @@ def validate_feature_quantizer_config(config, num_layers: int | None = None) -> 
         raise ValueError(f"`fq_commitment` must be >= 0, got {config.fq_commitment}")
     if config.fq_eps <= 0:
         raise ValueError(f"`fq_eps` must be > 0, got {config.fq_eps}")
+    zero_debias = getattr(config, "fq_zero_debias", False)
+    if not isinstance(zero_debias, bool):
+        raise ValueError(f"`fq_zero_debias` must be a bool, got {zero_debias!r}")
 
 
 def fq_num_embeddings_for(config, layer: int | None = None) -> int:
@@ -177,6 +185,22 @@ class FeatureQuantizer(nn.Module):
     The nearest entries, the loss and the output are computed with the dictionary as it was *before* the update (as
     the original `vq_layer.Quantize`).
 
+    Two EMA flavours, selected by `zero_debias` (the two FQ-GAN code bases differ here):
+
+    - `zero_debias=False` (FQ-GAN's PyTorch FQ-BigGAN, `vq_layer.Quantize`): the plain EMA above, started from the
+      initial buffers (`cluster_size = 0`, `embed_avg = embed`).
+    - `zero_debias=True` (FQ-GAN's TensorFlow FQ-StyleGAN and FQ-U-GAT-IT, `moving_averages.assign_moving_average`
+      with its default `zero_debias=True`, Kingma & Ba 2015): each EMA keeps a biased accumulator started at ZERO
+      and a step count t (buffers `cluster_size_biased`, `embed_avg_biased`, `ema_steps`, present only in this
+      mode), and the EMA buffer is set to the bias-corrected value:
+
+          b ← b − (b − v)·(1−d)  (= d·b + (1−d)·v),   t ← t + 1,   cluster_size / embed_avg ← b / (1 − d**t)
+
+      So the first update sets `cluster_size` to the batch counts and `embed_avg` to the batch sums exactly (the
+      initial `embed_avg = embed` is ignored, as in TF), and entries no vector picked become 0. The smoothing and
+      `embed ← embed_avg / size` then follow as above. In TF each of the two EMAs has its own step counter; they are
+      always updated together, so one counter serves both.
+
     Args:
         dim (`int`): Size C of each feature vector.
         num_embeddings (`int`): Number of dictionary entries K (FQ-GAN uses `2**dict_size`).
@@ -194,7 +218,10 @@ class FeatureQuantizer(nn.Module):
             released code behaves the same). `"data"` (not in the original) replaces the dictionary, at the first
             update, by K feature vectors of that batch (sampled from rank 0's batch and broadcast under
             `torch.distributed`), each counted as one prior observation (`cluster_size = 1`), so every entry starts
-            in use and the EMA averages entries with their vectors from the first update on.
+            in use and the EMA averages entries with their vectors from the first update on. With `zero_debias=True`
+            that seeding counts as the first of the t updates (the biased accumulators hold `(1−d)·1` and
+            `(1−d)·embed`, t = 1), so the debiased buffers equal it exactly.
+        zero_debias (`bool`, defaults to `False`): TF's zero-debiased EMA (see above) instead of the plain one.
     """
 
     def __init__(
@@ -207,6 +234,7 @@ class FeatureQuantizer(nn.Module):
         mode: str = "loss_only",
         update_dictionary: bool = True,
         dictionary_init: str = "randn",
+        zero_debias: bool = False,
     ):
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
@@ -231,17 +259,26 @@ class FeatureQuantizer(nn.Module):
         self.mode = mode
         self.update_dictionary = bool(update_dictionary)
         self.dictionary_init = dictionary_init
+        if not isinstance(zero_debias, bool):
+            raise ValueError(f"`zero_debias` must be a bool, got {zero_debias!r}")
+        self.zero_debias = zero_debias
 
         self.register_buffer("embed", torch.empty(dim, num_embeddings))
         self.register_buffer("cluster_size", torch.zeros(num_embeddings))
         self.register_buffer("embed_avg", torch.empty(dim, num_embeddings))
+        if zero_debias:
+            # TF's `_zero_debias` state: accumulators started at zero, and the number of updates so far (float64 so
+            # the count stays exact however long training runs).
+            self.register_buffer("cluster_size_biased", torch.zeros(num_embeddings))
+            self.register_buffer("embed_avg_biased", torch.zeros(dim, num_embeddings))
+            self.register_buffer("ema_steps", torch.zeros((), dtype=torch.float64))
         self.init_dictionary()
 
     @classmethod
     def from_config(cls, config, dim: int, layer: int | None = None, update_dictionary: bool = False) -> "FeatureQuantizer":
         """Build the quantizer of one FQ layer from a model config carrying the FQ fields (see
         [`validate_feature_quantizer_config`]): K from `fq_num_embeddings` (the entry of `layer` when it is a
-        per-layer list), `fq_decay`, `fq_commitment`, `fq_eps`, `fq_mode`, `fq_dictionary_init`.
+        per-layer list), `fq_decay`, `fq_commitment`, `fq_eps`, `fq_mode`, `fq_dictionary_init`, `fq_zero_debias` (False when the config has no such field).
 
         Args:
             config: A config with the `fq_*` attributes (already validated by its `__init__`).
@@ -259,12 +296,14 @@ class FeatureQuantizer(nn.Module):
             mode=config.fq_mode,
             update_dictionary=update_dictionary,
             dictionary_init=config.fq_dictionary_init,
+            zero_debias=getattr(config, "fq_zero_debias", False),
         )
 
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, num_embeddings={self.num_embeddings}, decay={self.decay}, "
-            f"commitment={self.commitment}, mode={self.mode!r}, dictionary_init={self.dictionary_init!r}"
+            f"commitment={self.commitment}, mode={self.mode!r}, dictionary_init={self.dictionary_init!r}, "
+            f"zero_debias={self.zero_debias}"
         )
 
     def _private_generator(self) -> torch.Generator | None:
@@ -287,7 +326,8 @@ class FeatureQuantizer(nn.Module):
 
     @torch.no_grad()
     def init_dictionary(self, generator: torch.Generator | None = None) -> None:
-        """(Re)initialise the dictionary as the original: `embed ~ N(0, 1)`, `embed_avg = embed`, `cluster_size = 0`.
+        """(Re)initialise the dictionary as the original: `embed ~ N(0, 1)`, `embed_avg = embed`, `cluster_size = 0`
+        (and, with `zero_debias`, the biased accumulators and the step count at 0).
 
         Without `generator` the entries come from [`~FeatureQuantizer._private_generator`]: building or initialising
         a quantizer leaves the global RNG where it was. Uses `transformers.initialization`, so inside
@@ -298,6 +338,10 @@ class FeatureQuantizer(nn.Module):
         hf_init.normal_(self.embed, mean=0.0, std=1.0, generator=generator)
         hf_init.copy_(self.embed_avg, self.embed)
         hf_init.zeros_(self.cluster_size)
+        if self.zero_debias:
+            hf_init.zeros_(self.cluster_size_biased)
+            hf_init.zeros_(self.embed_avg_biased)
+            hf_init.zeros_(self.ema_steps)
 
     # ------------------------------------------------------------------------------------------------------------
     def _to_vectors(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -348,6 +392,10 @@ class FeatureQuantizer(nn.Module):
         self.embed.copy_(embed)
         self.embed_avg.copy_(embed)
         self.cluster_size.fill_(1.0)
+        if self.zero_debias:  # the seeding is the first debiased update: b = (1-d)·value, t = 1
+            self.cluster_size_biased.fill_(1.0 - self.decay)
+            self.embed_avg_biased.copy_(embed * (1.0 - self.decay))
+            self.ema_steps.fill_(1.0)
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -364,8 +412,19 @@ class FeatureQuantizer(nn.Module):
             dist.all_reduce(stats, op=dist.ReduceOp.SUM)
             counts, embed_sum = stats[0], stats[1:]
 
-        self.cluster_size.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
-        self.embed_avg.mul_(self.decay).add_(embed_sum, alpha=1.0 - self.decay)
+        if self.zero_debias:
+            # TF `assign_moving_average(..., zero_debias=True)`: biased ← biased − (biased − value)·(1 − d), then the
+            # variable ← biased / (1 − d**t) with t counted after this update.
+            rate = 1.0 - self.decay
+            self.cluster_size_biased.sub_((self.cluster_size_biased - counts) * rate)
+            self.embed_avg_biased.sub_((self.embed_avg_biased - embed_sum) * rate)
+            self.ema_steps.add_(1.0)
+            correction = 1.0 - (1.0 - rate) ** float(self.ema_steps)
+            self.cluster_size.copy_(self.cluster_size_biased / correction)
+            self.embed_avg.copy_(self.embed_avg_biased / correction)
+        else:
+            self.cluster_size.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
+            self.embed_avg.mul_(self.decay).add_(embed_sum, alpha=1.0 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.num_embeddings * self.eps) * total
         self.embed.copy_(self.embed_avg / smoothed.unsqueeze(0))
