@@ -155,3 +155,77 @@ def test_config_validation():
         tiny_config(nav_hidden_size=25)
     with pytest.raises(ValueError, match="vision_feature_size"):
         tiny_config(vision_feature_size=-1)
+
+
+# ------------------------------------------------------------------------------------ issue 27: nothing dropped silently
+def test_unknown_keywords_raise_and_name_the_keyword():
+    import inspect
+
+    from hf_dgm.models.prevalent_speaker import PrevalentSpeakerModel
+
+    torch.manual_seed(0)
+    ids = torch.randint(1, 60, (2, 5))
+    vision = torch.randn(2, 3, 8)
+    encoder = PrevalentModel(tiny_config()).eval()
+    # `visual_features` is a natural misspelling of `vision_features`: it used to run the language layers alone
+    with pytest.raises(TypeError, match="visual_features"):
+        encoder(input_ids=ids, visual_features=vision)
+    with pytest.raises(TypeError, match="img_feats"):
+        PrevalentForPreTraining(tiny_config())(ids, img_feats=vision)
+    nav = PrevalentForNavigation(PrevalentNavigationConfig.from_pretraining_config(tiny_config()))
+    with pytest.raises(TypeError, match="vision_feature"):
+        nav(ids, torch.ones(2, 5), torch.randn(2, 1, 8), torch.randn(2, 1, 36, 8), torch.randn(2, 1, 2, 8),
+            torch.ones(2, 1, 2, dtype=torch.bool), vision_feature=vision)  # fmt: skip
+    # no forward takes **kwargs, so Trainer does not pass `num_items_in_batch` (which they would ignore, leaving the
+    # loss unscaled under gradient accumulation)
+    for fn in (PrevalentModel.forward, PrevalentForPreTraining.forward, PrevalentForNavigation.forward,
+               PrevalentSpeakerModel.forward, PrevalentSpeakerModel.generate_instructions):  # fmt: skip
+        kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, fn.__qualname__
+    # return_dict=False is honoured, not ignored
+    with torch.no_grad():
+        as_tuple = encoder(ids, vision_features=vision, return_dict=False)
+        as_output = encoder(ids, vision_features=vision)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 4
+    assert torch.equal(as_tuple[0], as_output.last_hidden_state)  # the same instance, deterministic kernels
+
+
+def test_original_ignore_index_minus_one_is_accepted():
+    """The original pretraining batches mark unlabelled tokens and actions with -1 (`CrossEntropyLoss(ignore_index=-1)`)."""
+    torch.manual_seed(0)
+    model = PrevalentForPreTraining(tiny_config()).eval()
+    ids = torch.randint(1, 60, (3, 7))
+    vision = torch.randn(3, 4, 8)
+    labels = torch.full_like(ids, -1)
+    labels[:, 2] = ids[:, 2]
+    labels[0, 4] = ids[0, 4]
+    actions = torch.tensor([3, -1, 36])
+    with torch.no_grad():
+        original = model(ids, vision_features=vision, labels=labels, action_labels=actions)
+        ours = model(ids, vision_features=vision, labels=labels.masked_fill(labels == -1, -100),
+                     action_labels=actions.masked_fill(actions == -1, -100))  # fmt: skip
+        selected = model(ids, vision_features=vision, labels=labels, action_labels=actions, masked_positions_only=True)
+    # same instance, same inputs after the conversion at the boundary: bitwise equal
+    assert torch.equal(original.masked_lm_loss, ours.masked_lm_loss) and torch.equal(original.action_loss, ours.action_loss)
+    assert selected.prediction_logits.shape == (4, 60)  # the -1 positions are not "selected"
+    torch.testing.assert_close(selected.masked_lm_loss, ours.masked_lm_loss)
+    for bad, match in ((labels.masked_fill(labels == -1, -5), "labels"), (labels.masked_fill(labels == -1, 60), "labels")):
+        with pytest.raises(ValueError, match=match):
+            model(ids, labels=bad)
+    with pytest.raises(ValueError, match="action_labels"):
+        model(ids, action_labels=torch.tensor([0, -2, 1]))
+    with pytest.raises(ValueError, match="integer"):
+        model(ids, labels=labels.float())
+
+
+def test_navigation_labels_out_of_range_are_named():
+    torch.manual_seed(0)
+    model = PrevalentForNavigation(PrevalentNavigationConfig.from_pretraining_config(tiny_config()))
+    args = (torch.randint(1, 60, (2, 5)), torch.ones(2, 5), torch.randn(2, 2, 8), torch.randn(2, 2, 36, 8),
+            torch.randn(2, 2, 3, 8), torch.ones(2, 2, 3, dtype=torch.bool))  # fmt: skip
+    # -1 is the environment's STOP teacher, not an ignore index here: refused rather than guessed
+    with pytest.raises(ValueError, match=r"\[0, 3\].*-100"):
+        model(*args, labels=torch.tensor([[0, -1], [1, 3]]))
+    with pytest.raises(ValueError, match="labels"):
+        model(*args, labels=torch.tensor([[0, 4], [1, 3]]))
+    assert model(*args, labels=torch.tensor([[0, 3], [3, -100]])).loss.isfinite()

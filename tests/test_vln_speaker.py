@@ -207,3 +207,21 @@ def test_speaker_recipes_parse(tmp_path):
         speaker_args, training_args, _ = parse_args(["--recipe", str(REPO / "training/recipes" / name), "--output_dir", str(tmp_path)])
         assert speaker_args.dropout == dropout and Path(speaker_args.data_dir).name == "r2r"
         assert Path(speaker_args.data_dir).parent.parent.name == "shared"
+
+
+def test_speaker_forward_refuses_unknown_keywords_and_accepts_minus_one(tokenizer):
+    model = tiny_speaker(tokenizer).eval()
+    actions, views = torch.randn(2, 3, 8), torch.randn(2, 3, 36, 8)
+    enc = tokenizer(["walk forward then stop", "climb the stairs"], padding=True, return_tensors="pt")
+    with pytest.raises(TypeError, match="trajectory_masks"):
+        model(actions, views, trajectory_masks=torch.ones(2, 3, dtype=torch.bool), **enc)
+    with pytest.raises(ValueError, match="token_type_ids"):
+        model(actions, views, input_ids=enc["input_ids"], token_type_ids=torch.ones_like(enc["input_ids"]))
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        ours = model(actions, views, **enc, labels=labels).loss
+        original_style = model(actions, views, **enc, labels=labels.masked_fill(labels == -100, -1)).loss
+    assert torch.equal(ours, original_style)  # same instance, same targets after the boundary conversion
+    with pytest.raises(ValueError, match="-100 / -1"):
+        model(actions, views, **enc, labels=labels.masked_fill(labels == -100, -7))
+    assert isinstance(model(actions, views, **enc, return_dict=False), tuple)

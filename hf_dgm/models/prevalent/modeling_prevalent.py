@@ -135,6 +135,36 @@ def _extended_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tenso
     return (1.0 - mask) * torch.finfo(dtype).min
 
 
+IGNORE_INDEX = -100
+ORIGINAL_IGNORE_INDEX = -1
+"""The original pretraining code (`r2rpretrain_class.py`, `nn.CrossEntropyLoss(ignore_index=-1)`) marks unlabelled
+positions with -1; transformers uses -100. [`PrevalentForPreTraining`] accepts both."""
+
+
+def normalize_ignore_index(labels: torch.Tensor, num_classes: int, name: str) -> torch.Tensor:
+    """
+    Labels with either ignore index (-100, or the original code's -1) → labels with -100 only.
+
+    labels: any shape, integer; every other value must be a class in `[0, num_classes)`, else a ValueError naming
+    `name` (instead of an IndexError from inside the loss).
+    """
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`{name}` must be an integer tensor of class indices; got dtype {labels.dtype}")
+    labels = labels.long().masked_fill(labels == ORIGINAL_IGNORE_INDEX, IGNORE_INDEX)
+    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(
+            f"`{name}` must hold classes in [0, {num_classes}), or -100 / -1 (ignored); found "
+            f"{sorted(set(labels[bad].tolist()))[:5]}"
+        )
+    return labels
+
+
+def _as_return_type(output: ModelOutput, return_dict: bool | None):
+    """`return_dict=False` gives the output's non-None fields as a tuple (transformers' convention)."""
+    return output.to_tuple() if return_dict is False else output
+
+
 class PrevalentEmbeddings(nn.Module):
     def __init__(self, config: PrevalentConfig):
         super().__init__()
@@ -384,7 +414,6 @@ class PrevalentModel(PrevalentPreTrainedModel):
         vision_features: torch.FloatTensor | None = None,
         vision_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> PrevalentModelOutput:
         r"""
         input_ids (`torch.LongTensor` of shape `(batch, text_len)`): word-piece ids, `[CLS] ... [SEP]`.
@@ -393,6 +422,10 @@ class PrevalentModel(PrevalentPreTrainedModel):
             One row per view (or candidate): image feature ++ angle feature (angle feature alone when
             `vision_feature_size=0`). Without it only the language layers run (the original's behaviour).
         vision_attention_mask (`torch.Tensor` of shape `(batch, vision_len)`, *optional*): 1 at real views.
+        return_dict (`bool`, *optional*): `False` returns a tuple of the output's non-None fields.
+
+        Unknown keyword arguments raise a `TypeError` naming them (a misspelt `visual_features=` must not silently
+        run the language layers alone).
         """
         if input_ids.dim() != 2:
             raise ValueError(f"`input_ids` must be (batch, text_len); got shape {tuple(input_ids.shape)}")
@@ -415,12 +448,13 @@ class PrevalentModel(PrevalentPreTrainedModel):
             vision_mask = _extended_mask(vision_attention_mask, dtype)
             for layer in self.cross_modal_layers:
                 language, vision = layer(language, language_mask, vision, vision_mask)
-        return PrevalentModelOutput(
+        output = PrevalentModelOutput(
             last_hidden_state=language,
             pooler_output=self.pooler(language),
             vision_hidden_state=vision,
             language_hidden_state=language_only,
         )
+        return _as_return_type(output, return_dict)
 
     @classmethod
     def bert_key_mapping(cls, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -529,22 +563,24 @@ class PrevalentForPreTraining(PrevalentPreTrainedModel):
         action_labels: torch.LongTensor | None = None,
         masked_positions_only: bool = False,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> PrevalentForPreTrainingOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch, text_len)`, *optional*): original ids at masked positions, -100
-            elsewhere (see `hf_dgm.training.prevalent_data.mask_tokens`).
+            elsewhere (see `hf_dgm.training.prevalent_data.mask_tokens`); -1, the original code's ignore index, is
+            accepted as well.
         masked_positions_only (`bool`, defaults to `False`): with `labels`, run the vocabulary projection only at the
             labelled positions (same loss, far less compute); `prediction_logits` is then `(num_labelled, vocab_size)`.
         action_labels (`torch.LongTensor` of shape `(batch,)`, *optional*): the teacher action class in
-            `[0, action_space)`, -100 to ignore.
-        Other inputs: as [`PrevalentModel.forward`].
+            `[0, action_space)`, -100 (or the original's -1) to ignore.
+        Other inputs: as [`PrevalentModel.forward`]; unknown keywords raise a `TypeError`.
         """
         out = self.prevalent(input_ids, attention_mask, token_type_ids, vision_features, vision_attention_mask)
         action_logits = self.action_head(out.pooler_output)
         masked_lm_loss = action_loss = loss = None
-        if labels is not None and labels.shape != input_ids.shape:
-            raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}; got {tuple(labels.shape)}")
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}; got {tuple(labels.shape)}")
+            labels = normalize_ignore_index(labels, self.config.vocab_size, "labels")
         if masked_positions_only and labels is not None:
             selected = labels != -100
             prediction_logits = self.lm_head(out.last_hidden_state[selected])
@@ -558,17 +594,17 @@ class PrevalentForPreTraining(PrevalentPreTrainedModel):
         if action_labels is not None:
             if action_labels.dim() != 1 or action_labels.shape[0] != input_ids.shape[0]:
                 raise ValueError(f"`action_labels` must be (batch={input_ids.shape[0]},); got {tuple(action_labels.shape)}")
-            if ((action_labels >= self.config.action_space) | ((action_labels < 0) & (action_labels != -100))).any():
-                raise ValueError(f"`action_labels` must be in [0, {self.config.action_space}) or -100")
+            action_labels = normalize_ignore_index(action_labels, self.config.action_space, "action_labels")
             action_loss = F.cross_entropy(action_logits.float(), action_labels, ignore_index=-100)
             loss = action_loss if loss is None else loss + action_loss
-        return PrevalentForPreTrainingOutput(
+        output = PrevalentForPreTrainingOutput(
             loss=loss,
             masked_lm_loss=masked_lm_loss,
             action_loss=action_loss,
             prediction_logits=prediction_logits,
             action_logits=action_logits,
         )
+        return _as_return_type(output, return_dict)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -730,7 +766,6 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
         vision_features: torch.FloatTensor | None = None,
         vision_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> PrevalentNavigationOutput:
         r"""
         Teacher-forced rollout over precomputed steps (the inputs of every step of the teacher's path).
@@ -739,7 +774,9 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
         (`(batch, steps, num_views, view_feature_size)`), candidate_features
         (`(batch, steps, num_candidates, view_feature_size)`), candidate_mask (`(batch, steps, num_candidates)`),
         labels (`(batch, steps)`, *optional*): candidate index, `num_candidates` for STOP (the last logit column after
-        padding is removed: the STOP column is always `num_candidates`), -100 after the episode ends.
+        padding is removed: the STOP column is always `num_candidates`), -100 after the episode ends. Other negative
+        labels raise a `ValueError` (-1 is NOT an ignore index here: the environment's teacher uses it for STOP, so
+        the caller must map it to `num_candidates`). Unknown keywords raise a `TypeError`.
         """
         steps = candidate_features.shape[1]
         if steps > self.config.max_action_length:
@@ -758,9 +795,18 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
         logits = torch.stack(all_logits, dim=1)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum")
+            if labels.shape != logits.shape[:2]:
+                raise ValueError(f"`labels` must be (batch, steps) = {tuple(logits.shape[:2])}; got {tuple(labels.shape)}")
+            bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= logits.shape[-1]))
+            if bool(bad.any()):
+                raise ValueError(
+                    f"`labels` must be candidate indices in [0, {logits.shape[-1] - 1}] (the last is STOP) or -100; "
+                    f"found {sorted(set(labels[bad].tolist()))[:5]}"
+                )
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
             loss = loss / input_ids.shape[0]
-        return PrevalentNavigationOutput(loss=loss, logits=logits, values=torch.stack(values, dim=1))
+        output = PrevalentNavigationOutput(loss=loss, logits=logits, values=torch.stack(values, dim=1))
+        return _as_return_type(output, return_dict)
 
 
 def _reverse_padded(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -781,4 +827,5 @@ __all__ = [
     "PrevalentNavigationOutput",
     "PrevalentNavigationStepOutput",
     "PrevalentPreTrainedModel",
+    "normalize_ignore_index",
 ]

@@ -212,29 +212,45 @@ class PrevalentSpeakerModel(PrevalentSpeakerPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> PrevalentSpeakerOutput:
         r"""
         input_ids (`torch.LongTensor` of shape `(batch, length)`): tokenizer ids `[CLS] instruction [SEP] [PAD]...`.
         attention_mask (`torch.LongTensor` of shape `(batch, length)`, *optional*): 0 on padding.
         labels (`torch.LongTensor` of shape `(batch, length)`, *optional*): targets aligned with `input_ids` (-100 to
-            ignore); defaults to `input_ids` with padding ignored. Position t is predicted from positions < t.
+            ignore; -1, the original pretraining code's ignore index, is accepted too); defaults to `input_ids` with
+            padding ignored. Position t is predicted from positions < t.
+        token_type_ids (`torch.LongTensor` of shape `(batch, length)`, *optional*): accepted so that a BERT
+            tokenizer's output can be passed as is (`model(..., **tokenizer(texts))`); the speaker has one segment,
+            so it must be all zeros (anything else raises a `ValueError` rather than being ignored).
+        return_dict (`bool`, *optional*): `False` returns a tuple of the output's non-None fields.
+        Unknown keyword arguments raise a `TypeError` naming them.
         """
+        if token_type_ids is not None and bool((token_type_ids != 0).any()):
+            raise ValueError("the speaker has a single segment: `token_type_ids` must be all zeros (or not given)")
         ctx, mask = self.encode(action_features, view_features, trajectory_mask)
         if input_ids is None:
-            return PrevalentSpeakerOutput(encoder_last_hidden_state=ctx)
+            output = PrevalentSpeakerOutput(encoder_last_hidden_state=ctx)
+            return output.to_tuple() if return_dict is False else output
         if labels is None:
             labels = input_ids.masked_fill(input_ids == self.config.pad_token_id, -100)
             if attention_mask is not None:
                 labels = labels.masked_fill(attention_mask == 0, -100)
+        else:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}; got {tuple(labels.shape)}")
+            labels = labels.masked_fill(labels == -1, -100)
+            if bool(((labels < 0) & (labels != -100)).any()):
+                raise ValueError("`labels` must be token ids, or -100 / -1 (ignored)")
         words = self.to_model_ids(input_ids[:, :-1])
         logits, _ = self.decoder(words, ctx, mask, self._initial_state(ctx.shape[0], ctx.device, ctx.dtype))
         targets = labels[:, 1:]
         ignore = targets == -100
         model_targets = self.to_model_ids(targets.clamp(min=0)).masked_fill(ignore, -100)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), model_targets.reshape(-1), ignore_index=-100)
-        return PrevalentSpeakerOutput(loss=loss, logits=logits, encoder_last_hidden_state=ctx)
+        output = PrevalentSpeakerOutput(loss=loss, logits=logits, encoder_last_hidden_state=ctx)
+        return output.to_tuple() if return_dict is False else output
 
     # ------------------------------------------------------------------------------------------------ decoding
     def _filter(self, logits, temperature, top_k, top_p):
