@@ -19,8 +19,14 @@ from hf_dgm import OptimusForConditionalGeneration
 from hf_dgm.training.optimus.data import OptimusDataCollator, load_sentences, tokenize_sentences
 from hf_dgm.training.optimus.run import parse_args
 from hf_dgm.training.recipes import RecipeError
-from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments, cyclical_beta
+from hf_dgm.training.optimus.trainer import (
+    OptimusTrainer,
+    OptimusTrainingArguments,
+    cyclical_beta,
+    original_schedule_length,
+)
 from optimus_tiny import DATA_DIR, SENTENCES, build_parts
+from tolerances import assert_fp32_close
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +41,52 @@ def test_cyclical_beta_matches_the_paper_schedule():
     ten = [cyclical_beta(s, 100, 0.5, 10, 0.25, 0.5) for s in range(100)]
     assert ten[:10] == ten[40:50] == ten[90:100]
     assert ten[5] == 0.0 and ten[6] == pytest.approx(0.2) and ten[8] == ten[9] == 0.5
+
+
+# Values of the original's `frange_cycle_zero_linear` (ChunyuanLI/Optimus f3190fe, code/examples/big_ae/utils.py),
+# computed with that function by benchmarks/parity/optimus.py and pinned here (CI has no copy of the original).
+ORIGINAL_1003_10_CYCLES = {  # n_iter 1003, beta 1, 10 cycles, ratio_increase 0.25, ratio_zero 0.5: period 100.3
+    0: 0.0, 50: 0.0, 51: 0.0, 75: 0.9571286141575271, 76: 0.9970089730807574, 99: 1.0, 100: 0.0, 150: 0.0,
+    151: 0.0, 175: 0.9571286141575271, 176: 0.9970089730807574, 200: 0.0, 250: 0.0, 251: 0.0, 300: 0.0, 350: 0.0,
+    351: 0.0, 376: 0.9970089730807574, 400: 1.0, 401: 0.0, 451: 0.0, 452: 0.0, 1002: 1.0,
+}  # fmt: skip
+ORIGINAL_37_STEPS = {  # n_iter 37, beta 1, 1 cycle, ratio_increase 0.25, ratio_zero 0.5
+    17: 0.0, 18: 0.0, 19: 0.0, 20: 0.10810810810810811, 21: 0.21621621621621623, 22: 0.32432432432432434,
+    23: 0.43243243243243246, 24: 0.5405405405405406, 25: 0.6486486486486487, 26: 0.7567567567567568,
+    27: 0.8648648648648649, 28: 0.972972972972973, 29: 1.0,
+}  # fmt: skip
+# (n_iter, beta, n_cycles, ratio_increase, ratio_zero) -> (#steps at 0, #steps at beta, sum of the schedule)
+ORIGINAL_SUMMARIES = {
+    (1003, 1.0, 10, 0.25, 0.5): (520, 233, 362.6111665004985),
+    (1003, 0.5, 3, 0.25, 0.5): (507, 247, 186.06031904287136),
+    (100, 1.0, 7, 0.3, 0.4): (49, 23, 39.333333333333336),
+}
+
+
+def test_cyclical_beta_equals_the_originals_frange_cycle_zero_linear_where_cycles_are_not_whole_steps():
+    # a cycle starts at int(c * period) (step 100, 200, 300, 401 here), not one step later
+    assert {s: cyclical_beta(s, 1003, 1.0, 10, 0.25, 0.5) for s in ORIGINAL_1003_10_CYCLES} == ORIGINAL_1003_10_CYCLES
+    # the ramp starts at 0 on the first step after the zero phase, not from the fractional position
+    assert {s: cyclical_beta(s, 37, 1.0, 1, 0.25, 0.5) for s in ORIGINAL_37_STEPS} == ORIGINAL_37_STEPS
+    for (n_iter, beta, cycles, increase, zero), (zeros, tops, total) in ORIGINAL_SUMMARIES.items():
+        schedule = [cyclical_beta(s, n_iter, beta, cycles, increase, zero) for s in range(n_iter)]
+        assert (schedule.count(0.0), schedule.count(beta)) == (zeros, tops)
+        assert_fp32_close(sum(schedule), total)
+    assert cyclical_beta(1003, 1003, 0.5, 10, 0.25, 0.5) == 0.5  # past the end: the plateau
+
+
+def test_original_schedule_length_covers_whole_epochs():
+    # run_lm_vae_training.py: epochs = max_steps // (batches // accumulation) + 1; n_iter = epochs * batches
+    assert original_schedule_length(6, max_steps=8) == 12
+    assert original_schedule_length(6, max_steps=12) == 18  # an epoch boundary still adds one epoch, as there
+    assert original_schedule_length(10, max_steps=7, gradient_accumulation_steps=2) == 20
+    assert original_schedule_length(6, num_train_epochs=2) == 12
+    assert original_schedule_length(6, num_train_epochs=1.5) == 9  # fractional: the batches the run takes
+    args = OptimusTrainingArguments(output_dir="unused", max_steps=8)
+    assert args.beta_schedule_length(6) == 12 and args.beta_schedule_length(None) == 8
+    assert OptimusTrainingArguments(output_dir="unused", max_steps=8, beta_schedule_steps=8).beta_schedule_length(6) == 8
+    with pytest.raises(ValueError, match="beta_schedule_steps"):
+        OptimusTrainingArguments(output_dir="unused", beta_schedule_steps=0)
 
 
 @pytest.mark.parametrize(
@@ -104,9 +156,30 @@ def test_trainer_logs_vae_statistics_and_follows_the_schedule(parts, tmp_path):
         for key in ("loss", "rec_loss", "kl", "kl_thresholded", "beta", "active_units", "mutual_information"):
             assert key in row, key
         assert 0 <= row["active_units"] <= 8
-    # the beta logged at optimizer step s (1-based in the log) is the schedule's value at step s - 1
-    assert [row["beta"] for row in logs] == pytest.approx([cyclical_beta(s, 8, 1.0, 1, 0.25, 0.5) for s in range(8)], abs=1e-4)
-    assert logs[0]["beta"] == 0.0 and logs[-1]["beta"] == 1.0
+    # 24 sentences in batches of 4: 6 batches per epoch; under max_steps 8 the original's schedule spans 2 whole
+    # epochs (12 batches), so the run stops a third of the way up the ramp. The beta logged at optimizer step s
+    # (1-based in the log) is the schedule's value at batch s - 1.
+    expected = [cyclical_beta(s, 12, 1.0, 1, 0.25, 0.5) for s in range(8)]
+    assert [row["beta"] for row in logs] == pytest.approx(expected, abs=1e-4)
+    assert expected == [0.0] * 7 + [1 / 3]
+
+
+def test_schedule_is_indexed_by_batch_under_gradient_accumulation(parts, tmp_path):
+    """As the original's loop, β advances per batch (micro-batch), over a schedule of whole epochs of batches."""
+    seen = []
+
+    class Spy(OptimusTrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if model.training:
+                seen.append(self.schedule_position())
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    model = _model(parts)
+    # 6 batches of 4 per epoch, 2 per optimizer step: 3 updates per epoch; max_steps 4 -> (4 // 3 + 1) epochs of 6
+    args = _args(tmp_path, max_steps=4, gradient_accumulation_steps=2, logging_steps=10)
+    Spy(model=model, args=args, train_dataset=_dataset(model.processor),
+        data_collator=OptimusDataCollator.from_processor(model.processor)).train()
+    assert seen == [(index, 12) for index in range(8)]
 
 
 def test_gradient_accumulation(parts, tmp_path):
@@ -469,7 +542,8 @@ def test_word_dropout_kl_phase_rate_applies_once_beta_is_positive(parts, tmp_pat
         data_collator=OptimusDataCollator.from_processor(model.processor)).train()
     from hf_dgm.training.optimus.trainer import cyclical_beta
 
-    zero_steps = sum(cyclical_beta(step, 16, 1.0, 1, 0.25, 0.5) == 0.0 for step in range(16))
+    # 6 batches per epoch: the schedule spans (16 // 6 + 1) epochs = 18 batches
+    zero_steps = sum(cyclical_beta(step, 18, 1.0, 1, 0.25, 0.5) == 0.0 for step in range(16))
     assert 8 <= zero_steps < 16
     assert len(seen) == zero_steps and all(beta == 0.0 for beta, _ in seen)  # rate 0 once β > 0: not even called
     assert sum(fraction for _, fraction in seen) / len(seen) > 0.75
@@ -509,7 +583,7 @@ def test_plain_decoder_baseline_follows_the_main_jobs_schedule(parts):
                                max_length=16, progress=False, lr_scheduler_type=schedule)
         return torch.cat([p.detach().flatten() for p in decoder.parameters()])
 
-    assert torch.equal(weights_after(1, "linear"), weights_after(1, "constant"))
+    assert_fp32_close(weights_after(1, "linear"), weights_after(1, "constant"))  # two instances: not bitwise
     assert not torch.allclose(weights_after(2, "linear"), weights_after(2, "constant"))
     with pytest.raises(ValueError, match="lr_scheduler_type"):
         weights_after(1, "cosine")

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
         decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,
+        # the schedule spans the run (the original's would span whole epochs: 3 epochs for these 2)
+        beta_schedule_steps=args.max_steps,
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,

@@ -271,7 +271,7 @@ _RECIPE_TRAINING_KEYS = (
     "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps",
     "reconstruction_curve_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
     "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
-    "kl_threshold", "seed", "bf16",
+    "beta_schedule_steps", "kl_threshold", "seed", "bf16",
 )
 
 
@@ -282,6 +282,8 @@ def _recipe_training_args(training_args) -> dict[str, Any]:
         value = getattr(training_args, key, None)
         if key == "max_steps" and (value is None or value < 0):
             continue
+        if key == "beta_schedule_steps" and value is None:
+            continue  # the original's whole-epoch schedule
         if key == "num_train_epochs" and (getattr(training_args, "max_steps", -1) or -1) > 0:
             continue  # max_steps wins: the epoch count was not used
         out[key] = value.value if hasattr(value, "value") else value

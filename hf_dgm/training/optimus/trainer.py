@@ -1,8 +1,12 @@
 """`OptimusTrainer`: `transformers.Trainer` with the cyclical β schedule and dimension-wise KL thresholding of Optimus.
 
-Schedule (the original's `frange_cycle_zero_linear`): the run is split into `beta_n_cycles` periods; in each, β = 0 for
-the first `beta_ratio_zero` of the period, rises linearly to `beta` over the next `beta_ratio_increase`, and stays at
-`beta` for the rest. β is a pure function of the optimizer step, so a resumed run continues at the same point.
+Schedule (the original's `frange_cycle_zero_linear`, value for value, see [`cyclical_beta`]): the schedule is split
+into `beta_n_cycles` periods; in each, β = 0 for the first `beta_ratio_zero` of the period, rises linearly to `beta`
+over the next `beta_ratio_increase`, and stays at `beta` for the rest. Like the original it is indexed by training
+batch (micro-batch under gradient accumulation) and spans whole epochs (`original_schedule_length`: under `max_steps`,
+`(max_steps // updates per epoch + 1)` epochs, so a run that stops mid-epoch stops mid-schedule);
+`beta_schedule_steps` sets another length. β is a pure function of the optimizer step and the micro-batch within it,
+so a resumed run continues at the same point.
 Defaults are the paper's fine-tuning values (1 cycle, ratio_zero 0.5, ratio_increase 0.25, β 1.0, λ 0.5); its
 pretraining used 10 cycles and λ 1.0.
 
@@ -18,7 +22,9 @@ written after it, so the last checkpoint on disk is the last good one (the messa
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -38,17 +44,66 @@ class OptimusTrainingDivergedError(RuntimeError):
     """The training loss became NaN or Inf."""
 
 
+@functools.lru_cache(maxsize=8)
+def _cyclical_schedule(length: int, beta: float, n_cycles: int, ratio_increase: float, ratio_zero: float) -> tuple:
+    """The whole schedule as a tuple of `length` floats (see [`cyclical_beta`]); cached, it is read once per step."""
+    schedule = [beta] * length
+    period = length / n_cycles
+    zero_steps = period * ratio_zero
+    # ratio_increase = 0: the original divides by zero; the limit is one step at 0, then β.
+    increment = beta / (period * ratio_increase) if ratio_increase > 0 else math.inf
+    for cycle in range(n_cycles):
+        start = cycle * period  # a float: the cycle starts at int(i + start), as in the original
+        value, i = 0.0, 0
+        while value <= beta:
+            index = int(i + start)
+            if index >= length:
+                break
+            if i < zero_steps:
+                schedule[index] = 0.0
+            else:
+                schedule[index] = value
+                value += increment  # accumulated like the original, so the ramp's rounding is the same
+            i += 1
+    return tuple(schedule)
+
+
 def cyclical_beta(step: int, total_steps: int, beta: float, n_cycles: int, ratio_increase: float, ratio_zero: float) -> float:
-    """β at optimizer step `step` (0-based) of a `total_steps` run (see the module docstring)."""
-    if total_steps <= 0:
-        return beta
-    period = total_steps / n_cycles
-    position = (step % period) / period  # in [0, 1)
-    if position < ratio_zero:
-        return 0.0
-    if ratio_increase > 0 and position < ratio_zero + ratio_increase:
-        return beta * (position - ratio_zero) / ratio_increase
-    return beta
+    """
+    β at training batch `step` (0-based) of a schedule spanning `total_steps` batches: the original's
+    `frange_cycle_zero_linear(total_steps, 0, beta, n_cycles, ratio_increase, ratio_zero)[step]`, value for value.
+
+    Each of the `n_cycles` periods (`total_steps / n_cycles` batches, not necessarily whole) starts at batch
+    `int(c · period)`; its first `ceil(period · ratio_zero)` batches have β = 0, then β rises from 0 (that batch
+    included) by `beta / (period · ratio_increase)` per batch, accumulated as a running sum, for as long as the
+    running value has not passed `beta`; every batch the ramps do not reach stays at `beta`. A step past the end of
+    the schedule gets `beta`.
+    """
+    if total_steps <= 0 or step >= total_steps:
+        return float(beta)
+    if step < 0:
+        raise ValueError(f"`step` must be >= 0; got {step}")
+    return _cyclical_schedule(int(total_steps), float(beta), int(n_cycles), float(ratio_increase), float(ratio_zero))[step]
+
+
+def original_schedule_length(
+    batches_per_epoch: int, max_steps: int = -1, num_train_epochs: float = 1.0, gradient_accumulation_steps: int = 1
+) -> int:
+    """
+    Length of the β schedule in batches, as the original's `run_lm_vae_training.py` sizes it: whole epochs of
+    `batches_per_epoch` batches — `num_train_epochs` of them, or under `max_steps > 0`
+    `max_steps // (batches_per_epoch // gradient_accumulation_steps) + 1` (one more epoch than the steps need when
+    they end on an epoch boundary, as there). A fractional `num_train_epochs` (which the original cannot run: it
+    truncates the count) spans the batches the run takes, `ceil(num_train_epochs · batches_per_epoch)`.
+    """
+    if batches_per_epoch < 1:
+        raise ValueError(f"`batches_per_epoch` must be >= 1; got {batches_per_epoch}")
+    if max_steps is not None and max_steps > 0:
+        updates_per_epoch = max(1, batches_per_epoch // gradient_accumulation_steps)
+        return (max_steps // updates_per_epoch + 1) * batches_per_epoch
+    if float(num_train_epochs).is_integer():
+        return int(num_train_epochs) * batches_per_epoch
+    return math.ceil(num_train_epochs * batches_per_epoch)
 
 
 @dataclass
@@ -60,6 +115,14 @@ class OptimusTrainingArguments(TrainingArguments):
     beta_n_cycles: int = field(default=1, metadata={"help": "number of β cycles over the run (pretraining: 10)"})
     beta_ratio_zero: float = field(default=0.5, metadata={"help": "fraction of each cycle with β = 0"})
     beta_ratio_increase: float = field(default=0.25, metadata={"help": "fraction of each cycle where β rises"})
+    beta_schedule_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "length of the β schedule in training batches (micro-batches under gradient accumulation). "
+            "None = the original's: whole epochs, `num_train_epochs` of them or, under `max_steps`, "
+            "`max_steps // updates_per_epoch + 1`; set it to `max_steps` to fit the schedule to a max_steps run"
+        },
+    )
     kl_threshold: float = field(default=0.5, metadata={"help": "dimension-wise KL threshold λ (pretraining: 1.0)"})
     latent_stats_window: int = field(default=512, metadata={"help": "posteriors kept for AU/MI logging"})
     au_threshold: float = field(default=0.01, metadata={"help": "variance threshold of an active unit"})
@@ -128,6 +191,10 @@ class OptimusTrainingArguments(TrainingArguments):
             self.latent_lr_multiplier, "latent_lr_multiplier", minimum=0.0, exclusive_minimum=True
         )
         super().__post_init__()
+        if self.beta_schedule_steps is not None and (
+            not isinstance(self.beta_schedule_steps, int) or self.beta_schedule_steps < 1
+        ):
+            raise ValueError(f"`beta_schedule_steps` must be None or an int >= 1; got {self.beta_schedule_steps!r}")
         if self.beta_n_cycles < 1:
             raise ValueError(f"`beta_n_cycles` must be >= 1; got {self.beta_n_cycles}")
         if not (0 <= self.beta_ratio_zero <= 1 and 0 <= self.beta_ratio_increase <= 1):
@@ -154,9 +221,23 @@ class OptimusTrainingArguments(TrainingArguments):
             setattr(self, name, rate)
 
     def beta_at(self, step: int, total_steps: int) -> float:
-        """β of optimizer step `step` (0-based) of a `total_steps` run under this schedule."""
+        """β of training batch `step` (0-based) of a schedule spanning `total_steps` batches (see [`cyclical_beta`])."""
         return cyclical_beta(
             step, total_steps, self.beta, self.beta_n_cycles, self.beta_ratio_increase, self.beta_ratio_zero
+        )
+
+    def beta_schedule_length(self, batches_per_epoch: int | None) -> int:
+        """
+        Batches the β schedule spans: `beta_schedule_steps` when set; else the original's whole epochs
+        ([`original_schedule_length`]) of `batches_per_epoch`; for a data loader without a length (then `max_steps`
+        is set), the batches of the run, `max_steps × gradient_accumulation_steps`.
+        """
+        if self.beta_schedule_steps is not None:
+            return self.beta_schedule_steps
+        if batches_per_epoch is None:
+            return max(self.max_steps, 0) * self.gradient_accumulation_steps
+        return original_schedule_length(
+            batches_per_epoch, self.max_steps, self.num_train_epochs, self.gradient_accumulation_steps
         )
 
     def word_dropout_at(self, beta: float) -> float:
@@ -182,9 +263,16 @@ class ReconstructionCurveCallback(TrainerCallback):
         self.processor, self.sentences, self.every, self.max_length = processor, list(sentences), every, max_length
         self.points: list[dict] = []
         self._started = self._spent = 0.0
+        self.trainer = None  # set by OptimusTrainer.train: the β of the step just taken comes from it
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started, self._spent = time.perf_counter(), 0.0
+
+    def _beta_of_last_step(self, args, state) -> float:
+        if self.trainer is not None and self.trainer.last_beta is not None:
+            return self.trainer.last_beta
+        gas = args.gradient_accumulation_steps
+        return args.beta_at(state.global_step * gas - 1, args.beta_schedule_steps or state.max_steps * gas)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every and state.global_step != state.max_steps:
@@ -200,7 +288,7 @@ class ReconstructionCurveCallback(TrainerCallback):
         self.points.append({
             "step": state.global_step,
             "train_seconds": round(began - self._started - self._spent, 1),
-            "beta": args.beta_at(state.global_step - 1, state.max_steps),  # of the step just taken
+            "beta": self._beta_of_last_step(args, state),
             "reconstruction_bleu": round(scores["bleu"], 2),
             "reconstruction_exact_match": scores["exact_match"],
         })
@@ -222,6 +310,10 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
             raise ValueError("OptimusTrainer needs `OptimusTrainingArguments` (it carries the β schedule and λ)")
         self._reset_window()
         self._decoder_frozen = False
+        self._batches_per_epoch: int | None = None  # of the training data loader, set when training starts
+        self._updates_per_epoch: int | None = None
+        self._micro = (-1, 0)  # (global step, micro-batch index within it) of the current training batch
+        self.last_beta: float | None = None  # β of the last training batch
 
     # ------------------------------------------------------------------ decoder freezing
     def _set_decoder_frozen(self, model, frozen: bool) -> None:
@@ -237,17 +329,51 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
 
     def training_step(self, model, inputs, *args, **kwargs):
         self._set_decoder_frozen(model, self.state.global_step < self.args.decoder_freeze_steps)
+        step, micro = self._micro
+        self._micro = (self.state.global_step, micro + 1 if step == self.state.global_step else 0)
         return super().training_step(model, inputs, *args, **kwargs)
 
+    def set_initial_training_values(self, args, dataloader, *rest, **kwargs):
+        """Trainer's step counts; also records the batches per epoch that the β schedule is sized by."""
+        values = super().set_initial_training_values(args, dataloader, *rest, **kwargs)
+        try:
+            self._batches_per_epoch = len(dataloader)
+        except TypeError:  # an iterable dataset without a length
+            self._batches_per_epoch = None
+        self._updates_per_epoch = values[1]
+        return values
+
     def train(self, *args, **kwargs):
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, ReconstructionCurveCallback):
+                callback.trainer = self
         try:
             return super().train(*args, **kwargs)
         finally:  # the returned model is trainable again, also when the run is shorter than the freeze
             self._set_decoder_frozen(self.model, False)
 
     # ------------------------------------------------------------------ schedule
+    def schedule_position(self) -> tuple[int, int]:
+        """
+        (index of the current training batch in the β schedule, schedule length), as the original counts: batch
+        `epoch × batches_per_epoch + batch within the epoch`, from the optimizer step and the micro-batch within it.
+        Before training has sized the data loader, the run's `max_steps × gradient_accumulation_steps` batches.
+        """
+        gas = self.args.gradient_accumulation_steps
+        step, micro = self._micro
+        if step != self.state.global_step:
+            micro = 0
+        step = self.state.global_step
+        if self._batches_per_epoch is None or not self._updates_per_epoch:
+            length = self.args.beta_schedule_steps or self.state.max_steps * gas
+            return step * gas + micro, length
+        epoch, update = divmod(step, self._updates_per_epoch)
+        index = epoch * self._batches_per_epoch + update * gas + micro
+        return index, self.args.beta_schedule_length(self._batches_per_epoch)
+
     def current_beta(self) -> float:
-        return self.args.beta_at(self.state.global_step, self.state.max_steps)
+        """β of the current training batch (see [`schedule_position`])."""
+        return self.args.beta_at(*self.schedule_position())
 
     # ------------------------------------------------------------------ optimizer
     LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
@@ -279,6 +405,8 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         beta = self.current_beta() if model.training else self.args.beta
+        if model.training:
+            self.last_beta = beta
         rate = self.args.word_dropout_at(beta) if model.training else 0.0
         if rate > 0:
             inputs = self._word_dropout(model, inputs, rate)
@@ -375,4 +503,10 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         super().log(logs, *args, **kwargs)
 
 
-__all__ = ["OptimusTrainer", "OptimusTrainingArguments", "OptimusTrainingDivergedError", "cyclical_beta"]
+__all__ = [
+    "OptimusTrainer",
+    "OptimusTrainingArguments",
+    "OptimusTrainingDivergedError",
+    "cyclical_beta",
+    "original_schedule_length",
+]
