@@ -57,10 +57,44 @@ def test_hand_computed_episode_scores(data):
     assert loop["ndtw"] == pytest.approx(math.exp(-AB / (3 * 2)))
     stay = per["8_1"]  # never moved: 2 m from the goal is still a success (strict < 3)
     assert stay["success"] == 1.0 and stay["spl"] == 1.0 and stay["trajectory_length"] == 0.0
-    assert summary["num_episodes"] == 7
-    assert summary["success_rate"] == pytest.approx(6 / 7)
-    assert summary["oracle_success_rate"] == pytest.approx(6 / 7)
-    assert summary["spl"] == pytest.approx((2 + 0.25 + 3) / 7)
+    # the official evaluator scores three instructions per path: 8_3 (a fourth) is reported apart
+    assert "8_3" not in per
+    assert summary["num_episodes"] == 6 and summary["num_extra_instructions"] == 1
+    assert summary["success_rate"] == pytest.approx(5 / 6)
+    assert summary["oracle_success_rate"] == pytest.approx(5 / 6)
+    assert summary["spl"] == pytest.approx((2 + 0.25 + 2) / 6)
+    assert summary["extra_instructions"]["num_episodes"] == 1 and summary["extra_instructions"]["success_rate"] == 1.0
+    # every instruction (R2R-EnvDrop's evaluator)
+    every, per_all = score_submission(submission(), R2RDataset.load(data, "val_seen"), graphs, instructions_per_path=None)
+    assert every["num_episodes"] == 7 and "8_3" in per_all
+    assert every["num_extra_instructions"] == 0 and every["extra_instructions"] is None
+    assert every["success_rate"] == pytest.approx(6 / 7)
+    assert every["oracle_success_rate"] == pytest.approx(6 / 7)
+    assert every["spl"] == pytest.approx((2 + 0.25 + 3) / 7)
+
+
+def test_official_instruction_count_on_a_split_with_a_four_instruction_path(data):
+    """Pins what benchmarks/parity/r2r_eval.py established against Matterport3DSimulator's tasks/R2R/eval.py: a path
+    with four instructions contributes three to the official score (val_seen: 1020 scored, not 1021), and the
+    fourth is neither required nor averaged."""
+    graphs = NavGraphs.from_dir(data / "connectivity")
+    episodes = R2RDataset.load(data, "val_seen")
+    assert len(episodes) == 7
+    without_fourth = [e for e in submission() if e["instr_id"] != "8_3"]
+    summary, per = score_submission(without_fourth, episodes, graphs)  # the official evaluator accepts this
+    assert summary["num_episodes"] == 6 and sorted(per) == ["7_0", "7_1", "7_2", "8_0", "8_1", "8_2"]
+    assert summary["num_extra_instructions"] == 1 and summary["extra_instructions"] is None
+    # a failing fourth instruction changes nothing in the official figures
+    failing = submission(**{"8_3": traj("D", "A", "B", "C")})
+    assert score_submission(failing, episodes, graphs)[0]["success_rate"] == summary["success_rate"]
+    assert score_submission(failing, episodes, graphs)[0]["extra_instructions"]["success_rate"] == 0.0
+    with pytest.raises(ValueError, match="missing instruction id.*8_3"):
+        score_submission(without_fourth, episodes, graphs, instructions_per_path=None)
+    with pytest.raises(ValueError, match="instructions_per_path"):
+        score_submission(submission(), episodes, graphs, instructions_per_path=0)
+    # plain rows without `instruction_index` (e.g. hand-built lists) take k from the instr_id
+    rows = [{k: v for k, v in row.items() if k != "instruction_index"} for row in episodes.to_list()]
+    assert score_submission(submission(), rows, graphs)[0]["num_episodes"] == 6
 
 
 def test_errors_name_the_item(data):
@@ -70,7 +104,7 @@ def test_errors_name_the_item(data):
         (submission(**{"7_1": traj("A", "C")}), "7_1.*along no edge"),
         (submission(**{"7_1": traj("B", "C")}), "7_1.*starts at 'B'"),
         (submission(**{"8_2": traj("D", "Q")}), "8_2.*unknown viewpoint 'Q'"),
-        ([e for e in submission() if e["instr_id"] != "8_3"], "missing instruction id.*8_3"),
+        ([e for e in submission() if e["instr_id"] != "8_2"], "missing instruction id.*8_2"),
         (submission(**{"7_2": []}), "7_2.*non-empty"),
     ]
     for sub, message in cases:
@@ -92,6 +126,15 @@ def test_strict_threshold_and_evaluate_module(data):
     assert collapse_repeats(["a", "a", "b", "b", "a"]) == ["a", "b", "a"]
     with pytest.raises(ValueError, match="episode-x.*along no edge"):
         metric.compute(predictions=[["A", "C"]], references=[["A", "B", "C"]], scans=[vln_tiny.SCAN],
+                       connectivity_dir=str(data / "connectivity"), ids=["episode-x"], instructions_per_path=None)
+    # with instruction ids, the official three per path are averaged and a fourth is reported apart
+    official = metric.compute(predictions=[["A"], ["A", "B"], ["A", "B"], ["A"]], references=[["A", "B"]] * 4,
+                              scans=[vln_tiny.SCAN] * 4, connectivity_dir=str(data / "connectivity"),
+                              ids=["5_0", "5_1", "5_2", "5_3"])  # fmt: skip
+    assert official["num_episodes"] == 3 and official["success_rate"] == pytest.approx(2 / 3)
+    assert official["num_extra_instructions"] == 1 and official["extra_instructions"]["success_rate"] == 0.0
+    with pytest.raises(ValueError, match="path_id"):
+        metric.compute(predictions=[["A"]], references=[["A", "B"]], scans=[vln_tiny.SCAN],
                        connectivity_dir=str(data / "connectivity"), ids=["episode-x"])
 
 
@@ -101,9 +144,13 @@ def test_cli_table_and_json(data, tmp_path, capsys):
     out = tmp_path / "m" / "metrics.json"
     assert evaluate_main(["vln", "--predictions", str(preds), "--split", "val_seen", "--data", str(data), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "success_rate" in printed and "0.8571" in printed
+    assert "success_rate" in printed and "0.8333" in printed
     metrics = json.loads(out.read_text())
-    assert list(metrics) == ["trajectory_length", "nav_error", "oracle_success_rate", "success_rate", "spl", "ndtw", "sdtw", "num_episodes"]
-    assert metrics["num_episodes"] == 7
+    assert list(metrics) == ["trajectory_length", "nav_error", "oracle_success_rate", "success_rate", "spl", "ndtw",
+                             "sdtw", "num_episodes", "num_extra_instructions", "extra_instructions"]  # fmt: skip
+    assert metrics["num_episodes"] == 6 and metrics["extra_instructions"]["num_episodes"] == 1
+    assert evaluate_main(["vln", "--predictions", str(preds), "--split", "val_seen", "--data", str(data), "--output",
+                          str(out), "--all_instructions"]) == 0  # fmt: skip
+    assert "0.8571" in capsys.readouterr().out and json.loads(out.read_text())["num_episodes"] == 7
     with pytest.raises(ValueError, match="test split has no goals"):
         evaluate_file(preds, "test", data)

@@ -1,9 +1,22 @@
 """Scoring R2R submissions: `python -m hf_dgm.evaluate vln --predictions preds.json --split val_seen --data DIR`.
 
 Submission format (the R2R leaderboard's): `[{"instr_id": "<path_id>_<k>", "trajectory": [[viewpoint, heading,
-elevation], ...]}, ...]`. Every instruction id of the split must be present (ids not in the split are ignored, as
-the reference evaluator does). `--data DIR` holds `R2R_<split>.json` and `connectivity/`. The `test` split has no
-goals (its scores come only from the leaderboard server), so scoring it is refused.
+elevation], ...]}, ...]`. `--data DIR` holds `R2R_<split>.json` and `connectivity/`. The `test` split has no goals
+(its scores come only from the leaderboard server), so scoring it is refused.
+
+Which instructions are scored. By default exactly as the official evaluator, Matterport3DSimulator's
+`tasks/R2R/eval.py`: the first **three** instructions of every path (`<path_id>_0` … `<path_id>_2`), each of which
+must be in the submission; other ids in the submission are ignored. A few R2R paths carry a fourth instruction
+(one in `val_seen`, fourteen in `train`): they are not part of the official score, so `num_episodes` is 1020 on
+`val_seen`, not 1021. Those extra instructions are reported separately: `num_extra_instructions` counts them, and
+when the submission has trajectories for them, `extra_instructions` holds their own summary (the same metrics).
+`--all_instructions` (`instructions_per_path=None`) scores every instruction instead, as R2R-EnvDrop's and
+PREVALENT_R2R's `r2r_src/eval.py` do (`range(len(item['instructions']))`); their val figures were computed that way.
+
+Where we differ from the official evaluator on purpose: an instruction id submitted twice is an error (the official
+one silently scores the first), and errors are `ValueError`s naming the instruction instead of assertions. The
+summary adds nDTW and SDTW, which the official evaluator does not compute. `benchmarks/parity/r2r_eval.py` runs the
+official evaluator beside this one on the same predictions.
 
 Python: `score_submission(submission, episodes, graphs) -> (summary, per_episode)`.
 """
@@ -18,6 +31,10 @@ from pathlib import Path
 from hf_dgm.vln.data import R2RDataset
 from hf_dgm.vln.graphs import NavGraphs
 from hf_dgm.vln.metrics import score_episode, summarize
+
+
+OFFICIAL_INSTRUCTIONS_PER_PATH = 3
+"""Matterport3DSimulator's `tasks/R2R/eval.py` expects ids `<path_id>_0`, `_1`, `_2` for every path (`range(3)`)."""
 
 
 def load_submission(path: str | os.PathLike) -> list[dict]:
@@ -46,16 +63,52 @@ def _viewpoints(entry: dict, n: int) -> tuple[str, list[str]]:
     return name, viewpoints
 
 
-def score_submission(submission: list[dict], episodes, graphs: NavGraphs, error_margin: float = 3.0):
-    """Score `submission` against `episodes` (an `R2RDataset` dataset or a list of its rows)."""
+def _instruction_index(row: dict) -> int:
+    """k of `<path_id>_<k>`: the row's `instruction_index`, else parsed from its `instr_id`."""
+    if row.get("instruction_index") is not None:
+        return int(row["instruction_index"])
+    _, _, k = str(row["instr_id"]).rpartition("_")
+    if not k.isdigit():
+        raise ValueError(f"instr_id {row['instr_id']!r} is not '<path_id>_<k>': cannot tell which instruction of its path it is")
+    return int(k)
+
+
+def score_submission(
+    submission: list[dict],
+    episodes,
+    graphs: NavGraphs,
+    error_margin: float = 3.0,
+    instructions_per_path: int | None = OFFICIAL_INSTRUCTIONS_PER_PATH,
+):
+    """
+    Score `submission` against `episodes` (an `R2RDataset` dataset or a list of its rows).
+
+    instructions_per_path (`int` or `None`, defaults to 3): score the instructions `k < instructions_per_path` of
+        each path, as the official evaluator does with 3; the others (`k >= instructions_per_path`) are "extra": not
+        required, not in the main summary, summarised apart under `extra_instructions` when submitted. `None`
+        scores every instruction (R2R-EnvDrop's evaluator).
+
+    Returns `(summary, per_episode)`: `summary` has the `hf_dgm.vln.metrics.SUMMARY_KEYS` over the scored
+    instructions, `num_extra_instructions`, and `extra_instructions` (a summary dict, or None when no extra
+    instruction was submitted); `per_episode` maps each scored instruction id to its metrics.
+    """
+    if instructions_per_path is not None and (
+        not isinstance(instructions_per_path, int) or isinstance(instructions_per_path, bool) or instructions_per_path < 1
+    ):
+        raise ValueError(f"instructions_per_path must be a positive int or None; got {instructions_per_path!r}")
     rows = episodes.to_list() if hasattr(episodes, "to_list") else list(episodes)
-    expected = {row["instr_id"]: row for row in rows}
     if any(len(row["path"]) < 2 for row in rows):
         raise ValueError("these episodes have no goals (paths of one viewpoint, as in the test split): nothing to score")
+    expected, extra = {}, {}
+    for row in rows:
+        official = instructions_per_path is None or _instruction_index(row) < instructions_per_path
+        (expected if official else extra)[row["instr_id"]] = row
+    if not expected:
+        raise ValueError("no instruction to score")
     trajectories = {}
     for n, entry in enumerate(submission):
         name, viewpoints = _viewpoints(entry, n)
-        if name in expected:
+        if name in expected or name in extra:
             if name in trajectories:
                 raise ValueError(f"{name}: appears more than once in the submission")
             trajectories[name] = viewpoints
@@ -63,8 +116,19 @@ def score_submission(submission: list[dict], episodes, graphs: NavGraphs, error_
     if missing:
         raise ValueError(f"missing instruction id(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: "
                          f"{len(missing)} of {len(expected)} absent from the submission")
+    per_episode = _score_rows(expected, trajectories, graphs, error_margin)
+    summary = summarize(list(per_episode.values()))
+    summary["num_extra_instructions"] = len(extra)
+    submitted_extra = {k: row for k, row in extra.items() if k in trajectories}
+    summary["extra_instructions"] = (
+        summarize(list(_score_rows(submitted_extra, trajectories, graphs, error_margin).values())) if submitted_extra else None
+    )
+    return summary, per_episode
+
+
+def _score_rows(rows: dict, trajectories: dict, graphs: NavGraphs, error_margin: float) -> dict:
     per_episode = {}
-    for name, row in expected.items():
+    for name, row in rows.items():
         scan = row["scan"]
         graph = graphs.graph(scan)
         distances = graphs.distances(scan)
@@ -81,10 +145,15 @@ def score_submission(submission: list[dict], episodes, graphs: NavGraphs, error_
             name=f"instr_id {name} (scan {scan})",
             error_margin=error_margin,
         )
-    return summarize(list(per_episode.values())), per_episode
+    return per_episode
 
 
-def evaluate_file(predictions: str | os.PathLike, split: str, data: str | os.PathLike) -> dict:
+def evaluate_file(
+    predictions: str | os.PathLike,
+    split: str,
+    data: str | os.PathLike,
+    instructions_per_path: int | None = OFFICIAL_INSTRUCTIONS_PER_PATH,
+) -> dict:
     if not R2RDataset.has_goals(split):
         raise ValueError(
             f"the {split} split has no goals (its paths hold only the start viewpoint); its scores come only from the "
@@ -92,7 +161,7 @@ def evaluate_file(predictions: str | os.PathLike, split: str, data: str | os.Pat
         )
     episodes = R2RDataset.load(data, split)
     graphs = NavGraphs.from_dir(Path(data) / "connectivity", scans=sorted(set(episodes["scan"])))
-    summary, _ = score_submission(load_submission(predictions), episodes, graphs)
+    summary, _ = score_submission(load_submission(predictions), episodes, graphs, instructions_per_path=instructions_per_path)
     return summary
 
 
@@ -101,7 +170,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val_seen", help="R2R split to score against (default: val_seen; not test)")
     parser.add_argument("--data", required=True, help="folder with R2R_<split>.json and connectivity/")
     parser.add_argument("--output", default=None, help="write the metrics JSON here (default: print only)")
+    parser.add_argument(
+        "--all_instructions",
+        action="store_true",
+        help="score every instruction of every path, as R2R-EnvDrop's / PREVALENT_R2R's evaluator does (1021 on "
+        "val_seen), instead of the official Matterport3DSimulator evaluator's first three per path (1020; the "
+        "default; the extra ones are then reported apart as num_extra_instructions / extra_instructions)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
-    return evaluate_file(args.predictions, args.split, args.data)
+    return evaluate_file(
+        args.predictions, args.split, args.data, instructions_per_path=None if args.all_instructions else OFFICIAL_INSTRUCTIONS_PER_PATH
+    )

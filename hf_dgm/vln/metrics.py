@@ -11,7 +11,8 @@ Per episode, with `d` the shortest-path (Dijkstra) distance on the scan's graph,
 - nDTW = exp(−DTW(P, R) / (3.0 · |R|)) with `d` as the DTW cost, after collapsing consecutive repeated viewpoints of
   the trajectory (the originals record one entry per camera turn); SDTW = success · nDTW.
 
-Rates are fractions in [0, 1]. `summarize` averages the per-episode values.
+Rates are fractions in [0, 1]. `summarize` averages the per-episode values. Which instructions of a split are
+averaged (the official evaluator: the first three of each path) is decided in `hf_dgm.vln.evaluation`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,13 @@ between pose translations). TL: trajectory length; NE: distance from the final v
 (strict); OSR: some visited viewpoint < 3 m from the goal; SPL: SR weighted by shortest length / max(TL, shortest);
 nDTW = exp(-DTW / (3 |reference|)) after collapsing repeated consecutive viewpoints; SDTW = SR * nDTW. Rates are
 fractions in [0, 1].
+
+Which episodes count: the official evaluator (Matterport3DSimulator `tasks/R2R/eval.py`) scores the first three
+instructions of each path only; a few R2R paths have a fourth (one in val_seen: 1020 scored instructions, not 1021).
+Given `ids` of the form `<path_id>_<k>`, this metric does the same by default: instructions with
+k >= `instructions_per_path` (3) are left out of the averages and summarised apart under `extra_instructions`
+(`num_extra_instructions` counts them). `instructions_per_path=None` averages every episode (R2R-EnvDrop's
+evaluator). Without `ids`, every episode is averaged (nothing tells which instruction of its path it is).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -25,10 +32,14 @@ Args:
     references (`list` of `list` of `str`): each episode's reference path (start ... goal).
     scans (`list` of `str`): the scan of each episode.
     connectivity_dir (`str`): folder of `<scan>_connectivity.json` files.
-    ids (`list` of `str`, optional): names used in error messages (e.g. instruction ids).
+    ids (`list` of `str`, optional): the instruction ids `<path_id>_<k>`; used in error messages and, with
+        `instructions_per_path`, to leave out instructions the official evaluator does not score.
     error_margin (`float`, defaults to 3.0): success threshold in metres.
+    instructions_per_path (`int` or `None`, defaults to 3): with `ids`, average only instructions k < this (the
+        official evaluator's `range(3)`); `None` averages all.
 Returns:
-    trajectory_length, nav_error, oracle_success_rate, success_rate, spl, ndtw, sdtw (averages), num_episodes.
+    trajectory_length, nav_error, oracle_success_rate, success_rate, spl, ndtw, sdtw (averages), num_episodes,
+    num_extra_instructions, extra_instructions (the same averages over the left-out instructions, or None).
 Raises:
     ValueError naming the episode for an unknown viewpoint, a wrong start, or a move along no edge.
 """
@@ -65,12 +76,29 @@ class R2RNavigation(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/1711.07280", "https://arxiv.org/abs/1907.05446"],
         )
 
-    def _compute(self, predictions, references, scans=None, connectivity_dir=None, ids=None, error_margin=3.0):
+    def _compute(
+        self, predictions, references, scans=None, connectivity_dir=None, ids=None, error_margin=3.0, instructions_per_path=3
+    ):
         if scans is None or connectivity_dir is None:
             raise ValueError("r2r_navigation needs scans= (one per episode) and connectivity_dir=")
         if len(scans) != len(predictions):
             raise ValueError(f"got {len(scans)} scans for {len(predictions)} predictions")
-        names = list(ids) if ids is not None else [f"episode {n}" for n in range(len(predictions))]
+        if ids is not None and len(ids) != len(predictions):
+            raise ValueError(f"got {len(ids)} ids for {len(predictions)} predictions")
+        if instructions_per_path is not None and (
+            not isinstance(instructions_per_path, int) or isinstance(instructions_per_path, bool) or instructions_per_path < 1
+        ):
+            raise ValueError(f"instructions_per_path must be a positive int or None; got {instructions_per_path!r}")
+        names = [str(i) for i in ids] if ids is not None else [f"episode {n}" for n in range(len(predictions))]
+        extra = [False] * len(names)
+        if ids is not None and instructions_per_path is not None:
+            for n, name in enumerate(names):
+                _, _, k = name.rpartition("_")
+                if not k.isdigit():
+                    raise ValueError(
+                        f"id {name!r} is not '<path_id>_<k>': pass instructions_per_path=None to average every episode"
+                    )
+                extra[n] = int(k) >= instructions_per_path
         graphs = vln_graphs.NavGraphs.from_dir(connectivity_dir, scans=sorted(set(scans)))
         scores = []
         for name, trajectory, reference, scan in zip(names, predictions, references, scans):
@@ -87,4 +115,11 @@ class R2RNavigation(evaluate.Metric):
                     error_margin=float(error_margin),
                 )
             )
-        return vln_metrics.summarize(scores)
+        main = [s for s, e in zip(scores, extra) if not e]
+        left_out = [s for s, e in zip(scores, extra) if e]
+        if not main:
+            raise ValueError("every episode is an extra instruction (k >= instructions_per_path): nothing to average")
+        summary = vln_metrics.summarize(main)
+        summary["num_extra_instructions"] = len(left_out)
+        summary["extra_instructions"] = vln_metrics.summarize(left_out) if left_out else None
+        return summary
