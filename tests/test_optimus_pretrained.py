@@ -9,6 +9,7 @@ import torch
 
 import hf_dgm  # noqa: F401
 from hf_dgm import OptimusForConditionalGeneration
+from tolerances import assert_fp32_close
 from hf_dgm.training.offline_assets import minilm_path, offline_parts_available, smollm2_path
 
 pytestmark = pytest.mark.skipif(
@@ -49,7 +50,9 @@ def test_minilm_smollm2_compose_encode_decode_round_trip(tmp_path):
     assert "quantization_config" not in json.loads((tmp_path / "config.json").read_text())["decoder"]
     loaded = OptimusForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert getattr(loaded.decoder, "hf_quantizer", None) is None
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(**batch).logits, out.logits, rtol=0, atol=0)
-    assert torch.equal(loaded.generate(latents=posterior.mean, max_new_tokens=6), seq)
+    saved, restored = model.state_dict(), loaded.state_dict()
+    assert all(torch.equal(saved[name], restored[name]) for name in saved)  # save -> load is bitwise
+    with torch.no_grad():  # two instances: equal up to fp32 kernel choice, not bitwise
+        assert_fp32_close(loaded(**batch).logits, out.logits)
+        assert_fp32_close(loaded.decode(seq, posterior.mean), model.decode(seq, posterior.mean))
     assert loaded.processor.batch_decode(seq) == model.processor.batch_decode(seq)

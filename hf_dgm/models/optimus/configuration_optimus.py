@@ -57,7 +57,8 @@ class OptimusConfig(HubCompatibleConfig):
             `"mask"`: KL_λ = Σ_d KL_d·1[KL_d > λ] (the released code, `fb_mode=1`); `"max"`: Σ_d max(λ, KL_d)
             (the paper's formula; same gradients, different reported loss).
         length_weighted_loss (`bool`, defaults to `False`):
-            Divide each sentence's summed reconstruction loss by its number of target tokens.
+            Divide each sentence's summed reconstruction loss by its number of decoder tokens, `<BOS>` included
+            (the non-pad tokens of `BOS tokens EOS`: one more than the targets), as the original's `VAE.forward`.
         max_new_tokens (`int`, defaults to 40):
             Default generation cap for the latent helpers and pipelines.
         decoder_bos_token_id / decoder_eos_token_id / decoder_pad_token_id (`int`):

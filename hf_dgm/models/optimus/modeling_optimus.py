@@ -62,7 +62,8 @@ class OptimusOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`): mean over the batch of `rec + beta * kl_thresholded`, where `rec`
-            is `reconstruction_loss` (divided by `num_tokens` when `config.length_weighted_loss`).
+            is `reconstruction_loss` (when `config.length_weighted_loss`, divided by the sentence's decoder tokens
+            `BOS … EOS`, i.e. `num_tokens + 1`, as the original).
         reconstruction_loss (`torch.FloatTensor` of shape `(batch_size,)`): −log p(x|z), the token cross-entropy
             summed over each sentence's target tokens (never length-weighted).
         kl (`torch.FloatTensor` of shape `(batch_size,)`): analytic KL(q(z|x) ‖ N(0, I)), not thresholded.
@@ -500,7 +501,10 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         reconstruction_loss = token_nll.sum(-1)
         rec_for_loss = reconstruction_loss
         if self.config.length_weighted_loss:
-            rec_for_loss = reconstruction_loss / num_tokens.clamp(min=1).to(reconstruction_loss.dtype)
+            # The original divides by the non-pad decoder tokens, BOS included (`sent_length` in its VAE.forward):
+            # the labels before the shift, one more than the targets.
+            sentence_length = (labels != -100).sum(-1)
+            rec_for_loss = reconstruction_loss / sentence_length.clamp(min=1).to(reconstruction_loss.dtype)
         per_example = rec_for_loss if kl_thresholded is None else rec_for_loss + beta * kl_thresholded
         loss = per_example.mean()
 
