@@ -21,6 +21,7 @@ from hf_dgm.models.fq_biggan.modeling_fq_biggan import (
     sample_truncated_normal,
 )
 from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+from tolerances import assert_fp32_close
 
 
 def tiny(**overrides) -> FQBigGANConfig:
@@ -234,12 +235,22 @@ def test_discriminator_step_updates_dictionary_and_gives_no_gradient_to_g():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.discriminator_parameters())
 
 
-def test_generator_step_does_not_update_dictionary_and_trains_g():
+def test_generator_step_dictionary_update_follows_the_original_by_default_and_trains_g():
+    # Default: the G step updates the dictionaries from the fakes, as FQ-GAN's train_fns.py (D stays in training mode).
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny()).train()
     before = quantizer_state(model)
-    out = model(mode="generator", labels=torch.tensor([1, 2, 3]))
-    assert same_state(before, quantizer_state(model)), "G step must not update the dictionary"
+    z = torch.randn(3, model.config.dim_z)
+    out = model(mode="generator", labels=torch.tensor([1, 2, 3]), z=z)
+    assert not same_state(before, quantizer_state(model)), "the default G step updates the dictionary"
+    # By hand: the same update is what one training-mode D call on the fakes (with their labels) does.
+    torch.manual_seed(0)
+    reference = FQBigGANForImageGeneration(tiny()).train()
+    with torch.no_grad():
+        images = reference.generator(z, torch.tensor([1, 2, 3]))
+        reference.discriminator(images, torch.tensor([1, 2, 3]), update_dictionary=True)
+    for key, value in quantizer_state(reference).items():
+        assert_fp32_close(quantizer_state(model)[key], value, msg=key)
     assert out.images.shape == (3, 3, 16, 16) and out.labels.tolist() == [1, 2, 3]
     torch.testing.assert_close(out.loss, out.g_loss + out.quantization_loss)
     torch.testing.assert_close(out.g_loss, -out.logits_fake.mean())
@@ -247,6 +258,37 @@ def test_generator_step_does_not_update_dictionary_and_trains_g():
     assert all(p.grad is not None for p in model.generator_parameters())
     out = model(mode="generator", batch_size=5)
     assert out.images.shape[0] == 5 and out.labels.shape == (5,)
+
+
+@pytest.mark.parametrize("how", ["config", "argument"])
+def test_generator_step_can_leave_the_dictionary_alone(how):
+    torch.manual_seed(0)
+    config = tiny(fq_update_in_generator_step=False) if how == "config" else tiny()
+    model = FQBigGANForImageGeneration(config).train()
+    before = quantizer_state(model)
+    kwargs = {"update_dictionary": False} if how == "argument" else {}
+    model(mode="generator", labels=torch.tensor([1, 2, 3]), **kwargs)
+    assert same_state(before, quantizer_state(model)), "G step must not update the dictionary"
+
+
+def test_steps_take_explicit_latents_and_generators():
+    torch.manual_seed(0)
+    model = FQBigGANForImageGeneration(tiny()).eval()  # eval: no state changes between the two calls
+    reals, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([0, 1])
+    a = model(mode="discriminator", pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
+    b = model(mode="discriminator", pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.fakes, b.fakes)  # same process, same kernels, same tensors
+    z, fake_labels = torch.randn(2, model.config.dim_z), torch.tensor([4, 5])
+    c = model(mode="discriminator", pixel_values=reals, labels=labels, z=z, generator_labels=fake_labels)
+    with torch.no_grad():
+        torch.testing.assert_close(c.fakes, model.generator(z, fake_labels))
+    torch.testing.assert_close(c.quantization_loss, c.quantization_loss_real + c.quantization_loss_fake)
+    g = model(mode="generator", z=z, generator_labels=fake_labels, pixel_values=reals)
+    torch.testing.assert_close(g.labels, fake_labels)
+    with pytest.raises(ValueError, match="`z`"):
+        model(mode="generator", z=torch.randn(2, 3), labels=fake_labels)
+    with pytest.raises(TypeError, match="noise"):
+        model(mode="generator", batch_size=2, noise=1)
 
 
 def test_data_initialised_dictionary_in_d_step():

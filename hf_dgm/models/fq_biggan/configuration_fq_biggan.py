@@ -213,6 +213,16 @@ class FQBigGANConfig(HubCompatibleConfig):
         fq_dictionary_init (`str`, defaults to `"randn"`): `"randn"` (the original: N(0, 1) entries; entries unused
             in the first update are lost for good, see [`FeatureQuantizer`]) or `"data"` (not in the original: the
             first D step sets the entries to feature vectors of its batch, so all start in use).
+        fq_zero_debias (`bool`, defaults to `False`): FQ-BigGAN's plain EMA (`False`, the original PyTorch
+            `vq_layer.Quantize`) or TF's zero-debiased EMA (`True`, what FQ-GAN's TensorFlow sub-projects use; see
+            [`FeatureQuantizer`]).
+        fq_update_in_generator_step (`bool`, defaults to `True`): The G step updates the dictionaries a second time,
+            from the fakes, as the original does: its D stays in training mode during the G step
+            (`train.py` sets `D.train()` once per iteration, `train_fns.py` calls `GD(z_, y_, train_G=True)`, and
+            `vq_layer.Quantize.forward` updates whenever `self.training`). `False` (not in the original; our earlier
+            default) updates them in D steps only, so the dictionary tracks D's features of its own batches (real
+            and fake, 1:1) rather than getting one extra fake-only update per G step; it is kept as an option for
+            that reason, but it does not reproduce the released code's dictionaries.
 
     Training defaults (read by the trainer; they do not change the model):
         generator_lr / discriminator_lr (`float`), generator_betas / discriminator_betas (`(float, float)`),
@@ -254,6 +264,8 @@ class FQBigGANConfig(HubCompatibleConfig):
         fq_mode: str = "loss_only",
         fq_eps: float = 1e-5,
         fq_dictionary_init: str = "randn",
+        fq_zero_debias: bool = False,
+        fq_update_in_generator_step: bool = True,
         generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4,
         generator_betas: tuple[float, float] | list[float] = (0.0, 0.999),
@@ -306,6 +318,8 @@ class FQBigGANConfig(HubCompatibleConfig):
         self.fq_mode = fq_mode
         self.fq_eps = fq_eps
         self.fq_dictionary_init = fq_dictionary_init
+        self.fq_zero_debias = fq_zero_debias
+        self.fq_update_in_generator_step = fq_update_in_generator_step
         self.generator_lr = generator_lr
         self.discriminator_lr = discriminator_lr
         self.generator_betas = [float(b) for b in generator_betas]
@@ -423,6 +437,8 @@ class FQBigGANConfig(HubCompatibleConfig):
         if self.bn_eps <= 0 or self.sn_eps <= 0:
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
         validate_feature_quantizer_config(self, num_layers=self.num_discriminator_blocks)
+        if not isinstance(self.fq_update_in_generator_step, bool):
+            raise ValueError(f"`fq_update_in_generator_step` must be a bool, got {self.fq_update_in_generator_step!r}")
         if not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1], got {self.ema_decay}")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:

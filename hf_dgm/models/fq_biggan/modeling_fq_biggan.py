@@ -69,21 +69,27 @@ class FQBigGANDiscriminatorStepOutput(ModelOutput):
         d_loss_fake (`torch.FloatTensor` of shape `()`): Hinge loss on generated images, `mean(relu(1 + D(G(z))))`.
         quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss on real + FQ loss on fake (0 with
             `use_fq=False`).
+        quantization_loss_real / quantization_loss_fake (`torch.FloatTensor` of shape `()`, *optional*): The two
+            terms of `quantization_loss` (the original adds them to `D_loss_real` / `D_loss_fake`; `None` without FQ).
         fq_perplexity (`torch.FloatTensor` of shape `()`, *optional*): Code perplexity over the real+fake batch,
             mean over quantized layers (`None` with `use_fq=False`).
         fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Fraction of entries used, mean over layers.
         logits_real (`torch.FloatTensor` of shape `(B,)`), logits_fake (`torch.FloatTensor` of shape `(B,)`):
             D's scores.
+        fakes (`torch.FloatTensor` of shape `(B, C, H, W)`): The generated images D scored (no gradient to G).
     """
 
     loss: torch.FloatTensor | None = None
     d_loss_real: torch.FloatTensor | None = None
     d_loss_fake: torch.FloatTensor | None = None
     quantization_loss: torch.FloatTensor | None = None
+    quantization_loss_real: torch.FloatTensor | None = None
+    quantization_loss_fake: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
     logits_real: torch.FloatTensor | None = None
     logits_fake: torch.FloatTensor | None = None
+    fakes: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -602,11 +608,18 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
 
     One `forward` per optimisation step, selected by `mode` (so a DDP-wrapped model syncs the right gradients):
 
-    - `mode="discriminator"`: D step. Samples z and (uniformly) the fake classes, generates fakes without gradient to
-      G, runs D on the concatenated `[fake; real]` batch (as BigGAN-PyTorch) and updates the FQ dictionaries — in
-      training mode only, and only in this mode. Returns [`FQBigGANDiscriminatorStepOutput`].
-    - `mode="generator"`: G step. Generates `batch_size` images (random classes) or one per entry of `labels`,
-      scores them with D without touching the dictionaries. Returns [`FQBigGANGeneratorStepOutput`].
+    - `mode="discriminator"`: D step. Samples z and (uniformly) the fake classes (or takes `z`, `generator_labels`),
+      generates fakes without gradient to G, runs D on the concatenated `[fake; real]` batch (as BigGAN-PyTorch)
+      and updates the FQ dictionaries from it (training mode only). Returns [`FQBigGANDiscriminatorStepOutput`].
+    - `mode="generator"`: G step. Generates `batch_size` images (random classes) or one per entry of `labels` (or
+      from `z`), scores them with D. By default (`config.fq_update_in_generator_step=True`) D's quantizers update
+      their dictionaries a second time here, from the fakes, exactly as FQ-GAN's `train_fns.py` does (its D stays
+      in training mode during the G step and `Quantize` updates whenever it is in training mode); D's spectral-norm
+      vectors also advance here, as in the original. Returns [`FQBigGANGeneratorStepOutput`].
+
+    Parity with FQ-GAN's FQ-BigGAN (`benchmarks/parity/fq_biggan.py`): from identical weights and batch, a D step
+    and a G step agree with `train_fns.GAN_training_function` in every logit, loss term, gradient, spectral-norm
+    vector, batch-norm statistic and dictionary buffer (see that script for the figures).
     """
 
     def __init__(self, config: FQBigGANConfig):
@@ -679,6 +692,9 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         generator_labels: torch.LongTensor | None = None,
         step: int | None = None,
         d_step: int | None = None,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        update_dictionary: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FQBigGANDiscriminatorStepOutput | FQBigGANGeneratorStepOutput:
@@ -694,20 +710,36 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
             labels (`torch.LongTensor` of shape `(B,)`): D step: classes of the real images (required if
                 conditional). G step without `pixel_values`: classes to generate (else `batch_size` random classes).
             batch_size (`int`, *optional*): G step without `labels` or `pixel_values`.
-            generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): D step: classes of the fakes (default:
-                uniform random, as the original).
+            generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes of the fakes (default:
+                uniform random, as the original). D step; in a G step an alias of `labels` that wins over
+                `pixel_values` (so a parity script can fix the fakes' classes of both steps).
             step (`int`, *optional*), d_step (`int`, *optional*): The trainer's G / D update counters; FQ-BigGAN has
                 no lazy regularisation and does not use them.
+            z (`torch.FloatTensor` of shape `(B, dim_z)`, *optional*): Latents of the fakes (default: N(0, 1) drawn
+                with `generator`).
+            generator (`torch.Generator`, *optional*): Source of the z and classes drawn when not given (default: the
+                global RNG).
+            update_dictionary (`bool`, *optional*): Whether this step may update the FQ dictionaries (training mode
+                only). Default: always in a D step; in a G step `config.fq_update_in_generator_step` (True: the
+                original's second update from the fakes).
         """
         if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQBigGANForImageGeneration.forward")
+            raise TypeError(f"FQBigGANForImageGeneration.forward got unexpected keyword arguments {sorted(kwargs)}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}")
+        if update_dictionary is not None and not isinstance(update_dictionary, bool):
+            raise ValueError(f"`update_dictionary` must be a bool or None, got {update_dictionary!r}")
         if mode == "discriminator":
-            return self._discriminator_step(pixel_values, labels, generator_labels)
+            return self._discriminator_step(pixel_values, labels, generator_labels, z, generator, update_dictionary)
         if mode == "generator":
+            if update_dictionary is None:
+                update_dictionary = self.config.fq_update_in_generator_step
+            if generator_labels is not None:
+                labels, pixel_values = generator_labels, None
             if pixel_values is not None:
                 self._check_pixels(pixel_values)
-                return self._generator_step(None, pixel_values.shape[0])
-            return self._generator_step(labels, batch_size)
+                return self._generator_step(None, pixel_values.shape[0], z, generator, update_dictionary)
+            return self._generator_step(labels, batch_size, z, generator, update_dictionary)
         raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
 
     def _check_pixels(self, pixel_values) -> None:
@@ -717,7 +749,28 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
             shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
             raise ValueError(f"`pixel_values` must be a (B, {channels}, {size}, {size}) tensor in [-1, 1], got {shape}")
 
-    def _discriminator_step(self, pixel_values, labels, generator_labels) -> FQBigGANDiscriminatorStepOutput:
+    def _latents(self, z, batch: int, device, dtype, generator: torch.Generator | None) -> torch.Tensor:
+        """`z` checked against `(batch, dim_z)`, or drawn from N(0, 1) with `generator`."""
+        if z is None:
+            source = generator.device if generator is not None else device
+            return torch.randn(batch, self.config.dim_z, device=source, dtype=dtype, generator=generator).to(device)
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or tuple(z.shape) != (batch, self.config.dim_z):
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"`z` must be a ({batch}, {self.config.dim_z}) tensor, got {shape}")
+        return z.to(device=device, dtype=dtype)
+
+    def _random_labels(self, batch: int, device, generator: torch.Generator | None) -> torch.LongTensor | None:
+        if generator is None:
+            return self._sample_labels(batch, device)
+        if self.config.num_classes == 0:
+            return None
+        return torch.randint(0, self.config.num_classes, (batch,), device=generator.device, generator=generator).to(
+            device
+        )
+
+    def _discriminator_step(
+        self, pixel_values, labels, generator_labels, z=None, generator=None, update_dictionary=None
+    ) -> FQBigGANDiscriminatorStepOutput:
         if pixel_values is None:
             raise ValueError("mode='discriminator' needs `pixel_values` (real images)")
         self._check_pixels(pixel_values)
@@ -726,46 +779,58 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         if self.config.num_classes and labels is None:
             raise ValueError("this model is class-conditional: pass `labels` of the real images")
         generator_labels = self._check_labels(generator_labels, batch, "generator_labels")
-        if generator_labels is None:
-            generator_labels = self._sample_labels(batch, pixel_values.device)
+        if generator_labels is None:  # classes before z: the draw order of the global RNG as before z was a parameter
+            generator_labels = self._random_labels(batch, pixel_values.device, generator)
+        z = self._latents(z, batch, pixel_values.device, pixel_values.dtype, generator)
 
-        z = torch.randn(batch, self.config.dim_z, device=pixel_values.device, dtype=pixel_values.dtype)
         with torch.no_grad():
             fakes = self.generator(z, generator_labels)
         images = torch.cat([fakes, pixel_values], dim=0)
         both_labels = torch.cat([generator_labels, labels], dim=0) if labels is not None else None
-        scores = self.discriminator(images, both_labels, update_dictionary=True)
+        scores = self.discriminator(
+            images, both_labels, update_dictionary=True if update_dictionary is None else update_dictionary
+        )
         logits_fake, logits_real = scores.logits[:batch], scores.logits[batch:]
         d_loss_real, d_loss_fake = hinge_discriminator_loss(logits_real, logits_fake)
         if scores.quantization_loss is not None:
-            quantization_loss = scores.quantization_loss[:batch].mean() + scores.quantization_loss[batch:].mean()
+            quantization_loss_real = scores.quantization_loss[batch:].mean()
+            quantization_loss_fake = scores.quantization_loss[:batch].mean()
+            quantization_loss = quantization_loss_real + quantization_loss_fake
         else:
+            quantization_loss_real = quantization_loss_fake = None
             quantization_loss = torch.zeros((), device=pixel_values.device)
         return FQBigGANDiscriminatorStepOutput(
             loss=d_loss_real + d_loss_fake + quantization_loss,
             d_loss_real=d_loss_real,
             d_loss_fake=d_loss_fake,
             quantization_loss=quantization_loss,
+            quantization_loss_real=quantization_loss_real,
+            quantization_loss_fake=quantization_loss_fake,
             fq_perplexity=scores.fq_perplexity,
             fq_usage=scores.fq_usage,
             logits_real=logits_real,
             logits_fake=logits_fake,
+            fakes=fakes,
         )
 
-    def _generator_step(self, labels, batch_size) -> FQBigGANGeneratorStepOutput:
+    def _generator_step(
+        self, labels, batch_size, z=None, generator=None, update_dictionary: bool = True
+    ) -> FQBigGANGeneratorStepOutput:
         device = self.device
         labels = self._check_labels(labels, batch_size)
         if labels is not None:
             batch_size = labels.shape[0]
-        elif batch_size is None:
-            raise ValueError("mode='generator' needs `labels` or `batch_size`")
-        elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        elif batch_size is None and z is not None and isinstance(z, torch.Tensor) and z.dim() == 2:
+            batch_size = z.shape[0]
+        if labels is None and batch_size is None:
+            raise ValueError("mode='generator' needs `labels`, `z` or `batch_size`")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        else:
-            labels = self._sample_labels(batch_size, device)
-        z = torch.randn(batch_size, self.config.dim_z, device=device)
+        if labels is None:
+            labels = self._random_labels(batch_size, device, generator)
+        z = self._latents(z, batch_size, device, self.dtype, generator)
         images = self.generator(z, labels)
-        scores = self.discriminator(images, labels, update_dictionary=False)
+        scores = self.discriminator(images, labels, update_dictionary=update_dictionary)
         g_loss = hinge_generator_loss(scores.logits)
         if scores.quantization_loss is not None:
             quantization_loss = scores.quantization_loss.mean()
