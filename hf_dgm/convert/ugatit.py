@@ -4,6 +4,7 @@ Usage:
 
     python -m hf_dgm.convert ugatit --checkpoint selfie2anime_params_latest.pt --out ugatit-dir
     python -m hf_dgm.convert ugatit --checkpoint X.pt --out dir --use_fq      # add fresh quantizers to fine-tune FQ
+    python -m hf_dgm.convert ugatit --checkpoint old.pt --out dir --norm_variance nested_unbiased  # port < f7a4b59
 
 The checkpoint is one `torch.save` dict with the state dicts `genA2B`, `genB2A`, `disGA`, `disGB`, `disLA`,
 `disLB` (what the port's `save()` writes), read with `torch.load(..., weights_only=True)`. A DataParallel
@@ -17,10 +18,13 @@ The checkpoint is one `torch.save` dict with the state dicts `genA2B`, `genB2A`,
 - `ndf` and the global/local discriminator depths: `disGA`/`disLA` `model.{3j+1}.weight_orig` (`n_layers − 1`
   convolutions, the first `(ndf, C, 4, 4)`).
 
-The port computes AdaLIN/ILN variances as nested unbiased variances; the converted config sets
-`norm_variance="ugatit_pytorch"` so the outputs are the port's. Spectral-norm tensors (`weight_orig`, `weight_u`,
-`weight_v` of `torch.nn.utils.spectral_norm`) map to `torch.nn.utils.parametrizations.spectral_norm`'s
-(`parametrizations.weight.original`, `._u`, `._v`): in eval mode both normalise by `uᵀ W v` with the stored vectors.
+AdaLIN/ILN variances: the port computes unbiased variances over the normalised axes (`torch.var(x, dim=[2, 3])`,
+`torch.var(x, dim=[1, 2, 3])`) since its commit f7a4b59 (2019-08-27); the converted config sets
+`norm_variance="unbiased"` so the outputs are the port's. A checkpoint trained with the port before that commit
+(nested `torch.var(torch.var(x, 2), 3)`) needs `--norm_variance nested_unbiased`. Spectral-norm tensors
+(`weight_orig`, `weight_u`, `weight_v` of `torch.nn.utils.spectral_norm`) map to the parametrization's
+(`parametrizations.weight.original`, `._u`, `._v`): in eval mode both normalise by `uᵀ W v` with the stored vectors,
+and the model's default `spectral_norm_order="v_then_u"` also updates them in training as the port's hook does.
 Checkpoints from torch < 1.1 (no `weight_v`) are refused. Without `--use_fq` the result is plain U-GAT-IT
 (`use_fq=False`, the port has no quantizer). The folder is written with `save_pretrained` (safetensors) and
 reloaded once to check it.
@@ -95,8 +99,21 @@ def _discriminator_depth(state: dict, name: str) -> tuple[int, int]:
     return len(conv_ids) + 1, int(state["model.1.weight_orig"].shape[0])
 
 
-def infer_config(states: dict[str, dict[str, torch.Tensor]], image_size: int | None = None, **overrides) -> FQUGATITConfig:
-    """Build the [`FQUGATITConfig`] that the shapes of the port's state dicts describe."""
+PORT_NORM_VARIANCES = ("unbiased", "nested_unbiased")
+
+
+def infer_config(
+    states: dict[str, dict[str, torch.Tensor]],
+    image_size: int | None = None,
+    norm_variance: str = "unbiased",
+    **overrides,
+) -> FQUGATITConfig:
+    """Build the [`FQUGATITConfig`] that the shapes of the port's state dicts describe.
+
+    `norm_variance`: `"unbiased"` (the port since commit f7a4b59, default) or `"nested_unbiased"` (the port before
+    it); the shapes cannot tell them apart."""
+    if norm_variance not in PORT_NORM_VARIANCES:
+        raise ValueError(f"`norm_variance` of a UGATIT-pytorch checkpoint must be one of {PORT_NORM_VARIANCES}, got {norm_variance!r}")
     gen = states["genA2B"]
     try:
         stem = gen["DownBlock.1.weight"]
@@ -137,7 +154,7 @@ def infer_config(states: dict[str, dict[str, torch.Tensor]], image_size: int | N
         ndf=ndf,
         global_discriminator_layers=global_layers,
         local_discriminator_layers=local_layers,
-        norm_variance="ugatit_pytorch",
+        norm_variance=norm_variance,
         use_fq=False,
     )
     kwargs.update(overrides)
@@ -202,13 +219,18 @@ def convert_state_dicts(states: dict[str, dict[str, torch.Tensor]]) -> dict[str,
     return out
 
 
-def convert(states: dict[str, dict[str, torch.Tensor]], image_size: int | None = None, use_fq: bool = False) -> FQUGATITModel:
-    """Build an [`FQUGATITModel`] holding the port's weights (eval mode)."""
+def convert(
+    states: dict[str, dict[str, torch.Tensor]],
+    image_size: int | None = None,
+    use_fq: bool = False,
+    norm_variance: str = "unbiased",
+) -> FQUGATITModel:
+    """Build an [`FQUGATITModel`] holding the port's weights (eval mode). `norm_variance`: see [`infer_config`]."""
     if any("weight_orig" in k and k.replace("weight_orig", "weight_v") not in s for s in states.values() for k in s):
         raise ValueError(
             "spectral-norm `weight_v` tensors are missing (a checkpoint of torch < 1.1): re-save it with a newer torch"
         )
-    config = infer_config(states, image_size=image_size, use_fq=use_fq)
+    config = infer_config(states, image_size=image_size, norm_variance=norm_variance, use_fq=use_fq)
     model = FQUGATITModel(config)
     mapped = convert_state_dicts(states)
     target = model.state_dict()
@@ -230,12 +252,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image_size", type=int, default=None,
         help="resolution of a light model (its weights do not fix it; default 256); checked for the full model",
     )  # fmt: skip
+    parser.add_argument(
+        "--norm_variance", choices=PORT_NORM_VARIANCES, default="unbiased",
+        help="AdaLIN/ILN variance of the port that trained the checkpoint: 'unbiased' (default; torch.var(x, "
+        "dim=[2, 3]) and dim=[1, 2, 3], UGATIT-pytorch's networks.py since commit f7a4b59, 2019-08-27) or "
+        "'nested_unbiased' (torch.var(torch.var(x, 2), 3), the port before that commit: only for checkpoints "
+        "trained with that older code)",
+    )  # fmt: skip
     parser.add_argument("--use_fq", action="store_true", help="add freshly initialised quantizers (to fine-tune FQ)")
 
 
 def run(args: argparse.Namespace) -> int:
     states = load_port_checkpoint(args.checkpoint)
-    model = convert(states, image_size=args.image_size, use_fq=args.use_fq)
+    model = convert(states, image_size=args.image_size, use_fq=args.use_fq, norm_variance=args.norm_variance)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     reloaded = FQUGATITModel.from_pretrained(args.out)
@@ -246,9 +275,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"converted {args.checkpoint} -> {args.out}: ngf={c.ngf}, n_res_blocks={c.n_res_blocks}, light={c.light}, "
         f"image_size={c.image_size}, ndf={c.ndf}, discriminator layers {c.global_discriminator_layers}/"
-        f"{c.local_discriminator_layers}, use_fq={c.use_fq}"
+        f"{c.local_discriminator_layers}, norm_variance={c.norm_variance}, use_fq={c.use_fq}"
     )
     return 0
 
 
-__all__ = ["add_arguments", "convert", "convert_state_dicts", "infer_config", "load_port_checkpoint", "run"]
+__all__ = ["PORT_NORM_VARIANCES", "add_arguments", "convert", "convert_state_dicts", "infer_config", "load_port_checkpoint", "run"]

@@ -3,13 +3,20 @@ discriminators (Zhao et al., ICML 2020)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...modules.feature_quantizer import validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
 
 
-NORM_VARIANCES = ("moments", "ugatit_pytorch")
+logger = logging.getLogger(__name__)
+
+# AdaLIN/ILN variance conventions (see `FQUGATITConfig.norm_variance`).
+NORM_VARIANCES = ("unbiased", "nested_unbiased", "moments")
+# Value written by hf-dgm before the port's current variance became the default: it meant the nested form.
+LEGACY_NORM_VARIANCES = {"ugatit_pytorch": "nested_unbiased"}
+SPECTRAL_NORM_ORDERS = ("v_then_u", "u_then_v")
 
 
 class FQUGATITConfig(HubCompatibleConfig):
@@ -36,13 +43,24 @@ class FQUGATITConfig(HubCompatibleConfig):
             stride-2 convolutions, one stride-1 convolution, then the CAM block and the output convolution.
         local_discriminator_layers (`int`, defaults to 5): `n_layers` of the local discriminators.
         norm_eps (`float`, defaults to 1e-5): ε of the instance/layer norms.
-        norm_variance (`str`, defaults to `"moments"`): How AdaLIN/ILN compute the variance. `"moments"`: the biased
-            variance over the normalised axes, as the TensorFlow original (`tf.nn.moments`). `"ugatit_pytorch"`: what
-            the PyTorch port computes (unbiased variance along H, then the unbiased variance of that along W for the
-            instance statistics; likewise nested over C, H, W for the layer statistics); the converter sets it so
-            converted checkpoints give the port's outputs.
+        norm_variance (`str`, defaults to `"unbiased"`): How AdaLIN/ILN compute their variances.
+            `"unbiased"`: the unbiased variance over (H, W) for the instance statistics and over (F, H, W) for the
+            layer statistics (`torch.var(x, dim=[2, 3])`, `torch.var(x, dim=[1, 2, 3])`), what the PyTorch port
+            znxlwm/UGATIT-pytorch computes since commit f7a4b59 (2019-08-27); the default and what the converter sets.
+            `"nested_unbiased"`: the port's earlier form, an unbiased variance along H then the unbiased variance of
+            that along W (`torch.var(torch.var(x, 2), 3)`; likewise nested over F, H, W for the layer statistics),
+            only for checkpoints trained with the port before f7a4b59 (`--norm_variance nested_unbiased` in the
+            converter). `"moments"`: the biased variance, as the TensorFlow originals (`tf.nn.moments`). The value
+            `"ugatit_pytorch"` written by earlier hf-dgm versions is read as `"nested_unbiased"` (what it computed),
+            with a warning: such a folder converted from a post-f7a4b59 checkpoint should be converted again.
         leaky_relu_slope (`float`, defaults to 0.2): Negative slope of the discriminators' LeakyReLUs.
         spectral_norm_eps (`float`, defaults to 1e-12): ε of the spectral normalisation (torch's default).
+        spectral_norm_order (`str`, defaults to `"v_then_u"`): Order of the one power iteration each training-mode
+            forward of a spectral-normalised layer runs. `"v_then_u"`: `v ← normalize(Wᵀu)`, then `u ← normalize(Wv)`,
+            as `torch.nn.utils.spectral_norm` (the hook API the port uses), so training steps equal the port's.
+            `"u_then_v"`: `u` first, as `torch.nn.utils.parametrizations.spectral_norm`; what hf-dgm trained with
+            before this option existed, kept to reproduce those runs. Both normalise by `uᵀ W v` with the stored
+            vectors; in eval mode (no iteration) they give identical outputs.
         use_fq (`bool`, defaults to `True`): Feature quantizers in the global discriminators. `False` is plain
             U-GAT-IT.
         fq_layers (`list[int]`, defaults to `[1, 2, 3]`): Global-discriminator layers whose activations are
@@ -54,6 +72,10 @@ class FQUGATITConfig(HubCompatibleConfig):
             as the released TensorFlow code) or `"straight_through"`.
         fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the dictionaries' cluster sizes.
         fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
+        fq_update_in_generator_step (`bool`, defaults to `True`): The dictionaries also update in the G step, from the
+            translations the global discriminators score there — as FQ-U-GAT-IT (TF), whose G run evaluates the
+            fakes' quantizer losses and with them the EMA assignments (`vq_layer.py`, `UGATIT.py` `Generator_loss`).
+            `False` updates them in D steps only (hf-dgm's earlier behaviour, DESIGN's suggestion).
             The `fq_*` fields are the zoo's one FQ surface (`hf_dgm.modules.feature_quantizer.FQ_CONFIG_DEFAULTS`),
             checked by `validate_feature_quantizer_config`; only the defaults are U-GAT-IT's.
         adv_weight (`float`, defaults to 1.0): Weight of the least-squares adversarial losses (outputs and CAM logits
@@ -86,9 +108,10 @@ class FQUGATITConfig(HubCompatibleConfig):
         global_discriminator_layers: int = 7,
         local_discriminator_layers: int = 5,
         norm_eps: float = 1e-5,
-        norm_variance: str = "moments",
+        norm_variance: str = "unbiased",
         leaky_relu_slope: float = 0.2,
         spectral_norm_eps: float = 1e-12,
+        spectral_norm_order: str = "v_then_u",
         use_fq: bool = True,
         fq_layers: list[int] | tuple[int, ...] = (1, 2, 3),
         fq_num_embeddings: list[int] | tuple[int, ...] = (64, 128, 128),
@@ -97,6 +120,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         fq_mode: str = "loss_only",
         fq_eps: float = 1e-5,
         fq_dictionary_init: str = "randn",
+        fq_update_in_generator_step: bool = True,
         adv_weight: float = 1.0,
         cycle_weight: float = 10.0,
         identity_weight: float = 10.0,
@@ -127,8 +151,21 @@ class FQUGATITConfig(HubCompatibleConfig):
                 raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
         if image_size % 4:
             raise ValueError(f"`image_size` must be a multiple of 4 (two stride-2 stages), got {image_size}")
+        if norm_variance in LEGACY_NORM_VARIANCES:
+            logger.warning(
+                "norm_variance=%r (an earlier hf-dgm name) is read as %r: the nested variance of UGATIT-pytorch before "
+                "commit f7a4b59. Checkpoints of the port trained since then use norm_variance='unbiased': convert "
+                "them again with `python -m hf_dgm.convert ugatit`.",
+                norm_variance,
+                LEGACY_NORM_VARIANCES[norm_variance],
+            )
+            norm_variance = LEGACY_NORM_VARIANCES[norm_variance]
         if norm_variance not in NORM_VARIANCES:
             raise ValueError(f"`norm_variance` must be one of {NORM_VARIANCES}, got {norm_variance!r}")
+        if spectral_norm_order not in SPECTRAL_NORM_ORDERS:
+            raise ValueError(
+                f"`spectral_norm_order` must be one of {SPECTRAL_NORM_ORDERS}, got {spectral_norm_order!r}"
+            )
         fq_layers = [int(i) for i in fq_layers] if fq_layers is not None else []
         if isinstance(fq_num_embeddings, (list, tuple)):
             fq_num_embeddings = [int(k) for k in fq_num_embeddings]
@@ -158,6 +195,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.norm_variance = norm_variance
         self.leaky_relu_slope = float(leaky_relu_slope)
         self.spectral_norm_eps = float(spectral_norm_eps)
+        self.spectral_norm_order = spectral_norm_order
         self.use_fq = bool(use_fq)
         self.fq_layers = fq_layers
         self.fq_num_embeddings = fq_num_embeddings
@@ -166,6 +204,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.fq_mode = fq_mode
         self.fq_eps = float(fq_eps)
         self.fq_dictionary_init = fq_dictionary_init
+        self.fq_update_in_generator_step = bool(fq_update_in_generator_step)
         self.adv_weight = float(adv_weight)
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)

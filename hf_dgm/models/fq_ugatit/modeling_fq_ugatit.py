@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils import parametrizations
+from torch.nn.utils import parametrize
 from transformers import PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
@@ -74,21 +74,37 @@ class FQUGATITDiscriminatorOutput(ModelOutput):
     fq_usage: torch.FloatTensor | None = None
 
 
+# The four discriminators in the port's order and naming: G/L = global/local, A/B = the domain it judges.
+DISCRIMINATOR_KEYS = ("global_a", "local_a", "global_b", "local_b")
+
+
 @dataclass
 class FQUGATITDiscriminatorStepOutput(ModelOutput):
     r"""
-    Output of `FQUGATITModel(mode="discriminator")`.
+    Output of `FQUGATITModel.discriminator_step` (`mode="discriminator"`). Every field but `loss` is detached.
+
+    Per-discriminator terms, for `<d>` in `global_a`, `local_a`, `global_b`, `local_b` (the port's `GA`, `LA`, `GB`,
+    `LB`), unweighted, as the port's `D_ad_loss_<D>` / `D_ad_cam_loss_<D>`:
+
+    - `d_adv_loss_<d>` (`torch.FloatTensor` of shape `()`): `mean((D(real) − 1)²) + mean(D(fake)²)` of the patch
+      logits;
+    - `d_cam_loss_<d>` (`torch.FloatTensor` of shape `()`): the same on the discriminator's CAM logits.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`): What the discriminators minimise: `d_adv_loss + quantization_loss`.
-        d_adv_loss (`torch.FloatTensor` of shape `()`): `adv_weight` × the least-squares losses (outputs and CAM
-            logits, real → 1, fake → 0) of the four discriminators.
-        d_loss_a / d_loss_b (`torch.FloatTensor` of shape `()`): The adversarial part of domain A's / B's
-            discriminators.
-        d_loss_real / d_loss_fake (`torch.FloatTensor` of shape `()`): Adversarial terms on real and fake images.
+        d_adv_loss (`torch.FloatTensor` of shape `()`): `d_loss_a + d_loss_b` (the port's `Discriminator_loss`).
+        d_loss_a / d_loss_b (`torch.FloatTensor` of shape `()`): `adv_weight ×` the sum of the four terms of domain
+            A's / B's two discriminators (the port's `D_loss_A` / `D_loss_B`).
+        d_loss_real / d_loss_fake (`torch.FloatTensor` of shape `()`): `adv_weight ×` the real-image / fake-image
+            halves of all terms.
         quantization_loss (`torch.FloatTensor` of shape `()`): FQ commitment losses of both global discriminators on
-            real and fake images.
-        fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`): Mean perplexity / usage over the quantizers.
+            real and fake images (`quantization_loss_real + quantization_loss_fake`); 0 without FQ.
+        quantization_loss_real / quantization_loss_fake (`torch.FloatTensor` of shape `()`): Their real-image and
+            fake-image parts (FQ-U-GAT-IT's `real_quant_loss`, `fake_quant_loss`).
+        fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Mean perplexity / usage over the
+            quantizer calls (None without FQ).
+        fake_a / fake_b (`torch.FloatTensor` of shape `(B, C, S, S)`): The B→A and A→B translations the
+            discriminators judged.
     """
 
     loss: torch.FloatTensor | None = None
@@ -97,35 +113,74 @@ class FQUGATITDiscriminatorStepOutput(ModelOutput):
     d_loss_b: torch.FloatTensor | None = None
     d_loss_real: torch.FloatTensor | None = None
     d_loss_fake: torch.FloatTensor | None = None
+    d_adv_loss_global_a: torch.FloatTensor | None = None
+    d_cam_loss_global_a: torch.FloatTensor | None = None
+    d_adv_loss_local_a: torch.FloatTensor | None = None
+    d_cam_loss_local_a: torch.FloatTensor | None = None
+    d_adv_loss_global_b: torch.FloatTensor | None = None
+    d_cam_loss_global_b: torch.FloatTensor | None = None
+    d_adv_loss_local_b: torch.FloatTensor | None = None
+    d_cam_loss_local_b: torch.FloatTensor | None = None
     quantization_loss: torch.FloatTensor | None = None
+    quantization_loss_real: torch.FloatTensor | None = None
+    quantization_loss_fake: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
+    fake_a: torch.FloatTensor | None = None
+    fake_b: torch.FloatTensor | None = None
 
 
 @dataclass
 class FQUGATITGeneratorStepOutput(ModelOutput):
     r"""
-    Output of `FQUGATITModel(mode="generator")`.
+    Output of `FQUGATITModel.generator_step` (`mode="generator"`). Every field but `loss` is detached.
+
+    Per-discriminator terms on the translations, for `<d>` in `global_a`, `local_a`, `global_b`, `local_b`
+    (unweighted, the port's `G_ad_loss_<D>` / `G_ad_cam_loss_<D>`): `g_adv_loss_<d>` = `mean((D(fake) − 1)²)` of the
+    patch logits, `g_cam_loss_<d>` the same on the CAM logits. Domain A's discriminators judge B→A, domain B's A→B.
 
     Args:
-        loss (`torch.FloatTensor` of shape `()`): What the generators minimise: `adv_weight·g_adv_loss +
-            cycle_weight·cycle_loss + identity_weight·identity_loss + cam_weight·cam_loss + quantization_loss`.
-        g_adv_loss (`torch.FloatTensor` of shape `()`): Least-squares losses (fake → 1) of the outputs and CAM logits
-            of the four discriminators on the translations.
-        cycle_loss (`torch.FloatTensor` of shape `()`): L1(A→B→A, A) + L1(B→A→B, B).
-        identity_loss (`torch.FloatTensor` of shape `()`): L1(B→A(A), A) + L1(A→B(B), B).
-        cam_loss (`torch.FloatTensor` of shape `()`): Binary cross-entropy of the generators' CAM logits (1 for inputs
-            of the generator's source domain, 0 for inputs of its target domain), summed over both generators.
+        loss (`torch.FloatTensor` of shape `()`): What the generators minimise: `g_loss_a + g_loss_b +
+            quantization_loss` (the port's `Generator_loss`, plus FQ).
+        g_loss_a / g_loss_b (`torch.FloatTensor` of shape `()`): The port's `G_loss_A` / `G_loss_B`:
+            `adv_weight·(g_adv_loss_global_a + g_cam_loss_global_a + g_adv_loss_local_a + g_cam_loss_local_a) +
+            cycle_weight·cycle_loss_a + identity_weight·identity_loss_a + cam_weight·cam_loss_a` (and for B).
+        g_adv_loss (`torch.FloatTensor` of shape `()`): Sum of the eight unweighted adversarial terms.
+        cycle_loss (`torch.FloatTensor` of shape `()`): `cycle_loss_a + cycle_loss_b`.
+        cycle_loss_a / cycle_loss_b (`torch.FloatTensor` of shape `()`): L1(B→A(A→B(A)), A) / L1(A→B(B→A(B)), B) (the
+            port's `G_recon_loss_A` / `_B`).
+        identity_loss (`torch.FloatTensor` of shape `()`): `identity_loss_a + identity_loss_b`.
+        identity_loss_a / identity_loss_b (`torch.FloatTensor` of shape `()`): L1(B→A(A), A) / L1(A→B(B), B).
+        cam_loss (`torch.FloatTensor` of shape `()`): `cam_loss_a + cam_loss_b`.
+        cam_loss_a / cam_loss_b (`torch.FloatTensor` of shape `()`): Binary cross-entropy of generator B→A's CAM
+            logits (1 on its source domain B, 0 on A) / of generator A→B's (1 on A, 0 on B) (the port's
+            `G_cam_loss_A` / `_B`).
         quantization_loss (`torch.FloatTensor` of shape `()`): FQ commitment losses of the global discriminators on
-            the translations.
-        fake_a / fake_b (`torch.FloatTensor` of shape `(B, C, S, S)`): B→A and A→B translations (detached).
+            the translations (FQ-U-GAT-IT's `fake_quant_loss` in its `Generator_loss`); 0 without FQ.
+        fake_a / fake_b (`torch.FloatTensor` of shape `(B, C, S, S)`): B→A and A→B translations.
     """
 
     loss: torch.FloatTensor | None = None
+    g_loss_a: torch.FloatTensor | None = None
+    g_loss_b: torch.FloatTensor | None = None
     g_adv_loss: torch.FloatTensor | None = None
+    g_adv_loss_global_a: torch.FloatTensor | None = None
+    g_cam_loss_global_a: torch.FloatTensor | None = None
+    g_adv_loss_local_a: torch.FloatTensor | None = None
+    g_cam_loss_local_a: torch.FloatTensor | None = None
+    g_adv_loss_global_b: torch.FloatTensor | None = None
+    g_cam_loss_global_b: torch.FloatTensor | None = None
+    g_adv_loss_local_b: torch.FloatTensor | None = None
+    g_cam_loss_local_b: torch.FloatTensor | None = None
     cycle_loss: torch.FloatTensor | None = None
+    cycle_loss_a: torch.FloatTensor | None = None
+    cycle_loss_b: torch.FloatTensor | None = None
     identity_loss: torch.FloatTensor | None = None
+    identity_loss_a: torch.FloatTensor | None = None
+    identity_loss_b: torch.FloatTensor | None = None
     cam_loss: torch.FloatTensor | None = None
+    cam_loss_a: torch.FloatTensor | None = None
+    cam_loss_b: torch.FloatTensor | None = None
     quantization_loss: torch.FloatTensor | None = None
     fake_a: torch.FloatTensor | None = None
     fake_b: torch.FloatTensor | None = None
@@ -135,23 +190,28 @@ class FQUGATITGeneratorStepOutput(ModelOutput):
 # Normalisation
 # ----------------------------------------------------------------------------------------------------------------
 def instance_layer_norms(
-    hidden_states: torch.Tensor, eps: float, variance: str = "moments"
+    hidden_states: torch.Tensor, eps: float, variance: str = "unbiased"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Instance- and layer-normalised copies of `hidden_states` `(B, F, H, W)` (no affine part).
+    r"""Instance- and layer-normalised copies of `hidden_states` `(B, F, H, W)` (no affine part), each `(B, F, H, W)`.
 
-    `variance="moments"`: biased variance over (H, W) and over (F, H, W). `variance="ugatit_pytorch"`: the nested
-    unbiased variances the PyTorch port computes (see [`FQUGATITConfig`]).
+    The means are over (H, W) and (F, H, W). The variances (see `FQUGATITConfig.norm_variance`):
+
+    - `"unbiased"`: unbiased variance over (H, W) and over (F, H, W), as UGATIT-pytorch since commit f7a4b59;
+    - `"nested_unbiased"`: the port's earlier nested form, `var_W(var_H(x))` and `var_W(var_H(var_F(x)))` (each
+      unbiased);
+    - `"moments"`: biased variance over (H, W) and (F, H, W), as the TensorFlow originals.
     """
-    if variance == "moments":
-        in_mean = hidden_states.mean(dim=(2, 3), keepdim=True)
-        in_var = hidden_states.var(dim=(2, 3), keepdim=True, unbiased=False)
-        ln_mean = hidden_states.mean(dim=(1, 2, 3), keepdim=True)
-        ln_var = hidden_states.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
-    elif variance == "ugatit_pytorch":
-        in_mean = hidden_states.mean(dim=(2, 3), keepdim=True)
+    in_mean = hidden_states.mean(dim=(2, 3), keepdim=True)
+    ln_mean = hidden_states.mean(dim=(1, 2, 3), keepdim=True)
+    if variance == "unbiased":
+        in_var = hidden_states.var(dim=(2, 3), keepdim=True)
+        ln_var = hidden_states.var(dim=(1, 2, 3), keepdim=True)
+    elif variance == "nested_unbiased":
         in_var = hidden_states.var(dim=2, keepdim=True).var(dim=3, keepdim=True)
-        ln_mean = hidden_states.mean(dim=(1, 2, 3), keepdim=True)
         ln_var = hidden_states.var(dim=1, keepdim=True).var(dim=2, keepdim=True).var(dim=3, keepdim=True)
+    elif variance == "moments":
+        in_var = hidden_states.var(dim=(2, 3), keepdim=True, unbiased=False)
+        ln_var = hidden_states.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
     else:
         raise ValueError(f"unknown variance mode {variance!r}")
     out_in = (hidden_states - in_mean) / torch.sqrt(in_var + eps)
@@ -164,7 +224,7 @@ class FQUGATITAdaLIN(nn.Module):
     `(1, F, 1, 1)` (initialised to 0.9, clipped to [0, 1] after every G step) and γ, β `(B, F)` from the generator's
     MLP."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, variance: str = "moments"):
+    def __init__(self, num_features: int, eps: float = 1e-5, variance: str = "unbiased"):
         super().__init__()
         self.eps = eps
         self.variance = variance
@@ -180,7 +240,7 @@ class FQUGATITILN(nn.Module):
     r"""Layer-instance normalisation with learnable ρ (init 0), γ (init 1) and β (init 0), each `(1, F, 1, 1)`: the
     norm of the generators' upsampling stages."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, variance: str = "moments"):
+    def __init__(self, num_features: int, eps: float = 1e-5, variance: str = "unbiased"):
         super().__init__()
         self.eps = eps
         self.variance = variance
@@ -336,9 +396,70 @@ class FQUGATITGenerator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Discriminator
 # ----------------------------------------------------------------------------------------------------------------
-def _sn(module: nn.Module, eps: float) -> nn.Module:
-    """torch's spectral normalisation (one power iteration per training forward), as the PyTorch port."""
-    return parametrizations.spectral_norm(module, eps=eps)
+class FQUGATITSpectralNorm(nn.Module):
+    r"""
+    Spectral normalisation as a `torch.nn.utils.parametrize` parametrization of a weight `(out, ...)`, viewed as the
+    matrix W `(out, in)` (`in` = product of the other dimensions).
+
+    Buffers `_u` `(out,)` and `_v` `(in,)` (the state-dict keys of `torch.nn.utils.parametrizations.spectral_norm`:
+    `<module>.parametrizations.weight.0._u` / `._v`, next to `.original`). Each training-mode access of the weight
+    runs one power iteration in place, without gradient, in the order `order`:
+
+    - `"v_then_u"`: `v ← normalize(Wᵀu)`, `u ← normalize(Wv)`, the order of `torch.nn.utils.spectral_norm` (the hook
+      API that UGATIT-pytorch uses), so a training step equals the port's;
+    - `"u_then_v"`: `u ← normalize(Wv)`, `v ← normalize(Wᵀu)`, the order of
+      `torch.nn.utils.parametrizations.spectral_norm` (what hf-dgm used before).
+
+    The weight is `W / σ` with `σ = uᵀ W v` (copies of the vectors, so the gradient reaches W through σ, not through
+    the iteration). Eval mode runs no iteration and uses the stored vectors: both orders give the same outputs there.
+    (`hf_dgm.modules.spectral_norm` is BigGAN's formulation — it stores `u` only and iterates in eval mode too — so it
+    cannot reproduce the port.)
+    """
+
+    def __init__(self, weight: torch.Tensor, eps: float = 1e-12, order: str = "v_then_u"):
+        super().__init__()
+        if order not in ("v_then_u", "u_then_v"):
+            raise ValueError(f"spectral norm `order` must be 'v_then_u' or 'u_then_v', got {order!r}")
+        if weight.dim() < 2:
+            raise ValueError(f"spectral norm needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
+        self.eps = float(eps)
+        self.order = order
+        matrix = weight.detach().flatten(1)
+        # Same draws as torch's parametrization (u then v from the global RNG), then the same 15 warm-up iterations.
+        u = matrix.new_empty(matrix.shape[0]).normal_(0, 1)
+        v = matrix.new_empty(matrix.shape[1]).normal_(0, 1)
+        self.register_buffer("_u", F.normalize(u, dim=0, eps=self.eps))
+        self.register_buffer("_v", F.normalize(v, dim=0, eps=self.eps))
+        self._power_iteration(matrix, 15)
+
+    @torch.no_grad()
+    def _power_iteration(self, matrix: torch.Tensor, iterations: int) -> None:
+        for _ in range(iterations):
+            if self.order == "v_then_u":
+                self._v = F.normalize(torch.mv(matrix.t(), self._u), dim=0, eps=self.eps, out=self._v)
+                self._u = F.normalize(torch.mv(matrix, self._v), dim=0, eps=self.eps, out=self._u)
+            else:
+                self._u = F.normalize(torch.mv(matrix, self._v), dim=0, eps=self.eps, out=self._u)
+                self._v = F.normalize(torch.mv(matrix.t(), self._u), dim=0, eps=self.eps, out=self._v)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        matrix = weight.flatten(1)
+        if self.training:
+            self._power_iteration(matrix, 1)
+        u = self._u.clone(memory_format=torch.contiguous_format)
+        v = self._v.clone(memory_format=torch.contiguous_format)
+        sigma = torch.dot(u, torch.mv(matrix, v))
+        return weight / sigma
+
+    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
+        """Assigning `module.weight = W` stores W itself as the raw weight (as torch's parametrization)."""
+        return value
+
+
+def _sn(module: nn.Module, eps: float, order: str = "v_then_u") -> nn.Module:
+    """Spectral-normalise `module.weight` with [`FQUGATITSpectralNorm`] (one power iteration per training forward)."""
+    parametrize.register_parametrization(module, "weight", FQUGATITSpectralNorm(module.weight, eps=eps, order=order))
+    return module
 
 
 def _raw_weight(module: nn.Module) -> torch.Tensor:
@@ -360,21 +481,21 @@ class FQUGATITDiscriminator(nn.Module):
 
     def __init__(self, config: FQUGATITConfig, n_layers: int, quantized: bool = False):
         super().__init__()
-        eps = config.spectral_norm_eps
+        eps, order = config.spectral_norm_eps, config.spectral_norm_order
         self.slope = config.leaky_relu_slope
         channels = config.discriminator_channels(n_layers)
         convs = []
         in_ch = config.num_channels
         for i, out_ch in enumerate(channels):
             stride = 1 if i == len(channels) - 1 else 2
-            convs.append(_sn(nn.Conv2d(in_ch, out_ch, 4, stride=stride, bias=True), eps))
+            convs.append(_sn(nn.Conv2d(in_ch, out_ch, 4, stride=stride, bias=True), eps, order))
             in_ch = out_ch
         self.convs = nn.ModuleList(convs)
         features = channels[-1]
-        self.gap_fc = _sn(nn.Linear(features, 1, bias=False), eps)
-        self.gmp_fc = _sn(nn.Linear(features, 1, bias=False), eps)
+        self.gap_fc = _sn(nn.Linear(features, 1, bias=False), eps, order)
+        self.gmp_fc = _sn(nn.Linear(features, 1, bias=False), eps, order)
         self.conv1x1 = nn.Conv2d(2 * features, features, 1, bias=True)
-        self.output_conv = _sn(nn.Conv2d(features, 1, 4, bias=False), eps)
+        self.output_conv = _sn(nn.Conv2d(features, 1, 4, bias=False), eps, order)
         self.fq_layers = list(config.fq_layers) if quantized and config.use_fq else []
         self.quantizers = nn.ModuleDict(
             {str(layer): FeatureQuantizer.from_config(config, channels[layer], layer=layer) for layer in self.fq_layers}
@@ -521,12 +642,17 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
 
     One `forward` per optimisation step, selected by `mode` (so a DDP-wrapped model syncs the right gradients):
 
-    - `mode="discriminator"`: D step on a pair of unpaired batches. Translates both without gradient to the
-      generators, scores real and translated images with the four discriminators, updates the dictionaries (training
-      mode only). Returns [`FQUGATITDiscriminatorStepOutput`].
-    - `mode="generator"`: G step. Translations, cycles and identities of both batches, scored by the
-      discriminators (dictionaries untouched). Returns [`FQUGATITGeneratorStepOutput`].
+    - `mode="discriminator"`: [`~FQUGATITModel.discriminator_step`] on a pair of unpaired batches. Translates both
+      without gradient to the generators, scores real and translated images with the four discriminators, updates
+      the dictionaries (training mode only). Returns [`FQUGATITDiscriminatorStepOutput`].
+    - `mode="generator"`: [`~FQUGATITModel.generator_step`]. Translations, cycles and identities of both batches,
+      scored by the discriminators; with FQ the dictionaries also update from the translations, as FQ-U-GAT-IT's G
+      run (`config.fq_update_in_generator_step`). Returns [`FQUGATITGeneratorStepOutput`].
     - `mode="translate"`: `translate(pixel_values, direction)`.
+
+    Parity with UGATIT-pytorch (`benchmarks/parity/fq_ugatit.py`): with `use_fq=False` and the default
+    `norm_variance="unbiased"` and `spectral_norm_order="v_then_u"`, a D step and a G step from the port's weights
+    and batch give the port's losses, gradients and spectral-norm vectors to fp32 rounding.
     """
 
     def __init__(self, config: FQUGATITConfig):
@@ -602,50 +728,108 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         return 6
 
     # -- steps -------------------------------------------------------------------------------------------------------
+    # Neither step draws random numbers: each is a deterministic function of the weights, the state (spectral-norm
+    # vectors, dictionaries) and the two batches, so parity needs no noise or generator argument.
     def discriminator_step(
-        self, pixel_values_a: torch.Tensor, pixel_values_b: torch.Tensor
+        self,
+        pixel_values_a: torch.Tensor,
+        pixel_values_b: torch.Tensor,
+        update_dictionary: bool = True,
     ) -> FQUGATITDiscriminatorStepOutput:
-        """See the class docstring (`mode="discriminator"`)."""
+        r"""
+        One D step's loss (the port's `UGATIT.train` lines "Update D"): translate both batches without gradient to
+        the generators, score the real and translated images with the four discriminators (in training mode each
+        call runs one spectral-norm power iteration, as the port's), least-squares losses on the patch and CAM
+        logits. With FQ, the global discriminators' quantizers add their commitment losses on real and fake images.
+
+        Args:
+            pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Real domain-A images in [-1, 1].
+            pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Real domain-B images in [-1, 1].
+            update_dictionary (`bool`, defaults to `True`): Let the quantizers update their dictionaries (training mode
+                only), on the real then the fake images of each domain, as FQ-U-GAT-IT's D run.
+
+        Returns:
+            [`FQUGATITDiscriminatorStepOutput`].
+        """
         self._check_pair(pixel_values_a, pixel_values_b)
+        cfg = self.config
         with torch.no_grad():
             fake_b = self.generator_a2b(pixel_values_a).images
             fake_a = self.generator_b2a(pixel_values_b).images
-        adv, real_terms, fake_terms, fq_loss, ppl, usage = {}, [], [], [], [], []
+        terms: dict[str, torch.Tensor] = {}
+        real_parts, fake_parts, q_real, q_fake, ppl, usage = [], [], [], [], [], []
         for domain, real, fake in (("a", pixel_values_a, fake_a), ("b", pixel_values_b, fake_b)):
-            total = real.new_zeros(())
             for kind in ("global", "local"):
-                disc = getattr(self, f"discriminator_{kind}_{domain}")
-                r = disc(real, update_dictionary=True)
-                f = disc(fake, update_dictionary=True)
+                key = f"{kind}_{domain}"
+                disc = getattr(self, f"discriminator_{key}")
+                r = disc(real, update_dictionary=update_dictionary)
+                f = disc(fake, update_dictionary=update_dictionary)
                 out_real, out_fake = least_squares_discriminator_loss(r.logits, f.logits)
                 cam_real, cam_fake = least_squares_discriminator_loss(r.cam_logits, f.cam_logits)
-                real_term, fake_term = out_real + cam_real, out_fake + cam_fake
-                real_terms.append(real_term)
-                fake_terms.append(fake_term)
-                total = total + real_term + fake_term
+                terms[f"d_adv_loss_{key}"] = out_real + out_fake
+                terms[f"d_cam_loss_{key}"] = cam_real + cam_fake
+                real_parts += [out_real, cam_real]
+                fake_parts += [out_fake, cam_fake]
                 if r.fq_perplexity is not None:
-                    fq_loss += [r.quantization_loss, f.quantization_loss]
+                    q_real.append(r.quantization_loss)
+                    q_fake.append(f.quantization_loss)
                     ppl += [r.fq_perplexity.mean(), f.fq_perplexity.mean()]
                     usage += [r.fq_usage.mean(), f.fq_usage.mean()]
-            adv[domain] = self.config.adv_weight * total
-        d_adv = adv["a"] + adv["b"]
-        quantization_loss = torch.stack(fq_loss).sum() if fq_loss else d_adv.new_zeros(())
+        per_domain = {}
+        for domain in ("a", "b"):  # the port's D_loss_A / D_loss_B, summed in its order
+            g, l = f"global_{domain}", f"local_{domain}"
+            per_domain[domain] = cfg.adv_weight * (
+                terms[f"d_adv_loss_{g}"] + terms[f"d_cam_loss_{g}"] + terms[f"d_adv_loss_{l}"] + terms[f"d_cam_loss_{l}"]
+            )
+        d_adv = per_domain["a"] + per_domain["b"]
+        zero = d_adv.new_zeros(())
+        quantization_real = torch.stack(q_real).sum() if q_real else zero
+        quantization_fake = torch.stack(q_fake).sum() if q_fake else zero
+        quantization_loss = quantization_real + quantization_fake
         return FQUGATITDiscriminatorStepOutput(
-            loss=d_adv + quantization_loss,
+            loss=d_adv + quantization_loss if q_real else d_adv,
             d_adv_loss=d_adv.detach(),
-            d_loss_a=adv["a"].detach(),
-            d_loss_b=adv["b"].detach(),
-            d_loss_real=self.config.adv_weight * torch.stack(real_terms).sum().detach(),
-            d_loss_fake=self.config.adv_weight * torch.stack(fake_terms).sum().detach(),
+            d_loss_a=per_domain["a"].detach(),
+            d_loss_b=per_domain["b"].detach(),
+            d_loss_real=cfg.adv_weight * torch.stack(real_parts).sum().detach(),
+            d_loss_fake=cfg.adv_weight * torch.stack(fake_parts).sum().detach(),
+            **{name: value.detach() for name, value in terms.items()},
             quantization_loss=quantization_loss.detach(),
+            quantization_loss_real=quantization_real.detach(),
+            quantization_loss_fake=quantization_fake.detach(),
             fq_perplexity=torch.stack(ppl).mean().detach() if ppl else None,
             fq_usage=torch.stack(usage).mean().detach() if usage else None,
+            fake_a=fake_a,
+            fake_b=fake_b,
         )
 
-    def generator_step(self, pixel_values_a: torch.Tensor, pixel_values_b: torch.Tensor) -> FQUGATITGeneratorStepOutput:
-        """See the class docstring (`mode="generator"`)."""
+    def generator_step(
+        self,
+        pixel_values_a: torch.Tensor,
+        pixel_values_b: torch.Tensor,
+        update_dictionary: bool | None = None,
+    ) -> FQUGATITGeneratorStepOutput:
+        r"""
+        One G step's loss (the port's `UGATIT.train` lines "Update G", in its order of network calls): translations
+        A→B and B→A, cycles, identities, the four discriminators on the translations (in training mode their
+        spectral-norm vectors advance, as the port's), least-squares adversarial, L1 cycle/identity and CAM losses.
+        With FQ the global discriminators' commitment losses on the translations are added (FQ-U-GAT-IT's
+        `Generator_loss`).
+
+        Args:
+            pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Real domain-A images in [-1, 1].
+            pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Real domain-B images in [-1, 1].
+            update_dictionary (`bool`, *optional*): Let the quantizers update their dictionaries from the translations
+                (training mode only). Defaults to `config.fq_update_in_generator_step` (True: FQ-U-GAT-IT's G run
+                updates them, because its loss contains the fakes' quantizer losses).
+
+        Returns:
+            [`FQUGATITGeneratorStepOutput`].
+        """
         self._check_pair(pixel_values_a, pixel_values_b)
         cfg = self.config
+        if update_dictionary is None:
+            update_dictionary = cfg.fq_update_in_generator_step
         a2b = self.generator_a2b(pixel_values_a)
         b2a = self.generator_b2a(pixel_values_b)
         a2b2a = self.generator_b2a(a2b.images).images
@@ -653,37 +837,53 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         a2a = self.generator_b2a(pixel_values_a)
         b2b = self.generator_a2b(pixel_values_b)
 
-        adv_terms, fq_terms = [], []
+        terms: dict[str, torch.Tensor] = {}
+        fq_terms = []
         for domain, fake in (("a", b2a.images), ("b", a2b.images)):
             for kind in ("global", "local"):
-                out = getattr(self, f"discriminator_{kind}_{domain}")(fake, update_dictionary=False)
-                adv_terms += [least_squares_generator_loss(out.logits), least_squares_generator_loss(out.cam_logits)]
+                key = f"{kind}_{domain}"
+                out = getattr(self, f"discriminator_{key}")(fake, update_dictionary=update_dictionary)
+                terms[f"g_adv_loss_{key}"] = least_squares_generator_loss(out.logits)
+                terms[f"g_cam_loss_{key}"] = least_squares_generator_loss(out.cam_logits)
                 if out.fq_perplexity is not None:
                     fq_terms.append(out.quantization_loss)
-        g_adv = torch.stack(adv_terms).sum()
-        cycle = F.l1_loss(a2b2a, pixel_values_a) + F.l1_loss(b2a2b, pixel_values_b)
-        identity = F.l1_loss(a2a.images, pixel_values_a) + F.l1_loss(b2b.images, pixel_values_b)
+        cycle = {"a": F.l1_loss(a2b2a, pixel_values_a), "b": F.l1_loss(b2a2b, pixel_values_b)}
+        identity = {"a": F.l1_loss(a2a.images, pixel_values_a), "b": F.l1_loss(b2b.images, pixel_values_b)}
         # Each generator's classifier: inputs of its source domain -> 1, of its target domain -> 0.
-        cam = (
-            F.binary_cross_entropy_with_logits(b2a.cam_logits, torch.ones_like(b2a.cam_logits))
-            + F.binary_cross_entropy_with_logits(a2a.cam_logits, torch.zeros_like(a2a.cam_logits))
-            + F.binary_cross_entropy_with_logits(a2b.cam_logits, torch.ones_like(a2b.cam_logits))
-            + F.binary_cross_entropy_with_logits(b2b.cam_logits, torch.zeros_like(b2b.cam_logits))
-        )
-        quantization_loss = torch.stack(fq_terms).sum() if fq_terms else g_adv.new_zeros(())
-        loss = (
-            cfg.adv_weight * g_adv
-            + cfg.cycle_weight * cycle
-            + cfg.identity_weight * identity
-            + cfg.cam_weight * cam
-            + quantization_loss
-        )
+        bce = F.binary_cross_entropy_with_logits
+        cam = {
+            "a": bce(b2a.cam_logits, torch.ones_like(b2a.cam_logits)) + bce(a2a.cam_logits, torch.zeros_like(a2a.cam_logits)),
+            "b": bce(a2b.cam_logits, torch.ones_like(a2b.cam_logits)) + bce(b2b.cam_logits, torch.zeros_like(b2b.cam_logits)),
+        }  # fmt: skip
+        per_domain = {}
+        for domain in ("a", "b"):  # the port's G_loss_A / G_loss_B, summed in its order
+            g, l = f"global_{domain}", f"local_{domain}"
+            adv = terms[f"g_adv_loss_{g}"] + terms[f"g_cam_loss_{g}"] + terms[f"g_adv_loss_{l}"] + terms[f"g_cam_loss_{l}"]
+            per_domain[domain] = (
+                cfg.adv_weight * adv
+                + cfg.cycle_weight * cycle[domain]
+                + cfg.identity_weight * identity[domain]
+                + cfg.cam_weight * cam[domain]
+            )
+        loss = per_domain["a"] + per_domain["b"]
+        quantization_loss = torch.stack(fq_terms).sum() if fq_terms else loss.new_zeros(())
+        if fq_terms:
+            loss = loss + quantization_loss
         return FQUGATITGeneratorStepOutput(
             loss=loss,
-            g_adv_loss=g_adv.detach(),
-            cycle_loss=cycle.detach(),
-            identity_loss=identity.detach(),
-            cam_loss=cam.detach(),
+            g_loss_a=per_domain["a"].detach(),
+            g_loss_b=per_domain["b"].detach(),
+            g_adv_loss=torch.stack(list(terms.values())).sum().detach(),
+            **{name: value.detach() for name, value in terms.items()},
+            cycle_loss=(cycle["a"] + cycle["b"]).detach(),
+            cycle_loss_a=cycle["a"].detach(),
+            cycle_loss_b=cycle["b"].detach(),
+            identity_loss=(identity["a"] + identity["b"]).detach(),
+            identity_loss_a=identity["a"].detach(),
+            identity_loss_b=identity["b"].detach(),
+            cam_loss=(cam["a"] + cam["b"]).detach(),
+            cam_loss_a=cam["a"].detach(),
+            cam_loss_b=cam["b"].detach(),
             quantization_loss=quantization_loss.detach(),
             fake_a=b2a.images.detach(),
             fake_b=a2b.images.detach(),
@@ -696,29 +896,41 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         pixel_values_b: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         direction: str = "A2B",
-        **kwargs,
+        step: int | None = None,
+        d_step: int | None = None,
     ):
         r"""
+        One call per optimisation step or translation. Unknown keywords raise `TypeError` (nothing is dropped).
+
         Args:
             mode (`str`, defaults to `"translate"`): `"discriminator"`, `"generator"` or `"translate"`.
             pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Domain-A batch (training modes).
             pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Domain-B batch (training modes).
             pixel_values (`torch.FloatTensor` of shape `(B, C, S, S)`): Images to translate (`mode="translate"`).
             direction (`str`, defaults to `"A2B"`): Translation direction (`mode="translate"`).
+            step / d_step (`int`, *optional*): G / D update counters the GAN trainer passes; U-GAT-IT has no lazy
+                regularisation, so they are accepted and not used.
+
+        Returns:
+            [`FQUGATITDiscriminatorStepOutput`], [`FQUGATITGeneratorStepOutput`] or [`FQUGATITGeneratorOutput`].
         """
-        if mode == "discriminator":
-            return self.discriminator_step(pixel_values_a, pixel_values_b)
-        if mode == "generator":
-            return self.generator_step(pixel_values_a, pixel_values_b)
+        if mode in ("discriminator", "generator"):
+            if pixel_values is not None:
+                raise ValueError(f"mode={mode!r} takes `pixel_values_a` and `pixel_values_b`, not `pixel_values`")
+            step_fn = self.discriminator_step if mode == "discriminator" else self.generator_step
+            return step_fn(pixel_values_a, pixel_values_b)
         if mode == "translate":
             if pixel_values is None:
                 raise ValueError("mode='translate' needs `pixel_values`")
+            if pixel_values_a is not None or pixel_values_b is not None:
+                raise ValueError("mode='translate' takes `pixel_values` (and `direction`), not `pixel_values_a/_b`")
             return self.translate(pixel_values, direction)
         raise ValueError(f"`mode` must be 'discriminator', 'generator' or 'translate', got {mode!r}")
 
 
 __all__ = [
     "DIRECTIONS",
+    "DISCRIMINATOR_KEYS",
     "FQUGATITAdaLIN",
     "FQUGATITDiscriminator",
     "FQUGATITDiscriminatorOutput",
@@ -730,6 +942,7 @@ __all__ = [
     "FQUGATITILN",
     "FQUGATITModel",
     "FQUGATITPreTrainedModel",
+    "FQUGATITSpectralNorm",
     "instance_layer_norms",
     "jet_heatmap",
 ]
