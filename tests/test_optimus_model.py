@@ -316,6 +316,28 @@ def test_forward_rejects_unknown_arguments_by_name(parts):
     assert inspect.Parameter.VAR_KEYWORD not in kinds
 
 
+def test_generate_and_processor_reject_unknown_keywords_by_name(parts):
+    """Nothing is silently dropped: a misspelt generation argument, a decoder input Optimus builds itself, and an
+    unknown tokenizer argument all raise, naming the keyword."""
+    model = make(parts, latent_injection="both").eval()
+    z = torch.randn(2, 8)
+    batch = model.processor(SENTENCES[:2])
+    for call in (
+        lambda: model.generate(latents=z, max_new_token=3),
+        lambda: model.reconstruct(batch["input_ids"], batch["attention_mask"], max_new_token=3),
+        lambda: model.interpolate(z[:1], z[1:], num_steps=3, max_new_token=3),
+        lambda: model.analogy(z[:1], z[1:], z[:1], max_new_token=3),
+    ):
+        with pytest.raises(ValueError, match="max_new_token"):
+            call()
+    with pytest.raises(ValueError, match="past_key_values"):
+        model.generate(latents=z, past_key_values=None)
+    with pytest.raises(TypeError, match="lowercase"):
+        model.processor(SENTENCES[:2], lowercase=True)
+    with pytest.raises(TypeError, match="skip_special"):
+        model.processor.batch_decode([[1, 2]], skip_special=True)
+
+
 def test_auto_processor_returns_both_tokenizers(parts, tmp_path):
     from transformers import AutoProcessor
 

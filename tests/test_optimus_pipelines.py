@@ -97,6 +97,23 @@ def test_bad_parameters_raise(pipes):
         pipes["sentence-latent"](SENTENCES[0], num_beams=2)
 
 
+@pytest.mark.parametrize(
+    "task, inputs, kwargs, named",
+    [
+        ("sentence-interpolation", PAIR, {"degree": 2.0}, "degree"),  # another pipeline's parameter
+        ("sentence-analogy", (SENTENCES[0], SENTENCES[1], SENTENCES[2]), {"num_steps": 3}, "num_steps"),
+        ("sentence-reconstruction", SENTENCES[0], {"degree": 0.5}, "degree"),
+        ("sentence-reconstruction", SENTENCES[0], {"num_steps": 3}, "num_steps"),
+        ("sentence-latent", SENTENCES[0], {"seed": 3}, "seed"),
+        ("sentence-reconstruction", SENTENCES[0], {"max_new_token": 3}, "max_new_token"),  # a typo: generate names it
+        ("sentence-interpolation", PAIR, {"temprature": 0.5}, "temprature"),
+    ],
+)
+def test_unknown_keywords_raise_naming_them(pipes, task, inputs, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        pipes[task](inputs, **kwargs)
+
+
 def test_seed_is_local_to_the_call(pipes):
     """`seed=` makes sampling reproducible without reseeding the caller's global RNG (the caller's later draws
     still depend on the caller's own seed)."""

@@ -209,6 +209,12 @@ class OptimusPreTrainedModel(PreTrainedModel):
         nn.init.normal_(module.weight, mean=0.0, std=std)
 
 
+_GENERATE_RESERVED = frozenset({
+    "past_key_values", "cache", "use_cache", "inputs_embeds", "position_ids", "decoder_input_ids",
+    "decoder_attention_mask", "cache_position",
+})
+
+
 def _head(in_features: int, out_features: int, role: str, bias: bool = False) -> nn.Linear:
     layer = nn.Linear(in_features, out_features, bias=bias)
     layer._optimus_head = role
@@ -474,7 +480,9 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             mean, logvar = posterior.mean, posterior.logvar
             if latents is None:
                 latents = self.reparameterize(mean, logvar) if sample_latent else mean
-            kl_per_dim = self.kl_divergence(mean.float(), logvar.float())  # fp32 under bf16/fp16 autocast too
+            # at least fp32 (under bf16/fp16 autocast too); a float64 model keeps float64
+            kl_dtype = torch.promote_types(mean.dtype, torch.float32)
+            kl_per_dim = self.kl_divergence(mean.to(kl_dtype), logvar.to(kl_dtype))
             kl = kl_per_dim.sum(-1)
             if kl_threshold > 0 and beta > 0:
                 if self.config.kl_threshold_mode == "mask":
@@ -492,7 +500,7 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
                 labels = labels.masked_fill(decoder_attention_mask == 0, -100)
         targets = labels[:, 1:]
         token_nll = F.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+            logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]),
             targets.reshape(-1),
             ignore_index=-100,
             reduction="none",
@@ -537,9 +545,16 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
 
         `generation_kwargs` go to the decoder's `generate` (greedy by default; `num_beams`, `do_sample`,
         `top_p`, `temperature`, `num_return_sequences`, `max_new_tokens` …; `max_new_tokens` defaults to
-        `config.max_new_tokens`). Returns decoder token ids `(batch_size * num_return_sequences, length)`,
-        starting with BOS.
+        `config.max_new_tokens`), which raises a `ValueError` naming any argument it does not use; the decoder
+        inputs that Optimus builds itself (the latent cache, positions, embeddings) raise here. Returns decoder
+        token ids `(batch_size * num_return_sequences, length)`, starting with BOS.
         """
+        reserved = sorted(set(generation_kwargs) & _GENERATE_RESERVED)
+        if reserved:
+            raise ValueError(
+                f"`generate` builds the decoder's {reserved} itself from `latents` (the latent memory cache, "
+                "positions after the slot, the embedding shift, BOS as the start); do not pass them"
+            )
         if latents is None:
             if input_ids is None:
                 raise ValueError("pass `latents` or encoder `input_ids` to generate from")

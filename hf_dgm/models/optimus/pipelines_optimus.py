@@ -8,7 +8,9 @@
 [{'alpha': 0.0, 'text': ...}, {'alpha': 0.25, 'text': ...}, ..., {'alpha': 1.0, 'text': ...}]
 ```
 Every pipeline takes one input or a non-empty list of inputs (a list gives a list of results). Keyword arguments
-other than the pipeline's own go to generation (`num_beams`, `do_sample`, `top_p`, `max_new_tokens`, ...).
+other than the pipeline's own go to generation (`num_beams`, `do_sample`, `top_p`, `max_new_tokens`, ...), which
+raises a `ValueError` naming any it does not know; a parameter of another Optimus pipeline (`degree` given to
+`sentence-interpolation`, say) raises a `ValueError` too: nothing is silently dropped.
 
 Bounded work: `sentence-interpolation` refuses `num_steps` above `max_num_steps` (default
 `DEFAULT_MAX_NUM_STEPS` = 256; pass a larger `max_num_steps` to allow more) and decodes the path in chunks of
@@ -48,6 +50,11 @@ def _check_text(value: Any, what: str) -> str:
 class _OptimusPipeline(Pipeline):
     """Shared plumbing: the two-tokenizer processor, parameter routing, and per-item batching."""
 
+    #: the pipeline's own parameters (of `_OWN_PARAMETERS`) that this task uses; the others raise
+    _task_parameters: tuple[str, ...] = ("max_length", "return_tensors", "seed")
+    #: whether keyword arguments other than the own parameters go to generation
+    _generates = True
+
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = False
@@ -76,8 +83,21 @@ class _OptimusPipeline(Pipeline):
         self, max_length=None, num_steps=None, max_num_steps=None, degree=None, return_tensors=None, seed=None,
         **generate_kwargs,
     ):
+        given = {"max_length": max_length, "num_steps": num_steps, "max_num_steps": max_num_steps, "degree": degree,
+                 "return_tensors": return_tensors, "seed": seed}
+        foreign = sorted(k for k, v in given.items() if v is not None and k not in self._task_parameters)
+        if foreign:
+            raise ValueError(
+                f"{type(self).__name__} does not take {foreign} (its parameters: {list(self._task_parameters)}"
+                + (", plus generation arguments)" if self._generates else ")")
+            )
+        if generate_kwargs and not self._generates:
+            raise ValueError(
+                f"{type(self).__name__} takes no generation arguments; got {sorted(generate_kwargs)} (its parameters: "
+                f"{list(self._task_parameters)})"
+            )
         preprocess: dict[str, Any] = {}
-        forward: dict[str, Any] = {"generate_kwargs": generate_kwargs}
+        forward: dict[str, Any] = {"generate_kwargs": generate_kwargs} if self._generates else {}
         postprocess: dict[str, Any] = {}
         if max_length is not None:
             preprocess["max_length"] = check_int(max_length, "max_length", minimum=3)
@@ -138,6 +158,8 @@ class SentenceInterpolationPipeline(_OptimusPipeline):
     Also accepts `{"source": A, "target": B}`.
     """
 
+    _task_parameters = ("max_length", "num_steps", "max_num_steps", "return_tensors", "seed")
+
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, list) and len(inputs) == 2 and all(isinstance(x, str) for x in inputs):
             inputs = tuple(inputs)  # a pair given as a list
@@ -156,7 +178,7 @@ class SentenceInterpolationPipeline(_OptimusPipeline):
         texts = [_check_text(inputs[0], "the first sentence"), _check_text(inputs[1], "the second sentence")]
         return self._tokenize(texts, max_length)
 
-    def _forward(self, model_inputs, num_steps: int = 5, generate_kwargs=None, seed=None, degree=None):
+    def _forward(self, model_inputs, num_steps: int = 5, generate_kwargs=None, seed=None):
         mean = self._encode_mean(model_inputs)
         alphas = torch.linspace(0.0, 1.0, num_steps, device=mean.device, dtype=mean.dtype)
         path = mean[0:1] + alphas.unsqueeze(1) * (mean[1:2] - mean[0:1])
@@ -194,6 +216,8 @@ class SentenceAnalogyPipeline(_OptimusPipeline):
     to 1). Also accepts `{"a": ..., "b": ..., "c": ...}`.
     """
 
+    _task_parameters = ("max_length", "degree", "return_tensors", "seed")
+
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, list) and len(inputs) == 3 and all(isinstance(x, str) for x in inputs):
             inputs = tuple(inputs)
@@ -211,7 +235,7 @@ class SentenceAnalogyPipeline(_OptimusPipeline):
         texts = [_check_text(t, f"sentence {name!r}") for t, name in zip(inputs, "abc")]
         return self._tokenize(texts, max_length)
 
-    def _forward(self, model_inputs, degree: float = 1.0, generate_kwargs=None, seed=None, num_steps=None):
+    def _forward(self, model_inputs, degree: float = 1.0, generate_kwargs=None, seed=None):
         mean = self._encode_mean(model_inputs)
         target = mean[2:3] + degree * (mean[1:2] - mean[0:1])
         return {"latents": target, "sequences": self._generate(target, generate_kwargs or {}, seed)}
@@ -225,7 +249,7 @@ class SentenceReconstructionPipeline(_OptimusPipeline):
     def preprocess(self, inputs, max_length: int = 64):
         return self._tokenize([_check_text(inputs, "the input sentence")], max_length)
 
-    def _forward(self, model_inputs, generate_kwargs=None, seed=None, num_steps=None, degree=None):
+    def _forward(self, model_inputs, generate_kwargs=None, seed=None):
         mean = self._encode_mean(model_inputs)
         return {"latents": mean, "sequences": self._generate(mean, generate_kwargs or {}, seed)}
 
@@ -235,17 +259,13 @@ class SentenceReconstructionPipeline(_OptimusPipeline):
 class SentenceLatentPipeline(_OptimusPipeline):
     """`"sentence"` → the posterior mean μ(x) as a list of `latent_size` floats (a tensor with `return_tensors=True`)."""
 
-    def _sanitize_parameters(self, **kwargs):
-        preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
-        if forward.pop("generate_kwargs"):
-            unknown = sorted(kwargs.keys() - set(_OWN_PARAMETERS))
-            raise ValueError(f"sentence-latent takes no generation arguments; got {unknown}")
-        return preprocess, forward, postprocess
+    _task_parameters = ("max_length", "return_tensors")
+    _generates = False
 
     def preprocess(self, inputs, max_length: int = 64):
         return self._tokenize([_check_text(inputs, "the input sentence")], max_length)
 
-    def _forward(self, model_inputs, **unused):
+    def _forward(self, model_inputs):
         return {"mean": self._encode_mean(model_inputs)}
 
     def postprocess(self, model_outputs, return_tensors: bool = False):

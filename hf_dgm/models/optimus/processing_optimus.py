@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import os
 from typing import Any
 
@@ -9,6 +11,18 @@ import torch
 from transformers import AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase, ProcessorMixin
 
 DECODER_TOKENIZER_SUBFOLDER = "decoder_tokenizer"
+
+
+def _check_keywords(function, kwargs: dict, where: str) -> None:
+    """Raise a `TypeError` naming the keys of `kwargs` that `function` has no named parameter for (tokenizers
+    would otherwise warn and ignore them)."""
+    named = {
+        name for name, p in inspect.signature(function).parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    unknown = sorted(set(kwargs) - named)
+    if unknown:
+        raise TypeError(f"{where} got unknown keyword argument(s) {unknown}")
 
 
 class OptimusProcessor(ProcessorMixin):
@@ -99,6 +113,7 @@ class OptimusProcessor(ProcessorMixin):
             raise ValueError("`text` must be a non-empty string or a non-empty list of strings")
         if not isinstance(max_length, int) or max_length < 3:
             raise ValueError(f"`max_length` must be an int >= 3; got {max_length!r}")
+        _check_keywords(self.tokenizer.__call__, kwargs, "OptimusProcessor.__call__ (encoder tokenizer)")
         enc = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_length, return_tensors=None, **kwargs
         )
@@ -134,6 +149,12 @@ class OptimusProcessor(ProcessorMixin):
             if eos in ids:
                 ids = ids[: ids.index(eos)]
             cut.append(ids)
+        unknown = sorted(set(kwargs) - {"skip_special_tokens", "clean_up_tokenization_spaces"})
+        if unknown:
+            raise TypeError(
+                f"OptimusProcessor.batch_decode got unknown keyword argument(s) {unknown}; it takes "
+                "`skip_special_tokens` and `clean_up_tokenization_spaces`"
+            )
         kwargs.setdefault("skip_special_tokens", True)
         return [text.strip() for text in self.decoder_tokenizer.batch_decode(cut, **kwargs)]
 
