@@ -155,6 +155,54 @@ def test_dictionaries_move_in_d_steps_and_by_default_in_g_steps(in_g_step):
     assert torch.equal(embed, before)
 
 
+def _tf_vq_reference(calls, embed, decay, eps):
+    """FQ-U-GAT-IT's `VectorQuantizerEMA` (TF, `vq_layer.py`) in float64 numpy, for a sequence of updating calls:
+    nearest entries with the current dictionary, then `assign_moving_average(..., zero_debias=True)` of the counts and
+    sums (accumulators from zero, divided by 1 - decay**t), Laplace smoothing, `w = ema_w / smoothed sizes`."""
+    import numpy as np
+
+    w = embed.double().numpy().copy()
+    num = w.shape[1]
+    biased_cs, biased_w, t = np.zeros(num), np.zeros_like(w), 0
+    for flat in calls:
+        flat = flat.double().numpy()
+        dist = (flat**2).sum(1, keepdims=True) - 2 * flat @ w + (w**2).sum(0, keepdims=True)
+        enc = np.eye(num)[dist.argmin(1)]
+        biased_cs -= (biased_cs - enc.sum(0)) * (1 - decay)
+        biased_w -= (biased_w - flat.T @ enc) * (1 - decay)
+        t += 1
+        cs, ema_w = biased_cs / (1 - decay**t), biased_w / (1 - decay**t)
+        n = cs.sum()
+        w = ema_w / ((cs + eps) / (n + num * eps) * n)
+    return torch.from_numpy(w)
+
+
+def test_dictionaries_follow_fq_ugatit_tf():
+    """Default FQ: TF's zero-debiased EMA, updated by the real and fake images of the D run and by the fakes of the G
+    run (FQ-U-GAT-IT `UGATIT.py`: `Discriminator_loss` holds real and fake quantizer losses, `Generator_loss` the
+    fakes'; each loss evaluation runs the EMA assignment)."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    assert config.fq_zero_debias and config.fq_update_in_generator_step
+    model = FQUGATITModel(config).train()
+    quantizer = model.discriminator_global_a.quantizers["2"]
+    assert quantizer.zero_debias
+    calls = []
+    quantizer.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((args[0].detach().permute(0, 2, 3, 1).reshape(-1, module.dim).clone(),
+                                                   kwargs["update_dictionary"])),  # fmt: skip
+        with_kwargs=True,
+    )
+    start = quantizer.embed.clone()
+    model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    model(mode="generator", pixel_values_a=images(seed=2), pixel_values_b=images(seed=3))
+    model(mode="discriminator", pixel_values_a=images(seed=4), pixel_values_b=images(seed=5))
+    assert [update for _, update in calls] == [True] * 5  # D: real, fake; G: fake; D: real, fake
+    expected = _tf_vq_reference([flat for flat, _ in calls], start, config.fq_decay, config.fq_eps)
+    assert_fp32_close(quantizer.embed, expected.float())
+    assert float(quantizer.ema_steps) == 5
+
+
 def test_step_outputs_hold_every_term():
     """The per-discriminator and per-domain terms add up to the totals, as the port groups them."""
     torch.manual_seed(0)

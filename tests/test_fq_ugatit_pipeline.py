@@ -135,8 +135,12 @@ def test_bad_arguments_raise(pipe, tmp_path):
         pipe([])
     with pytest.raises(ValueError, match="batch_size"):
         pipe([rgb(8, 8)], batch_size=0)
-    with pytest.raises(ValueError, match="unexpected"):
+    with pytest.raises(ValueError, match="unexpected.*seed"):
         pipe(rgb(8, 8), seed=3)
+    with pytest.raises(ValueError, match="unexpected.*directoin"):  # a misspelt keyword is named, never dropped
+        pipe(rgb(8, 8), directoin="B2A")
+    with pytest.raises(TypeError, match="directions"):
+        pipe.model.translate(torch.zeros(1, 3, 8, 8), directions="B2A")
 
 
 @pytest.mark.slow

@@ -72,6 +72,12 @@ class FQUGATITConfig(HubCompatibleConfig):
             as the released TensorFlow code) or `"straight_through"`.
         fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the dictionaries' cluster sizes.
         fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
+        fq_zero_debias (`bool`, defaults to `True`): TensorFlow's zero-debiased EMA of the dictionaries, as
+            FQ-U-GAT-IT (`vq_layer.py`: `moving_averages.assign_moving_average` with its default `zero_debias=True`):
+            accumulators started at zero and divided by `1 − decay^t` after `t` updates (see [`FeatureQuantizer`]).
+            `False`: the plain EMA of FQ-BigGAN's PyTorch code (hf-dgm's earlier behaviour for this family). FQ
+            folders saved before this field existed load with the default and fresh accumulators; set it to `False`
+            to resume them as they were trained.
         fq_update_in_generator_step (`bool`, defaults to `True`): The dictionaries also update in the G step, from the
             translations the global discriminators score there — as FQ-U-GAT-IT (TF), whose G run evaluates the
             fakes' quantizer losses and with them the EMA assignments (`vq_layer.py`, `UGATIT.py` `Generator_loss`).
@@ -120,6 +126,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         fq_mode: str = "loss_only",
         fq_eps: float = 1e-5,
         fq_dictionary_init: str = "randn",
+        fq_zero_debias: bool = True,
         fq_update_in_generator_step: bool = True,
         adv_weight: float = 1.0,
         cycle_weight: float = 10.0,
@@ -204,6 +211,7 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.fq_mode = fq_mode
         self.fq_eps = float(fq_eps)
         self.fq_dictionary_init = fq_dictionary_init
+        self.fq_zero_debias = bool(fq_zero_debias)
         self.fq_update_in_generator_step = bool(fq_update_in_generator_step)
         self.adv_weight = float(adv_weight)
         self.cycle_weight = float(cycle_weight)
