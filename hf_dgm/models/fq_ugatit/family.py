@@ -52,8 +52,8 @@ FAMILY = FamilySpec(
         endpoint_request=_endpoint_request,
         config_summary=(
             "image_size", "light", "ngf", "n_res_blocks", "ndf", "global_discriminator_layers",
-            "local_discriminator_layers", "norm_variance", "use_fq", "fq_mode", "fq_layers", "fq_num_embeddings",
-            "fq_decay", "fq_commitment",
+            "local_discriminator_layers", "norm_variance", "spectral_norm_order", "use_fq", "fq_mode", "fq_layers",
+            "fq_num_embeddings", "fq_decay", "fq_commitment", "fq_zero_debias", "fq_update_in_generator_step",
         ),  # fmt: skip
     ),
     converter="hf_dgm.convert.ugatit",

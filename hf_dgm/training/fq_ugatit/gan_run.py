@@ -6,8 +6,11 @@
 
 Objective and schedule (the original's, `FQUGATITConfig` defaults): least-squares adversarial losses on the
 outputs and CAM logits of the four discriminators (weight 1), L1 cycle (10) and identity (10) losses, the
-generators' CAM loss (1000), the FQ commitment loss in the D step (real and fake images; the dictionaries update
-there) and in the G step (translations); ρ clipped to [0, 1] after every G step (`after_generator_step`). Adam,
+generators' CAM loss (1000), the FQ commitment loss in the D step (real and fake images) and in the G step
+(translations); the dictionaries update in both, with TF's zero-debiased EMA, as FQ-U-GAT-IT
+(`fq_zero_debias`, `fq_update_in_generator_step`); spectral norm updated in the port's order (`spectral_norm_order`)
+and AdaLIN/ILN with the port's unbiased variance (`norm_variance`); ρ clipped to [0, 1] after every G step
+(`after_generator_step`). One D step and one G step equal UGATIT-pytorch's (FQ off; `benchmarks/parity/fq_ugatit.py`). Adam,
 lr 1e-4, betas (0.5, 0.999), weight decay 1e-4 on every parameter of both networks. The linear decay over the
 second half of the run: `--lr_decay_second_half` (set by the recipes) selects `lr_scheduler_type:
 warmup_stable_decay` with `lr_scheduler_kwargs: {num_decay_steps: N − N//2, decay_type: linear}` for `max_steps`
