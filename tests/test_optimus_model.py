@@ -121,6 +121,14 @@ def test_length_weighted_loss(parts):
     torch.testing.assert_close(out.loss, (out.reconstruction_loss / lengths).mean())
 
 
+def test_float64_model_keeps_float64_loss_terms(parts):
+    """KL and cross-entropy are computed in at least fp32, and in float64 for a float64 model (the parity script
+    compares with the original in float64)."""
+    model = make(parts).double().eval()
+    out = model(**model.processor(SENTENCES[:2]), beta=1.0)
+    assert out.kl_per_dim.dtype == out.reconstruction_loss.dtype == out.loss.dtype == torch.float64
+
+
 def test_sampling_in_train_mean_in_eval(parts):
     model = make(parts)
     batch = model.processor(SENTENCES[:2])

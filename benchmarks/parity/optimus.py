@@ -41,6 +41,13 @@ Reported per quantity: max |ours − original| and max relative difference = max
 Quantities: posterior mean and logvar, z, KL per dimension, the λ mask (number of differing entries), the
 reconstruction loss per sentence, the KL term, the total loss, and the gradient of every parameter group. The
 script exits with status 1 when a schedule value differs or a step quantity exceeds `--rtol` (default 1e-5).
+
+Measured at the verified commit (2 CPU threads, torch 2.13): the schedule equal bitwise everywhere; in float64 every
+step quantity within 6e-14 relative (the λ mask identical). In float32 the gradients agree within 1e-7 relative, but
+the KL per dimension only within 3e-5 relative (6e-8 absolute): with weights this close to the prior, KL_d =
+½(μ² + e^logvar − logvar − 1) is a difference of terms near 1 that cancel to ~1e-3, so one fp32 rounding of those
+terms (6e-8) is large against KL's own scale. That is fp32 cancellation, not a difference of the computations (float64
+shows them equal), and the reason float64 is the default here.
 """
 
 from __future__ import annotations
