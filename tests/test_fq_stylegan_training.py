@@ -24,7 +24,7 @@ def tiny(**overrides) -> FQStyleGANConfig:
 
 def test_lazy_r1_equals_autograd():
     torch.manual_seed(0)
-    config = tiny(use_fq=False, r1_gamma=3.0, r1_interval=16)
+    config = tiny(use_fq=False, r1_gamma=3.0, r1_interval=16, lazy_regularization="folded")
     model = FQStyleGANForImageGeneration(config).double().eval()  # eval: nothing updates between the two calls
     reals = torch.rand(4, 3, 32, 32, dtype=torch.float64) * 2 - 1
     torch.manual_seed(1)
@@ -56,10 +56,62 @@ def test_lazy_r1_equals_autograd():
     (direct,) = torch.autograd.grad(r1 * 3.0 / 2 * 16, weight)
     torch.testing.assert_close(through_step, direct)
 
+    # Default "separate" (StyleGAN2-ADA's Dreg phase): its own step, loss = interval · γ/2 · R1, same penalty.
+    model.config.lazy_regularization = "separate"
+    assert model.regularization_due("discriminator", 32) and not model.regularization_due("discriminator", 33)
+    main = model(mode="discriminator", pixel_values=reals, d_step=32)
+    assert main.r1_penalty is None
+    reg = model(mode="discriminator_regularization", pixel_values=reals, d_step=32)
+    torch.testing.assert_close(reg.r1_penalty, r1.detach())
+    torch.testing.assert_close(reg.loss, r1 * 3.0 / 2 * 16)
+
+
+def test_separate_path_length_step_keeps_the_mean_in_the_graph():
+    torch.manual_seed(0)
+    model = FQStyleGANForImageGeneration(tiny(pl_interval=4, style_mixing_prob=0.0)).double().train()
+    assert model.regularization_due("generator", 8) and not model.regularization_due("generator", 9)
+    z = torch.randn(8, model.config.z_dim, dtype=torch.float64)
+    model.training_state.pl_mean.fill_(0.3)
+    out = model(mode="generator_regularization", z=z, generator=torch.Generator().manual_seed(5))
+    assert out.fakes.shape[0] == 4, "B // pl_batch_shrink images"
+    assert math.isclose(float(out.pl_mean), 0.3 + 0.01 * (float(out.path_length) - 0.3), rel_tol=1e-9)
+    torch.testing.assert_close(out.loss, out.pl_penalty * model.config.pl_weight * 4)
+    out.loss.backward()
+    assert model.generator.mapping.layers[0].weight.grad is not None
+
+
+def test_w_avg_moves_on_every_training_mode_mapping_call_as_ada():
+    torch.manual_seed(0)
+    model = FQStyleGANForImageGeneration(tiny(style_mixing_prob=0.0)).train()
+    reals = torch.rand(8, 3, 32, 32) * 2 - 1
+    before = model.generator.mapping.w_avg.clone()
+    model(mode="discriminator", pixel_values=reals)
+    assert not torch.equal(before, model.generator.mapping.w_avg), "the D step's generator run updates w_avg"
+    model.eval()
+    before = model.generator.mapping.w_avg.clone()
+    model(mode="discriminator", pixel_values=reals)
+    model.generate(batch_size=2)
+    assert torch.equal(before, model.generator.mapping.w_avg), "eval mode leaves w_avg alone"
+
+
+def test_generator_step_updates_the_dictionaries_by_default_as_fq_gan_tf():
+    torch.manual_seed(0)
+    model = FQStyleGANForImageGeneration(tiny()).train()
+    assert model.config.fq_zero_debias and model.config.fq_update_in_generator_step
+    assert all(q.zero_debias for q in model.discriminator.quantizers.values())
+    before = {k: q.embed.clone() for k, q in model.discriminator.quantizers.items()}
+    model(mode="generator", batch_size=8)
+    assert all(not torch.equal(before[k], q.embed) for k, q in model.discriminator.quantizers.items())
+    before = {k: q.embed.clone() for k, q in model.discriminator.quantizers.items()}
+    model(mode="generator", batch_size=8, update_dictionary=False)
+    assert all(torch.equal(before[k], q.embed) for k, q in model.discriminator.quantizers.items())
+    with pytest.raises(TypeError, match="noise"):
+        model(mode="generator", batch_size=8, noise=None)
+
 
 def test_generator_step_path_length_and_w_avg():
     torch.manual_seed(0)
-    model = FQStyleGANForImageGeneration(tiny(pl_interval=4)).train()
+    model = FQStyleGANForImageGeneration(tiny(pl_interval=4, lazy_regularization="folded")).train()
     reals = torch.zeros(8, 3, 32, 32)
     w_avg = model.generator.mapping.w_avg.clone()
     out = model(mode="generator", pixel_values=reals, step=4)
@@ -177,7 +229,7 @@ def test_digits_cpu_run(tmp_path):
     d_losses = [row["d_loss"] for row in logs]
     assert len(d_losses) == 4 and all(math.isfinite(v) for v in d_losses)
     assert max(d_losses) - min(d_losses) > 1e-3, f"D loss did not move: {d_losses}"
-    assert "d_r1_penalty" in logs[0] and "g_pl_penalty" in logs[0], "lazy regularisers run at step 0"
+    assert "d_reg_r1_penalty" in logs[0] and "g_reg_pl_penalty" in logs[0], "lazy regularisers run at step 0"
     model = FQStyleGANForImageGeneration.from_pretrained(out)
     assert model.training_state.images_seen == 4 * 8
     images = model.generate(batch_size=2, generator=torch.Generator().manual_seed(0))

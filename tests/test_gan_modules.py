@@ -139,3 +139,26 @@ def test_feature_quantizer_config_surface():
         bad = SimpleNamespace(**{**vars(config), **overrides})
         with pytest.raises(ValueError, match=message):
             validate_feature_quantizer_config(bad, num_layers=4)
+
+
+@pytest.mark.parametrize("detach_mean", [False, True])
+def test_path_length_mean_is_in_the_graph_as_stylegan2_ada(detach_mean):
+    # StyleGAN2-ADA loss.py: pl_mean = self.pl_mean.lerp(pl_lengths.mean(), decay); penalty = (pl_lengths - pl_mean)^2,
+    # the new mean kept in the graph. Reference written out here with plain autograd.
+    torch.manual_seed(0)
+    a = torch.randn(3 * 4 * 4, 5)
+    w = torch.randn(4, 2, 5, requires_grad=True)
+    images = torch.tanh(w.mean(1) @ a.t()).view(4, 3, 4, 4)  # nonlinear: the path length depends on w
+    noise = torch.randn(images.shape)
+    start = torch.tensor(0.7)
+    mean = start.clone()
+    penalty, _ = path_length_penalty(images, w, mean, decay=0.25, noise=noise, detach_mean=detach_mean)
+    (grad_ours,) = torch.autograd.grad(penalty.sum(), w, retain_graph=True)
+    (g,) = torch.autograd.grad((images * noise / 4.0).sum(), w, create_graph=True)
+    lengths = g.square().sum(2).mean(1).sqrt()
+    ref_mean = start.lerp(lengths.mean(), 0.25)
+    if detach_mean:
+        ref_mean = ref_mean.detach()
+    (grad_ref,) = torch.autograd.grad((lengths - ref_mean).square().sum(), w)
+    torch.testing.assert_close(grad_ours, grad_ref)  # same kernels, same tensors, one process
+    torch.testing.assert_close(mean, ref_mean.detach())

@@ -16,7 +16,8 @@ Regularisers (StyleGAN2; to be applied lazily, every k steps, with the penalty m
 
 - R1: `‖∇_x D(x)‖²` at real images, per sample; StyleGAN2 adds `γ/2 · mean(R1)` to D's loss.
 - path length: for `J = ∂g(w)/∂w`, `a = ‖Jᵀ y‖₂` with `y ~ N(0, I)/√(H·W)`; the penalty `(a − ā)²` keeps `a` at
-  its running mean `ā` (updated as `ā ← ā + decay·(mean(a) − ā)`).
+  its running mean `ā`, updated as `ā ← lerp(ā, mean(a), decay)` BEFORE the penalty and kept in the graph (as
+  StyleGAN2-ADA's `loss.py`: the penalty's gradient includes the term through `mean(a)`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def path_length_penalty(
     mean_path_length: torch.Tensor,
     decay: float = 0.01,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    detach_mean: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """StyleGAN2's path-length regulariser.
 
@@ -92,9 +95,14 @@ def path_length_penalty(
         images (`torch.Tensor` of shape `(B, C, H, W)`): Generated images, a differentiable function of `latents`.
         latents (`torch.Tensor` of shape `(B, L, w_dim)` or `(B, w_dim)`): The w (per layer) they came from.
         mean_path_length (`torch.Tensor` of shape `()`): Running mean ā (a buffer); updated IN PLACE to
-            `ā + decay·(mean(a) − ā)`.
+            `ā.lerp(mean(a), decay)` (detached).
         decay (`float`, defaults to 0.01): Update rate of ā.
         generator (`torch.Generator`, *optional*): Source of the projection noise y.
+        noise (`torch.Tensor` of the shape of `images`, *optional*): The projection noise y BEFORE the division by
+            `√(H·W)` (default: drawn from N(0, 1) with `generator`).
+        detach_mean (`bool`, defaults to `False`): `False` (StyleGAN2-ADA, `loss.py:85-87`): the penalty is
+            `(a − ā_new)²` with `ā_new = ā.lerp(mean(a), decay)` IN the graph, so its gradient carries the term
+            through `mean(a)` (scaled by `decay`). `True` (not in the original): `ā_new` is a constant.
 
     Returns:
         `(penalty, path_lengths)`: `penalty` `(B,)` = `(a − ā_new)²` (differentiable), `path_lengths` `(B,)` = a
@@ -102,15 +110,22 @@ def path_length_penalty(
     """
     if not 0.0 <= decay <= 1.0:
         raise ValueError(f"`decay` must be in [0, 1], got {decay!r}")
-    noise = torch.randn(images.shape, device=images.device, dtype=images.dtype, generator=generator)
+    if noise is None:
+        source = generator.device if generator is not None else images.device
+        noise = torch.randn(images.shape, device=source, dtype=images.dtype, generator=generator).to(images.device)
+    elif noise.shape != images.shape:
+        raise ValueError(f"`noise` must have the images' shape {tuple(images.shape)}, got {tuple(noise.shape)}")
     noise = noise / math.sqrt(images.shape[2] * images.shape[3])
     (grad,) = torch.autograd.grad((images * noise).sum(), latents, create_graph=True)
     if grad.dim() == 2:
         grad = grad.unsqueeze(1)
     lengths = grad.square().sum(2).mean(1).sqrt()
+    new_mean = mean_path_length.lerp(lengths.mean(), decay)
     with torch.no_grad():
-        mean_path_length.add_(decay * (lengths.mean().detach() - mean_path_length))
-    return (lengths - mean_path_length.detach()).square(), lengths.detach()
+        mean_path_length.copy_(new_mean.detach())
+    if detach_mean:
+        new_mean = new_mean.detach()
+    return (lengths - new_mean).square(), lengths.detach()
 
 
 __all__ = [

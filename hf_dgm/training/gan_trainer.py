@@ -26,6 +26,13 @@ Optional:
 - `model.parameter_groups(network)` with `network` `"generator"` or `"discriminator"` -> a list of optimizer
   parameter-group dicts (`{"params": [...], "weight_decay": 0.0, "lr": ..., "betas": ...}`), replacing
   `<network>_parameters()`. Keys a group sets win; keys it leaves out come from the network's settings (below).
+- `model.regularization_due(network, step) -> bool` with `network` `"discriminator"` or `"generator"`: lazy
+  regularisation as SEPARATE optimizer steps (StyleGAN2 / StyleGAN2-ADA's `Dreg` / `Greg` phases). After a D
+  optimizer step that used `d_step` (resp. after the G optimizer step that used `step`), when it returns True the
+  trainer runs `model(mode="discriminator_regularization", **chunk, d_step=...)` (resp.
+  `model(mode="generator_regularization", **chunk, step=...)`) over the same micro-batch chunks, backward, and one
+  more step of the SAME optimizer (the other network frozen). Its outputs are logged with the prefix `d_reg_` /
+  `g_reg_`. Models whose lazy terms are part of the main loss do not define it.
 - `model.after_generator_step(step=int)`: called after every G optimizer step, before the G-EMA update, with the
   new `global_step` (1 after the first G update); for weight constraints such as U-GAT-IT's ρ clipping. Its return
   value is ignored.
@@ -54,7 +61,10 @@ One Trainer "global step" is one generator update, preceded by `d_steps_per_g_st
         D optimizer step                                  (G's parameters have requires_grad=False meanwhile)
     for each micro-batch i:                          G loss on chunk 0 of micro-batch i -> backward (/ n)
     G optimizer step (Trainer's own step)             (D's parameters have requires_grad=False meanwhile)
+    [G regularisation step if model.regularization_due("generator", step)]
     model.after_generator_step, G-EMA update, D scheduler step, sample grid if due
+
+(and after each D optimizer step, a D regularisation step if `model.regularization_due("discriminator", d_step)`).
 
 **Batches.** `per_device_train_batch_size` is the batch of ONE D step (and of the G step). The data loader
 therefore yields `per_device_train_batch_size × d_steps_per_g_step` rows per micro-batch; every tensor of the
@@ -485,12 +495,18 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
                 if clip:
                     self.accelerator.clip_grad_norm_(params["discriminator"], self.args.max_grad_norm)
                 self.d_optimizer.step()
+                if self._regularization_due("discriminator", self.num_d_updates):
+                    self._regularization_step(model, "discriminator", [chunks[i][k] for i in range(n)],
+                                              d_step=self.num_d_updates)  # fmt: skip
                 self.num_d_updates += 1
             self.d_optimizer.zero_grad(set_to_none=True)
         finally:
             _set_requires_grad(params["generator"], True)
 
         # Generator forward/backward (D frozen); Trainer then steps `self.optimizer`.
+        self._pending_generator_regularization = (
+            ([chunks[i][0] for i in range(n)], step) if self._regularization_due("generator", step) else None
+        )
         extra = self._step_arguments(step=step)
         losses = []
         _set_requires_grad(params["discriminator"], False)
@@ -508,6 +524,37 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
             _set_requires_grad(params["discriminator"], True)
         return losses[0] / n if n == 1 else torch.stack(losses).sum() / n
 
+    def _regularization_due(self, network: str, step: int) -> bool:
+        due = getattr(self.model, "regularization_due", None)
+        return bool(due(network, step)) if callable(due) else False
+
+    def _regularization_step(self, model: nn.Module, network: str, chunks: list[dict[str, Any]], **counters: int) -> None:
+        """One separate lazy-regularisation optimizer step of `network` (the other network frozen)."""
+        params = self._trained_parameters()
+        other = "generator" if network == "discriminator" else "discriminator"
+        optimizer = self.d_optimizer if network == "discriminator" else self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        n = len(chunks)
+        extra = self._step_arguments(**counters)
+        losses = []
+        _set_requires_grad(params[other], False)
+        try:
+            for i, chunk in enumerate(chunks):
+                sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
+                with sync:
+                    with self.compute_loss_context_manager():
+                        out = model(mode=f"{network}_regularization", **chunk, **extra)
+                    self.accelerator.backward(out.loss / n)
+                losses.append(out.loss.detach())
+                self._record("d_reg_" if network == "discriminator" else "g_reg_", out)
+            self._check_finite(losses, network, f"{network} regularisation step")
+            if self.args.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(params[network], self.args.max_grad_norm)
+            optimizer.step()
+        finally:
+            optimizer.zero_grad(set_to_none=True)
+            _set_requires_grad(params[other], True)
+
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
         """0: Trainer's estimate (6 × input size × parameters, for language models) does not describe a GAN
         iteration, and computing it walks every module of the model at every step."""
@@ -521,6 +568,10 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
     def _after_generator_step(self) -> None:
         """Called after Trainer's G optimizer step: model hook, G-EMA, D scheduler, sample grid."""
         self.num_g_updates += 1
+        pending, self._pending_generator_regularization = getattr(self, "_pending_generator_regularization", None), None
+        if pending is not None:
+            chunks, g_step = pending
+            self._regularization_step(self.model_wrapped, "generator", chunks, step=g_step)
         step = self.state.global_step
         if self.d_lr_scheduler is not None:
             self.d_lr_scheduler.step()

@@ -81,6 +81,9 @@ def _is_power_of_two(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 4 and value & (value - 1) == 0
 
 
+LAZY_REGULARIZATION_MODES = ("separate", "folded")
+
+
 class FQStyleGANConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQStyleGANForImageGeneration`]: a StyleGAN2 generator (mapping network, modulated and
@@ -126,6 +129,13 @@ class FQStyleGANConfig(HubCompatibleConfig):
         fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the released code: the quantized features are
             discarded) or `"straight_through"` (the paper: they feed the rest of D).
         fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
+        fq_zero_debias (`bool`, defaults to `True`): TF's zero-debiased EMA of the dictionaries, as FQ-GAN's
+            TensorFlow FQ-StyleGAN (`moving_averages.assign_moving_average` with its default `zero_debias=True`);
+            `False` gives the plain EMA of FQ-GAN's PyTorch FQ-BigGAN.
+        fq_update_in_generator_step (`bool`, defaults to `True`): The G step's D call on the fakes updates the
+            dictionaries too, as in the original (its `G_logistic_ns_pathreg` evaluates D's quantizer loss of the
+            fakes, whose graph carries the EMA update: three updates per iteration, G fakes, D fakes, D reals).
+            `False` (not in the original) updates them in D steps only.
 
     Training defaults (read by the trainer; they do not change the network):
         learning_rate (`float`, defaults to 0.002; G and D), adam_betas (`(0.0, 0.99)`), adam_eps (`1e-8`),
@@ -135,6 +145,12 @@ class FQStyleGANConfig(HubCompatibleConfig):
         ema_kimg (`float`, defaults to 10: G-EMA half-life in thousands of images), ema_rampup (`float`,
         *optional*: half-life ≤ ema_rampup · images seen), mirror (`bool`, defaults to `True`: random horizontal
         flips of the real images).
+        lazy_regularization (`str`, defaults to `"separate"`): `"separate"` (StyleGAN2 / StyleGAN2-ADA: R1 and the
+            path-length term are their own optimizer steps, `mode="discriminator_regularization"` /
+            `"generator_regularization"`, run by `GANTrainer` after the main step when due, with the same
+            optimizers, whose lr and betas carry the `interval / (interval + 1)` correction) or `"folded"` (not in
+            the originals: added to the main step's loss when due, one optimizer step; cheaper, but Adam then sees a
+            different gradient sequence).
     """
 
     model_type = "fq_stylegan"
@@ -162,6 +178,8 @@ class FQStyleGANConfig(HubCompatibleConfig):
         fq_eps: float = FQ_CONFIG_DEFAULTS["fq_eps"],
         fq_mode: str = FQ_CONFIG_DEFAULTS["fq_mode"],
         fq_dictionary_init: str = FQ_CONFIG_DEFAULTS["fq_dictionary_init"],
+        fq_zero_debias: bool = True,
+        fq_update_in_generator_step: bool = True,
         learning_rate: float = 0.002,
         adam_betas: tuple[float, float] | list[float] = (0.0, 0.99),
         adam_eps: float = 1e-8,
@@ -176,6 +194,7 @@ class FQStyleGANConfig(HubCompatibleConfig):
         ema_kimg: float = 10.0,
         ema_rampup: float | None = None,
         mirror: bool = True,
+        lazy_regularization: str = "separate",
         **kwargs,
     ):
         self.resolution = resolution
@@ -211,6 +230,8 @@ class FQStyleGANConfig(HubCompatibleConfig):
         self.fq_eps = float(fq_eps)
         self.fq_mode = fq_mode
         self.fq_dictionary_init = fq_dictionary_init
+        self.fq_zero_debias = fq_zero_debias
+        self.fq_update_in_generator_step = fq_update_in_generator_step
         self.learning_rate = float(learning_rate)
         self.adam_betas = [float(b) for b in adam_betas]
         self.adam_eps = float(adam_eps)
@@ -225,6 +246,13 @@ class FQStyleGANConfig(HubCompatibleConfig):
         self.ema_kimg = float(ema_kimg)
         self.ema_rampup = float(ema_rampup) if ema_rampup is not None else None
         self.mirror = bool(mirror)
+        if lazy_regularization not in LAZY_REGULARIZATION_MODES:
+            raise ValueError(
+                f"`lazy_regularization` must be one of {LAZY_REGULARIZATION_MODES}, got {lazy_regularization!r}"
+            )
+        self.lazy_regularization = lazy_regularization
+        if not isinstance(fq_update_in_generator_step, bool):
+            raise ValueError(f"`fq_update_in_generator_step` must be a bool, got {fq_update_in_generator_step!r}")
         super().__init__(**kwargs)
         self.validate_architecture()
 

@@ -74,20 +74,27 @@ class FQStyleGANDiscriminatorStepOutput(ModelOutput):
             (+ `r1_interval · γ/2 · mean(R1)` on R1 steps).
         d_loss_real (`()`): `mean(softplus(−D(x)))` on real images. d_loss_fake (`()`): `mean(softplus(D(G(z))))`.
         quantization_loss (`()`): FQ commitment losses on the real batch plus on the fake batch (0 without FQ).
-        r1_penalty (`()`, *optional*): `mean(‖∇_x D(x)‖²)` at the real images, on R1 steps only.
+        quantization_loss_real, quantization_loss_fake (`()`, *optional*): Its two terms (`None` without FQ).
+        r1_penalty (`()`, *optional*): `mean(‖∇_x D(x)‖²)` at the real images: in the `"discriminator_regularization"`
+            step (`lazy_regularization="separate"`, whose `loss` is `r1_interval · γ/2 · r1_penalty`), or on R1 steps
+            of the main D step with `lazy_regularization="folded"`.
         fq_perplexity, fq_usage (`()`, *optional*): Code usage of the quantizers on the real batch.
         logits_real, logits_fake (`(B,)`): D's scores.
+        fakes (`(B, C, R, R)`, *optional*): The generated images D scored.
     """
 
     loss: torch.FloatTensor | None = None
     d_loss_real: torch.FloatTensor | None = None
     d_loss_fake: torch.FloatTensor | None = None
     quantization_loss: torch.FloatTensor | None = None
+    quantization_loss_real: torch.FloatTensor | None = None
+    quantization_loss_fake: torch.FloatTensor | None = None
     r1_penalty: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
     logits_real: torch.FloatTensor | None = None
     logits_fake: torch.FloatTensor | None = None
+    fakes: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -100,9 +107,13 @@ class FQStyleGANGeneratorStepOutput(ModelOutput):
             pl_weight · mean(path-length penalty)` on path-length steps).
         g_loss (`()`): Non-saturating loss `mean(softplus(−D(G(z))))`.
         quantization_loss (`()`): FQ commitment loss of the fakes (0 without FQ).
-        pl_penalty (`()`, *optional*): Mean path-length penalty `(a − ā)²`, on path-length steps only.
+        pl_penalty (`()`, *optional*): Mean path-length penalty `(a − ā)²`: in the `"generator_regularization"` step
+            (`lazy_regularization="separate"`, whose `loss` is `pl_interval · pl_weight · pl_penalty`), or on
+            path-length steps of the main G step with `"folded"`.
         path_length (`()`, *optional*): Mean path length a of that batch.
-        logits_fake (`(B,)`): D's scores of the fakes.
+        pl_mean (`()`, *optional*): The running mean ā after this step's update.
+        logits_fake (`(B,)`, *optional*): D's scores of the fakes (main step).
+        fakes (`(B, C, R, R)`, *optional*): The generated images.
     """
 
     loss: torch.FloatTensor | None = None
@@ -110,7 +121,9 @@ class FQStyleGANGeneratorStepOutput(ModelOutput):
     quantization_loss: torch.FloatTensor | None = None
     pl_penalty: torch.FloatTensor | None = None
     path_length: torch.FloatTensor | None = None
+    pl_mean: torch.FloatTensor | None = None
     logits_fake: torch.FloatTensor | None = None
+    fakes: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -355,7 +368,7 @@ class FQStyleGANMappingNetwork(nn.Module):
         z: torch.Tensor,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
-        update_w_avg: bool = False,
+        update_w_avg: bool | None = None,
     ) -> torch.Tensor:
         r"""
         Args:
@@ -363,15 +376,19 @@ class FQStyleGANMappingNetwork(nn.Module):
             truncation_psi (`float`, defaults to 1): `w ← w_avg + ψ·(w − w_avg)`; 1 = no truncation, 0 = the average.
             truncation_cutoff (`int`, *optional*): Truncate only the first `truncation_cutoff` of the `num_ws` w's
                 (the coarse layers); all by default.
-            update_w_avg (`bool`): Move `w_avg` towards the batch mean of w (training).
+            update_w_avg (`bool`, *optional*): Move `w_avg` towards the batch mean of w. Default: in training mode,
+                on every call, as StyleGAN2-ADA's `MappingNetwork` (its D step's and regularisation passes' generator
+                runs included); the style-mixing call passes `False` (ADA's `skip_w_avg_update=True`).
 
         Returns:
             `torch.FloatTensor` of shape `(B, num_ws, w_dim)`.
         """
-        x = z.to(torch.float32)
+        x = z.to(self.w_avg.dtype)  # float32 unless the model was cast (StyleGAN2-ADA: float32)
         x = x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
         for layer in self.layers:
             x = layer(x)
+        if update_w_avg is None:
+            update_w_avg = self.training
         if update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
@@ -767,7 +784,7 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
         ):
             raise ValueError(f"`truncation_cutoff` must be a non-negative int or None, got {truncation_cutoff!r}")
         network = self._inference_generator(use_ema)
-        return network.mapping(self._check_z(z), truncation_psi, truncation_cutoff)
+        return network.mapping(self._check_z(z), truncation_psi, truncation_cutoff, update_w_avg=False)
 
     @torch.no_grad()
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None,
@@ -877,12 +894,22 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
     - `mode="discriminator"` (D step `d_step`): non-saturating logistic loss on fresh fakes (G with style mixing,
       no gradient) and the real `pixel_values`, D called separately on each (as StyleGAN2, so the minibatch-stddev
       groups never mix real and fake); the FQ dictionaries update in both calls (as FQ-StyleGAN) and their commitment
-      losses are added. Lazy R1: when `d_step % r1_interval == 0` and `r1_gamma > 0`, `r1_interval · γ/2 ·
-      mean(‖∇_x D(x)‖²)` on the reals (a separate D pass, dictionaries untouched) is added.
+      losses are added.
     - `mode="generator"` (G step `step`): non-saturating loss `softplus(−D(G(z)))` with style mixing (probability
-      `style_mixing_prob`, one cutoff per batch) plus the FQ loss of the fakes (dictionaries untouched); the
-      mapping network's `w_avg` moves towards the batch mean of w. Lazy path length: when `step % pl_interval == 0`
-      and `pl_weight > 0`, `pl_interval · pl_weight · mean((a − ā)²)` on `B // pl_batch_shrink` new images.
+      `style_mixing_prob`, one cutoff per batch) plus the FQ loss of the fakes; by default D's call on the fakes
+      updates the dictionaries too (`fq_update_in_generator_step`, as FQ-GAN's TF code).
+    - Lazy regularisation (`lazy_regularization="separate"`, the default, as StyleGAN2-ADA's `Dreg` / `Greg`
+      phases): `mode="discriminator_regularization"` returns `r1_interval · γ/2 · mean(‖∇_x D(x)‖²)` at the reals
+      (dictionaries untouched) and `mode="generator_regularization"` `pl_interval · pl_weight · mean((a − ā)²)` on
+      `B // pl_batch_shrink` new images, with the running mean ā updated BEFORE the penalty and kept in its graph
+      (ADA `loss.py`). `GANTrainer` runs each as its own optimizer step after the main step when
+      [`~FQStyleGANForImageGeneration.regularization_due`] says so. `"folded"` adds them to the main steps' loss
+      instead (not the original).
+    - `w_avg` (the truncation centre) moves towards the batch mean of w on EVERY training-mode mapping call, as
+      ADA's `MappingNetwork` (the D step's and the path-length pass's generator runs included; not the
+      style-mixing latents' call).
+    - Every step takes explicit `z`, `style_mixing`, `pl_noise` and a `torch.Generator` for everything it draws, so a
+      parity script can feed both sides the same randomness; see `benchmarks/parity/fq_stylegan.py`.
     - [`~FQStyleGANForImageGeneration.update_generator_ema`]: decay from the half-life `ema_kimg · 1000` images.
 
     Optimiser defaults read by the trainer (`generator_lr`, `discriminator_lr`, `generator_betas`,
@@ -925,17 +952,39 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
     def _world_size(self) -> int:
         return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
-    def _run_generator(self, batch_size: int, device, update_w_avg: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fakes `(B, C, R, R)` and their ws `(B, num_ws, w_dim)` from fresh z, with style mixing."""
+    def _latents(self, z, batch_size: int, device, generator: torch.Generator | None) -> torch.Tensor:
+        if z is None:
+            source = generator.device if generator is not None else device
+            return torch.randn(batch_size, self.config.z_dim, device=source, generator=generator).to(device)
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or tuple(z.shape) != (batch_size, self.config.z_dim):
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"`z` must be a ({batch_size}, {self.config.z_dim}) tensor, got {shape}")
+        return z.to(device)
+
+    def _run_generator(
+        self, batch_size: int, device, z=None, generator: torch.Generator | None = None, mixing=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fakes `(B, C, R, R)` and their ws `(B, num_ws, w_dim)` as StyleGAN2-ADA's `run_G`: map z (updating `w_avg`
+        in training mode), style mixing with probability `style_mixing_prob` (one cutoff per batch; the mixing
+        latents' mapping call leaves `w_avg` alone), synthesis with random noise.
+
+        `z` `(B, z_dim)`: the latents (default drawn with `generator`). `mixing`: `None` (draw the cutoff, the coin and
+        the second latents as the config says, with `generator`), `False` (no mixing) or `(cutoff, z2)` (mix from
+        layer `cutoff` on with the ws of `z2`). The synthesis noise is drawn with `generator` (global RNG if None).
+        """
         config = self.config
-        z = torch.randn(batch_size, config.z_dim, device=device)
-        ws = self.generator.mapping(z, update_w_avg=update_w_avg)
-        if config.style_mixing_prob > 0 and config.num_ws > 1:
-            cutoff = int(torch.randint(1, config.num_ws, ()))
-            if float(torch.rand(())) < config.style_mixing_prob:
-                mixed = self.generator.mapping(torch.randn_like(z))
-                ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
-        return self.generator.synthesis(ws, noise_mode="random"), ws
+        z = self._latents(z, batch_size, device, generator)
+        ws = self.generator.mapping(z)
+        if mixing is None and config.style_mixing_prob > 0 and config.num_ws > 1:
+            source = generator.device if generator is not None else device
+            cutoff = int(torch.randint(1, config.num_ws, (), generator=generator, device=source))
+            if float(torch.rand((), generator=generator, device=source)) < config.style_mixing_prob:
+                mixing = (cutoff, torch.randn(z.shape, generator=generator, device=source).to(device))
+        if mixing:
+            cutoff, z2 = mixing
+            mixed = self.generator.mapping(self._latents(z2, batch_size, device, None), update_w_avg=False)
+            ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+        return self.generator.synthesis(ws, noise_mode="random", generator=generator), ws
 
     def _check_pixels(self, pixel_values) -> torch.Tensor:
         config = self.config
@@ -945,25 +994,46 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
             raise ValueError(f"`pixel_values` must be a (B, {', '.join(map(str, expected))}) tensor in [-1, 1], got {shape}")
         return pixel_values
 
-    def _discriminator_step(self, pixel_values, d_step) -> FQStyleGANDiscriminatorStepOutput:
+    def regularization_due(self, network: str, step: int | None) -> bool:
+        """Whether `GANTrainer` should run the separate lazy-regularisation step of `network` (`"discriminator"`:
+        R1 when `d_step % r1_interval == 0`; `"generator"`: path length when `step % pl_interval == 0`) after that
+        network's main step, as StyleGAN2-ADA's `Dreg` / `Greg` phases. Always False with
+        `lazy_regularization="folded"` (the terms are then part of the main steps)."""
+        config = self.config
+        if config.lazy_regularization != "separate" or step is None:
+            return False
+        if network == "discriminator":
+            return config.r1_gamma > 0 and step % config.r1_interval == 0
+        if network == "generator":
+            return config.pl_weight > 0 and step % config.pl_interval == 0
+        raise ValueError(f"`network` must be 'generator' or 'discriminator', got {network!r}")
+
+    def _r1(self, reals: torch.Tensor) -> torch.Tensor:
+        """Mean R1 penalty at the reals (D pass with the dictionaries untouched, as the original's R1 graph, which
+        does not contain the quantizers' update)."""
+        reals_r1 = reals.detach().requires_grad_(True)
+        logits = self.discriminator(reals_r1, update_dictionary=False).logits
+        return r1_penalty(logits, reals_r1).mean()
+
+    def _discriminator_step(self, pixel_values, d_step, z=None, generator=None, mixing=None) -> FQStyleGANDiscriminatorStepOutput:
         config = self.config
         reals = self._check_pixels(pixel_values)
         batch = reals.shape[0]
-        with torch.no_grad():
-            fakes, _ = self._run_generator(batch, reals.device, update_w_avg=False)
+        with torch.no_grad():  # G frozen; its mapping still updates w_avg in training mode, as ADA's Dmain run_G
+            fakes, _ = self._run_generator(batch, reals.device, z, generator, mixing)
         scores_fake = self.discriminator(fakes, update_dictionary=True)
         scores_real = self.discriminator(reals, update_dictionary=True)
         d_loss_real, d_loss_fake = nonsaturating_discriminator_loss(scores_real.logits, scores_fake.logits)
+        q_real = q_fake = None
         if scores_real.quantization_loss is not None:
-            quantization_loss = scores_real.quantization_loss.mean() + scores_fake.quantization_loss.mean()
+            q_real, q_fake = scores_real.quantization_loss.mean(), scores_fake.quantization_loss.mean()
+            quantization_loss = q_real + q_fake
         else:
-            quantization_loss = torch.zeros((), device=reals.device)
+            quantization_loss = torch.zeros((), device=reals.device, dtype=d_loss_real.dtype)
         loss = d_loss_real + d_loss_fake + quantization_loss
         penalty = None
-        if config.r1_gamma > 0 and d_step is not None and d_step % config.r1_interval == 0:
-            reals_r1 = reals.detach().requires_grad_(True)
-            logits = self.discriminator(reals_r1, update_dictionary=False).logits
-            penalty = r1_penalty(logits, reals_r1).mean()
+        if config.lazy_regularization == "folded" and config.r1_gamma > 0 and d_step is not None and d_step % config.r1_interval == 0:
+            penalty = self._r1(reals)
             loss = loss + penalty * (config.r1_gamma / 2) * config.r1_interval
         if self.training:
             with torch.no_grad():
@@ -973,31 +1043,54 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
             d_loss_real=d_loss_real,
             d_loss_fake=d_loss_fake,
             quantization_loss=quantization_loss,
+            quantization_loss_real=q_real,
+            quantization_loss_fake=q_fake,
             r1_penalty=penalty.detach() if penalty is not None else None,
             fq_perplexity=scores_real.fq_perplexity,
             fq_usage=scores_real.fq_usage,
             logits_real=scores_real.logits.detach(),
             logits_fake=scores_fake.logits.detach(),
+            fakes=fakes,
         )
 
-    def _generator_step(self, batch_size: int, device, step) -> FQStyleGANGeneratorStepOutput:
+    def _discriminator_regularization_step(self, pixel_values) -> FQStyleGANDiscriminatorStepOutput:
+        """ADA's `Dreg` phase: `loss = r1_interval · γ/2 · mean(R1)` (its gain is the interval)."""
         config = self.config
-        fakes, _ = self._run_generator(batch_size, device, update_w_avg=self.training)
-        scores = self.discriminator(fakes, update_dictionary=False)
+        penalty = self._r1(self._check_pixels(pixel_values))
+        return FQStyleGANDiscriminatorStepOutput(
+            loss=penalty * (config.r1_gamma / 2) * config.r1_interval, r1_penalty=penalty.detach()
+        )
+
+    def _path_length(self, batch_size: int, device, z=None, generator=None, mixing=None, pl_noise=None):
+        config = self.config
+        pl_batch = max(batch_size // config.pl_batch_shrink, 1)
+        if z is not None and isinstance(z, torch.Tensor) and z.dim() == 2:
+            z = z[:pl_batch]  # ADA: gen_z[:batch_size // pl_batch_shrink]
+        if mixing and isinstance(mixing, tuple):
+            mixing = (mixing[0], mixing[1][:pl_batch])
+        images, ws = self._run_generator(pl_batch, device, z, generator, mixing)
+        penalty, lengths = path_length_penalty(
+            images, ws, self.training_state.pl_mean, decay=config.pl_decay, generator=generator, noise=pl_noise
+        )
+        return penalty.mean(), lengths.mean(), images
+
+    def _generator_step(self, batch_size: int, device, step, z=None, generator=None, mixing=None,
+                        update_dictionary=None) -> FQStyleGANGeneratorStepOutput:  # fmt: skip
+        config = self.config
+        if update_dictionary is None:
+            update_dictionary = config.fq_update_in_generator_step
+        fakes, _ = self._run_generator(batch_size, device, z, generator, mixing)
+        scores = self.discriminator(fakes, update_dictionary=update_dictionary)
         g_loss = nonsaturating_generator_loss(scores.logits)
         if scores.quantization_loss is not None:
             quantization_loss = scores.quantization_loss.mean()
         else:
-            quantization_loss = torch.zeros((), device=device)
+            quantization_loss = torch.zeros((), device=device, dtype=g_loss.dtype)
         loss = g_loss + quantization_loss
         pl_mean_penalty = lengths = None
-        if config.pl_weight > 0 and step is not None and step % config.pl_interval == 0:
-            pl_batch = max(batch_size // config.pl_batch_shrink, 1)
-            images, ws = self._run_generator(pl_batch, device, update_w_avg=False)
-            penalty, lengths = path_length_penalty(images, ws, self.training_state.pl_mean, decay=config.pl_decay)
-            pl_mean_penalty = penalty.mean()
+        if config.lazy_regularization == "folded" and config.pl_weight > 0 and step is not None and step % config.pl_interval == 0:
+            pl_mean_penalty, lengths, _ = self._path_length(batch_size, device, None, generator)
             loss = loss + pl_mean_penalty * config.pl_weight * config.pl_interval
-            lengths = lengths.mean()
         if self.training:
             self._ema_images += batch_size * self._world_size()
         return FQStyleGANGeneratorStepOutput(
@@ -1006,7 +1099,23 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
             quantization_loss=quantization_loss,
             pl_penalty=pl_mean_penalty.detach() if pl_mean_penalty is not None else None,
             path_length=lengths,
+            pl_mean=self.training_state.pl_mean.detach().clone() if lengths is not None else None,
             logits_fake=scores.logits.detach(),
+            fakes=fakes,
+        )
+
+    def _generator_regularization_step(self, batch_size: int, device, z=None, generator=None, mixing=None,
+                                       pl_noise=None) -> FQStyleGANGeneratorStepOutput:  # fmt: skip
+        """ADA's `Greg` phase: path length on `batch_size // pl_batch_shrink` new images, `loss = pl_interval ·
+        pl_weight · mean((a − ā)²)` with ā in the graph."""
+        config = self.config
+        penalty, lengths, images = self._path_length(batch_size, device, z, generator, mixing, pl_noise)
+        return FQStyleGANGeneratorStepOutput(
+            loss=penalty * config.pl_weight * config.pl_interval,
+            pl_penalty=penalty.detach(),
+            path_length=lengths,
+            pl_mean=self.training_state.pl_mean.detach().clone(),
+            fakes=images,
         )
 
     @torch.no_grad()
@@ -1050,41 +1159,66 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
         truncation_psi: float = 1.0,
         noise_mode: str = "random",
         generator: torch.Generator | None = None,
+        style_mixing: tuple[int, torch.Tensor] | bool | None = None,
+        pl_noise: torch.Tensor | None = None,
+        update_dictionary: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FQStyleGANGenerationOutput | FQStyleGANDiscriminatorStepOutput | FQStyleGANGeneratorStepOutput:
         r"""
         Args:
-            mode (`str`, *optional*): `"discriminator"` (D step), `"generator"` (G step), or None: run the trained
-                (non-EMA) generator on `z` with gradients.
-            pixel_values (`torch.FloatTensor` of shape `(B, C, R, R)`): Real images in [-1, 1] (D step; a G step
-                takes its batch size from them).
-            z (`torch.FloatTensor` of shape `(B, z_dim)`): Latents (`mode=None`).
-            step (`int`, *optional*): G updates done so far (lazy path length on `step % pl_interval == 0`).
-            d_step (`int`, *optional*): D updates done so far (lazy R1 on `d_step % r1_interval == 0`).
-            batch_size (`int`, *optional*): G step without `pixel_values`.
+            mode (`str`, *optional*): `"discriminator"` (D step), `"generator"` (G step),
+                `"discriminator_regularization"` (R1 step), `"generator_regularization"` (path-length step), or None:
+                run the trained (non-EMA) generator on `z` with gradients.
+            pixel_values (`torch.FloatTensor` of shape `(B, C, R, R)`): Real images in [-1, 1] (D and R1 steps; a G
+                step takes its batch size from them).
+            z (`torch.FloatTensor` of shape `(B, z_dim)`, *optional*): Latents (`mode=None`: required; steps: the
+                fakes' latents, default drawn with `generator`; the path-length step uses its first
+                `B // pl_batch_shrink` rows, as ADA).
+            step (`int`, *optional*): G updates done so far (folded path length on `step % pl_interval == 0`).
+            d_step (`int`, *optional*): D updates done so far (folded R1 on `d_step % r1_interval == 0`).
+            batch_size (`int`, *optional*): G step without `pixel_values` or `z`.
             labels: Must be None (unconditional model).
-            truncation_psi, noise_mode, generator: `mode=None` only, as in [`~FQStyleGANPreTrainedModel.generate`].
+            truncation_psi, noise_mode: `mode=None` only, as in [`~FQStyleGANPreTrainedModel.generate`].
+            generator (`torch.Generator`, *optional*): Source of every random draw of the call (z, style mixing,
+                synthesis noise, path-length noise); the global RNG when None.
+            style_mixing (*optional*): `None` (as the config says, drawn with `generator`), `False` (none) or
+                `(cutoff, z2)` (the ws from layer `cutoff` on come from latents `z2`).
+            pl_noise (`torch.FloatTensor`, *optional*): Path-length projection noise (shape of the path-length
+                images), before the division by `√(R·R)`.
+            update_dictionary (`bool`, *optional*): G step: whether D's call on the fakes updates the dictionaries
+                (default `config.fq_update_in_generator_step`).
 
         Returns:
             [`FQStyleGANDiscriminatorStepOutput`], [`FQStyleGANGeneratorStepOutput`] or [`FQStyleGANGenerationOutput`].
         """
         if kwargs:
-            raise ValueError(f"unexpected arguments {sorted(kwargs)} for FQStyleGANForImageGeneration.forward")
+            raise TypeError(f"FQStyleGANForImageGeneration.forward got unexpected keyword arguments {sorted(kwargs)}")
         if labels is not None:
             raise ValueError("FQ-StyleGAN is unconditional: `labels` must be None (build the data without labels)")
-        if mode == "discriminator":
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}")
+        if mode in ("discriminator", "discriminator_regularization"):
             if pixel_values is None:
-                raise ValueError("mode='discriminator' needs `pixel_values` (real images)")
-            return self._discriminator_step(pixel_values, d_step)
-        if mode == "generator":
+                raise ValueError(f"mode={mode!r} needs `pixel_values` (real images)")
+            if mode == "discriminator_regularization":
+                return self._discriminator_regularization_step(pixel_values)
+            return self._discriminator_step(pixel_values, d_step, z, generator, style_mixing)
+        if mode in ("generator", "generator_regularization"):
             if pixel_values is not None:
                 batch_size = self._check_pixels(pixel_values).shape[0]
+            elif batch_size is None and isinstance(z, torch.Tensor) and z.dim() == 2:
+                batch_size = z.shape[0]
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-                raise ValueError(f"mode='generator' needs `pixel_values` or a positive int `batch_size`, got {batch_size!r}")
-            return self._generator_step(batch_size, self.device, step)
+                raise ValueError(f"mode={mode!r} needs `pixel_values`, `z` or a positive int `batch_size`, got {batch_size!r}")
+            if mode == "generator_regularization":
+                return self._generator_regularization_step(batch_size, self.device, z, generator, style_mixing, pl_noise)
+            return self._generator_step(batch_size, self.device, step, z, generator, style_mixing, update_dictionary)
         if mode is not None:
-            raise ValueError(f"`mode` must be 'discriminator', 'generator' or None, got {mode!r}")
+            raise ValueError(
+                "`mode` must be 'discriminator', 'generator', 'discriminator_regularization', "
+                f"'generator_regularization' or None, got {mode!r}"
+            )
         z = self._check_z(z)
         ws = self.generator.mapping(z, _check_psi(truncation_psi))
         images = self.generator.synthesis(ws, noise_mode=_check_noise_mode(noise_mode), generator=generator)
@@ -1117,7 +1251,7 @@ class FQStyleGANGeneratorModel(FQStyleGANPreTrainedModel):
             [`FQStyleGANGenerationOutput`] with `images` `(B, image_channels, R, R)`.
         """
         z = self._check_z(z)
-        ws = self.generator_ema.mapping(z, _check_psi(truncation_psi))
+        ws = self.generator_ema.mapping(z, _check_psi(truncation_psi), update_w_avg=False)
         images = self.generator_ema.synthesis(ws, noise_mode=_check_noise_mode(noise_mode), generator=generator)
         return FQStyleGANGenerationOutput(images=images, ws=ws)
 
