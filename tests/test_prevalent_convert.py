@@ -210,3 +210,48 @@ def test_unknown_keys_are_reported_and_bad_checkpoints_refused(tmp_path):
         convert(_write_checkpoint(tmp_path / "b", sd, with_config=False) if (tmp_path / "b").mkdir() is None else None, ANGLE)
     with pytest.raises(ValueError, match="neither"):
         convert(tmp_path / "nowhere")
+
+
+def test_pretraining_losses_and_gradients_match_the_original_heads_with_minus_one_labels(tmp_path):
+    """Pins what benchmarks/parity/prevalent.py established against PREVALENT_R2R's `DicAddActionPreTrain` (every
+    stream, loss and gradient equal to fp32 rounding, ≤ 2.5e-6 relative at the released size): the original's loss is
+    `CrossEntropyLoss(ignore_index=-1)` on the MLM logits plus the same on the action head's log-probabilities, with
+    -1 marking unlabelled tokens and actions; our model takes those labels as they are."""
+    from tolerances import assert_fp32_close
+
+    folder = _write_checkpoint(tmp_path, original_state_dict())
+    model, _ = convert(folder, angle_feature_size=ANGLE)
+    _, loaded = load_original(folder)
+    # leaves for the reference's gradients; the MLM decoder is the word-embedding tensor, as in the original
+    sd = {k: v.clone().requires_grad_(True) for k, v in loaded.items() if k != "mlmhead.predictions.decoder.weight"}
+    sd["mlmhead.predictions.decoder.weight"] = sd["bert.embeddings.word_embeddings.weight"]
+    torch.manual_seed(2)
+    ids = torch.randint(1, VOCAB, (4, 9))
+    mask = torch.ones(4, 9)
+    mask[1, 6:] = 0
+    mask[3, 3:] = 0
+    img = torch.randn(4, 5, IMG + ANGLE)
+    labels = torch.full_like(ids, -1)
+    labels[:, 1] = ids[:, 1]
+    labels[0, 4] = ids[0, 4]
+    actions = torch.tensor([2, -1, 6, 0])
+    _, _, mlm, action = reference_forward(sd, ids, mask, img)
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=-1)
+    mask_loss, action_loss = criterion(mlm.reshape(-1, VOCAB), labels.flatten()), criterion(action, actions)
+    (mask_loss + action_loss).backward()
+    out = model(ids, mask, vision_features=img, labels=labels, action_labels=actions)
+    out.loss.backward()
+    assert_fp32_close(out.masked_lm_loss, mask_loss)
+    assert_fp32_close(out.action_loss, action_loss)
+    expected, dropped = convert_state_dict({k: v.grad for k, v in sd.items() if k != "mlmhead.predictions.decoder.weight"})
+    assert dropped == []
+    own = dict(model.named_parameters())
+    assert set(expected) == set(own)
+    for name, grad in expected.items():
+        if grad is None:  # the last cross-modal layer's vision self-attention / feed-forward feed no loss
+            assert own[name].grad is None, name
+        elif name.endswith(".key.bias"):  # zero in exact arithmetic (the softmax cancels it): rounding noise only
+            assert float(own[name].grad.abs().max()) < 1e-5 and float(grad.abs().max()) < 1e-5, name
+        else:
+            assert_fp32_close(own[name].grad, grad, msg=name)
+    assert sum(g is None for g in expected.values()) == 16  # that vision self-attention (10 tensors) and feed-forward (6)

@@ -13,6 +13,7 @@ from hf_dgm.models.prevalent import (
     PrevalentNavigationConfig,
 )
 from hf_dgm.models.prevalent.modeling_prevalent import _reverse_padded
+from tolerances import assert_fp32_close
 
 
 def tiny_config(**kw) -> PrevalentConfig:
@@ -36,8 +37,9 @@ def test_padding_does_not_change_real_positions():
         padded_vision = torch.cat([vision, torch.randn(1, 2, 8)], 1)
         out = model(padded_ids, torch.tensor([[1] * 6 + [0] * 3]), vision_features=padded_vision,
                     vision_attention_mask=torch.tensor([[1, 1, 1, 0, 0]]))  # fmt: skip
-    torch.testing.assert_close(out.last_hidden_state[:, :6], ref.last_hidden_state, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.pooler_output, ref.pooler_output, atol=1e-5, rtol=1e-5)
+    # padded inputs run other kernel shapes: equal up to fp32 summation order
+    assert_fp32_close(out.last_hidden_state[:, :6], ref.last_hidden_state)
+    assert_fp32_close(out.pooler_output, ref.pooler_output)
     # the cross-modal layers change the language stream; no vision = language layers only
     assert not torch.allclose(ref.last_hidden_state, ref.language_hidden_state)
     with torch.no_grad():
@@ -208,7 +210,7 @@ def test_original_ignore_index_minus_one_is_accepted():
     # same instance, same inputs after the conversion at the boundary: bitwise equal
     assert torch.equal(original.masked_lm_loss, ours.masked_lm_loss) and torch.equal(original.action_loss, ours.action_loss)
     assert selected.prediction_logits.shape == (4, 60)  # the -1 positions are not "selected"
-    torch.testing.assert_close(selected.masked_lm_loss, ours.masked_lm_loss)
+    assert_fp32_close(selected.masked_lm_loss, ours.masked_lm_loss)  # fewer rows through the vocabulary projection
     for bad, match in ((labels.masked_fill(labels == -1, -5), "labels"), (labels.masked_fill(labels == -1, 60), "labels")):
         with pytest.raises(ValueError, match=match):
             model(ids, labels=bad)
