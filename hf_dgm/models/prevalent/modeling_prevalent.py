@@ -160,6 +160,11 @@ def normalize_ignore_index(labels: torch.Tensor, num_classes: int, name: str) ->
     return labels
 
 
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Losses in at least fp32: half-precision logits are upcast; fp32 and fp64 stay as they are."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def _as_return_type(output: ModelOutput, return_dict: bool | None):
     """`return_dict=False` gives the output's non-None fields as a tuple (transformers' convention)."""
     return output.to_tuple() if return_dict is False else output
@@ -589,13 +594,13 @@ class PrevalentForPreTraining(PrevalentPreTrainedModel):
             prediction_logits = self.lm_head(out.last_hidden_state)
             target = labels
         if labels is not None:
-            masked_lm_loss = F.cross_entropy(prediction_logits.reshape(-1, prediction_logits.shape[-1]).float(), target.flatten(), ignore_index=-100)
+            masked_lm_loss = F.cross_entropy(_upcast(prediction_logits.reshape(-1, prediction_logits.shape[-1])), target.flatten(), ignore_index=-100)
             loss = masked_lm_loss
         if action_labels is not None:
             if action_labels.dim() != 1 or action_labels.shape[0] != input_ids.shape[0]:
                 raise ValueError(f"`action_labels` must be (batch={input_ids.shape[0]},); got {tuple(action_labels.shape)}")
             action_labels = normalize_ignore_index(action_labels, self.config.action_space, "action_labels")
-            action_loss = F.cross_entropy(action_logits.float(), action_labels, ignore_index=-100)
+            action_loss = F.cross_entropy(_upcast(action_logits), action_labels, ignore_index=-100)
             loss = action_loss if loss is None else loss + action_loss
         output = PrevalentForPreTrainingOutput(
             loss=loss,
@@ -803,7 +808,7 @@ class PrevalentForNavigation(PrevalentPreTrainedModel):
                     f"`labels` must be candidate indices in [0, {logits.shape[-1] - 1}] (the last is STOP) or -100; "
                     f"found {sorted(set(labels[bad].tolist()))[:5]}"
                 )
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+            loss = F.cross_entropy(_upcast(logits.flatten(0, 1)), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
             loss = loss / input_ids.shape[0]
         output = PrevalentNavigationOutput(loss=loss, logits=logits, values=torch.stack(values, dim=1))
         return _as_return_type(output, return_dict)
