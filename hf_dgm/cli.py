@@ -93,10 +93,17 @@ def _family_entry_main(role: str, argv: list[str], prog: str) -> int:
     if family not in every:
         raise SystemExit(f"{prog}: unknown family {family!r}; registered: {', '.join(every)}")
     if family not in available:
-        print(f"{prog}: the {family} family has no {role} yet (FamilySpec.{role} is not set)")
-        return 1
+        print(f"{prog}: the {family} family has no {role} (FamilySpec.{role} is not set); families that have one: "
+              f"{', '.join(sorted(available))}")
+        return 0 if any(arg in ("-h", "--help") for arg in rest) else 1
     module = load_entry_point(available[family])
-    return int(module.main(rest) or 0)
+    import sys
+
+    saved_prog, sys.argv[0] = sys.argv[0], f"{prog} {family}"  # argparse/HfArgumentParser name the command by argv[0]
+    try:
+        return int(module.main(rest) or 0)
+    finally:
+        sys.argv[0] = saved_prog
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"hf-dgm {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: hf-dgm COMMAND [arguments ...]\n\ncommands:")
+        print("usage: hf-dgm [--version] COMMAND [arguments ...]\n\ncommands:")
         for name, help_text in COMMANDS.items():
             print(f"  {name:<10} {help_text}")
         return 0 if argv else 2

@@ -70,7 +70,7 @@ class HubEntry:
     """What publishing a family needs beyond its Auto classes and pipelines."""
 
     card_template: str
-    """File name of the family's Jinja card template (found in `templates_package`, then `hf_dgm.hub.templates`)."""
+    """File name of the family's Jinja card template (found in `templates_package`, then `hf_dgm.model_cards`)."""
     pipeline_tag: str
     """Hub task shown on the model page."""
     probe: str
@@ -104,7 +104,7 @@ class HubEntry:
     endpoint_request: Mapping[str, Any] | Callable[[Any], dict[str, Any]] = field(default_factory=dict)
     """An Inference Endpoints request body for `handler.py` (or a function of the config); shown on the card and
     sent to the handler during validation."""
-    templates_package: str = "hf_dgm.hub.templates"
+    templates_package: str = "hf_dgm.model_cards"
     """Package holding `card_template` (a third-party family ships its own; `_base.md.j2` stays reachable)."""
 
     def task_for(self, config: Any) -> str | None:

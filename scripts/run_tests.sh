@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fresh machine -> install -> the default (fast) test suite. Slow tests: `pytest -m slow`.
+# Fresh machine -> project-local .venv (scripts/setup.sh) -> the default (fast) test suite.
+# Slow tests: .venv/bin/python -m pytest -m slow
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python -m pytest -m "not slow" -q --timeout 900 "$@"
+.venv/bin/python -m pytest -m "not slow" -q --timeout 900 "$@"

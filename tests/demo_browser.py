@@ -43,8 +43,8 @@ def start_browser(width: int = 1280, height: int = 1000):
     browser, driver = chromium_paths()
     if browser is None or driver is None:
         pytest.skip(
-            "no Debian chromium/chromedriver on this machine (found browser=%s, driver=%s): `bash scripts/setup.sh` "
-            "installs them with apt-get (packages chromium, chromium-driver)" % (browser, driver)
+            "no Debian chromium/chromedriver on this machine (found browser=%s, driver=%s); enable the browser tests "
+            "with `sudo bash scripts/install_chromium.sh` (apt-get install chromium chromium-driver)" % (browser, driver)
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

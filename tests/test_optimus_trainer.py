@@ -277,6 +277,7 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
     assert (args.decoder_word_dropout, args.decoder_word_dropout_kl_phase) == (job.word_dropout, job.word_dropout_kl_phase)
     assert (args.latent_lr_multiplier, args.decoder_freeze_steps) == (job.latent_lr_multiplier, job.decoder_freeze_steps)
     assert (args.beta_ratio_zero, args.beta_ratio_increase) == (job.beta_ratio_zero, job.beta_ratio_increase)
+    assert args.beta_schedule_steps == job.max_steps  # the schedule spans the job's steps, as main_job passes it
     assert (model_args.latent_injection, model_args.pooling) == (job.latent_injection, job.pooling)
 
 

@@ -21,14 +21,27 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 def test_card_templates_resolve_through_importlib_resources():
     folder = templates_dir()
-    assert folder.is_dir() and folder.resolve().parent.name == "hub"
+    assert folder.is_dir() and folder.resolve() == (REPO_ROOT / "model_cards").resolve()  # editable: the one source
     builtin = [f for f in families().values() if f.package.startswith("hf_dgm.")]
     assert builtin
     for family in builtin:
         assert (folder / family.hub.card_template).is_file(), family.hub.card_template
     assert (folder / "_base.md.j2").is_file()
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    assert '"hub/templates/*.j2"' in pyproject and "[project.scripts]" in pyproject
+    assert '"hf_dgm.model_cards" = "model_cards"' in pyproject and "[project.scripts]" in pyproject
+
+
+def test_pyproject_lists_every_package():
+    """`[tool.setuptools] packages` is explicit (it maps `model_cards/` into the package): it must name every
+    package setuptools' discovery finds under hf_dgm/, so no new sub-package is left out of the wheel."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    discovered = set(find_packages(where=str(REPO_ROOT), include=["hf_dgm*"]))
+    assert discovered - listed == set(), f"add these to [tool.setuptools] packages in pyproject.toml: {discovered - listed}"
+    assert listed - discovered == {"hf_dgm.model_cards"}
 
 
 def test_hf_dgm_command_lists_commands_and_families(capsys):
@@ -89,13 +102,14 @@ def test_publish_from_an_installed_wheel(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, source / name)
-    shutil.copytree(REPO_ROOT / "hf_dgm", source / "hf_dgm", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("hf_dgm", "model_cards"):
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
                     str(source)], check=True, timeout=600)
     (wheel,) = wheels.glob("hf_dgm-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, timeout=600)
-    assert (target / "hf_dgm" / "hub" / "templates" / "optimus.md.j2").is_file()
+    assert (target / "hf_dgm" / "model_cards" / "optimus.md.j2").is_file()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = os.pathsep.join([str(target), str(TESTS_DIR)])
     script = tmp_path / "publish_from_wheel.py"
@@ -109,3 +123,68 @@ def test_publish_from_an_installed_wheel(tmp_path):
     assert Path(result["module"]).resolve().is_relative_to(target)
     assert result["validated"] and result["diff"] == 0.0
     assert "fq_biggan" in result["card"] or "fq-gan" in result["card"]
+
+
+def test_core_install_loads_models_and_pipelines():
+    """With every extra's package made unimportable, `import hf_dgm`, save -> load and the Optimus / GAN pipelines
+    work: the core `dependencies` of pyproject.toml are enough for them (tests/core_install_check.py)."""
+    proc = subprocess.run([sys.executable, str(TESTS_DIR / "core_install_check.py")], capture_output=True, text=True,
+                          timeout=600, cwd=TESTS_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "core install OK: fq_biggan, fq_stylegan, fq_ugatit, optimus" in proc.stdout
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "constraints" / "cpu.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints/cpu.txt pins with ==, got {line!r}"
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_installed_versions_match_the_constraints_file():
+    """scripts/setup.sh installs with `-c constraints/cpu.txt`: the environment running the tests holds exactly those
+    versions (torch's local label, e.g. +cpu, aside)."""
+    from importlib.metadata import version
+
+    pins = _constraints()
+    assert {"torch", "transformers", "huggingface-hub", "datasets", "accelerate"} <= set(pins)
+    wrong = {name: (version(name), pin) for name, pin in pins.items() if version(name).split("+")[0] != pin}
+    assert not wrong, f"installed (version, pinned): {wrong}; run `bash scripts/setup.sh`"
+
+
+def test_every_declared_extra_is_installed_for_the_tests():
+    """The test extra pulls every other extra: nothing the suite imports may be missing (no skip for a dependency of
+    ours). Also the wheel that requirements/no-deps.txt installs without its dependencies."""
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    names = {Requirement(r).name for r in project["dependencies"]}
+    for extra, requirements in project["optional-dependencies"].items():
+        names |= {Requirement(r).name for r in requirements if not r.startswith("hf-dgm")}
+    for line in (REPO_ROOT / "requirements" / "no-deps.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            names.add(Requirement(line).name)
+    missing = []
+    for name in sorted(names):
+        try:
+            version(name)
+        except PackageNotFoundError:
+            missing.append(name)
+    assert not missing, f"not installed: {missing}; run `bash scripts/setup.sh`"
+
+
+def test_version_flag(capsys):
+    import hf_dgm
+
+    assert hf_dgm_main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hf-dgm {hf_dgm.__version__}"
+    from importlib.metadata import version
+
+    assert version("hf-dgm") == hf_dgm.__version__  # pyproject reads the version from hf_dgm.__version__

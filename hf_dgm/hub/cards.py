@@ -6,8 +6,8 @@ its recipe / training arguments, and an optional `run_metadata.json` the trainin
 `dataset_id`, `eval_split`, `base_model`, `license`, `language`). Nothing is typed by hand; absent metrics give no
 `model-index` and a sentence saying the checkpoint was not evaluated.
 
-Templates are package data in `hf_dgm/hub/templates/` (read with `importlib.resources`, so a wheel install has
-them); they may `{% extends %}` / `{% include %}` each other. A third-party family names its own templates package
+Templates live in the checkout's top-level `model_cards/` and ship as the package `hf_dgm.model_cards` (read with
+`importlib.resources`, so a wheel install has them); they may `{% extends %}` / `{% include %}` each other. A third-party family names its own templates package
 (`HubEntry.templates_package`), searched before hf_dgm's.
 """
 
@@ -25,7 +25,7 @@ import yaml
 from ..registry import HubEntry
 
 
-TEMPLATES_PACKAGE = "hf_dgm.hub.templates"
+TEMPLATES_PACKAGE = "hf_dgm.model_cards"
 
 
 def templates_dir(package: str = TEMPLATES_PACKAGE) -> Path:

@@ -139,6 +139,8 @@ def parse_recipe_args(
 
 def _explicit_flags(parser, argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """({dest: value} for the options `argv` sets, converted by argparse; the arguments nobody knows)."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        parser.parse_known_args(argv)  # prints the help with the real defaults (not the sentinel below) and exits
     sentinel = object()
     saved = {id(a): (a.default, a.required) for a in parser._actions}
     for action in parser._actions:
