@@ -230,3 +230,21 @@ def test_card_recipe_block_has_no_local_paths(tmp_path, config):
     assert public_recipe({"data": {"train_file": "/home/me/data/snli/train.txt", "eval_file": "../shared/x/test.txt",
                                    "dataset": "stanfordnlp/snli"}, "n": 3}) == {
         "data": {"train_file": "train.txt", "eval_file": "test.txt", "dataset": "stanfordnlp/snli"}, "n": 3}
+
+
+def test_parity_claims_name_an_existing_script():
+    """A card that claims parity with the original code names the script that measured it (benchmarks/parity/)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    claims = 0
+    for template in sorted((root / "model_cards").glob("*.md.j2")):
+        text = template.read_text()
+        if "## Parity with the original code" not in text:
+            continue
+        scripts = re.findall(r"`(benchmarks/parity/\w+\.py)`", text)
+        assert scripts, f"{template.name}: a parity section must name its script"
+        for script in scripts:
+            assert (root / script).is_file(), f"{template.name} names {script}, which does not exist"
+        claims += 1
+    assert claims >= 4
