@@ -57,6 +57,13 @@ reconstruction = pipeline("sentence-reconstruction", model=str(root / "optimus")
 assert reconstruction
 done.append("optimus")
 
-from hf_dgm.models.prevalent import PrevalentConfig, PrevalentModel  # noqa: E402
+from hf_dgm.models.prevalent import PrevalentConfig, PrevalentModel  # noqa: E402,F401
+
+try:  # the VLN parts need the `vln` extra and say so
+    import hf_dgm.vln  # noqa: F401
+except ImportError as err:
+    assert "`vln` extra" in str(err), err
+else:
+    raise AssertionError("hf_dgm.vln imported without scipy and datasets")
 
 print("core install OK:", ", ".join(done))

@@ -11,11 +11,20 @@ obs = env.reset(); obs = env.step([ob["teacher"] for ob in obs])
 See each module's docstring for its API: `data`, `graphs`, `geometry`, `features`, `env`.
 """
 
-from hf_dgm.vln.data import R2RDataset
-from hf_dgm.vln.env import STOP, R2REnv
-from hf_dgm.vln.features import HDF5FeatureStore, TSVFeatureStore, load_feature_store
-from hf_dgm.vln.geometry import angle_feature, view_angle_features
-from hf_dgm.vln.graphs import NavGraphs
+import importlib.util as _importlib_util
+
+_MISSING = [name for name in ("datasets", "scipy", "networkx") if _importlib_util.find_spec(name) is None]
+if _MISSING:
+    raise ImportError(
+        f"hf_dgm.vln (R2R data, graphs, environment, the vln-navigation / vln-instruction pipelines) needs the `vln` "
+        f"extra; missing: {', '.join(_MISSING)}. Install it with `pip install -e \".[vln]\"` in the hf-dgm checkout."
+    )
+
+from hf_dgm.vln.data import R2RDataset  # noqa: E402
+from hf_dgm.vln.env import STOP, R2REnv  # noqa: E402
+from hf_dgm.vln.features import HDF5FeatureStore, TSVFeatureStore, load_feature_store  # noqa: E402
+from hf_dgm.vln.geometry import angle_feature, view_angle_features  # noqa: E402
+from hf_dgm.vln.graphs import NavGraphs  # noqa: E402
 
 
 __all__ = [
