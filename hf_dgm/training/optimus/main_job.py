@@ -18,11 +18,10 @@
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
    samples.md, training_curves.png and latent_space.png (and, with `--reconstruction_curve_steps N`,
    reconstruction_curve.json/.png: BLEU against training minutes).
-The defaults fit 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate): 9 min 45 s, 9 min 14 s
-and 9 min 5 s measured with seeds 0, 1 and 2. More steps read `z` better (README.md, "What more minutes buy"):
-`--max_steps 1600 --latent_injection both` gave reconstruction BLEU 22.1 in 37 minutes without the plain-decoder run,
-2400 steps endpoint BLEU 25.4 and reconstruction BLEU 23.7 in 57 minutes; with `--kl_threshold 1.0` as well,
-reconstruction BLEU passed 25 after 2000 steps (43 training minutes) at twice the perplexity.
+The defaults are sized for about 10 minutes on 2 idle CPU cores (the steps of the two fine-tunings dominate).
+`--max_steps`, `--latent_injection both` and `--kl_threshold` trade minutes and perplexity for reconstructions;
+measured runs at each budget and the recipe's history: benchmarks/README.md, "Optimus main job: runs and recipe
+history" and "The main job against its budget".
 """
 
 from __future__ import annotations
