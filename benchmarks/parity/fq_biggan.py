@@ -51,6 +51,7 @@ import types
 from pathlib import Path
 
 import torch
+from parity_report import ParityReport  # noqa: E402  (benchmarks/parity/, the script's own folder, is on sys.path)
 import torch.nn as nn
 
 
@@ -165,39 +166,6 @@ def real_batch(batch: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(dtype), torch.tensor(labels, dtype=torch.long)
 
 
-class Report:
-    def __init__(self):
-        self.rows: list[tuple[str, float, float]] = []
-
-    def add(self, name: str, ours, theirs) -> None:
-        if isinstance(ours, (list, tuple)):
-            pairs = list(zip(ours, theirs))
-            if len(ours) != len(theirs):
-                raise ValueError(f"{name}: {len(ours)} tensors vs {len(theirs)}")
-        else:
-            pairs = [(ours, theirs)]
-        worst_abs = scale = 0.0
-        for a, b in pairs:
-            a = torch.as_tensor(a).detach().double().reshape(-1)
-            b = torch.as_tensor(b).detach().double().reshape(-1)
-            if a.shape != b.shape:
-                raise ValueError(f"{name}: shapes {tuple(a.shape)} vs {tuple(b.shape)}")
-            if a.numel():
-                worst_abs = max(worst_abs, float((a - b).abs().max()))
-                scale = max(scale, float(b.abs().max()))
-        # Relative to the group's scale: a tensor whose true value is 0 (e.g. the gradient of a conv bias followed by
-        # batch norm) holds only rounding noise on both sides, and its own scale would make that look like a 100%
-        # difference.
-        worst_rel = worst_abs / scale if scale > 0 else (0.0 if worst_abs == 0 else float("inf"))
-        self.rows.append((name, worst_abs, worst_rel))
-
-    def print(self) -> None:
-        width = max(len(name) for name, _, _ in self.rows)
-        print(f"{'quantity':{width}s}  {'max abs':>10s}  {'max rel':>10s}")
-        for name, a, r in self.rows:
-            print(f"{name:{width}s}  {a:10.3e}  {r:10.3e}")
-
-
 class _Feed(torch.Tensor):
     """Stand-in for the original's `utils.Distribution`: `sample_()` copies the next pre-drawn tensor in place."""
 
@@ -260,7 +228,7 @@ def main(argv=None) -> int:
     y_d = torch.randint(0, 10, (args.batch,), generator=gen)
     y_g = torch.randint(0, 10, (args.batch,), generator=gen)
 
-    report = Report()
+    report = ParityReport()
 
     def states(gnet, dnet, ours: bool):
         sd_d = dnet.state_dict()
@@ -386,7 +354,7 @@ def main(argv=None) -> int:
     print(f"FQ-BigGAN parity vs YangNaruto/FQ-GAN ({args.original}), {args.dtype}, batch {args.batch}, ch {args.ch}, "
           f"K {2**args.dict_size}, fq_update_in_generator_step={config.fq_update_in_generator_step}")  # fmt: skip
     report.print()
-    worst = max(r for _, _, r in report.rows)
+    worst = report.worst_relative
     print(f"worst max rel: {worst:.3e} (rtol {args.rtol:g})")
     return 0 if worst <= args.rtol else 1
 

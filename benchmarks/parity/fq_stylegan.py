@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 
 import torch
+from parity_report import ParityReport  # noqa: E402  (benchmarks/parity/, the script's own folder, is on sys.path)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,27 +50,6 @@ from hf_dgm.convert.stylegan2_ada import convert_discriminator_tensors, convert_
 from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration  # noqa: E402
 
 VERIFIED_COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"
-
-
-class Report:
-    def __init__(self):
-        self.rows = []
-
-    def add(self, name, ours, theirs):
-        ours = ours if isinstance(ours, (list, tuple)) else [ours]
-        theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
-        worst = scale = 0.0
-        for a, b in zip(ours, theirs, strict=True):
-            a, b = torch.as_tensor(a).detach().double().reshape(-1), torch.as_tensor(b).detach().double().reshape(-1)
-            worst = max(worst, float((a - b).abs().max()))
-            scale = max(scale, float(b.abs().max()))
-        self.rows.append((name, worst, worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))))
-
-    def print(self):
-        width = max(len(n) for n, _, _ in self.rows)
-        print(f"{'quantity':{width}s}  {'max abs':>10s}  {'max rel':>10s}")
-        for n, a, r in self.rows:
-            print(f"{n:{width}s}  {a:10.3e}  {r:10.3e}")
 
 
 @torch.no_grad()
@@ -138,7 +118,7 @@ def main(argv=None) -> int:
     reals = real_batch(args.batch, args.resolution)
     gen = torch.Generator().manual_seed(args.seed + 3)
     zs = [torch.randn(args.batch, dims, generator=gen) for _ in range(4)]
-    report = Report()
+    report = ParityReport()
     g_names = [n for n, _ in model.generator.named_parameters()]
     d_names = [n for n, _ in model.discriminator.named_parameters()]
 
@@ -201,7 +181,7 @@ def main(argv=None) -> int:
     print(f"FQ-StyleGAN (use_fq=False) parity vs NVlabs/stylegan2-ada-pytorch ({args.original}), float32, "
           f"batch {args.batch}, resolution {args.resolution}")  # fmt: skip
     report.print()
-    worst = max(r for _, _, r in report.rows)
+    worst = report.worst_relative
     print(f"worst max rel: {worst:.3e} (rtol {args.rtol:g})")
     return 0 if worst <= args.rtol else 1
 

@@ -58,6 +58,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from parity_report import ParityReport  # noqa: E402  (benchmarks/parity/, the script's own folder, is on sys.path)
 import torch.nn as nn
 
 
@@ -137,31 +138,6 @@ def real_batch(batch: int, image_size: int) -> tuple[torch.Tensor, torch.Tensor]
     rows = [{"image_a": domains["train_a"][i], "image_b": domains["train_b"][i]} for i in range(batch)]
     out = collate(rows)
     return out["pixel_values_a"], out["pixel_values_b"]
-
-
-class Report:
-    def __init__(self):
-        self.rows: list[tuple[str, float, float]] = []
-
-    def add(self, name: str, ours, port) -> None:
-        pairs = list(zip(ours, port)) if isinstance(port, (list, tuple)) else [(ours, port)]
-        max_abs = max_rel = 0.0
-        for a, e in pairs:
-            a = torch.as_tensor(a).detach().double()
-            e = torch.as_tensor(e).detach().double()
-            if a.shape != e.shape:
-                raise AssertionError(f"{name}: shape {tuple(a.shape)} vs port {tuple(e.shape)}")
-            diff = float((a - e).abs().max()) if e.numel() else 0.0
-            scale = float(e.abs().max()) if e.numel() else 0.0
-            max_abs = max(max_abs, diff)
-            max_rel = max(max_rel, diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
-        self.rows.append((name, max_abs, max_rel))
-
-    def print(self) -> None:
-        width = max(len(r[0]) for r in self.rows)
-        print(f"{'quantity':<{width}}  {'max abs':>10}  {'max rel':>10}")
-        for name, a, r in self.rows:
-            print(f"{name:<{width}}  {a:10.2e}  {r:10.2e}")
 
 
 def grads_by_network(nets, model) -> dict[str, tuple[list, list]]:
@@ -305,7 +281,7 @@ def main(argv=None) -> int:
         net.to(dtype)
 
     real_A, real_B = (x.to(dtype) for x in real_batch(args.batch_size, args.image_size))
-    report = Report()
+    report = ParityReport(relative_to="tensor")
 
     # (a) forward, eval mode
     with torch.no_grad():
