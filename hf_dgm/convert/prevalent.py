@@ -100,13 +100,28 @@ def load_original(checkpoint: str | Path) -> tuple[dict[str, Any] | None, dict[s
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state_dict = load_file(str(path))
+        try:
+            state_dict = load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types for bad headers and short files
+            raise ValueError(
+                f"--checkpoint: {path} is not a readable safetensors file ({type(err).__name__}: {err}); it is "
+                "truncated or corrupted (expected the original Prevalent weights: pytorch_model.bin or safetensors)"
+            ) from None
     else:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        from . import load_state_dict_weights_only
+
+        state_dict = load_state_dict_weights_only(path, "--checkpoint")
     if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
         state_dict = state_dict["state_dict"]
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path}: the weights file is not a flat state dict of tensors")
+        found = type(state_dict).__name__
+        if isinstance(state_dict, dict):
+            key, value = next((k, v) for k, v in state_dict.items() if not isinstance(v, torch.Tensor))
+            found = f"a dict whose {key!r} is a {type(value).__name__}"
+        raise ValueError(
+            f"--checkpoint: {path} holds {found}; expected a flat state dict (parameter name -> tensor) of the "
+            "original Prevalent model"
+        )
     # `module.` from DataParallel, old LayerNorm names
     fixed = {}
     for key, value in state_dict.items():

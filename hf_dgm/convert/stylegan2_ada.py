@@ -71,6 +71,7 @@ class PersistentRecord:
 
     class_name: str
     state: dict = field(repr=False)
+    stylegan3_source: bool = False  # its `module_src` defines StyleGAN3's `SynthesisInput` (text search only)
 
     @property
     def parameters(self) -> dict[str, torch.Tensor]:
@@ -99,7 +100,10 @@ def _reconstruct_persistent_obj(meta):
         state = {}
     if not isinstance(state, dict):
         raise UnsafePickleError(f"the state of persistent object {meta.get('class_name')!r} is not a dict")
-    return PersistentRecord(class_name=str(meta.get("class_name")), state=state)
+    source = meta.get("module_src")
+    # the source is only searched as text (never executed): StyleGAN3's networks_stylegan3.py defines SynthesisInput
+    stylegan3 = isinstance(source, str) and "class SynthesisInput" in source
+    return PersistentRecord(class_name=str(meta.get("class_name")), state=state, stylegan3_source=stylegan3)
 
 
 def _load_storage_from_bytes(data):
@@ -191,12 +195,41 @@ class SafeSnapshotUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"refusing persistent id {pid!r}: not part of the StyleGAN2-ADA snapshot format")
 
 
+SNAPSHOT = "a StyleGAN2-ADA network-snapshot-*.pkl (a pickle of dict(G, D, G_ema, ...))"
+
+
 def load_snapshot(path_or_file) -> Any:
-    """Read a StyleGAN2-ADA/StyleGAN3-format pickle safely; networks come back as [`PersistentRecord`]s."""
-    if isinstance(path_or_file, (str, Path)):
-        with open(path_or_file, "rb") as handle:
+    """Read a StyleGAN2-ADA/StyleGAN3-format pickle safely; networks come back as [`PersistentRecord`]s.
+
+    For a path, every failure is a `ValueError` naming the file: missing, empty, truncated, not a pickle, or a
+    global outside the allow-list (`UnsafePickleError`)."""
+    if not isinstance(path_or_file, (str, Path)):
+        return SafeSnapshotUnpickler(path_or_file).load()
+    path = Path(path_or_file)
+    if not path.is_file():
+        raise ValueError(f"--pickle: {path}: no such file (expected {SNAPSHOT})")
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+        handle.seek(0)
+        if not head:
+            raise ValueError(f"--pickle: {path} is empty (0 bytes); expected {SNAPSHOT}")
+        if head == b"PK":
+            raise ValueError(f"--pickle: {path} is a zip archive (a torch.save file?), not a pickle; expected {SNAPSHOT}")
+        what = "a truncated or corrupted pickle" if head[:1] == b"\x80" else "not a pickle"
+        try:
             return SafeSnapshotUnpickler(handle).load()
-    return SafeSnapshotUnpickler(path_or_file).load()
+        except UnsafePickleError as err:
+            raise UnsafePickleError(f"--pickle: {path}: {err}") from None
+        except EOFError:
+            raise ValueError(
+                f"--pickle: {path} is truncated (the pickle ends before its last opcode); expected {SNAPSHOT}: "
+                "copy or download it again"
+            ) from None
+        except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+                UnicodeDecodeError, RuntimeError, MemoryError, OverflowError) as err:  # fmt: skip
+            raise ValueError(
+                f"--pickle: {path} is {what} ({type(err).__name__}: {err}); expected {SNAPSHOT}"
+            ) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -371,12 +404,45 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], what: st
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
+_STYLEGAN3_CLASSES = ("SynthesisInput",)
+_STYLEGAN3_LAYER = re.compile(r"^L\d+_\d+_\d+$")  # StyleGAN3 synthesis layers: L{idx}_{size}_{channels}
+
+
+def stylegan3_evidence(snapshot: Any) -> str | None:
+    """Why the snapshot's records are StyleGAN3's (`training.networks_stylegan3`), or None: a `SynthesisInput`
+    record, synthesis layers named `L{i}_{size}_{channels}`, or a record source defining `SynthesisInput`."""
+    if not isinstance(snapshot, dict):
+        return None
+    seen: set[int] = set()
+    stack = [(name, value) for name, value in snapshot.items() if isinstance(value, PersistentRecord)]
+    while stack:
+        path, record = stack.pop()
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        if record.class_name in _STYLEGAN3_CLASSES:
+            return f"{path} is a {record.class_name} record of training.networks_stylegan3"
+        if _STYLEGAN3_LAYER.match(path.rsplit(".", 1)[-1]):
+            return f"{path} is a StyleGAN3 synthesis layer ({record.class_name})"
+        if record.stylegan3_source:
+            return f"the source recorded for {path} ({record.class_name}) is training/networks_stylegan3.py"
+        stack += [(f"{path}.{name}", child) for name, child in record.modules.items() if isinstance(child, PersistentRecord)]
+    return None
+
+
 def convert_snapshot(snapshot: Any) -> FQStyleGANForImageGeneration | FQStyleGANGeneratorModel:
     """Build the hf-dgm model from a snapshot read by [`load_snapshot`] (`dict` with `G_ema`, optionally `G`, `D`)."""
     if not isinstance(snapshot, dict):
         raise ValueError(f"a StyleGAN2-ADA snapshot is a dict with 'G_ema' (and 'G', 'D'), got {type(snapshot).__name__}")
     if "G_ema" not in snapshot:
         raise ValueError(f"the snapshot has no 'G_ema' network (keys: {sorted(snapshot)})")
+    if stylegan3_evidence(snapshot):
+        raise ValueError(
+            f"this is a StyleGAN3 snapshot ({stylegan3_evidence(snapshot)}): StyleGAN3's alias-free synthesis network "
+            "(training/networks_stylegan3.py) is a different architecture, which this converter refuses. It converts "
+            "the StyleGAN2 networks of StyleGAN2-ADA (training/networks.py: Generator / SynthesisNetwork with "
+            "b4..bN SynthesisBlocks)"
+        )
     g_ema = _require(snapshot["G_ema"], "G_ema", ("Generator",))
     g = _require(snapshot["G"], "G", ("Generator",)) if snapshot.get("G") is not None else g_ema
     d = _require(snapshot["D"], "D", ("Discriminator",)) if snapshot.get("D") is not None else None
@@ -394,7 +460,11 @@ def convert_snapshot(snapshot: Any) -> FQStyleGANForImageGeneration | FQStyleGAN
 
 def convert_pickle(path: str | Path, out: str | Path) -> FQStyleGANForImageGeneration | FQStyleGANGeneratorModel:
     """Read `path` safely, convert, save to `out` (safetensors) and reload once to check."""
-    model = convert_snapshot(load_snapshot(path))
+    snapshot = load_snapshot(path)
+    try:
+        model = convert_snapshot(snapshot)
+    except ValueError as err:
+        raise type(err)(f"--pickle: {path}: {err}") from None
     out = Path(out)
     model.save_pretrained(out)
     reloaded = type(model).from_pretrained(out)
@@ -430,4 +500,5 @@ __all__ = [
     "convert_pickle",
     "convert_snapshot",
     "load_snapshot",
+    "stylegan3_evidence",
 ]

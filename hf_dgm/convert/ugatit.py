@@ -80,14 +80,28 @@ def _strip_module(state: dict) -> dict:
 
 def load_port_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """Read the port's checkpoint (`weights_only=True`) and check it holds the six state dicts."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from . import load_state_dict_weights_only
+
+    checkpoint = load_state_dict_weights_only(path, "--checkpoint")
+    expected = f"expected a UGATIT-pytorch checkpoint: a dict of the state dicts {list(NETWORKS)}"
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path}: expected a dict of state dicts, got {type(checkpoint).__name__}")
+        raise ValueError(f"--checkpoint: {path} holds a {type(checkpoint).__name__}; {expected}")
     missing = [name for name in NETWORKS if name not in checkpoint]
     if missing:
         raise ValueError(
-            f"{path}: not a UGATIT-pytorch checkpoint, missing {missing} (found keys {sorted(checkpoint)[:10]})"
+            f"--checkpoint: {path} is not a UGATIT-pytorch checkpoint, missing {missing} (found keys "
+            f"{sorted(map(str, checkpoint))[:10]}); {expected}"
         )
+    for name in NETWORKS:
+        state = checkpoint[name]
+        if not isinstance(state, dict):
+            raise ValueError(f"--checkpoint: {path}: {name} is a {type(state).__name__}, not a state dict; {expected}")
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(
+                    f"--checkpoint: {path}: {name}[{key!r}] is a {type(value).__name__} ({value!r:.40}), not a "
+                    f"tensor; {expected} (parameter name -> tensor)"
+                )
     return {name: _strip_module(dict(checkpoint[name])) for name in NETWORKS}
 
 

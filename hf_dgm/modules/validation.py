@@ -174,3 +174,76 @@ def check_config_keys(config_cls: type, keys: Any, where: str) -> None:
 
 
 __all__ += ["check_config_keys"]
+
+
+def _non_finite(value: Any, name: str, depth: int = 0) -> str | None:
+    """The dotted/indexed name of the first NaN or infinite float inside `value`, or None."""
+    if depth > 6:
+        return None
+    if isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)):
+        return None if math.isfinite(float(value)) else name
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if (found := _non_finite(item, f"{name}[{i}]", depth + 1)) is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if (found := _non_finite(item, f"{name}[{key!r}]", depth + 1)) is not None:
+                return found
+    elif hasattr(value, "to_diff_dict") and hasattr(value, "__dict__"):  # a nested PretrainedConfig
+        for key, item in vars(value).items():
+            if not key.startswith("_") and (found := _non_finite(item, f"{name}.{key}", depth + 1)) is not None:
+                return found
+    return None
+
+
+def check_finite_fields(config: Any) -> None:
+    """Every numeric field of `config` (floats, also inside lists, dicts and nested configs) must be finite:
+    a NaN `r1_gamma` or `beta` would otherwise be saved and train to NaN weights silently. `ValueError` naming the
+    field."""
+    for key, value in vars(config).items():
+        if key.startswith("_"):
+            continue
+        found = _non_finite(value, key)
+        if found is not None:
+            raise ValueError(
+                f"{type(config).__name__}: `{found}` must be a finite number; got {_lookup(config, found)!r}"
+            )
+
+
+def _lookup(config: Any, found: str) -> Any:
+    import re
+
+    head, *rest = re.split(r"(?=[.\[])", found)
+    value = getattr(config, head)
+    for part in rest:
+        if part.startswith("."):
+            value = getattr(value, part[1:])
+        else:
+            index = part[1:-1]
+            value = value[int(index)] if isinstance(value, (list, tuple)) else value[eval_key(index)]
+    return value
+
+
+def eval_key(text: str) -> Any:
+    import ast
+
+    return ast.literal_eval(text)
+
+
+def finite_config(cls: type) -> type:
+    """Class decorator for configs: after `__init__`, every numeric field must be finite ([`check_finite_fields`])."""
+    import functools
+
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        check_finite_fields(self)
+
+    cls.__init__ = __init__
+    return cls
+
+
+__all__ += ["check_finite_fields", "finite_config"]

@@ -127,6 +127,7 @@ def parse_recipe_args(
     overrides, unknown_flags = _explicit_flags(parser, _undash(argv, names))
     if unknown_flags:
         raise RecipeError(f"unknown command-line arguments: {unknown_flags}")
+    values = check_recipe_types(dataclass_types, values, recipe)
     merged = {**values, **overrides}
     if "recipe_path" in names and recipe is not None:
         merged.setdefault("recipe_path", str(recipe))
@@ -135,6 +136,123 @@ def parse_recipe_args(
     except (ValueError, TypeError) as err:
         raise RecipeError(f"recipe {recipe}: {err}" if recipe is not None else str(err)) from err
     return tuple(outputs)
+
+
+def _field_types(dataclass_types: Sequence[type]) -> dict[str, Any]:
+    """{field name: resolved annotation} (string annotations resolved; unresolvable ones left out)."""
+    import typing
+
+    types: dict[str, Any] = {}
+    for dtype in dataclass_types:
+        try:
+            hints = typing.get_type_hints(dtype)
+        except Exception:  # an annotation naming something not importable here: check the others
+            hints = {}
+        for f in dataclasses.fields(dtype):
+            if f.init:
+                annotation = hints.get(f.name, f.type)
+                if not isinstance(annotation, str):
+                    types.setdefault(f.name, annotation)
+    return types
+
+
+_NO_MATCH = object()
+
+
+def _type_name(annotation: Any) -> str:
+    import enum
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if annotation is type(None):
+        return "null"
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in annotation)
+    if origin in (list, tuple, set):
+        args = typing.get_args(annotation)
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """`value` (as YAML/JSON gave it), possibly converted, if it fits `annotation`; else `_NO_MATCH`.
+    Unknown annotations accept anything (the dataclass checks them)."""
+    import enum
+    import numbers
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if annotation is type(None):
+        return value if value is None else _NO_MATCH
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        for arg in typing.get_args(annotation):
+            out = _coerce(value, arg)
+            if out is not _NO_MATCH:
+                return out
+        return _NO_MATCH
+    if origin is typing.Literal:
+        return value if value in typing.get_args(annotation) else _NO_MATCH
+    if annotation is bool:
+        return value if isinstance(value, bool) else _NO_MATCH
+    if annotation is int:
+        return value if isinstance(value, numbers.Integral) and not isinstance(value, bool) else _NO_MATCH
+    if annotation is float:
+        if isinstance(value, bool):
+            return _NO_MATCH
+        if isinstance(value, numbers.Real):
+            return value
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                return _NO_MATCH
+        return _NO_MATCH
+    if annotation is str:
+        return value if isinstance(value, str) else _NO_MATCH
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        if isinstance(value, annotation):
+            return value
+        return value if value in {m.value for m in annotation} else _NO_MATCH
+    if origin in (list, tuple, set) or annotation in (list, tuple, set):
+        if not isinstance(value, (list, tuple)):
+            return _NO_MATCH
+        args = typing.get_args(annotation)
+        if not args or origin is tuple:
+            return value
+        items = [_coerce(v, args[0]) for v in value]
+        return _NO_MATCH if any(v is _NO_MATCH for v in items) else items
+    if origin is dict or annotation is dict:
+        return value if isinstance(value, dict) else _NO_MATCH
+    return value
+
+
+def check_recipe_types(
+    dataclass_types: Sequence[type], values: dict[str, Any], recipe: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """The recipe's values checked against the dataclass field types (before `TrainingArguments` sees them):
+    `max_steps: abc` or `max_steps: [1, 2]` is a `RecipeError` naming the key, the recipe, the value and the
+    expected type. Numeric strings for float fields (YAML's `1e-4`) become floats."""
+    types = _field_types(dataclass_types)
+    checked = dict(values)
+    for key, value in values.items():
+        if key not in types:
+            continue
+        out = _coerce(value, types[key])
+        if out is _NO_MATCH:
+            where = f"recipe {recipe}" if recipe is not None else "recipe"
+            raise RecipeError(
+                f"{where}: `{key}` must be {_type_name(types[key])}; got {type(value).__name__} {value!r}"
+            )
+        checked[key] = out
+    return checked
 
 
 def _explicit_flags(parser, argv: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -154,4 +272,4 @@ def _explicit_flags(parser, argv: list[str]) -> tuple[dict[str, Any], list[str]]
     return {k: v for k, v in vars(namespace).items() if v is not sentinel}, unknown
 
 
-__all__ = ["RecipeError", "load_recipe", "parse_recipe_args", "split_recipe_flag"]
+__all__ = ["RecipeError", "check_recipe_types", "load_recipe", "parse_recipe_args", "split_recipe_flag"]

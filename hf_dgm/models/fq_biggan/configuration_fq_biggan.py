@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...modules.hub_compat import HubCompatibleConfig
-from ...modules.validation import check_float
+from ...modules.validation import check_float, finite_config
 
 from ...modules.feature_quantizer import validate_feature_quantizer_config
 
@@ -161,6 +161,7 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}")
 
 
+@finite_config
 class FQBigGANConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQBigGANForImageGeneration`] (BigGAN generator + projection discriminator with feature

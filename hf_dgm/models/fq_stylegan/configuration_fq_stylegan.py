@@ -8,6 +8,7 @@ from typing import Any
 
 from ...modules.feature_quantizer import FQ_CONFIG_DEFAULTS, validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
+from ...modules.validation import finite_config
 
 
 NOISE_MODES = ("random", "const", "none")
@@ -84,6 +85,7 @@ def _is_power_of_two(value: Any) -> bool:
 LAZY_REGULARIZATION_MODES = ("separate", "folded")
 
 
+@finite_config
 class FQStyleGANConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQStyleGANForImageGeneration`]: a StyleGAN2 generator (mapping network, modulated and

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...modules.feature_quantizer import validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
+from ...modules.validation import finite_config
 
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ LEGACY_NORM_VARIANCES = {"ugatit_pytorch": "nested_unbiased"}
 SPECTRAL_NORM_ORDERS = ("v_then_u", "u_then_v")
 
 
+@finite_config
 class FQUGATITConfig(HubCompatibleConfig):
     r"""
     Configuration of [`FQUGATITModel`] (both generators and all four discriminators) and

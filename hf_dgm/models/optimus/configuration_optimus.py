@@ -8,7 +8,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 
 from ...modules.hub_compat import HubCompatibleConfig
-from ...modules.validation import check_float, check_int
+from ...modules.validation import check_float, check_int, finite_config
 
 
 LATENT_INJECTIONS = ("memory", "embedding", "both")
@@ -28,6 +28,7 @@ def _as_config(value: Any, field: str) -> PreTrainedConfig:
     raise ValueError(f"`{field}` must be a PreTrainedConfig or a dict with a `model_type`; got {type(value).__name__}")
 
 
+@finite_config
 class OptimusConfig(HubCompatibleConfig):
     r"""
     Configuration of [`OptimusForConditionalGeneration`]: a BERT-family encoder, a causal-LM decoder, and the

@@ -7,6 +7,7 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from ...modules.hub_compat import drop_locally_registered_pipelines
+from ...modules.validation import finite_config
 
 
 def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
@@ -21,6 +22,7 @@ def _probability(name: str, value: Any) -> float:
     return float(value)
 
 
+@finite_config
 class PrevalentConfig(PreTrainedConfig):
     r"""
     Configuration of [`PrevalentModel`], [`PrevalentForPreTraining`] and [`PrevalentForNavigation`].
@@ -147,6 +149,7 @@ class PrevalentConfig(PreTrainedConfig):
         return self.vision_feature_size == 0
 
 
+@finite_config
 class PrevalentNavigationConfig(PrevalentConfig):
     r"""
     Configuration of [`PrevalentForNavigation`], the R2R agent: the same fields as [`PrevalentConfig`] under its own

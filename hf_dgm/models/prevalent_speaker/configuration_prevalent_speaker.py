@@ -1,8 +1,10 @@
 """Configuration of the R2R-EnvDrop speaker used by Prevalent to synthesize instructions."""
 
 from ...modules.hub_compat import HubCompatibleConfig
+from ...modules.validation import finite_config
 
 
+@finite_config
 class PrevalentSpeakerConfig(HubCompatibleConfig):
     r"""
     The speaker of R2R-EnvDrop (Tan et al. 2019), which PREVALENT (Hao et al. 2020) used to synthesize instructions for
