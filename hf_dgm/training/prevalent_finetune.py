@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ from torch.nn import functional as F
 from hf_dgm.models.prevalent.pipeline_prevalent import greedy_navigate, observation_tensors, start_action_features
 
 logger = logging.getLogger(__name__)
+
+TRAINER_STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -68,7 +71,10 @@ class FinetuneArguments:
     max_train_items: int | None = field(default=None)
     max_eval_items: int | None = field(default=None, metadata={"help": "val_seen instructions for evaluation (all by default)"})
     eval_every: int = field(default=0, metadata={"help": "evaluate on val_seen every N iterations (0 = only at the end)"})
-    save_every: int = field(default=100)
+    save_every: int = field(default=100, metadata={"help": "checkpoint every N iterations (and always at the end)"})
+    save_total_limit: int | None = field(default=1, metadata={"help": "keep the newest N checkpoints (None/0 = all)"})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler per stage, over its iterations"})
+    report_to: str = field(default="none", metadata={"help": "trackers, as TrainingArguments.report_to: none, all, or a comma-separated list (tensorboard, wandb, ...)"})
     eval_batch_size: int = field(default=64)
     seed: int = field(default=0)
     use_cpu: bool = field(default=False)
@@ -204,6 +210,14 @@ class EpisodeSampler:
         self.cursor += len(batch)
         return [int(i) for i in batch]
 
+    # registered with `accelerator.register_for_checkpointing`: the position in the stream is part of a checkpoint
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state(), "order": self.order.copy(), "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+        self.order, self.cursor = np.asarray(state["order"]), int(state["cursor"])
+
 
 def tokenize(tokenizer, obs: list[dict], device) -> tuple[torch.Tensor, torch.Tensor]:
     enc = tokenizer([ob["instruction"] for ob in obs], padding=True, truncation=True, max_length=80, return_tensors="pt")
@@ -286,21 +300,104 @@ def parse_args(argv: list[str] | None = None):
         raise ValueError(f"--feedback must be 'sample' or 'teacher'; got {args.feedback!r}")
     return args, recipe
 
+
+def _report_to(value) -> list[str] | str | None:
+    """`report_to` as `TrainingArguments` reads it: "none" (or empty) = no tracker, "all" = every installed one, else
+    a comma-separated list of accelerate tracker names ("tensorboard", "wandb", ...)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    value = [v for v in value if v != "none"]
+    if not value:
+        return None
+    return "all" if "all" in value else value
+
+
+def _tracker_values(row: dict) -> dict:
+    """The numeric entries of a history row (what a tracker can plot)."""
+    return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _prepare_stage(accelerator, model, stage: int, args: FinetuneArguments):
+    """(rollout, optimizer, scheduler) of `stage`, prepared by `accelerator` as its ONLY model/optimizer/scheduler, so
+    that `save_state` / `load_state` always see one of each (the stage switch rebuilds the optimizer, as the original
+    does, and re-wraps the model so that DDP sees the newly trainable encoder layers)."""
+    from transformers.optimization import get_scheduler
+
+    accelerator.free_memory()  # forget the previous stage's objects (keeps the registered sampler)
+    optimizer = set_stage(model, stage, args)
+    iters = args.stage1_iters if stage == 1 else args.stage2_iters
+    # accelerate steps a prepared scheduler once per process per iteration
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=0,
+                              num_training_steps=max(iters, 1) * accelerator.num_processes)  # fmt: skip
+    return accelerator.prepare(NavigationRollout(model), optimizer, scheduler)
+
+
+def _publish_checkpoint(staging: Path, final: Path) -> None:
+    """The atomic step: a complete staging folder becomes `checkpoint-N` (the only step a kill cannot split)."""
+    import shutil
+
+    if final.is_dir():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+
+
+def _save_checkpoint(accelerator, out: Path, iteration: int, trainer_state: dict, save_total_limit: int | None) -> None:
+    """`accelerator.save_state` (model, optimizer, scheduler, every process's RNG states, the episode sampler) plus
+    `trainer_state.json` (iteration, stage, logged history, seconds trained) into
+    `<out>/.incomplete-checkpoint-N/checkpoint-N`, renamed to `<out>/checkpoint-N` once complete (as
+    `hf_dgm.training.checkpoints.AtomicCheckpointMixin` does for the Trainer-based runs). Every process calls it."""
+    import shutil
+
+    from hf_dgm.training.checkpoints import INCOMPLETE_PREFIX
+
+    name = f"checkpoint-{iteration}"
+    staging_root = out / (INCOMPLETE_PREFIX + name)
+    if accelerator.is_main_process and staging_root.is_dir():
+        shutil.rmtree(staging_root)  # left by an interrupted save of the same iteration
+    accelerator.wait_for_everyone()
+    staging = staging_root / name
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()  # every process has written its RNG state
+    if accelerator.is_main_process:
+        # written last: `is_complete_checkpoint` needs it (and the weights)
+        (staging / TRAINER_STATE_FILE).write_text(json.dumps(trainer_state))
+        _publish_checkpoint(staging, out / name)
+        shutil.rmtree(staging_root, ignore_errors=True)
+        if save_total_limit:
+            _rotate_checkpoints(out, save_total_limit)
+    accelerator.wait_for_everyone()
+
+
+def _rotate_checkpoints(out: Path, keep: int) -> None:
+    import re
+    import shutil
+
+    found = sorted((int(m.group(1)), p) for p in out.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    for _, path in found[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
     import yaml
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
     from tqdm.auto import tqdm
 
+    from hf_dgm.training.checkpoints import last_complete_checkpoint
     from hf_dgm.training.prevalent_pretrain import load_tokenizer
     from hf_dgm.vln import NavGraphs, R2RDataset, R2REnv, load_feature_store
 
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    # the critic is idle in imitation-only iterations: let DDP skip parameters without gradients
-    accelerator = Accelerator(cpu=args.use_cpu, kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    set_seed(args.seed + accelerator.process_index)
     out = Path(args.output_dir)
+    # the critic is idle in imitation-only iterations: let DDP skip parameters without gradients
+    accelerator = Accelerator(
+        cpu=args.use_cpu,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        log_with=_report_to(args.report_to),
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "runs")),
+    )
+    set_seed(args.seed + accelerator.process_index)
     tokenizer = load_tokenizer(args.pretrained or args.init_bert)
     graphs = NavGraphs.from_dir(Path(args.data_dir) / "connectivity")
     features = load_feature_store(args.features) if args.features else None
@@ -312,31 +409,30 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         val = val.select(range(min(args.max_eval_items, len(val))))
     env = R2REnv(train, graphs, features=features, batch_size=args.batch_size, angle_feat_size=args.angle_feature_size)
     sampler = EpisodeSampler(len(train), args.batch_size, seed=args.seed + 1000 * accelerator.process_index)
+    accelerator.register_for_checkpointing(sampler)
     model = build_agent(args, tokenizer)
     total_iters = args.stage1_iters + args.stage2_iters
-    start_iter = 0
-    state_file = out / "checkpoint" / "state.json"
-    if state_file.is_file():
-        from safetensors.torch import load_file
-
-        state = json.loads(state_file.read_text())
-        model.load_state_dict(load_file(str(out / "checkpoint" / "model.safetensors")))
-        start_iter = int(state["iteration"])
-        logger.info("resuming at iteration %d", start_iter)
-    stage = 1 if start_iter < args.stage1_iters else 2
-    optimizer = set_stage(model, stage, args)
-    if state_file.is_file() and (out / "checkpoint" / "optimizer.pt").is_file() and json.loads(state_file.read_text())["stage"] == stage:
-        optimizer.load_state_dict(torch.load(out / "checkpoint" / "optimizer.pt", weights_only=True))
-    rollout, optimizer = accelerator.prepare(NavigationRollout(model), optimizer)
-    history = []
+    checkpoint = last_complete_checkpoint(out) if out.is_dir() else None
+    state = json.loads((Path(checkpoint) / TRAINER_STATE_FILE).read_text()) if checkpoint else {}
+    start_iter = int(state.get("iteration", 0))
+    # the stage the checkpoint's optimizer belongs to (a checkpoint at the last stage-1 iteration holds stage 1's)
+    stage = int(state.get("stage", 1 if start_iter < args.stage1_iters else 2))
+    rollout, optimizer, scheduler = _prepare_stage(accelerator, model, stage, args)
+    history: list[dict] = list(state.get("history", []))
+    seconds_before = float(state.get("train_seconds", 0.0))
+    if checkpoint:
+        accelerator.load_state(checkpoint)  # model, optimizer, scheduler, RNG states, sampler position
+        logger.info("resuming from %s (iteration %d, stage %d)", checkpoint, start_iter, stage)
+    if accelerator.log_with:
+        config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
+        accelerator.init_trackers("prevalent-finetune", config=config)
     timings = {"train_seconds": 0.0, "train_iterations": 0}
+    saved_at = start_iter if checkpoint else -1
     progress = tqdm(range(start_iter, total_iters), disable=not accelerator.is_local_main_process, desc="fine-tune")
     for it in progress:
         if it == args.stage1_iters and stage == 1:
             stage = 2
-            model = accelerator.unwrap_model(rollout).model
-            optimizer = set_stage(model, 2, args)
-            rollout, optimizer = accelerator.prepare(NavigationRollout(model), optimizer)
+            rollout, optimizer, scheduler = _prepare_stage(accelerator, accelerator.unwrap_model(rollout).model, 2, args)
         tic = time.perf_counter()
         rollout.train()
         indices = sampler.next()
@@ -346,19 +442,30 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         if args.max_grad_norm:
             accelerator.clip_grad_norm_([p for p in rollout.parameters() if p.requires_grad], args.max_grad_norm)
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad()
         timings["train_seconds"] += time.perf_counter() - tic
         timings["train_iterations"] += 1
         progress.set_postfix(loss=f"{loss.item():.3f}", stage=stage, **{k: f"{v:.3f}" for k, v in logs.items()})
-        history.append({"iteration": it + 1, "stage": stage, "loss": loss.item(), **logs})
-        if accelerator.is_main_process and args.save_every and (it + 1) % args.save_every == 0:
-            _save_checkpoint(accelerator.unwrap_model(rollout).model, optimizer, out, it + 1, stage)
+        row = {"iteration": it + 1, "stage": stage, "loss": loss.item(), **logs,
+               "learning_rate": scheduler.get_last_lr()[0]}  # fmt: skip
         if args.eval_every and (it + 1) % args.eval_every == 0 and accelerator.is_main_process:
             summary, _ = evaluate_agent(accelerator.unwrap_model(rollout).model, tokenizer, val, graphs, features,
                                         args.eval_batch_size, accelerator.device)  # fmt: skip
-            history[-1].update({f"val_seen_{k}": v for k, v in summary.items()})
+            row.update({f"val_seen_{k}": v for k, v in summary.items()})
             logger.info("iteration %d val_seen %s", it + 1, summary)
+        history.append(row)
+        accelerator.log(_tracker_values(row), step=it + 1)
+        if args.save_every and (it + 1) % args.save_every == 0:
+            trainer_state = {"iteration": it + 1, "stage": stage, "history": history,
+                             "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
+            _save_checkpoint(accelerator, out, it + 1, trainer_state, args.save_total_limit)
+            saved_at = it + 1
     model = accelerator.unwrap_model(rollout).model
+    if saved_at != total_iters:  # the end state, so that a longer rerun continues from here
+        trainer_state = {"iteration": total_iters, "stage": stage, "history": history,
+                         "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
+        _save_checkpoint(accelerator, out, total_iters, trainer_state, args.save_total_limit)
     metrics: dict = {}
     if accelerator.is_main_process:
         tic = time.perf_counter()
@@ -369,6 +476,8 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
             "train_iterations": timings["train_iterations"],
             "train_seconds": timings["train_seconds"],
             "train_episodes_per_second": timings["train_iterations"] * args.batch_size / max(timings["train_seconds"], 1e-9),
+            "train_seconds_whole_run": seconds_before + timings["train_seconds"],
+            "resumed_from_iteration": start_iter,
             "eval_seconds": eval_seconds,
             "pretrained": args.pretrained,
         })  # fmt: skip
@@ -379,21 +488,10 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         (out / "history.json").write_text(json.dumps(history))
         (out / "val_seen_submission.json").write_text(json.dumps(submission))
         (out / "recipe.yaml").write_text(yaml.safe_dump({"recipe": recipe, **asdict(args)}, sort_keys=False))
-        _save_checkpoint(model, optimizer, out, total_iters, stage)
+    accelerator.log({f"final/{k}": v for k, v in _tracker_values(metrics).items()}, step=total_iters)
+    accelerator.end_training()
     accelerator.wait_for_everyone()
     return metrics
-
-
-def _save_checkpoint(model, optimizer, out: Path, iteration: int, stage: int) -> None:
-    from safetensors.torch import save_file
-
-    folder = out / "checkpoint"
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    # the tied/shared storages of the encoder are not shared here (no LM head), so save_file accepts them
-    save_file(state, str(folder / "model.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    (folder / "state.json").write_text(json.dumps({"iteration": iteration, "stage": stage}))
 
 
 def main(argv: list[str] | None = None) -> dict:
