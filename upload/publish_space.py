@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from hf_dgm.cli import undash_flags  # noqa: E402
+from hf_dgm.hub.cli import hub_error_line  # noqa: E402
 from hf_dgm.hub.publish import PublishError  # noqa: E402
 from hf_dgm.hub.space import publish_space  # noqa: E402
 
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (PublishError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a Hub answer or an unreachable endpoint: one line, not a traceback
+        line = hub_error_line(err, args.endpoint, f"publishing the Space {args.space_id}")
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 1
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

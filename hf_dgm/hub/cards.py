@@ -91,6 +91,82 @@ def check_repo_id(repo_id: Any, name: str = "repo_id") -> str:
     return repo_id
 
 
+# The Hub's licence identifiers (hub-docs `repositories-licenses.md`, plus the Llama 3.x licences added since):
+# a card's `license:` must be one of them, or `other` with a `license_name`.
+HUB_LICENSES = frozenset("""
+apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5
+cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0
+cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0
+cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl
+lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib
+pddl lgpl-lr deepfloyd-if-license llama2 llama3 llama3.1 llama3.2 llama3.3 gemma unknown other
+""".split())
+# git ref names the publisher accepts for --revision (a branch, a tag, a commit sha, refs/pr/N)
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_TASK = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+_TAG = re.compile(r"^[\w.:+-][\w .:+-]{0,99}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def check_license(value: Any, name: str = "license") -> str | None:
+    """`value` if it is one of the Hub's licence identifiers (None passes: the default applies), else
+    `ModelCardError` naming `name`, the value and where the allowed ids are listed."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in HUB_LICENSES:
+        near = sorted(lic for lic in HUB_LICENSES if isinstance(value, str) and value.strip().lower()[:3] == lic[:3])
+        raise ModelCardError(
+            f"{name} {value!r} is not a Hugging Face Hub licence identifier; use one of the Hub's ids "
+            f"(https://huggingface.co/docs/hub/repositories-licenses), e.g. apache-2.0, mit, cc-by-4.0"
+            + (f"; close ones: {', '.join(near[:8])}" if near else "") + ", or `other`"
+        )
+    return value
+
+
+def check_revision(value: Any, name: str = "revision") -> str | None:
+    """A git revision (branch, tag, commit sha, refs/pr/N) safe to write into generated code and cards."""
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not _REVISION.match(value) or ".." in value or value.endswith((".lock", "/"))
+            or "//" in value):
+        raise ModelCardError(
+            f"{name} {value!r} is not a git revision: a branch, tag or commit sha of letters, digits and . _ - / "
+            "(no spaces, quotes, line breaks or `..`), at most 200 characters"
+        )
+    return value
+
+
+def check_task(value: Any, name: str = "task") -> str | None:
+    """A pipeline task name (lower-case letters, digits, dashes), or None."""
+    if value is not None and (not isinstance(value, str) or not _TASK.match(value)):
+        raise ModelCardError(f"{name} {value!r} is not a pipeline task name (lower-case letters, digits and dashes)")
+    return value
+
+
+def check_tags(value: Any, name: str = "tags") -> list[str]:
+    """A list of Hub tags: strings of letters, digits, spaces and . _ : + - (at most 100 characters each)."""
+    if not isinstance(value, (list, tuple)):
+        raise ModelCardError(f"{name} must be a list of strings; got {type(value).__name__}")
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            raise ModelCardError(
+                f"{name}[{i}] = {tag!r} is not a Hub tag: letters, digits, spaces and . _ : + - only, at most 100 "
+                "characters, no line breaks"
+            )
+    return list(value)
+
+
+def check_language(value: Any, name: str = "language") -> Any:
+    """None, or a language code / list of codes (ISO 639-1/639-3, optionally with a region: en, fr, zh-Hans)."""
+    if value is None:
+        return None
+    for i, code in enumerate([value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]):
+        if not isinstance(code, str) or not _LANGUAGE.match(code):
+            raise ModelCardError(f"{name} {code!r} is not a language code (ISO 639: e.g. en, fr, zh-Hans)")
+    return value
+
+
 def check_card_value(value: Any, name: str) -> None:
     """Refuse a value (string, or list/dict of them) that would change the card's structure; `name` says where
     it came from (e.g. `run_metadata.json: dataset`)."""
@@ -359,6 +435,10 @@ def build_card(
     check_card_value(dict(run.metadata), f"{RUN_METADATA_FILE}:")
     check_card_value([str(k) for k in run.metrics], "metrics (names)")
     check_card_value(license, "license")
+    check_license(license, "license (--license)")
+    check_license(run.metadata.get("license"), f"{RUN_METADATA_FILE}: license")
+    check_tags(run.metadata.get("tags", []), f"{RUN_METADATA_FILE}: tags")
+    check_language(run.metadata.get("language"), f"{RUN_METADATA_FILE}: language")
     check_card_value(run.recipe_source, "recipe file")
     check_card_value(list(repo_images or {}), "image paths")
     check_card_value(list((repo_images or {}).values()), "image captions")

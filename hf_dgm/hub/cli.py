@@ -36,6 +36,21 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def hub_error_line(err: BaseException, endpoint: str | None, what: str = "publishing") -> str | None:
+    """One line for a Hub or network failure that escaped the publisher (None for other errors): what failed and
+    that nothing was committed. The publisher's own upload failures are already `PublishError`s."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .publish import _one_line
+
+    if isinstance(err, HfHubHTTPError):
+        return f"error: {what} failed: the Hub answered {_one_line(err)}; nothing was committed, the remote is unchanged"
+    if isinstance(err, _network_errors()):
+        return (f"error: {what} failed: could not reach the Hub at {endpoint or 'the default endpoint'} "
+                f"({_one_line(err)}); nothing was committed, the remote is unchanged")
+    return None
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="folder written by save_pretrained (plus metrics/recipe/samples)")
@@ -67,9 +82,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m hf_dgm.hub") -> i
     except (PublishError, ValidationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except _network_errors() as err:  # the endpoint cannot be reached: one line, not a traceback
-        print(f"error: could not reach the Hub at {args.endpoint or 'the default endpoint'}: "
-              f"{type(err).__name__}: {err}", file=sys.stderr)
+    except Exception as err:  # a Hub answer or an unreachable endpoint: one line, not a traceback
+        line = hub_error_line(err, args.endpoint, f"publishing {args.model_dir} to {args.repo_id}")
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 1
 
     if result.validation is not None:

@@ -44,7 +44,18 @@ from typing import Any
 
 import yaml
 
-from .cards import USAGE_REPO_PLACEHOLDER, ModelCardError, _hub_id, build_card, check_card_value, check_repo_id, read_run
+from .cards import (
+    USAGE_REPO_PLACEHOLDER,
+    ModelCardError,
+    _hub_id,
+    build_card,
+    check_card_value,
+    check_license,
+    check_repo_id,
+    check_revision,
+    check_task,
+    read_run,
+)
 from ..registry import FamilySpec, get_family
 from .remote_code import RemoteCodeBundle, assemble_remote_code
 from .validation import (
@@ -134,12 +145,16 @@ def read_model_type(model_dir: Path) -> str:
     return model_type
 
 
-def _check_publish_inputs(repo_id: Any, license: Any) -> None:
-    """Before anything else (dry runs too): the repo id passes huggingface_hub's validator, and the license can go
-    into the card's YAML."""
+def _check_publish_inputs(repo_id: Any, license: Any, revision: Any = None, space_id: Any = None) -> None:
+    """Before anything else (dry runs too): the repo id passes huggingface_hub's validator, the license is one of
+    the Hub's licence ids, the revision is a git ref name and the Space id a repo id."""
     try:
         check_repo_id(repo_id, "repo_id (--repo_id)")
         check_card_value(license, "license (--license)")
+        check_license(license, "license (--license)")
+        check_revision(revision, "revision (--revision)")
+        if space_id is not None:
+            check_repo_id(space_id, "space_id (--space_id)")
     except ModelCardError as err:
         raise PublishError(str(err)) from None
 
@@ -199,6 +214,10 @@ def discover_family_code(family: FamilySpec) -> tuple[dict[str, str], dict[str, 
             entry["type"] = info["type"]
         custom_pipelines[task] = entry
         classes.append(impl)
+    for declared_entry in family.pipelines:  # names transformers reserves, usable only through custom_pipelines
+        for alias in getattr(declared_entry, "hub_aliases", ()):
+            if declared_entry.task in custom_pipelines:
+                custom_pipelines.setdefault(alias, dict(custom_pipelines[declared_entry.task]))
     if not custom_pipelines and family.hub.probe_task is not None:
         raise PublishError(f"no pipeline task is registered for {family.model_type!r} by `import hf_dgm`")
 
@@ -273,7 +292,22 @@ HANDLER_SOURCE = Path(__file__).resolve().with_name("endpoint_handler.py")
 
 def write_endpoint_handler(path: Path, default_task: str | None, model_auto_class: str = "AutoModel") -> None:
     """Copy the Inference Endpoints handler into the repo as `handler.py`, with the family's default task and the
-    Auto class it serves the model's forward with when the repo has no pipeline."""
+    Auto class it serves the model's forward with when the repo has no pipeline.
+
+    Both values are validated (a task name; a transformers `AutoModel*` class) and written as Python literals;
+    the result is parsed back and must assign exactly those values."""
+    import ast
+
+    import transformers
+
+    try:
+        check_task(default_task, "default_task (the family's pipeline task)")
+    except ModelCardError as err:
+        raise PublishError(str(err)) from None
+    if not (isinstance(model_auto_class, str) and re.fullmatch(r"AutoModel\w*", model_auto_class)
+            and isinstance(getattr(transformers, model_auto_class, None), type)):
+        raise PublishError(
+            f"model_auto_class {model_auto_class!r} is not a transformers Auto class (AutoModel, AutoModelFor...)")
     source = HANDLER_SOURCE.read_text(encoding="utf-8")
     for marker, value in (
         ("DEFAULT_TASK: str | None = None  # filled in by the publisher", f"DEFAULT_TASK: str | None = {default_task!r}"),
@@ -282,6 +316,13 @@ def write_endpoint_handler(path: Path, default_task: str | None, model_auto_clas
         if marker not in source:  # pragma: no cover - guards edits of endpoint_handler.py
             raise RuntimeError(f"{HANDLER_SOURCE} lost its marker line {marker!r}")
         source = source.replace(marker, value)
+    assigned = {node.targets[0].id if isinstance(node, ast.Assign) else node.target.id: node.value
+                for node in ast.parse(source).body
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(
+                    node.targets[0] if isinstance(node, ast.Assign) else node.target, ast.Name)}
+    if (ast.literal_eval(assigned["DEFAULT_TASK"]) != default_task
+            or ast.literal_eval(assigned["MODEL_AUTO_CLASS"]) != model_auto_class):  # pragma: no cover - defence
+        raise PublishError("handler.py does not assign the validated DEFAULT_TASK / MODEL_AUTO_CLASS literals")
     path.write_text(source, encoding="utf-8")
 
 
@@ -319,7 +360,7 @@ def prepare_repo_folder(
     """Write the exact repo folder for `model_dir` into `out_dir` (must be missing or empty) and validate it."""
     import hf_dgm
 
-    _check_publish_inputs(repo_id, license)
+    _check_publish_inputs(repo_id, license, space_id=space_id)
     model_dir = Path(model_dir).resolve()
     out_dir = Path(out_dir)
     if not model_dir.is_dir():
@@ -498,12 +539,110 @@ def _commit_with_retries(api, repo_id: str, operations, **kwargs):
             if attempt == COMMIT_ATTEMPTS:
                 raise PublishError(
                     f"the Hub answered {status} to the commit to {repo_id} {COMMIT_ATTEMPTS} times ({first_line}); "
-                    "nothing was committed. Try again later"
+                    "try again later; nothing was committed"
                 ) from None
             wait = COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1)
             logger.warning("commit to %s failed with %s (attempt %d/%d); retrying in %.1f s",
                            repo_id, status, attempt, COMMIT_ATTEMPTS, wait)
             time.sleep(wait)
+
+
+def _one_line(err: BaseException) -> str:
+    """What an upload error says, on one line: the HTTP status and the first line of the message."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    text = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    status = getattr(getattr(err, "response", None), "status_code", None) if isinstance(err, HfHubHTTPError) else None
+    if status is not None and str(status) not in text:
+        text = f"HTTP {status}: {text}"
+    return text if isinstance(err, (HfHubHTTPError, PublishError)) else f"{type(err).__name__}: {text}"
+
+
+def delete_command(repo_id: str, repo_type: str = "model", endpoint: str | None = None) -> str:
+    """The `hf` command (huggingface_hub's CLI) that deletes `repo_id`."""
+
+    prefix = f"HF_ENDPOINT={endpoint} " if endpoint and endpoint.rstrip("/") != "https://huggingface.co" else ""
+    return f"{prefix}hf repos delete {repo_id} --repo-type {repo_type} --yes"
+
+
+def commit_new_or_existing(
+    api, repo_id: str, operations, *, repo_type: str, exists: bool, parent_sha: str | None, private: bool = False,
+    revision: str | None = None, create_pr: bool = False, space_sdk: str | None = None, **commit_kwargs,
+):
+    """Create the repo (when it does not exist) or the branch (when missing), then make ONE commit, retried on 5xx.
+
+    Any failure ends in a one-line `PublishError` that says what failed and that nothing was committed. A repo or
+    branch this call created and that still holds nothing of ours is deleted again; if that is impossible, the
+    error names it and the command that removes it. A process killed (`kill -9`) between the creation and the
+    commit cannot clean up: the command was logged right before the creation, and publishing again commits into
+    the empty repo."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    kind = "Space" if repo_type == "space" else "repo"
+    created_repo = created_branch = False
+    try:
+        if not exists:
+            logger.info("creating the %s %s; if this process is killed before its first commit lands, remove the "
+                        "empty %s with `%s` (or publish again into it)", kind, repo_id, kind,
+                        delete_command(repo_id, repo_type, api.endpoint))
+            try:
+                api.create_repo(repo_id, private=private, exist_ok=False, repo_type=repo_type,
+                                **({"space_sdk": space_sdk} if space_sdk else {}))
+            except HfHubHTTPError as err:
+                if err.response is not None and err.response.status_code == 409:
+                    raise PublishError(f"{repo_id} was created by someone else while publishing; run again") from None
+                raise
+            created_repo = True
+            parent_sha = api.repo_info(repo_id, repo_type=repo_type).sha
+        if revision is not None and parent_sha is None and create_pr:
+            raise PublishError(f"cannot open a pull request against {revision!r}: no such branch in {repo_id}")
+        if revision is not None and parent_sha is None:
+            api.create_branch(repo_id, branch=revision, revision="main", exist_ok=False, repo_type=repo_type)
+            created_branch = True
+            parent_sha = api.repo_info(repo_id, revision=revision, repo_type=repo_type).sha
+        return _commit_with_retries(
+            api, repo_id, operations, revision=revision, create_pr=create_pr, parent_commit=parent_sha,
+            repo_type=repo_type, **commit_kwargs,
+        )
+    except BaseException as err:
+        # One commit: nothing of the upload landed. Undo the empty repo / branch this call created, unless
+        # someone committed to it meanwhile.
+        leftover = ""
+        if created_repo or created_branch:
+            what = f"{kind} {repo_id}" if created_repo else f"branch {revision!r} of {repo_id}"
+            try:
+                head = api.repo_info(repo_id, revision=revision if created_branch else "main", repo_type=repo_type).sha
+                if head != parent_sha:
+                    leftover = f"; the {what} this run created has commits from elsewhere and was kept"
+                elif created_repo:
+                    api.delete_repo(repo_id, repo_type=repo_type)
+                    leftover = f"; the empty {kind} {repo_id} this run created was deleted again"
+                else:
+                    api.delete_branch(repo_id, branch=revision, repo_type=repo_type)
+                    leftover = f"; the branch {revision!r} this run created was deleted again"
+            except Exception as cleanup_error:
+                command = (delete_command(repo_id, repo_type, api.endpoint) if created_repo else
+                           f"hf repos branch delete {repo_id} {revision} --repo-type {repo_type}")
+                leftover = (f"; the empty {what} this run created could not be deleted "
+                            f"({_one_line(cleanup_error)}): remove it with `{command}`")
+        if not isinstance(err, Exception):  # KeyboardInterrupt / SystemExit: stop, after cleaning up
+            if leftover:
+                logger.error("interrupted before the commit landed%s", leftover)
+            raise
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status == 412:
+            raise PublishError(
+                f"{repo_id} changed while publishing (a commit landed on {revision or 'main'} after this run read it: "
+                f"{_one_line(err)}); nothing was committed, the remote is unchanged. Run again to publish on top of "
+                f"it{leftover}"
+            ) from None
+        what_failed = (str(err) if isinstance(err, PublishError) else
+                       f"uploading {len(operations)} files to the {kind} {repo_id} failed ({_one_line(err)})")
+        if "nothing was committed" not in what_failed:
+            what_failed += "; nothing was committed"
+        raise PublishError(f"{what_failed.rstrip('.')}, the remote is unchanged{leftover}") from None
 
 
 def publish_model(
@@ -547,7 +686,7 @@ def publish_model(
         ValidationError: the assembled repo does not reproduce the source model.
         huggingface_hub errors: the upload failed; the remote is left as it was (single commit).
     """
-    _check_publish_inputs(repo_id, license)
+    _check_publish_inputs(repo_id, license, revision, space_id)
     if dry_run_dir is not None:
         prepared = prepare_repo_folder(model_dir, dry_run_dir, repo_id, max_shard_size=max_shard_size,
                                        license=license, validate=validate, space_id=space_id)
@@ -592,41 +731,11 @@ def publish_model(
                 f"max |difference| from the source model: {diffs}."
             )
 
-        from huggingface_hub.errors import HfHubHTTPError
-
-        created_repo = created_branch = False
-        if not exists:
-            try:
-                api.create_repo(repo_id, private=private, exist_ok=False, repo_type="model")
-            except HfHubHTTPError as err:
-                if err.response is not None and err.response.status_code == 409:
-                    raise PublishError(f"{repo_id} was created by someone else while publishing; run again") from err
-                raise
-            created_repo = True
-            parent_sha = api.model_info(repo_id).sha
-        if revision is not None and parent_sha is None and create_pr:
-            raise PublishError(f"cannot open a pull request against {revision!r}: no such branch in {repo_id}")
-        if revision is not None and parent_sha is None:
-            api.create_branch(repo_id, branch=revision, revision="main", exist_ok=False)
-            created_branch = True
-            parent_sha = api.model_info(repo_id, revision=revision).sha
-        try:
-            info = _commit_with_retries(
-                api, repo_id, operations, commit_message=commit_message, commit_description=commit_description,
-                revision=revision, create_pr=create_pr, parent_commit=parent_sha, repo_type="model",
-            )
-        except BaseException:
-            # One commit: nothing of the upload landed. Undo the empty repo / branch this call created, unless
-            # someone committed to it meanwhile.
-            try:
-                head = api.model_info(repo_id, revision=revision if created_branch else "main").sha
-                if created_repo and head == parent_sha:
-                    api.delete_repo(repo_id, repo_type="model")
-                elif created_branch and head == parent_sha:
-                    api.delete_branch(repo_id, branch=revision)
-            except Exception as cleanup_error:  # pragma: no cover - best effort
-                logger.warning("could not undo the empty %s: %s", "repo" if created_repo else "branch", cleanup_error)
-            raise
+        info = commit_new_or_existing(
+            api, repo_id, operations, repo_type="model", exists=exists, parent_sha=parent_sha, private=private,
+            revision=revision, create_pr=create_pr, commit_message=commit_message,
+            commit_description=commit_description,
+        )
     if prepared.validation is not None:
         warnings += prepared.validation.warnings
     return PublishResult(
