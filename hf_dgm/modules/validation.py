@@ -247,3 +247,75 @@ def finite_config(cls: type) -> type:
 
 
 __all__ += ["check_finite_fields", "finite_config"]
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+def check_pipeline_model(model: Any, task: str, expected: str, tokenizer: Any = None, hints: dict | None = None) -> None:
+    """For a pipeline built on a model folder: the loaded model must be of `expected` model_type (else name the type
+    found and the one expected), and, where `tokenizer` is None, say which tokenizer files the folder lacks."""
+    import os
+
+    config = getattr(model, "config", None)
+    found = getattr(config, "model_type", None)
+    where = getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", "") or "the model"
+    if found != expected:
+        hint = (hints or {}).get(found, "")
+        raise ValueError(
+            f"{task} needs a model of type {expected!r}; {where} holds model_type {found!r}" + (f" ({hint})" if hint else "")
+        )
+    vocab_size = getattr(config, "vocab_size", None)
+    if tokenizer is not None and tokenizer is not True and isinstance(vocab_size, int) and hasattr(tokenizer, "__len__"):
+        if len(tokenizer) < vocab_size and os.path.isdir(where) and not any(
+            os.path.isfile(os.path.join(where, name)) for name in TOKENIZER_FILES
+        ):
+            tokenizer = None  # a tokenizer class instantiated without its vocabulary (only the special tokens)
+    if tokenizer is None:
+        missing = ""
+        if os.path.isdir(where):
+            present = [name for name in TOKENIZER_FILES if os.path.isfile(os.path.join(where, name))]
+            missing = f": {where} holds none of {', '.join(TOKENIZER_FILES)}" if not present else (
+                f": {where} has {', '.join(present)} but they do not load"
+            )
+        raise ValueError(
+            f"{task} needs the model's tokenizer{missing}. Save it next to the model (`tokenizer.save_pretrained(folder)`) "
+            "or pass `tokenizer=`"
+        )
+
+
+def check_local_model_folder(ref: Any, what: str = "model") -> None:
+    """Before any Hub lookup: a reference meant as a local path must be an existing folder holding config.json
+    ("no such folder: ..." instead of transformers' repo-id message). Hub ids (`name`, `owner/name`) pass."""
+    import os
+
+    if not isinstance(ref, (str, os.PathLike)):
+        return
+    ref = os.fspath(ref)
+    if os.path.isdir(ref):
+        if not os.path.isfile(os.path.join(ref, "config.json")):
+            raise ValueError(
+                f"{what}: {ref} holds no config.json: it is not a folder written by `save_pretrained` (for an original "
+                "checkpoint, convert it first with `hf-dgm convert`)"
+            )
+        return
+    if os.path.exists(ref):
+        raise ValueError(f"{what}: {ref} is a file; pass the folder written by `save_pretrained` (or a Hub repo id)")
+    if _looks_local(ref) or os.path.sep in ref.rstrip(os.path.sep) and os.path.isdir(os.path.dirname(ref) or "."):
+        if _looks_local(ref) or not _is_repo_id(ref):
+            raise ValueError(f"{what}: no such folder: {ref} (a saved model folder, or a Hub repo id `owner/name`)")
+    elif not _is_repo_id(ref):
+        raise ValueError(f"{what}: no such folder: {ref} (and it is not a Hub repo id `owner/name` either)")
+
+
+def _is_repo_id(ref: str) -> bool:
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(ref)
+        return True
+    except Exception:
+        return False
+
+
+__all__ += ["TOKENIZER_FILES", "check_pipeline_model", "check_local_model_folder"]

@@ -112,11 +112,19 @@ class VLNNavigationPipeline(Pipeline):
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = False
-    _load_tokenizer = True
+    _load_tokenizer = None  # tried, not required: a missing tokenizer is named below, after the model type
     _load_video_processor = False
 
     def __init__(self, *args, connectivity=None, graphs=None, features=None, **kwargs):
         super().__init__(*args, **kwargs)
+        from ...modules.validation import check_pipeline_model
+
+        check_pipeline_model(
+            self.model, "vln-navigation", "prevalent_navigation", tokenizer=True,
+            hints={"prevalent": "a Prevalent pretraining checkpoint: fine-tune it into an agent first "
+                                "(`hf-dgm train prevalent`, or PrevalentForNavigation.from_pretrained(folder) and train)",
+                   "prevalent_speaker": "a speaker: use the vln-instruction pipeline"},
+        )  # fmt: skip
         if graphs is None and connectivity is not None:
             graphs = self._graphs_from(connectivity)
         self.graphs = graphs
@@ -128,7 +136,11 @@ class VLNNavigationPipeline(Pipeline):
         if self.tokenizer is None:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model.name_or_path)
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(self.model.name_or_path)
+            except (OSError, ValueError, TypeError):
+                self.tokenizer = None
+            check_pipeline_model(self.model, "vln-navigation", "prevalent_navigation", self.tokenizer)
 
     @staticmethod
     def _graphs_from(connectivity):
@@ -155,8 +167,16 @@ class VLNNavigationPipeline(Pipeline):
         for key in ("scan", "start", "instruction"):
             if key not in item:
                 raise ValueError(f"{name}: missing {key!r}")
-        if not isinstance(item["instruction"], str) or not item["instruction"].strip():
+        if not isinstance(item["instruction"], str):
+            raise ValueError(f"{name}: `instruction` must be a string; got {type(item['instruction']).__name__}")
+        if not item["instruction"].strip():
             raise ValueError(f"{name}: empty instruction")
+        for key in ("scan", "start"):
+            if not isinstance(item[key], str):
+                raise ValueError(
+                    f"{name}: `{key}` must be a {'scan' if key == 'scan' else 'viewpoint'} id (a string); got "
+                    f"{type(item[key]).__name__} {item[key]!r:.80}"
+                )
         if graphs is None:
             raise ValueError(
                 "the vln-navigation pipeline needs the navigation graphs: connectivity=DIR or {scan: [entries]} "

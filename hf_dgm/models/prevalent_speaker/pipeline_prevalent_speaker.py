@@ -44,6 +44,15 @@ def _angle_feature(heading, elevation, size: int) -> np.ndarray:
 
 def compact_walk(view_indices, action_angles, size: int) -> dict:
     """Geometry-only step features from view indices and the taken candidates' angles (see the module docstring)."""
+    if isinstance(view_indices, (str, bytes)) or not isinstance(view_indices, (list, tuple, np.ndarray, torch.Tensor)):
+        raise ValueError(
+            f"view_indices must be a non-empty list of ints in 0..{_NUM_VIEWS - 1}; got {type(view_indices).__name__} "
+            f"{view_indices!r:.80}"
+        )
+    if isinstance(action_angles, (str, bytes)):
+        raise ValueError(f"action_angles must be a list of [heading, elevation] pairs; got str {action_angles!r:.80}")
+    if any(isinstance(v, (bool, float, str)) or not isinstance(v, (int, np.integer)) for v in list(np.asarray(view_indices).tolist())):
+        raise ValueError(f"view_indices must be a non-empty list of ints in 0..{_NUM_VIEWS - 1}; got {view_indices!r:.80}")
     views = [int(v) for v in view_indices]
     angles = np.asarray(action_angles, dtype=np.float64).reshape(-1, 2)
     if not views or any(not 0 <= v < _NUM_VIEWS for v in views):
@@ -81,7 +90,7 @@ class VLNInstructionPipeline(Pipeline):
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = False
-    _load_tokenizer = True
+    _load_tokenizer = None  # tried, not required: a missing tokenizer is named below, after the model type
     _load_video_processor = False
 
     def __init__(self, *args, connectivity_dir: str | None = None, features=None, **kwargs):
@@ -91,8 +100,13 @@ class VLNInstructionPipeline(Pipeline):
         self._walkers: dict[Any, Any] = {}
         if self.tokenizer is None:
             self.tokenizer = getattr(self.model, "tokenizer", None)  # loaded with the model by from_pretrained
-        if self.tokenizer is None:
-            raise ValueError("vln-instruction needs the speaker's tokenizer (BERT uncased word-piece) next to the model")
+        from ...modules.validation import check_pipeline_model
+
+        check_pipeline_model(
+            self.model, "vln-instruction", "prevalent_speaker", self.tokenizer,
+            hints={"prevalent": "a Prevalent encoder; the speaker is the R2R-EnvDrop speaker, PrevalentSpeakerModel",
+                   "prevalent_navigation": "a navigation agent: use the vln-navigation pipeline"},
+        )  # fmt: skip
 
     def _sanitize_parameters(self, features=None, connectivity_dir=None, seed=None, **kwargs):
         forward = {}
@@ -179,7 +193,17 @@ class VLNInstructionPipeline(Pipeline):
                 for key in ("scan", "path"):
                     if key not in item:
                         raise ValueError(f"input {n}: missing {key!r}")
-                if len(item["path"]) < 1:
+                path = item["path"]
+                if isinstance(path, (str, bytes)) or not isinstance(path, (list, tuple)) or not all(
+                    isinstance(v, str) for v in path
+                ):
+                    raise ValueError(
+                        f"input {n}: `path` must be a list of viewpoint ids (strings), e.g. ['vp0', 'vp1']; got "
+                        f"{type(path).__name__} {path!r:.80}"
+                    )
+                if not isinstance(item["scan"], str):
+                    raise ValueError(f"input {n}: `scan` must be a scan id (a string); got {type(item['scan']).__name__}")
+                if len(path) < 1:
                     raise ValueError(f"input {n}: empty path")
                 to_walk.append(n)
         if to_walk:
