@@ -8,6 +8,8 @@ import pytest
 import torch
 from scipy import linalg
 
+import hf_dgm.metrics
+
 from hf_dgm.metrics.image_features import (
     FIDInceptionV3,
     compute_fid,
@@ -15,7 +17,9 @@ from hf_dgm.metrics.image_features import (
     compute_kid,
     convert_fid_inception_to_safetensors,
     extract_features,
+    feature_extractor_description,
     feature_statistics,
+    file_sha256,
     frechet_distance,
     frechet_distance_from_features,
     images_to_tensor,
@@ -26,6 +30,7 @@ from hf_dgm.metrics.image_features import (
     polynomial_kernel,
     precision_recall,
     resize_bilinear_tf1,
+    tensors_sha256,
 )
 
 METRICS = Path(__file__).resolve().parents[1] / "hf_dgm" / "metrics"
@@ -200,10 +205,22 @@ def test_fid_inception_architecture_and_weight_loading(tmp_path):
     state = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(state, pth)
-    loaded = load_fid_inception(pth)
+    # Random weights under the standard name: the hash check refuses them, naming the expected file and hash ...
+    with pytest.raises(ValueError, match=r"pt_inception-2015-12-05-6726825d\.pth \(SHA-256 starting with 6726825d"):
+        load_fid_inception(pth)
+    with pytest.raises(ValueError, match="allow_nonstandard_weights=True"):
+        convert_fid_inception_to_safetensors(pth, tmp_path / "refused.safetensors")
+    # ... and the explicit opt-out loads them with a warning, recording it on the model.
+    with pytest.warns(UserWarning, match="non-standard FID Inception weights"):
+        loaded = load_fid_inception(pth, allow_nonstandard_weights=True)
+    assert loaded.standard_weights is False and loaded.weights_sha256 == file_sha256(pth)
+    assert "NON-STANDARD" in feature_extractor_description(loaded)
     st = tmp_path / "fid.safetensors"
-    convert_fid_inception_to_safetensors(pth, st)
-    loaded_st = load_fid_inception(st, preprocessing="torch-fidelity")
+    convert_fid_inception_to_safetensors(pth, st, allow_nonstandard_weights=True)
+    with pytest.raises(ValueError, match="converted from a file with SHA-256"):
+        load_fid_inception(st)
+    with pytest.warns(UserWarning):
+        loaded_st = load_fid_inception(st, preprocessing="torch-fidelity", allow_nonstandard_weights=True)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         out = loaded(x)
@@ -252,12 +269,12 @@ def test_evaluate_modules_load_offline_and_match_functional_api(monkeypatch):
     fake = (torch.rand(24, 3, 8, 8, generator=g) * 2 - 1) * 0.5
     extractor = _TinyExtractor()
 
-    fid = evaluate.load(str(METRICS / "fid"))
+    fid = hf_dgm.metrics.load("fid")
     out = fid.compute(predictions=fake.numpy(), references=real.numpy(), feature_extractor=extractor, batch_size=10)
     expected = compute_fid(real, fake, feature_extractor=extractor)
     assert out["fid"] == pytest.approx(expected, rel=1e-4) and out["fid"] > 0
 
-    kid = evaluate.load(str(METRICS / "kid"))
+    kid = hf_dgm.metrics.load("kid")
     out = kid.compute(
         predictions=fake.numpy(), references=real.numpy(), feature_extractor=extractor, subset_size=20, num_subsets=5
     )
@@ -270,7 +287,7 @@ def test_evaluate_modules_load_offline_and_match_functional_api(monkeypatch):
     out = fid.compute(predictions=feats_fake, references=feats_real)
     assert out["fid"] == pytest.approx(expected, rel=1e-4)
 
-    isc = evaluate.load(str(METRICS / "inception_score"))
+    isc = hf_dgm.metrics.load("inception_score")
     out = isc.compute(predictions=np.eye(5)[np.arange(50) % 5], inputs_are="probabilities", splits=1)
     assert out["inception_score_mean"] == pytest.approx(5.0, rel=1e-5)
     out = isc.compute(predictions=fake.numpy(), feature_extractor=extractor, splits=2)
@@ -365,3 +382,59 @@ def test_precision_recall_by_hand():
         precision_recall(same, same[:, :2])
     with pytest.raises(ValueError, match="k must be"):
         precision_recall(same, same[:3], k=3)
+
+
+def test_fid_weights_hash_check(tmp_path, monkeypatch):
+    """A file whose SHA-256 starts with the name's 6726825d loads as standard; a safetensors conversion of it too;
+    a tampered conversion is refused (checked here by pretending the random file is the standard one)."""
+    import hf_dgm.metrics.image_features as image_features
+
+    torch.manual_seed(1)
+    state = {k: v for k, v in FIDInceptionV3().state_dict().items() if not k.endswith("num_batches_tracked")}
+    pth = tmp_path / "weights.pth"
+    torch.save(state, pth)
+    monkeypatch.setattr(image_features, "FID_WEIGHTS_SHA256_PREFIX", file_sha256(pth)[:8])
+    model = load_fid_inception(pth)
+    assert model.standard_weights and feature_extractor_description(model).startswith("fid-inception-2015-12-05")
+    st = tmp_path / "w.safetensors"
+    convert_fid_inception_to_safetensors(pth, st)
+    assert load_fid_inception(st).standard_weights
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(st), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(st))
+    assert metadata["tensors_sha256"] == tensors_sha256(tensors)
+    tensors["fc.bias"] = tensors["fc.bias"] + 1
+    save_file(tensors, str(st), metadata=metadata)
+    with pytest.raises(ValueError, match="its tensors hash to"):
+        load_fid_inception(st)
+
+
+def test_evaluate_modules_record_the_weights(tmp_path):
+    """The `evaluate` modules refuse non-standard weights unless allowed, and then say so in their output."""
+    torch.manual_seed(2)
+    state = {k: v for k, v in FIDInceptionV3().state_dict().items() if not k.endswith("num_batches_tracked")}
+    pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, pth)
+    isc = hf_dgm.metrics.load("inception_score")
+    images = (torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1).numpy()
+    with pytest.raises(ValueError, match="6726825d"):
+        isc.compute(predictions=images, feature_extractor=str(pth), splits=2)
+    with pytest.warns(UserWarning):
+        out = isc.compute(predictions=images, feature_extractor=str(pth), splits=2, allow_nonstandard_weights=True)
+    assert "NON-STANDARD" in out["feature_extractor"] and out["inception_score_mean"] >= 1.0
+
+
+def test_metrics_load_from_any_directory(tmp_path, monkeypatch):
+    """`hf_dgm.metrics.load` resolves the packaged folder, so it works outside the repository root."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert {"fid", "kid", "inception_score", "iw_nll"} <= set(hf_dgm.metrics.available())
+    fid = hf_dgm.metrics.load("fid")
+    rng = np.random.default_rng(0)
+    out = fid.compute(predictions=rng.normal(size=(50, 4)), references=rng.normal(size=(50, 4)))
+    assert out["feature_extractor"] == "precomputed features" and out["fid"] >= 0
+    with pytest.raises(ValueError, match="available: .*fid.*kid"):
+        hf_dgm.metrics.load("fidd")

@@ -17,7 +17,9 @@ Conventions (stated once, used everywhere in hf-dgm)
 * **FID Inception weights**: the PyTorch port of the TF Inception graph of 2015-12-05 used by every published FID,
   file `pt_inception-2015-12-05-6726825d.pth` (distributed by pytorch-fid and torch-fidelity; not shipped in any
   wheel). :func:`load_fid_inception` accepts a local path to that file, a folder holding it (or a safetensors
-  conversion), or a Hub repo id holding either.
+  conversion), or a Hub repo id holding either, and checks the file's SHA-256 against the `6726825d` in its name
+  (torch.hub's `check_hash` convention); other weights load only with `allow_nonstandard_weights=True`, which the
+  `evaluate` modules record in their output (`feature_extractor`).
 
 Reference implementations matched
 ---------------------------------
@@ -59,6 +61,10 @@ import torch.nn.functional as F
 from torch import nn
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+# torch.hub's naming convention (`load_state_dict_from_url(..., check_hash=True)`): the part of the file name after
+# the last "-" is the first hex digits of the file's SHA-256. pytorch-fid and torch-fidelity name the file so but
+# never pass check_hash=True; hf-dgm checks it on every load.
+FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 FID_WEIGHTS_SAFETENSORS = "pt_inception-2015-12-05.safetensors"
 PREPROCESSING_MODES = ("pytorch-fid", "torch-fidelity")
 
@@ -525,18 +531,60 @@ def resize_bilinear_tf1(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.einsum("oh,bchw,pw->bcop", wh, x, ww)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(os.fspath(path), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """Hex SHA-256 over the tensors of a state dict (sorted names, dtype, shape and raw bytes): the identity of the
+    weights themselves, whatever file format holds them (used for safetensors conversions)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _weights_error(path: str, found: str, how: str) -> ValueError:
+    return ValueError(
+        f"{path} is not the standard FID Inception weights: expected the file {FID_WEIGHTS_FILENAME} (SHA-256 "
+        f"starting with {FID_WEIGHTS_SHA256_PREFIX}, torch.hub's check_hash convention), or its safetensors "
+        f"conversion by hf_dgm.metrics.image_features.convert_fid_inception_to_safetensors; {how} {found}. "
+        "FID/KID/IS computed with other weights are not comparable to published numbers. To use other weights "
+        "deliberately, pass allow_nonstandard_weights=True (the metrics record it)."
+    )
+
+
 def load_fid_inception(
     path_or_repo_id: str | os.PathLike,
     preprocessing: str = "pytorch-fid",
     quantize: bool = True,
     filename: str | None = None,
     revision: str | None = None,
+    allow_nonstandard_weights: bool = False,
 ) -> FIDInceptionV3:
-    """Build :class:`FIDInceptionV3` and load the standard FID weights.
+    """Build :class:`FIDInceptionV3` and load the standard FID weights, checking their hash.
 
     `path_or_repo_id` is the `.pth` file itself (loaded with `torch.load(weights_only=True)`), a `.safetensors`
     conversion, a folder holding either, or a Hub repo id holding either (`filename` picks the file; by default
     the safetensors conversion, else `pt_inception-2015-12-05-6726825d.pth`).
+
+    The `.pth` file's SHA-256 must start with `6726825d` (the hash part of its standard name, as
+    `torch.hub.load_state_dict_from_url(check_hash=True)` checks it); a safetensors file must be a conversion made
+    by :func:`convert_fid_inception_to_safetensors` (its metadata holds the source file's SHA-256 and the tensors'
+    hash, both checked). Anything else raises a ValueError naming the expected file and hash, unless
+    `allow_nonstandard_weights=True`: then the weights load with a warning, and the returned model records
+    `standard_weights=False` and its `weights_sha256`, which the metrics report.
     """
     path = os.fspath(path_or_repo_id)
     if os.path.isdir(path):
@@ -559,24 +607,72 @@ def load_fid_inception(
                 last_error = err
         else:
             raise FileNotFoundError(f"No FID Inception weights in Hub repo {path_or_repo_id}: {last_error}")
+    path = os.fspath(path)
     if path.endswith(".safetensors"):
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         state_dict = load_file(path)
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+        weights_sha256 = tensors_sha256(state_dict)
+        source = metadata.get("source_sha256", "")
+        if metadata.get("tensors_sha256") != weights_sha256:
+            problem, found = "its tensors hash to", weights_sha256
+        elif not source.startswith(FID_WEIGHTS_SHA256_PREFIX):
+            problem, found = "it was converted from a file with SHA-256", source or "(not recorded)"
+        else:
+            problem, found = None, ""
     else:
+        weights_sha256 = file_sha256(path)
+        problem = None if weights_sha256.startswith(FID_WEIGHTS_SHA256_PREFIX) else "its SHA-256 is"
+        found = weights_sha256
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    if problem is not None:
+        if not allow_nonstandard_weights:
+            raise _weights_error(path, found, problem)
+        warnings.warn(
+            f"Loading non-standard FID Inception weights {path} (SHA-256 {weights_sha256[:16]}...): "
+            "FID/KID/IS are not comparable to published numbers."
+        )
     model = FIDInceptionV3(preprocessing=preprocessing, quantize=quantize)
     model.load_weights(state_dict)
+    model.weights_sha256 = weights_sha256
+    model.standard_weights = problem is None
     return model.eval()
 
 
-def convert_fid_inception_to_safetensors(pth_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
-    """Convert `pt_inception-2015-12-05-6726825d.pth` to safetensors (after checking that it loads)."""
+def convert_fid_inception_to_safetensors(
+    pth_path: str | os.PathLike, output_path: str | os.PathLike, allow_nonstandard_weights: bool = False
+) -> None:
+    """Convert `pt_inception-2015-12-05-6726825d.pth` to safetensors (after checking its hash and that it loads).
+
+    The metadata records the source file's SHA-256 and the tensors' hash, which :func:`load_fid_inception` checks.
+    """
     from safetensors.torch import save_file
 
-    state_dict = torch.load(os.fspath(pth_path), map_location="cpu", weights_only=True)
+    pth_path = os.fspath(pth_path)
+    source = file_sha256(pth_path)
+    if not source.startswith(FID_WEIGHTS_SHA256_PREFIX) and not allow_nonstandard_weights:
+        raise _weights_error(pth_path, source, "its SHA-256 is")
+    state_dict = torch.load(pth_path, map_location="cpu", weights_only=True)
     FIDInceptionV3().load_weights(state_dict)
-    save_file({k: v.contiguous() for k, v in state_dict.items()}, os.fspath(output_path))
+    state_dict = {k: v.contiguous() for k, v in state_dict.items()}
+    metadata = {"source_sha256": source, "tensors_sha256": tensors_sha256(state_dict), "format": "pt"}
+    save_file(state_dict, os.fspath(output_path), metadata=metadata)
+
+
+def feature_extractor_description(extractor: Any) -> str:
+    """What the metrics record about the features they measured in: the FID Inception weights' standing and hash,
+    or that a custom extractor was used."""
+    if isinstance(extractor, FIDInceptionV3):
+        sha = getattr(extractor, "weights_sha256", None)
+        if sha is None:
+            return "fid-inception (weights not loaded through load_fid_inception)"
+        if getattr(extractor, "standard_weights", False):
+            return f"fid-inception-2015-12-05 (standard weights, sha256 {sha[:16]})"
+        return f"fid-inception NON-STANDARD weights (allow_nonstandard_weights=True, sha256 {sha[:16]})"
+    return f"custom feature extractor ({type(extractor).__name__})"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -587,8 +683,10 @@ def convert_fid_inception_to_safetensors(pth_path: str | os.PathLike, output_pat
 def resolve_feature_extractor(
     feature_extractor: str | os.PathLike | FeatureExtractor | None,
     preprocessing: str = "pytorch-fid",
+    allow_nonstandard_weights: bool = False,
 ) -> FeatureExtractor:
-    """A callable from a path/Hub id of FID Inception weights, or any callable returned as is."""
+    """A callable from a path/Hub id of FID Inception weights (hash-checked; see :func:`load_fid_inception`), or
+    any callable returned as is."""
     if feature_extractor is None:
         raise ValueError(
             "Images were given but no `feature_extractor`: pass the path (or Hub id) of the FID Inception "
@@ -596,7 +694,9 @@ def resolve_feature_extractor(
             "features (N, D) instead of images."
         )
     if isinstance(feature_extractor, (str, os.PathLike)):
-        return load_fid_inception(feature_extractor, preprocessing=preprocessing)
+        return load_fid_inception(
+            feature_extractor, preprocessing=preprocessing, allow_nonstandard_weights=allow_nonstandard_weights
+        )
     if not callable(feature_extractor):
         raise ValueError(f"`feature_extractor` must be a path, a Hub id or a callable, got {type(feature_extractor)}.")
     return feature_extractor
@@ -724,10 +824,14 @@ def compute_fid(
     preprocessing: str = "pytorch-fid",
     eps: float = 1e-6,
     progress: bool = False,
+    allow_nonstandard_weights: bool = False,
 ) -> float:
     """FID between two sets of images or precomputed features (see the module docstring for conventions);
-    `progress` shows a progress bar over the feature-extraction batches."""
-    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress)
+    `progress` shows a progress bar over the feature-extraction batches; `allow_nonstandard_weights` lets a weights
+    path that is not the standard FID Inception file load (see :func:`load_fid_inception`)."""
+    f_real, f_fake = _features_pair(
+        real, fake, feature_extractor, batch_size, device, preprocessing, progress, allow_nonstandard_weights
+    )
     return frechet_distance_from_features(f_real, f_fake, eps=eps)
 
 
@@ -742,23 +846,28 @@ def compute_kid(
     subset_size: int = KID_SUBSET_SIZE,
     seed: int = RNG_SEED,
     progress: bool = False,
+    allow_nonstandard_weights: bool = False,
 ) -> tuple[float, float]:
     """KID (mean, std) between two sets of images or precomputed features; `progress` shows progress bars over
-    the feature-extraction batches and the subsets."""
-    f_real, f_fake = _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress)
+    the feature-extraction batches and the subsets; `allow_nonstandard_weights` as in :func:`compute_fid`."""
+    f_real, f_fake = _features_pair(
+        real, fake, feature_extractor, batch_size, device, preprocessing, progress, allow_nonstandard_weights
+    )
     return kernel_inception_distance(
         f_real, f_fake, num_subsets=num_subsets, subset_size=subset_size, seed=seed, progress=progress
     )
 
 
-def _features_pair(real, fake, feature_extractor, batch_size, device, preprocessing, progress=False):
+def _features_pair(
+    real, fake, feature_extractor, batch_size, device, preprocessing, progress=False, allow_nonstandard_weights=False
+):
     kinds = [as_features_or_images(x) for x in (real, fake)]
     extractor = None
     out = []
     for kind, value in kinds:
         if kind == "images":
             if extractor is None:
-                extractor = resolve_feature_extractor(feature_extractor, preprocessing)
+                extractor = resolve_feature_extractor(feature_extractor, preprocessing, allow_nonstandard_weights)
             value = extract_features(
                 value, extractor, batch_size=batch_size, device=device, output="pool3", progress=progress
             )
@@ -777,14 +886,16 @@ def compute_inception_score(
     shuffle: bool = True,
     seed: int = RNG_SEED,
     progress: bool = False,
+    allow_nonstandard_weights: bool = False,
 ) -> tuple[float, float]:
     """IS (mean, std) of images (through the FID Inception "logits_unbiased" or a callable returning logits) or
-    of precomputed 2-D `logits` / `probabilities` (`inputs_are`)."""
+    of precomputed 2-D `logits` / `probabilities` (`inputs_are`); `allow_nonstandard_weights` as in
+    :func:`compute_fid`."""
     if inputs_are not in ("logits", "probabilities"):
         raise ValueError(f"inputs_are must be 'logits' or 'probabilities', got {inputs_are!r}")
     kind, value = as_features_or_images(images_or_logits)
     if kind == "images":
-        extractor = resolve_feature_extractor(feature_extractor, preprocessing)
+        extractor = resolve_feature_extractor(feature_extractor, preprocessing, allow_nonstandard_weights)
         value = extract_features(
             value, extractor, batch_size=batch_size, device=device, output="logits_unbiased", progress=progress
         )
@@ -820,3 +931,17 @@ def inputs_from_evaluate(values: Any, input_range: str = "[-1,1]") -> np.ndarray
         lo, hi = INPUT_RANGES[input_range]
         return torch.from_numpy((arr - lo) / (hi - lo) * 2.0 - 1.0)
     return arr
+
+
+def evaluate_feature_extractor(
+    inputs: Sequence[Any],
+    feature_extractor: str | os.PathLike | FeatureExtractor | None,
+    preprocessing: str = "pytorch-fid",
+    allow_nonstandard_weights: bool = False,
+) -> tuple[FeatureExtractor | None, str]:
+    """For the `evaluate` modules: the resolved extractor (None when every input is precomputed, 2-D) and the
+    description the modules return as `feature_extractor` (see :func:`feature_extractor_description`)."""
+    if all(np.ndim(x) == 2 for x in inputs):
+        return None, "precomputed features"
+    extractor = resolve_feature_extractor(feature_extractor, preprocessing, allow_nonstandard_weights)
+    return extractor, feature_extractor_description(extractor)

@@ -1,6 +1,6 @@
 """Inception Score (IS) as an offline-loadable `evaluate` module.
 
-    inception_score = evaluate.load("hf_dgm/metrics/inception_score")
+    inception_score = hf_dgm.metrics.load("inception_score")  # evaluate.load of the packaged folder, any cwd
     inception_score.compute(predictions=generated, feature_extractor="path/to/pt_inception-2015-12-05-6726825d.pth")
 
 The math lives in `hf_dgm.metrics.image_features`; this file adapts it to `evaluate`'s interface.
@@ -10,6 +10,7 @@ import evaluate
 from hf_dgm.metrics.image_features import IS_SPLITS
 from hf_dgm.metrics.image_features import RNG_SEED
 from hf_dgm.metrics.image_features import compute_inception_score
+from hf_dgm.metrics.image_features import evaluate_feature_extractor
 from hf_dgm.metrics.image_features import image_metric_features
 from hf_dgm.metrics.image_features import inputs_from_evaluate
 
@@ -66,10 +67,17 @@ class InceptionScore(evaluate.Metric):
         splits=IS_SPLITS,
         shuffle=True,
         seed=RNG_SEED,
+        allow_nonstandard_weights=False,
     ):
+        values = inputs_from_evaluate(predictions, input_range)
+        extractor, described = evaluate_feature_extractor(
+            [values], feature_extractor, preprocessing, allow_nonstandard_weights
+        )
+        if extractor is None:
+            described = f"precomputed {inputs_are}"
         mean, std = compute_inception_score(
-            inputs_from_evaluate(predictions, input_range),
-            feature_extractor=feature_extractor,
+            values,
+            feature_extractor=extractor,
             inputs_are=inputs_are,
             batch_size=batch_size,
             device=device,
@@ -78,4 +86,4 @@ class InceptionScore(evaluate.Metric):
             shuffle=shuffle,
             seed=seed,
         )
-        return {"inception_score_mean": mean, "inception_score_std": std}
+        return {"inception_score_mean": mean, "inception_score_std": std, "feature_extractor": described}

@@ -35,7 +35,7 @@ Returns:
     ppl_per_token, ppl_per_word: exp(Σ −log p(x) / Σ units).
     num_examples, num_tokens, num_words, num_importance_samples.
 Examples:
-    >>> metric = evaluate.load("hf_dgm/metrics/iw_nll")
+    >>> metric = hf_dgm.metrics.load("iw_nll")  # evaluate.load of the packaged folder, from any cwd
     >>> metric.compute(mean=[[0.0]], logvar=[[0.0]], latents=[[[0.1], [-0.2]]],
     ...                log_likelihoods=[[-3.0, -3.5]], num_tokens=[4], num_words=[2])  # doctest: +SKIP
 """

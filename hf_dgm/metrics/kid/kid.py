@@ -1,6 +1,6 @@
 """Kernel Inception Distance (KID) as an offline-loadable `evaluate` module.
 
-    kid = evaluate.load("hf_dgm/metrics/kid")
+    kid = hf_dgm.metrics.load("kid")  # = evaluate.load of the packaged folder: no network, any cwd
     kid.compute(predictions=generated, references=real, feature_extractor="path/to/pt_inception-2015-12-05-6726825d.pth")
 
 The math lives in `hf_dgm.metrics.image_features`; this file adapts it to `evaluate`'s interface.
@@ -11,6 +11,7 @@ from hf_dgm.metrics.image_features import KID_NUM_SUBSETS
 from hf_dgm.metrics.image_features import KID_SUBSET_SIZE
 from hf_dgm.metrics.image_features import RNG_SEED
 from hf_dgm.metrics.image_features import compute_kid
+from hf_dgm.metrics.image_features import evaluate_feature_extractor
 from hf_dgm.metrics.image_features import image_metric_features
 from hf_dgm.metrics.image_features import inputs_from_evaluate
 
@@ -68,13 +69,17 @@ class KID(evaluate.Metric):
         num_subsets=KID_NUM_SUBSETS,
         subset_size=KID_SUBSET_SIZE,
         seed=RNG_SEED,
+        allow_nonstandard_weights=False,
     ):
         fake = inputs_from_evaluate(predictions, input_range)
         real = inputs_from_evaluate(references, input_range)
+        extractor, described = evaluate_feature_extractor(
+            [fake, real], feature_extractor, preprocessing, allow_nonstandard_weights
+        )
         mean, std = compute_kid(
             real,
             fake,
-            feature_extractor=feature_extractor,
+            feature_extractor=extractor,
             batch_size=batch_size,
             device=device,
             preprocessing=preprocessing,
@@ -82,4 +87,4 @@ class KID(evaluate.Metric):
             subset_size=subset_size,
             seed=seed,
         )
-        return {"kid_mean": mean, "kid_std": std}
+        return {"kid_mean": mean, "kid_std": std, "feature_extractor": described}
