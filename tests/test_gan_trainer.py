@@ -296,6 +296,42 @@ def test_divergence_guard_stops_and_keeps_last_good_checkpoint(tmp_path, network
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
+def _tensorboard_events(folder: Path) -> dict:
+    """{"scalars": {tag: {step: value}}, "images": {tag: {step: (height, width)}}} over every event file below."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found = {"scalars": {}, "images": {}}
+    for directory in sorted({p.parent for p in folder.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(directory), size_guidance={"images": 0, "scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            found["scalars"].setdefault(tag, {}).update({e.step: e.value for e in acc.Scalars(tag)})
+        for tag in acc.Tags()["images"]:
+            found["images"].setdefault(tag, {}).update({e.step: (e.height, e.width) for e in acc.Images(tag)})
+    return found
+
+
+def test_sample_grids_and_scalars_reach_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    trainer = make_trainer(tmp_path, max_steps=4, sample_steps=2, num_sample_images=6, report_to=["tensorboard"])
+    trainer.train()
+    events = _tensorboard_events(tmp_path / "runs")
+    grid = Image.open(tmp_path / "samples" / "step_0000002.png")
+    # every grid (steps 2 and 4, and the end-of-training one at step 4), as the PNG on disk
+    assert events["images"]["samples"] == {2: (grid.height, grid.width), 4: (grid.height, grid.width)}
+    for tag in ("train/loss", "train/d_loss", "train/d_fq_perplexity", "train/g_quantization_loss"):
+        assert sorted(events["scalars"][tag]) == [1, 2, 3, 4], tag
+    logged = {row["step"]: row["d_loss"] for row in trainer.state.log_history if "d_loss" in row}
+    assert events["scalars"]["train/d_loss"] == pytest.approx(logged, rel=1e-6)  # float32 in the event file
+    # after training (the callback closed its writer): reopened in the same folder
+    assert trainer.log_images({"extra": np.zeros((5, 7), dtype=np.uint8)}, step=9) == ["tensorboard"]
+    assert _tensorboard_events(tmp_path / "runs")["images"]["extra"] == {9: (5, 7)}
+    # no tracker: nothing to send, nothing fails
+    quiet = make_trainer(tmp_path / "quiet", max_steps=2, sample_steps=1, num_sample_images=3)
+    quiet.train()
+    assert quiet.log_images({"x": np.zeros((2, 2, 3), dtype=np.uint8)}) == [] and not (tmp_path / "quiet" / "runs").exists()
+
+
 def test_bf16_and_fp16_policy(tmp_path):
     with pytest.raises(ValueError, match="fp16"):
         GANTrainingArguments(output_dir=str(tmp_path), fp16=True, use_cpu=True)
@@ -480,7 +516,8 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
     results = train_gan.main(
         ["--recipe", str(REPO / "training/recipes/fq_biggan_digits_cpu.yaml"), "--output_dir", str(out),
          "--max_steps", "2", "--save_steps", "2", "--sample_steps", "1", "--logging_steps", "1",
-         "--eval_num_samples", "40", "--kid_subset_size", "20", "--kid_num_subsets", "5", "--disable_tqdm", "true"]
+         "--eval_num_samples", "40", "--kid_subset_size", "20", "--kid_num_subsets", "5", "--disable_tqdm", "true",
+         "--report_to", "tensorboard"]
     )  # fmt: skip
     for name in ("model.safetensors", "config.json", "losses.png", "eval_results.json", "samples/final.png",
                  "samples/step_0000001.png", "checkpoint-2/d_optimizer.pt"):  # fmt: skip
@@ -504,3 +541,12 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
     assert model.config.num_classes == 10 and model.config.id2label[3] == "3"
     assert model.config.num_channels == 1 and model.generate([0, 1]).shape == (2, 1, 16, 16)  # greyscale digits
     assert optimization["generator"]["lr"] == model.config.generator_lr
+    # the trackers got the sample grids, the evaluation's numbers and the run's figures
+    events = _tensorboard_events(out / "runs")
+    assert sorted(events["images"]["samples"]) == [1, 2]
+    for tag in ("figures/samples_final", "figures/losses"):
+        assert events["images"][tag].keys() == {2}, tag
+    assert events["images"]["figures/losses"][2] == Image.open(out / "losses.png").size[::-1]
+    assert events["scalars"]["eval/randomconv_fid"][2] == pytest.approx(results["randomconv_fid"], rel=1e-6)
+    assert events["scalars"]["eval/classifier_accuracy_generated"][2] == pytest.approx(metrics["classifier_accuracy_generated"])
+    assert "train/loss" in events["scalars"]

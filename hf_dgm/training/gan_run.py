@@ -28,6 +28,11 @@ final model (safetensors + config.json; no pickled `training_args.bin`: run fold
 publisher), and through `hf_dgm.training.run_folder`: `training_args.json`, `run_metadata.json`, `recipe.yaml`,
 `metrics.json` (no model card: the publisher renders it); plus sample grids (`samples/step_*.png`, `samples/final.png`)
 when the model draws them, `losses.png`, `train_log.json` and, when evaluated, `eval_results.json`.
+
+**Trackers** (`--report_to`, as for every Trainer run): the training scalars through Trainer's callbacks; the sample
+grids as images at their G step (tag `samples`); after evaluation, its numbers as `eval_<name>` scalars (TensorBoard:
+`eval/<name>`) and the run's figures (`samples/final.png`, `losses.png`, a family's figures such as
+`translations.png`) as images `figures/<name>` ([`log_to_trackers`]).
 """
 
 from __future__ import annotations
@@ -139,13 +144,36 @@ def write_run_folder(trainer: GANTrainer, setup: GANRunSetup) -> None:
     out = trainer.args.output_dir
     trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out)
     if callable(getattr(trainer.model, "sample_images", None)):
-        trainer.save_sample_grid(os.path.join(out, "samples", "final.png"))
+        trainer.save_sample_grid(os.path.join(out, "samples", "final.png"), tag=None)  # logged by log_to_trackers
     if any("d_loss" in row for row in trainer.state.log_history):
         plot_gan_losses(trainer.state.log_history, os.path.join(out, "losses.png"))
     else:
         logger.warning("No training logs (logging_steps > steps run): losses.png not written.")
     with open(os.path.join(out, "train_log.json"), "w") as f:
         json.dump(trainer.state.log_history, f, indent=1)
+
+
+# the run's figures that go to the trackers after training (those that exist), as `figures/<name>`
+RUN_FIGURES = ("samples/final.png", "losses.png", "translations.png")
+
+
+def log_to_trackers(trainer: GANTrainer, metrics: dict[str, Any]) -> dict[str, Any]:
+    """After training and evaluation (main process): the evaluation's numbers as `eval_<name>` scalars through
+    `trainer.log` (every `report_to` backend; TensorBoard shows them as `eval/<name>`) and the run's figures
+    (`RUN_FIGURES`, plus any other top-level PNG the family's `evaluate` wrote) as images through
+    `trainer.log_images` (`figures/<name>`). Returns what was logged: `{"scalars": {...}, "figures": {...}}`."""
+    scalars = {
+        f"eval_{k}": float(v) for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "global_step"
+    }  # fmt: skip
+    if scalars and trainer.args.report_to:
+        trainer.log(scalars)
+    out = trainer.args.output_dir
+    names = [n for n in RUN_FIGURES if os.path.isfile(os.path.join(out, n))]
+    names += sorted(n for n in os.listdir(out) if n.endswith(".png") and n not in names)
+    figures = {"figures/" + os.path.splitext(n)[0].replace("/", "_"): os.path.join(out, n) for n in names}
+    trainer.log_images(figures)
+    return {"scalars": scalars, "figures": figures}
 
 
 def optimization_summary(trainer: GANTrainer) -> dict[str, Any]:
@@ -208,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
             results.update(metrics)
             with open(os.path.join(training_args.output_dir, "eval_results.json"), "w") as f:
                 json.dump(results, f, indent=2)
+        log_to_trackers(trainer, results)
         write_common_run_folder(
             training_args.output_dir,
             metrics=results,
@@ -220,4 +249,4 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-__all__ = ["GANRunArguments", "GANRunSetup", "load_family", "main", "optimization_summary", "parse_args", "write_run_folder"]
+__all__ = ["GANRunArguments", "GANRunSetup", "load_family", "log_to_trackers", "main", "optimization_summary", "parse_args", "write_run_folder"]

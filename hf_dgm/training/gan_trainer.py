@@ -105,6 +105,8 @@ images, logits or class ids are skipped). A D-step field `x` is logged as `d_x` 
 kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`, and
 Trainer's `grad_norm` (G's) only when `max_grad_norm > 0` computes it. Values stay on the device until a log is
 due (no per-step host syncs besides the divergence guard).
+Sample grids go to the image-capable trackers as well (TensorBoard: `add_image` under the tag `samples` at their G
+step, through the `TensorBoardCallback`'s writer; Weights & Biases: `wandb.Image`); see `GANTrainer.log_images`.
 
 **Overheads removed** (see `benchmarks/bench_gan_trainer.py`): Trainer's per-step FLOP estimate (a walk over every
 module) and its unclipped gradient-norm pass are skipped; the trained parameter lists are cached; the divergence
@@ -139,6 +141,7 @@ D_OPTIMIZER_NAME = "d_optimizer.pt"
 D_SCHEDULER_NAME = "d_scheduler.pt"
 GAN_STATE_NAME = "gan_state.json"
 SAMPLES_DIR = "samples"
+SAMPLES_TAG = "samples"  # the tracker tag of the sample grids
 NETWORKS = ("generator", "discriminator")
 
 # BigGAN-PyTorch's defaults when neither the arguments nor the model config say otherwise.
@@ -680,8 +683,9 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
             raise ValueError(f"`sample_images` must return an (N, C, H, W) tensor, got {type(images).__name__}")
         return images.float().cpu()
 
-    def save_sample_grid(self, path: str | os.PathLike | None = None) -> str | None:
-        """Write the fixed-sample grid as PNG (main process only); returns the path."""
+    def save_sample_grid(self, path: str | os.PathLike | None = None, tag: str | None = SAMPLES_TAG) -> str | None:
+        """Write the fixed-sample grid as PNG (main process only) and, unless `tag` is None, log that image to the
+        configured trackers under `tag` at the current global step (see [`log_images`]); returns the path."""
         images = self.generate_fixed_samples()  # every process draws (cheap, keeps processes in step)
         if not self.is_world_process_zero():
             return None
@@ -690,7 +694,40 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         columns = getattr(self.model, "sample_grid_columns", None)
         ncol = int(columns(images.shape[0])) if callable(columns) else int(math.ceil(math.sqrt(images.shape[0])))
         save_image_grid(images, path, ncol=ncol)
+        if tag:
+            self.log_images({tag: path})
         return os.fspath(path)
+
+    def log_images(self, images: dict[str, Any], step: int | None = None) -> list[str]:
+        """Send images to the image-capable trackers of `report_to` (main process only): TensorBoard (through the
+        `TensorBoardCallback`'s writer, reopened in the same log folder after training has ended) and Weights &
+        Biases (`wandb.Image`, when its callback is active). `images` maps a tag to a PNG path, a PIL image, or an
+        `(H, W, 3)` / `(H, W)` uint8 array; `step` defaults to the global step. Returns the trackers that got them
+        (other trackers only receive the scalars of `log`)."""
+        if not images or not self.is_world_process_zero():
+            return []
+        from transformers.integrations import TensorBoardCallback, WandbCallback
+
+        step = self.state.global_step if step is None else int(step)
+        arrays = {tag: _as_hwc_uint8(image) for tag, image in images.items()}
+        sent = []
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback):
+                if callback.tb_writer is None:  # before on_train_begin, or closed by on_train_end
+                    if callback.logging_dir is None:
+                        from transformers.integrations.integration_utils import default_logdir
+
+                        callback.logging_dir = os.path.join(self.args.output_dir, default_logdir())
+                    callback._init_summary_writer(self.args)
+                for tag, array in arrays.items():
+                    callback.tb_writer.add_image(tag, array, step, dataformats="HWC")
+                callback.tb_writer.flush()
+                sent.append("tensorboard")
+            elif isinstance(callback, WandbCallback) and getattr(callback, "_initialized", False):
+                wandb = callback._wandb
+                wandb.log({tag: wandb.Image(array) for tag, array in arrays.items()}, step=step)
+                sent.append("wandb")
+        return sent
 
     # ------------------------------------------------------------------------------------------------ checkpoints
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
@@ -732,6 +769,26 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
                 )
             self.num_d_updates = int(state.get("num_d_updates", 0))
             self.num_g_updates = int(state.get("num_g_updates", 0))
+
+
+def _as_hwc_uint8(image: Any):
+    """A PNG path, PIL image or uint8 array -> an (H, W, 3) uint8 array (greyscale repeated over 3 channels)."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as opened:
+            image = opened.convert("RGB")
+    if isinstance(image, Image.Image):
+        image = image.convert("RGB")
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"images to log must be uint8, got {array.dtype}")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"images to log must be (H, W, 3) or (H, W), got shape {array.shape}")
+    return array
 
 
 def _set_requires_grad(params: Sequence[nn.Parameter], flag: bool) -> None:
