@@ -42,6 +42,9 @@ def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = No
     """
     from transformers import pipeline
 
+    from ..modules.validation import check_local_model_folder
+
+    check_local_model_folder(model, "model")  # "no such folder" before transformers' repo-id message
     register_local_families()
     kwargs: dict[str, Any] = {"trust_remote_code": True}
     if revision:
@@ -74,6 +77,9 @@ def sibling_pipeline(first, task: str, **init_kwargs):
 
 def read_model_type(model: str | os.PathLike, revision: str | None = None) -> str:
     """`model_type` from the config.json of a local folder or a Hub repo."""
+    from ..modules.validation import check_local_model_folder
+
+    check_local_model_folder(model, "model")
     path = Path(model)
     if path.is_dir():
         config_path = path / "config.json"
@@ -167,7 +173,10 @@ def run_app(build_demo: Callable[..., Any], argv: list[str] | None = None, *, pr
         revision = default_revision
     if args.model is None:
         sys.exit(f"{prog}: give a saved model folder or a Hub repo id")
-    demo = build_demo(args.model, revision=revision, device=args.device)
+    try:
+        demo = build_demo(args.model, revision=revision, device=args.device)
+    except ValueError as err:  # a missing folder, a folder without config.json, a wrong model type: one line
+        sys.exit(f"{prog}: error: {err}")
     launch(demo, args.host, args.port)
 
 

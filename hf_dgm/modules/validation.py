@@ -301,11 +301,9 @@ def check_local_model_folder(ref: Any, what: str = "model") -> None:
         return
     if os.path.exists(ref):
         raise ValueError(f"{what}: {ref} is a file; pass the folder written by `save_pretrained` (or a Hub repo id)")
-    if _looks_local(ref) or os.path.sep in ref.rstrip(os.path.sep) and os.path.isdir(os.path.dirname(ref) or "."):
-        if _looks_local(ref) or not _is_repo_id(ref):
-            raise ValueError(f"{what}: no such folder: {ref} (a saved model folder, or a Hub repo id `owner/name`)")
-    elif not _is_repo_id(ref):
-        raise ValueError(f"{what}: no such folder: {ref} (and it is not a Hub repo id `owner/name` either)")
+    if _looks_local(ref) or not _is_repo_id(ref):
+        raise ValueError(f"{what}: no such folder: {ref} (pass a folder written by `save_pretrained`, or a Hub repo id "
+                         "`owner/name`)")
 
 
 def _is_repo_id(ref: str) -> bool:
