@@ -129,6 +129,7 @@ class LoopbackHub:
         self.lfs_objects: dict[str, bytes] = {}  # sha256 -> content
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for assertions
         self._failures: list[dict[str, Any]] = []
+        self._holds: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._counter = itertools.count()
         self._server: ThreadingHTTPServer | None = None
@@ -182,7 +183,26 @@ class LoopbackHub:
         with self._lock:
             self._failures.append({"kind": kind, "status": status, "after": after, "message": message})
 
+    def hold_next(self, kind: str, timeout: float = 120) -> tuple[threading.Event, threading.Event]:
+        """Make the next request of `kind` wait: returns (reached, release); `reached` is set when the request
+        arrives, and it goes on when the test sets `release` (or after `timeout` s). For killing a client at a
+        known point (e.g. between the creation of a repo and its first commit)."""
+        hold = {"kind": kind, "reached": threading.Event(), "release": threading.Event(), "timeout": timeout}
+        with self._lock:
+            self._holds.append(hold)
+        return hold["reached"], hold["release"]
+
     def _maybe_fail(self, kind: str) -> None:
+        hold = None
+        with self._lock:
+            for candidate in self._holds:
+                if candidate["kind"] == kind:
+                    self._holds.remove(candidate)
+                    hold = candidate
+                    break
+        if hold is not None:  # wait outside the lock: other requests go on
+            hold["reached"].set()
+            hold["release"].wait(hold["timeout"])
         with self._lock:
             for failure in self._failures:
                 if failure["kind"] != kind:

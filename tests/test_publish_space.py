@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -212,3 +213,138 @@ def test_space_app_serves_a_published_model_without_hf_dgm(optimus_run, tmp_path
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "transformers_modules" not in out or "Traceback" not in out
+
+
+# --------------------------------------------------------------------------------------------- issue 33: no code from data
+PAYLOAD = 'open("MARKER", "w").write("x")'
+INJECTIONS = [  # each tries to end the literal / docstring / line it lands in and run PAYLOAD
+    f'o/x"""+{PAYLOAD}+"""',
+    f"o/x'''+{PAYLOAD}+'''",
+    f"o/x'+{PAYLOAD}+'",
+    f'o/x"+{PAYLOAD}+"',
+    f"o/x\n{PAYLOAD}\n",
+    f"o/x\\\n{PAYLOAD}",
+]
+
+
+def _run_app_help(app: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a Space's app.py as the Space does (`__main__`), with `--help`: every module-level statement runs and
+    the argument parser exits before a server starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update({"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    return subprocess.run([sys.executable, "-I", str(app), "--help"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("flag, value", [("--model", v) for v in INJECTIONS] + [
+    ("--space_id", INJECTIONS[0]), ("--revision", f'main"+{PAYLOAD}+"'), ("--revision", "main\nx"),
+    ("--license", "mit\nmodels: [evil/x]"), ("--license", f'"+{PAYLOAD}+"'), ("--license", "MIT License"),
+])
+def test_injected_space_inputs_are_refused(flag, value, biggan_run, tmp_path, monkeypatch, capsys):
+    """Every value bound for app.py or the Space card is validated first: one line naming the flag, nothing
+    written, nothing run."""
+    monkeypatch.chdir(tmp_path)
+    args = {"--model": "org/model", "--space_id": "org/demo", "--revision": PINNED, "--license": "mit"}
+    args[flag] = value
+    argv = [a for pair in args.items() for a in pair] + ["--model_dir", str(biggan_run), "--dry_run", "D"]
+    assert _cli()(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and flag.lstrip("-") in err.split("\n")[0], err
+    assert ("licence identifier" in err or "line breaks" in err) if flag == "--license" else True
+    assert not (tmp_path / "D").exists() and not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_app_py_holds_values_as_literals(value, biggan_run, tmp_path):
+    """Even a value that bypassed validation stays a string: app.py, run as the Space runs it, executes nothing
+    of it, and MODEL_ID / REVISION / FAMILY read back unchanged."""
+    from hf_dgm.hub.space import render_app
+
+    space = tmp_path / "space"
+    prepare_space_folder("org/model", space, "org/demo", revision=PINNED, model_dir=biggan_run)
+    proc = _run_app_help(space / "app.py", tmp_path)
+    assert proc.returncode == 0 and "org/model" in proc.stdout, proc.stderr[-2000:]
+    source = render_app(model_id=value, revision=value, family="fq_biggan", package="hf_dgm_demo", module="fq_biggan",
+                        function="build_demo", hf_dgm_version=value)
+    (space / "app.py").write_text(source)
+    proc = _run_app_help(space / "app.py", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "MARKER").exists() and not (space / "MARKER").exists()
+    values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(source).body if isinstance(n, ast.Assign)}
+    assert values["MODEL_ID"] == value and values["REVISION"] == value
+    for bad in ("fq_biggan; import os", "build_demo()"):
+        with pytest.raises(PublishError, match="not a Python identifier"):
+            render_app(model_id="o/x", revision=None, family="fq_biggan", package="hf_dgm_demo", module=bad,
+                       function="build_demo", hf_dgm_version="0")
+
+
+def test_space_card_license_comes_from_the_hub_list(biggan_run, tmp_path):
+    """A license read from the model's card must be a Hub licence id too; the YAML holds exactly the values."""
+    from hf_dgm.hub.space import _card_license
+
+    assert _card_license("---\nlicense: cc-by-4.0\n---\n# m\n") == "cc-by-4.0"
+    for card in ("---\nlicense: \"mit\\nmodels: [evil/x]\"\n---\n", "---\nlicense: my own licence\n---\n"):
+        with pytest.raises(PublishError, match="the model card's license .* not a Hugging Face Hub licence identifier"):
+            _card_license(card)
+    model = tmp_path / "model"
+    shutil.copytree(biggan_run, model)
+    (model / "README.md").write_text("---\nlicense: \"apache-2.0\\n\"\n---\n# m\n")
+    with pytest.raises(PublishError, match="pass --license"):
+        prepare_space_folder("org/model", tmp_path / "s1", "org/demo", revision=PINNED, model_dir=model)
+    prepare_space_folder("org/model", tmp_path / "s2", "org/demo", revision=PINNED, model_dir=model, license="mit")
+    meta = _front_matter((tmp_path / "s2" / "README.md").read_text())
+    assert meta["license"] == "mit" and meta["models"] == ["org/model"] and meta["tags"] == ["hf-dgm", "fq-biggan"]
+
+
+# --------------------------------------------------------------------------------------------- issue 33: faults
+def test_failed_space_commit_deletes_the_new_space_in_one_line(hub, optimus_run, capsys, monkeypatch):
+    """A 507 on the first commit of a new Space: exit 1, one line saying what failed and that the remote is
+    unchanged, and the Space this call created is gone again."""
+    from hf_dgm.hub import publish
+
+    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
+    hub.seed_repo("org/m507", {"config.json": (optimus_run / "config.json").read_bytes()})
+    args = ["--model", "org/m507", "--space_id", "org/m507-demo", "--endpoint", hub.endpoint, "--token", DEFAULT_TOKEN]
+    hub.fail_next("commit", status=507, message="Insufficient Storage")
+    assert _cli()(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("error: the Hub answered 507 to the commit to org/m507-demo")
+    assert err.endswith("the remote is unchanged; the empty Space org/m507-demo this run created was deleted again")
+    assert "spaces/org/m507-demo" not in hub.repos
+
+    # an existing Space is left as it was (its earlier commit stays; nothing deleted)
+    assert _cli()(args) == 0
+    capsys.readouterr()
+    head = hub.head_sha("spaces/org/m507-demo")
+    hub.fail_next("preupload", status=507, message="Insufficient Storage")
+    assert _cli()(args + ["--license", "cc-by-4.0"]) == 1  # a changed card: something to upload
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and "answered 507" in err, err
+    assert "the remote is unchanged" in err and "deleted" not in err
+    assert hub.head_sha("spaces/org/m507-demo") == head
+
+
+def test_space_leftover_is_named_with_its_delete_command(hub, optimus_run, capsys, monkeypatch):
+    """When the new Space cannot be deleted after a failed commit, the error names it and the `hf` command that
+    removes it; that command works."""
+    from huggingface_hub import HfApi
+
+    hub.seed_repo("org/mleft", {"config.json": (optimus_run / "config.json").read_bytes()})
+    hub.fail_next("commit", status=400, message="Bad request")
+
+    def refuse(self, *args, **kwargs):
+        raise ConnectionError("connection dropped")
+
+    monkeypatch.setattr(HfApi, "delete_repo", refuse)
+    args = ["--model", "org/mleft", "--space_id", "org/mleft-demo", "--endpoint", hub.endpoint, "--token", DEFAULT_TOKEN]
+    assert _cli()(args) == 1
+    err = capsys.readouterr().err.strip()
+    command = f"HF_ENDPOINT={hub.endpoint} hf repos delete org/mleft-demo --repo-type space --yes"
+    assert "\n" not in err and err.endswith(f"remove it with `{command}`"), err
+    assert "the remote is unchanged" in err and "spaces/org/mleft-demo" in hub.repos
+    env = {**os.environ, **hub.env(), "HF_HUB_DISABLE_XET": "1"}
+    hf = Path(sys.executable).with_name("hf")
+    proc = subprocess.run([str(hf), *command.split()[2:]], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "spaces/org/mleft-demo" not in hub.repos

@@ -537,8 +537,9 @@ def _commit_with_retries(api, repo_id: str, operations, **kwargs):
                 raise
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
             if attempt == COMMIT_ATTEMPTS:
+                times = f" {COMMIT_ATTEMPTS} times" if COMMIT_ATTEMPTS > 1 else ""
                 raise PublishError(
-                    f"the Hub answered {status} to the commit to {repo_id} {COMMIT_ATTEMPTS} times ({first_line}); "
+                    f"the Hub answered {status} to the commit to {repo_id}{times} ({first_line}); "
                     "try again later; nothing was committed"
                 ) from None
             wait = COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1)

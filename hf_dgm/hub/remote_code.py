@@ -33,6 +33,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../hf_dgm
 # import name -> pip distribution name, for the requirements list of a card
 _PIP_NAMES = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml", "cv2": "opencv-python"}
 _IMPORT_SPEC = re.compile(r"from\s+(\.*[\w.]*)\s+import")
+# what may not appear in a generated comment line (it would end the comment): line breaks, other control characters
+_UNSAFE_COMMENT = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\x0b\x0c]")
 
 
 class RemoteCodeError(ValueError):
@@ -104,6 +106,8 @@ def _rewrite(source: str, edits: list[tuple[ast.ImportFrom, str]]) -> str:
         match = _IMPORT_SPEC.match(tail)
         if match is None:  # pragma: no cover - ast guarantees `from <spec> import` at col_offset
             raise RemoteCodeError(f"line {node.lineno}: cannot rewrite {tail.strip()!r}")
+        if not target.isidentifier():  # pragma: no cover - file names are checked in assemble_remote_code
+            raise RemoteCodeError(f"line {node.lineno}: module name {target!r} is not an identifier")
         tail = f"from .{target} import" + tail[match.end():]
         lines[node.lineno - 1] = head.decode("utf-8") + tail
     return "".join(lines)
@@ -132,6 +136,10 @@ def assemble_remote_code(
         RemoteCodeError: two needed modules share a file name, an import form the loader cannot follow, or a
             package import remains after rewriting.
     """
+    if header is not None and (not isinstance(header, str) or _UNSAFE_COMMENT.search(header)):
+        raise RemoteCodeError(
+            f"header {header!r} cannot be written as a comment line of the remote code: line breaks and other "
+            "control characters are refused (they would end the comment and start code)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle = RemoteCodeBundle()
@@ -146,6 +154,10 @@ def assemble_remote_code(
         if src.name == "__init__.py":
             raise RemoteCodeError(f"{src}: a package `__init__.py` cannot be part of flat remote code")
         flat = src.name
+        if not (src.suffix == ".py" and src.stem.isidentifier()) or _UNSAFE_COMMENT.search(str(src)):
+            raise RemoteCodeError(
+                f"{src!r}: remote code files must be `<identifier>.py` (transformers imports them by name), in a "
+                "path without control characters")
         if flat in bundle.files and bundle.files[flat] != src:
             raise RemoteCodeError(
                 f"two modules would both become `{flat}` in the flat repo: {bundle.files[flat]} and {src}; "

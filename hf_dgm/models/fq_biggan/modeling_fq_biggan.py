@@ -33,6 +33,7 @@ from ...modules.spectral_norm import SNConv2d, SNEmbedding, SNLinear, SpectralNo
 from ...modules.truncation import _check_truncation, sample_truncated_normal
 from ...modules.validation import check_pretrained_folder
 from .configuration_fq_biggan import FQBigGANConfig
+from ...pipelines.image_output import check_output_type, per_image, postprocess_images, prepare_generator
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,14 +121,18 @@ class FQBigGANGeneratorStepOutput(ModelOutput):
 @dataclass
 class FQBigGANGenerationOutput(ModelOutput):
     r"""
-    Output of [`FQBigGANGeneratorModel.forward`].
+    Output of [`FQBigGANGeneratorModel.forward`] and of `generate(..., return_dict=True)`.
 
     Args:
-        images (`torch.FloatTensor` of shape `(B, C, H, W)`): Images in [-1, 1].
+        images (`torch.FloatTensor` of shape `(B, C, H, W)`): Images in [-1, 1] (or, from `generate`, as its
+            `output_type` asked: a list of PIL images, or a tensor / array in [0, 1]).
+        class_labels (`torch.LongTensor` of shape `(B,)`, *optional*): The class of each image (conditional models;
+            from `generate`, including classes drawn at random).
     """
 
     images: torch.FloatTensor | None = None
 
+    class_labels: torch.LongTensor | None = None
 
 # ----------------------------------------------------------------------------------------------------------------
 # Spectral normalisation: BigGAN-PyTorch's formulation, shared in hf_dgm.modules.spectral_norm. The FQ-BigGAN names
@@ -506,21 +511,35 @@ def _generate(
     config: FQBigGANConfig,
     labels,
     truncation: float | None,
-    generator: torch.Generator | None,
+    generator,
     batch_size: int | None,
     device: torch.device,
-) -> torch.Tensor:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
-            f"`generator` must be a torch.Generator or None, got {type(generator).__name__} {generator!r} (for a "
-            "seed, pass torch.Generator().manual_seed(seed))"
-        )
+) -> tuple[torch.Tensor, torch.LongTensor | None]:
+    """Images `(B, C, H, W)` in [-1, 1] and their classes (None for unconditional models). `generator`: None, a
+    `torch.Generator` or a list of them, one per image (image i then depends only on `generator[i]`)."""
+    generator = prepare_generator(generator)
+    if isinstance(generator, list) and labels is None and batch_size is None:
+        batch_size = len(generator)
     if config.num_classes:
         if labels is None:
             if batch_size is None:
                 raise ValueError("pass `labels` (class ids) or `batch_size` (random classes)")
-            label_device = generator.device if generator is not None else device
-            labels = torch.randint(0, config.num_classes, (batch_size,), generator=generator, device=label_device)
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+
+            def draw_labels(n, g):
+                source = g.device if g is not None else device
+                return torch.randint(0, config.num_classes, (n,), generator=g, device=source).to(device)
+
+            if isinstance(generator, list):  # one generator per image: each draws its class, then its z
+                if len(generator) != batch_size:
+                    raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch_size} images")
+                per = [(draw_labels(1, g), sample_truncated_normal((1, config.dim_z), truncation, generator=g,
+                                                                   device=device)) for g in generator]  # fmt: skip
+                labels = torch.cat([p[0] for p in per])
+                z = torch.cat([p[1] for p in per])
+                return _run_generator(network, z, labels), labels
+            labels = draw_labels(batch_size, generator)
         labels = _as_labels(labels, config.num_classes, device)
         if batch_size is not None and batch_size != labels.shape[0]:
             raise ValueError(f"`batch_size` ({batch_size}) disagrees with the number of labels ({labels.shape[0]})")
@@ -532,14 +551,31 @@ def _generate(
             raise ValueError("pass `batch_size` to sample from an unconditional model")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-    z = sample_truncated_normal((batch_size, config.dim_z), truncation, generator=generator, device=device)
+    z = per_image(generator, batch_size,
+                  lambda n, g: sample_truncated_normal((n, config.dim_z), truncation, generator=g, device=device))  # fmt: skip
+    return _run_generator(network, z, labels), labels
+
+
+def _run_generator(network: FQBigGANGenerator, z: torch.Tensor, labels) -> torch.Tensor:
     was_training = network.training
     network.eval()
     try:
-        images = network(z, labels)
+        return network(z, labels)
     finally:
         network.train(was_training)
     return images
+
+
+def _merge_num_images(batch_size, num_images):
+    if num_images is not None and batch_size is not None and num_images != batch_size:
+        raise ValueError(f"`num_images` ({num_images}) and `batch_size` ({batch_size}) disagree: pass one of them")
+    return batch_size if num_images is None else num_images
+
+
+def _generation_result(images, labels, output_type, return_dict):
+    images = postprocess_images(images, check_output_type(output_type, allow_none=True))
+    if return_dict:
+        return FQBigGANGenerationOutput(images=images, class_labels=labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -852,10 +888,13 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         self,
         labels: torch.LongTensor | Sequence[int] | None = None,
         truncation: float | None = 1.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         use_ema: bool = True,
         batch_size: int | None = None,
-    ) -> torch.FloatTensor:
+        num_images: int | None = None,
+        output_type: str | None = None,
+        return_dict: bool = False,
+    ):
         r"""
         Sample images (in eval mode, without gradient).
 
@@ -865,20 +904,30 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
             truncation (`float` or `None`, defaults to 1.0): z is drawn from N(0, 1) truncated to
                 `[-truncation, truncation]` (BigGAN's truncation trick: smaller = higher fidelity, less variety);
                 `None` disables truncation (plain N(0, 1), the training distribution).
-            generator (`torch.Generator`, *optional*): Source of randomness, for reproducible samples.
+            generator (`torch.Generator` or a list of them, *optional*): Source of randomness, for reproducible
+                samples. A list holds one generator per image (as diffusers): image i's class (when drawn) and z come
+                from `generator[i]` alone, so it does not depend on the batch.
             use_ema (`bool`, defaults to `True`): Sample from `generator_ema` (else from `generator`).
             batch_size (`int`, *optional*): Number of images for unconditional models / random classes.
 
         Returns:
-            `torch.FloatTensor` of shape `(B, C, resolution, resolution)` in [-1, 1].
+            The images (`torch.FloatTensor` of shape `(B, C, resolution, resolution)` in [-1, 1] by default), or
+            [`FQBigGANGenerationOutput`] with `return_dict=True`.
         """
         self._check_generation_inputs(truncation)
         network = self.generator_ema if use_ema else self.generator
-        return _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
+            num_images (`int`, *optional*): Alias of `batch_size` (the pipelines' name).
+            output_type (`str`, *optional*): None (default): the raw `(B, C, H, W)` tensor in [-1, 1]; `"pt"`: a
+                tensor in [0, 1]; `"np"`: a `(B, H, W, C)` float32 array in [0, 1]; `"pil"`: a list of PIL images.
+            return_dict (`bool`, defaults to `False`): Return [`FQBigGANGenerationOutput`] (`.images`,
+                `.class_labels`) instead of the images alone.
+        images, labels = _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
+        return _generation_result(images, labels, output_type, return_dict)
 
     @torch.no_grad()
     def sample_images(
         self,
+        batch_size = _merge_num_images(batch_size, num_images)
         num_images: int,
         generator: torch.Generator | None = None,
         truncation: float | None = None,
@@ -929,15 +978,21 @@ class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):
         self,
         labels: torch.LongTensor | Sequence[int] | None = None,
         truncation: float | None = 1.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         use_ema: bool = True,
         batch_size: int | None = None,
-    ) -> torch.FloatTensor:
+        num_images: int | None = None,
+        output_type: str | None = None,
+        return_dict: bool = False,
+    ):
         """Same as [`FQBigGANForImageGeneration.generate`]; `use_ema=False` is not available (no raw generator)."""
         if not use_ema:
             raise ValueError("FQBigGANGeneratorModel holds only the EMA generator; use FQBigGANForImageGeneration")
         self._check_generation_inputs(truncation)
-        return _generate(self.generator_ema, self.config, labels, truncation, generator, batch_size, self.device)
+        batch_size = _merge_num_images(batch_size, num_images)
+        images, labels = _generate(self.generator_ema, self.config, labels, truncation, generator, batch_size,
+                                   self.device)  # fmt: skip
+        return _generation_result(images, labels, output_type, return_dict)
 
 
 __all__ = [
