@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Cost of feature quantization in U-GAT-IT: time and peak memory of one full training iteration with and without
-FQ, at 64 and 256 px, and the throughput of the `image-to-image` pipeline.
+FQ, at 64 and 256 px, and the throughput of the `image-translation` pipeline.
 
 One iteration = what `GANTrainer` does per global step: `model(mode="discriminator")` (both domains, four
 discriminators, dictionary EMA update) + backward + D Adam step, then `model(mode="generator")` (translations,
@@ -17,7 +17,7 @@ counted). Time: the two models (FQ and no FQ, same seed) live in one process and
 (`--time_repeats` rounds, the order flipped every round), so load changes on a shared machine hit both alike; the
 ratio is the median of the per-round FQ / no-FQ ratios.
 
-Pipeline: images per second of `pipeline("image-to-image")` on a saved light model (`--width`) at 256 px, batches of
+Pipeline: images per second of `pipeline("image-translation")` on a saved light model (`--width`) at 256 px, batches of
 `--pipeline_batch` 256×256 RGB PIL images, median over `--repeats` calls after one warm-up.
 
     python benchmarks/bench_fq_ugatit.py [--device cpu|cuda] [--sizes 64,256] [--repeats 3] [--threads 1] [--width 64]
@@ -138,7 +138,7 @@ print(json.dumps({"no_fq_s": statistics.median(times[False]), "fq_s": statistics
 PIPELINE_CHILD = r"""
 import json, statistics, sys, tempfile, time
 import numpy as np, torch
-import hf_dgm  # registers image-to-image
+import hf_dgm  # registers image-translation
 from PIL import Image
 from transformers import pipeline
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITGeneratorModel
@@ -148,7 +148,7 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 folder = tempfile.mkdtemp()
 FQUGATITGeneratorModel(FQUGATITConfig(image_size=256, light=True, ngf=width, ndf=width)).save_pretrained(folder)
-pipe = pipeline("image-to-image", model=folder, device=device)
+pipe = pipeline("image-translation", model=folder, device=device)
 rng = np.random.default_rng(0)
 images = [Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(batch)]
 pipe(images, direction="A2B")

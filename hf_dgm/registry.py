@@ -63,6 +63,10 @@ class PipelineTask:
     type: str = "multimodal"
     """`"text"`, `"image"`, `"multimodal"` or `"audio"`: what the pipeline's inputs are."""
     default: dict[str, Any] | None = None
+    hub_aliases: tuple[str, ...] = ()
+    """Extra task names for the same pipeline in a published repo's `custom_pipelines` only (names transformers
+    reserves, e.g. `image-to-image`: never registered locally, since that would need patching transformers;
+    `pipeline(name, model=repo, trust_remote_code=True)` resolves them from the repo's config)."""
 
 
 @dataclass(frozen=True)

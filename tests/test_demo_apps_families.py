@@ -70,8 +70,8 @@ def test_style_mixing_takes_coarse_ws_from_a_and_fine_from_b(stylegan_dir):
     assert app.num_ws == app.pipe.model.config.num_ws and app.resolution == 32
     image_a, image_b, mixed = app.mix("3", "5", 0, 0.7, "const")
     # A (B) is the pipeline's first image of seed 3 (5); crossover 0 takes every w from B, num_ws every w from A
-    assert _same(image_a, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=3)[0])
-    assert _same(image_b, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=5)[0])
+    assert _same(image_a, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=3).images[0])
+    assert _same(image_b, app.pipe(num_images=1, truncation_psi=0.7, noise_mode="const", seed=5).images[0])
     assert _same(mixed, image_b)
     assert _same(app.mix("3", "5", app.num_ws, 0.7, "const")[2], image_a)
     middle = app.mix("3", "5", app.num_ws // 2, 0.7, "const")[2]
@@ -87,7 +87,7 @@ def test_ugatit_app_translates_like_the_pipeline(ugatit_dir):
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8))
     out, cam = app.translate(picture, "B2A", keep_size=True)
     want = app.pipe(picture, direction="B2A", keep_size=True, return_attention=True)
-    assert out.size == cam.size == (20, 12) and _same(out, want["image"]) and _same(cam, want["attention"])
+    assert out.size == cam.size == (20, 12) and _same(out, want.images[0]) and _same(cam, want.attention[0])
     assert app.translate(picture, "A2B")[0].size == (16, 16)
     with pytest.raises(ValueError, match="upload an image"):
         app.translate(None, "A2B")
@@ -116,7 +116,7 @@ def test_fq_stylegan_page_generates_and_mixes(driver, stylegan_dir, tmp_path):
         assert len(sources) == count, sources
         images = [fetch_image(src) for src in sources]
         assert all(image.size == (32, 32) for image in images)
-        expected = app.pipe(num_images=count, truncation_psi=psi, noise_mode="const", seed=7)
+        expected = app.pipe(num_images=count, truncation_psi=psi, noise_mode="const", seed=7).images
         assert all(_same(got, want) for got, want in zip(images, expected))
         assert f"ψ {psi:g}" in _text(driver, "sg-status")
         shot = screenshot(driver, tmp_path / "fq-stylegan-grid.png")
@@ -166,7 +166,7 @@ def test_fq_ugatit_page_translates_an_uploaded_png(driver, ugatit_dir, tmp_path)
         cam = fetch_image(wait_for(lambda: _image_src(driver, "ug-cam"), 30, "the CAM heat map"))
         assert out.size == cam.size == (16, 16)
         want = app.pipe(picture, direction="B2A", return_attention=True)
-        assert _same(out, want["image"]) and _same(cam, want["attention"])
+        assert _same(out, want.images[0]) and _same(cam, want.attention[0])
         shot = screenshot(driver, tmp_path / "fq-ugatit-translation.png")
     assert shot.stat().st_size > 5_000
     print(f"screenshot: {shot}")

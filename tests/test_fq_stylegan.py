@@ -256,14 +256,14 @@ def stylegan_dir(tmp_path_factory):
 def test_pipeline(stylegan_dir):
     generate = pipeline("unconditional-image-generation", model=str(stylegan_dir))
     assert isinstance(generate, UnconditionalImageGenerationPipeline)
-    images = generate(num_images=4, truncation_psi=0.7, seed=0)
+    images = generate(num_images=4, truncation_psi=0.7, seed=0).images
     assert len(images) == 4 and all(isinstance(i, Image.Image) and i.size == (32, 32) and i.mode == "RGB" for i in images)
-    again = generate(num_images=4, truncation_psi=0.7, seed=0)
+    again = generate(num_images=4, truncation_psi=0.7, seed=0).images
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
     # chunked: the same z's; float rounding of another batch size may move a pixel by one level
-    chunked = generate(num_images=4, truncation_psi=0.7, seed=0, batch_size=3)
+    chunked = generate(num_images=4, truncation_psi=0.7, seed=0, batch_size=3).images
     assert all(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1 for a, b in zip(images, chunked))
-    other = generate(num_images=4, truncation_psi=0.7, seed=1)
+    other = generate(num_images=4, truncation_psi=0.7, seed=1).images
     assert not np.array_equal(np.asarray(images[0]), np.asarray(other[0]))
 
     model = FQStyleGANForImageGeneration.from_pretrained(stylegan_dir)
@@ -272,10 +272,10 @@ def test_pipeline(stylegan_dir):
     expected = ((expected.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(np.asarray(images[2]), expected[2])
 
-    random_a = generate(num_images=2, noise_mode="random", seed=5)
-    random_b = generate(num_images=2, noise_mode="random", seed=5)
+    random_a = generate(num_images=2, noise_mode="random", seed=5).images
+    random_b = generate(num_images=2, noise_mode="random", seed=5).images
     assert np.array_equal(np.asarray(random_a[0]), np.asarray(random_b[0]))
-    mean_images = generate(num_images=2, truncation_psi=0.0, noise_mode="none", seed=0)
+    mean_images = generate(num_images=2, truncation_psi=0.0, noise_mode="none", seed=0).images
     assert np.array_equal(np.asarray(mean_images[0]), np.asarray(mean_images[1]))
 
 

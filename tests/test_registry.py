@@ -316,7 +316,7 @@ def _tiny_fq_ugatit(tmp_path):
 def _translate_grey_square(pipe):
     import numpy as np
 
-    return pipe(np.full((20, 12, 3), 128, dtype=np.uint8), direction="B2A", keep_size=True).size == (12, 20)
+    return pipe(np.full((20, 12, 3), 128, dtype=np.uint8), direction="B2A", keep_size=True).images[0].size == (12, 20)
 
 
 TINY_MODELS = {
@@ -336,7 +336,7 @@ PIPELINE_CALLS = {
     "class-conditional-image-generation": lambda pipe: pipe([0], num_images=1, seed=0),
     "unconditional-image-generation": lambda pipe: pipe(num_images=1, seed=0),
     "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
-    "image-to-image": _translate_grey_square,
+    "image-translation": _translate_grey_square,
     "vln-navigation": _navigate_probe_graph,
 }
 
@@ -360,7 +360,9 @@ def test_published_folder_pipelines_work_with_hf_dgm_imported(model_type, tmp_pa
         _speaker_tokenizer().save_pretrained(run)
     out = tmp_path / "repo"
     prepare_repo_folder(run, out, f"hf-dgm-tests/{model_type}", validate=False)
-    assert set(json.loads((out / "config.json").read_text())["custom_pipelines"]) == {p.task for p in family.pipelines}
+    # plus the reserved names (image-to-image) a repo serves only through custom_pipelines
+    published = {p.task for p in family.pipelines} | {alias for p in family.pipelines for alias in p.hub_aliases}
+    assert set(json.loads((out / "config.json").read_text())["custom_pipelines"]) == published
     assert not getattr(AutoConfig.from_pretrained(out), "custom_pipelines", None)
     for entry in family.pipelines:
         if model_type == "fq_biggan" and entry.task == "unconditional-image-generation":

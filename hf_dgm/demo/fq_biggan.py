@@ -54,7 +54,7 @@ class GANDemo:
         if not self.conditional:
             if progress is not None:
                 progress(0.1, desc=f"generating {per_class} images")
-            images = self.pipe(num_images=per_class, truncation=truncation, seed=seed)
+            images = self.pipe(num_images=per_class, truncation=truncation, seed=seed).images
             return [(image, f"#{i}") for i, image in enumerate(images)]
         if isinstance(classes, str):
             classes = [classes]
@@ -67,7 +67,7 @@ class GANDemo:
                 progress(k / len(classes), desc=f"class {name!r} ({k + 1}/{len(classes)})")
             # one seed per class keeps each class's images the same whatever else is picked
             class_seed = None if seed is None else seed + (self.classes.index(name) if name in self.classes else 0)
-            images = self.pipe([name], num_images=per_class, truncation=truncation, seed=class_seed)
+            images = self.pipe([name], num_images_per_prompt=per_class, truncation=truncation, seed=class_seed).images
             pairs += [(image, f"{name} #{i}") for i, image in enumerate(images)]
         return pairs
 

@@ -67,7 +67,7 @@ class StyleGANDemo:
         psi, noise_mode = _check_psi(psi), _check_noise_mode(noise_mode)
         if progress is not None:
             progress(0.1, desc=f"generating {num_images} images")
-        images = self.pipe(num_images=num_images, truncation_psi=psi, noise_mode=noise_mode, seed=seed)
+        images = self.pipe(num_images=num_images, truncation_psi=psi, noise_mode=noise_mode, seed=seed).images
         return [(image, f"#{i}") for i, image in enumerate(images)]
 
     def _ws(self, seed: int, psi: float):

@@ -1,6 +1,6 @@
 """Gradio app for FQ-U-GAT-IT: an image in, the translated image and the generator's CAM heat map out.
 
-The `image-to-image` pipeline resizes the input to the model's `image_size`, translates it A→B or B→A and, with
+The `image-translation` pipeline resizes the input to the model's `image_size`, translates it A→B or B→A and, with
 `return_attention=True`, returns the CAM heat map (jet colours: blue low, red high). "Keep the input size" resizes
 both back to the uploaded image's size. The translation is deterministic: no seed.
 
@@ -18,7 +18,7 @@ from .common import guarded, load_pipeline, model_title, run_app
 # the Space's README metadata (upload/publish_space.py)
 SPACE = {"emoji": "🔁", "colorFrom": "green", "colorTo": "blue",
          "short_description": "Unpaired image-to-image translation with FQ-U-GAT-IT"}
-TASK = "image-to-image"
+TASK = "image-translation"
 DIRECTIONS = ("A2B", "B2A")
 
 
@@ -35,7 +35,7 @@ class UGATITDemo:
         if direction not in DIRECTIONS:
             raise ValueError(f"the direction must be A2B or B2A; got {direction!r}")
         out = self.pipe(image, direction=direction, keep_size=bool(keep_size), return_attention=True)
-        return out["image"], out["attention"]
+        return out.images[0], out.attention[0]
 
 
 def build_demo(model: str | os.PathLike, revision: str | None = None, device: Any = None):

@@ -51,9 +51,9 @@ def fq_biggan_probe(model, pipe) -> dict[str, Any]:
     images = model.generate(labels=labels, batch_size=None if conditional else 2, truncation=1.0,
                             generator=torch.Generator().manual_seed(0))
     if conditional:
-        pil = pipe([0, 1], num_images=1, truncation=1.0, seed=0)
+        pil = pipe([0, 1], num_images_per_prompt=1, truncation=1.0, seed=0).images
     else:
-        pil = pipe(num_images=2, truncation=1.0, seed=0)
+        pil = pipe(num_images=2, truncation=1.0, seed=0).images
     return {
         "tensors": {"images": images, "pipeline_images": _pil_to_tensor(pil)},
         "values": {"pipeline_image_sizes": [list(image.size) for image in pil]},
@@ -148,7 +148,7 @@ def prevalent_navigation_probe(model, pipe) -> dict[str, Any]:
 @torch.no_grad()
 def fq_ugatit_probe(model, pipe) -> dict[str, Any]:
     """Both translation directions of two fixed (seeded) images: translated images, CAM logits and heat maps
-    directly, and the `image-to-image` pipeline's PIL outputs (as uint8 arrays) with their CAM maps."""
+    directly, and the `image-translation` pipeline's PIL outputs (as uint8 arrays) with their CAM maps."""
     from PIL import Image
 
     model.eval()
@@ -164,9 +164,9 @@ def fq_ugatit_probe(model, pipe) -> dict[str, Any]:
     pixels = ((x.cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     images = [Image.fromarray(p[..., 0] if channels == 1 else p) for p in pixels]
     results = pipe(images, direction="B2A", return_attention=True)
-    tensors["pipeline_images"] = _pil_to_tensor([r["image"] for r in results])
-    tensors["pipeline_attention"] = _pil_to_tensor([r["attention"] for r in results])
-    return {"tensors": tensors, "values": {"pipeline_image_sizes": [list(r["image"].size) for r in results]}}
+    tensors["pipeline_images"] = _pil_to_tensor(results.images)
+    tensors["pipeline_attention"] = _pil_to_tensor(results.attention)
+    return {"tensors": tensors, "values": {"pipeline_image_sizes": [list(image.size) for image in results.images]}}
 
 
 @torch.no_grad()
@@ -178,7 +178,7 @@ def fq_stylegan_probe(model, pipe) -> dict[str, Any]:
                             generator=torch.Generator().manual_seed(0))
     truncated = model.generate(batch_size=2, truncation_psi=0.7, noise_mode="const",
                                generator=torch.Generator().manual_seed(0))
-    pil = pipe(num_images=2, truncation_psi=0.7, noise_mode="const", seed=0)
+    pil = pipe(num_images=2, truncation_psi=0.7, noise_mode="const", seed=0).images
     return {
         "tensors": {"images": images, "truncated_images": truncated, "pipeline_images": _pil_to_tensor(pil)},
         "values": {"pipeline_image_sizes": [list(image.size) for image in pil]},

@@ -32,8 +32,8 @@ from ...modules.gan_losses import hinge_discriminator_loss, hinge_generator_loss
 from ...modules.spectral_norm import SNConv2d, SNEmbedding, SNLinear, SpectralNormMixin
 from ...modules.truncation import _check_truncation, sample_truncated_normal
 from ...modules.validation import check_pretrained_folder
-from .configuration_fq_biggan import FQBigGANConfig
 from ...pipelines.image_output import check_output_type, per_image, postprocess_images, prepare_generator
+from .configuration_fq_biggan import FQBigGANConfig
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -131,8 +131,8 @@ class FQBigGANGenerationOutput(ModelOutput):
     """
 
     images: torch.FloatTensor | None = None
-
     class_labels: torch.LongTensor | None = None
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Spectral normalisation: BigGAN-PyTorch's formulation, shared in hf_dgm.modules.spectral_norm. The FQ-BigGAN names
@@ -563,7 +563,6 @@ def _run_generator(network: FQBigGANGenerator, z: torch.Tensor, labels) -> torch
         return network(z, labels)
     finally:
         network.train(was_training)
-    return images
 
 
 def _merge_num_images(batch_size, num_images):
@@ -576,6 +575,7 @@ def _generation_result(images, labels, output_type, return_dict):
     images = postprocess_images(images, check_output_type(output_type, allow_none=True))
     if return_dict:
         return FQBigGANGenerationOutput(images=images, class_labels=labels)
+    return images
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -909,25 +909,25 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
                 from `generator[i]` alone, so it does not depend on the batch.
             use_ema (`bool`, defaults to `True`): Sample from `generator_ema` (else from `generator`).
             batch_size (`int`, *optional*): Number of images for unconditional models / random classes.
+            num_images (`int`, *optional*): Alias of `batch_size` (the pipelines' name).
+            output_type (`str`, *optional*): None (default): the raw `(B, C, H, W)` tensor in [-1, 1]; `"pt"`: a
+                tensor in [0, 1]; `"np"`: a `(B, H, W, C)` float32 array in [0, 1]; `"pil"`: a list of PIL images.
+            return_dict (`bool`, defaults to `False`): Return [`FQBigGANGenerationOutput`] (`.images`,
+                `.class_labels`) instead of the images alone.
 
         Returns:
             The images (`torch.FloatTensor` of shape `(B, C, resolution, resolution)` in [-1, 1] by default), or
             [`FQBigGANGenerationOutput`] with `return_dict=True`.
         """
         self._check_generation_inputs(truncation)
+        batch_size = _merge_num_images(batch_size, num_images)
         network = self.generator_ema if use_ema else self.generator
-            num_images (`int`, *optional*): Alias of `batch_size` (the pipelines' name).
-            output_type (`str`, *optional*): None (default): the raw `(B, C, H, W)` tensor in [-1, 1]; `"pt"`: a
-                tensor in [0, 1]; `"np"`: a `(B, H, W, C)` float32 array in [0, 1]; `"pil"`: a list of PIL images.
-            return_dict (`bool`, defaults to `False`): Return [`FQBigGANGenerationOutput`] (`.images`,
-                `.class_labels`) instead of the images alone.
         images, labels = _generate(network, self.config, labels, truncation, generator, batch_size, self.device)
         return _generation_result(images, labels, output_type, return_dict)
 
     @torch.no_grad()
     def sample_images(
         self,
-        batch_size = _merge_num_images(batch_size, num_images)
         num_images: int,
         generator: torch.Generator | None = None,
         truncation: float | None = None,

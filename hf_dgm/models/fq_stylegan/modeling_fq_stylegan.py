@@ -36,6 +36,7 @@ from ...modules.gan_losses import (
     r1_penalty,
 )
 from ...modules.truncation import truncate_w
+from ...pipelines.image_output import check_output_type, per_image, postprocess_images, prepare_generator
 from .configuration_fq_stylegan import NOISE_MODES, FQStyleGANConfig
 
 
@@ -129,10 +130,11 @@ class FQStyleGANGeneratorStepOutput(ModelOutput):
 @dataclass
 class FQStyleGANGenerationOutput(ModelOutput):
     r"""
-    Output of the generator.
+    Output of the generator (and of `generate(..., return_dict=True)`).
 
     Args:
-        images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`): Images, about [-1, 1] (not clamped).
+        images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`): Images, about [-1, 1] (not clamped);
+            from `generate`, as its `output_type` asked (`"pt"` / `"np"`: in [0, 1]; `"pil"`: a list of PIL images).
         ws (`torch.FloatTensor` of shape `(B, num_ws, w_dim)`): The w vectors that made them.
     """
 
@@ -834,12 +836,15 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         z: torch.Tensor | None = None,
         use_ema: bool = True,
         labels=None,
         truncation=None,
-    ) -> torch.FloatTensor:
+        num_images: int | None = None,
+        output_type: str | None = None,
+        return_dict: bool = False,
+    ):
         r"""
         Sample images (eval mode, no gradient).
 
@@ -848,35 +853,62 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
             truncation_psi (`float`, defaults to 1): w-space truncation (see [`~FQStyleGANPreTrainedModel.mapping`]).
             truncation_cutoff (`int`, *optional*): Truncate only the first w's.
             noise_mode (`str`, defaults to `"const"`): `"const"`, `"random"` or `"none"`.
-            generator (`torch.Generator`, *optional*): Source of z and of random noise (reproducible samples).
+            generator (`torch.Generator` or a list of them, *optional*): Source of z and of random noise
+                (reproducible samples). A list holds one generator per image (as diffusers): image i's z and noise
+                come from `generator[i]` alone, so it does not depend on the batch.
             z (`torch.FloatTensor` of shape `(B, z_dim)`, *optional*): Latents to use.
             use_ema (`bool`, defaults to `True`): Sample from the EMA generator.
             labels: Must be `None` (the model is unconditional).
             truncation: Alias of `truncation_psi` (the name the shared GAN pipelines and the trainer's sample grids
                 use); `None` means no truncation.
+            num_images (`int`, *optional*): Alias of `batch_size` (the pipelines' name).
+            output_type (`str`, *optional*): None (default): the raw tensor, about [-1, 1]; `"pt"`: a tensor clamped
+                to [0, 1]; `"np"`: a `(B, H, W, C)` float32 array in [0, 1]; `"pil"`: a list of PIL images.
+            return_dict (`bool`, defaults to `False`): Return [`FQStyleGANGenerationOutput`] (`.images`) instead of
+                the images alone.
 
         Returns:
-            `torch.FloatTensor` of shape `(B, image_channels, R, R)`, about [-1, 1] (not clamped).
+            The images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`, about [-1, 1], not clamped, by
+            default), or [`FQStyleGANGenerationOutput`] with `return_dict=True`.
         """
         if labels is not None:
             raise ValueError("FQ-StyleGAN is unconditional: `labels` must be None")
+        if num_images is not None:
+            if batch_size is not None and batch_size != num_images:
+                raise ValueError(f"`num_images` ({num_images}) and `batch_size` ({batch_size}) disagree: pass one")
+            batch_size = num_images
+        output_type = check_output_type(output_type, allow_none=True)
         if truncation is not None:
             truncation_psi = truncation
         truncation_psi = _check_psi(truncation_psi)
         _check_noise_mode(noise_mode)
+        generator = prepare_generator(generator)
         if z is None:
+            if batch_size is None and isinstance(generator, list):
+                batch_size = len(generator)
             if batch_size is None:
                 raise ValueError("pass `batch_size` or `z`")
-            z = self._sample_z(batch_size, generator)
+            if isinstance(generator, list) and len(generator) != batch_size:
+                raise ValueError(f"`generator` is a list of {len(generator)} generators for {batch_size} images")
+            z = per_image(generator, batch_size, lambda n, g: self._sample_z(n, g))
         z = self._check_z(z)
         network = self._inference_generator(use_ema)
         was_training = network.training
         network.eval()
         try:
             ws = network.mapping(z, truncation_psi, truncation_cutoff)
-            return network.synthesis(ws, noise_mode=noise_mode, generator=generator)
+            if isinstance(generator, list) and noise_mode == "random":  # each image's noise from its generator
+                if len(generator) != ws.shape[0]:
+                    raise ValueError(f"`generator` is a list of {len(generator)} generators for {ws.shape[0]} images")
+                images = torch.cat([network.synthesis(ws[i : i + 1], noise_mode=noise_mode, generator=g)
+                                    for i, g in enumerate(generator)])  # fmt: skip
+            else:
+                images = network.synthesis(ws, noise_mode=noise_mode,
+                                           generator=None if isinstance(generator, list) else generator)  # fmt: skip
         finally:
             network.train(was_training)
+        images = postprocess_images(images, output_type)
+        return FQStyleGANGenerationOutput(images=images, ws=ws) if return_dict else images
 
 
 class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):

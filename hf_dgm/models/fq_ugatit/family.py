@@ -8,7 +8,7 @@ import io
 from ...registry import FamilySpec, HubEntry, MetricSpec, PipelineTask
 from .configuration_fq_ugatit import FQUGATITConfig
 from .modeling_fq_ugatit import FQUGATITModel
-from .pipeline_fq_ugatit import TASK, FQUGATITImageToImagePipeline
+from .pipeline_fq_ugatit import HUB_TASK_ALIASES, TASK, FQUGATITImageToImagePipeline
 
 
 def _endpoint_request(config) -> dict:
@@ -33,10 +33,12 @@ FAMILY = FamilySpec(
     # both generators and the four discriminators (what training and publishing load); FQUGATITGeneratorModel
     # (generators only) shares the config class: load it with FQUGATITGeneratorModel.from_pretrained.
     auto_models={"AutoModel": FQUGATITModel},
-    pipelines=(PipelineTask(TASK, FQUGATITImageToImagePipeline, type="image"),),
+    # `image-translation` locally (transformers reserves `image-to-image`); a published repo's custom_pipelines
+    # lists `image-to-image` too, which pipeline(..., trust_remote_code=True) accepts
+    pipelines=(PipelineTask(TASK, FQUGATITImageToImagePipeline, type="image", hub_aliases=HUB_TASK_ALIASES),),
     hub=HubEntry(
         card_template="fq_ugatit.md.j2",
-        pipeline_tag="image-to-image",
+        pipeline_tag="image-to-image",  # the Hub's task tag (a Hub name, not a transformers pipeline task)
         probe="hf_dgm.hub.probes:fq_ugatit_probe",
         probe_task=TASK,
         task_type="image-to-image",
