@@ -36,10 +36,11 @@ def test_pyproject_lists_every_package():
     package setuptools' discovery finds under hf_dgm/, so no new sub-package is left out of the wheel."""
     import tomllib
 
-    from setuptools import find_packages
+    from setuptools import find_namespace_packages
 
     listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    discovered = set(find_packages(where=str(REPO_ROOT), include=["hf_dgm*"]))
+    discovered = {name for name in find_namespace_packages(where=str(REPO_ROOT), include=["hf_dgm*"])
+                  if "__pycache__" not in name}
     assert discovered - listed == set(), f"add these to [tool.setuptools] packages in pyproject.toml: {discovered - listed}"
     assert listed - discovered == {"hf_dgm.model_cards"}
 
