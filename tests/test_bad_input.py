@@ -598,3 +598,165 @@ def test_image_translation_huge_png(tmp_path):
     pipe = pipeline("image-translation", model=str(tmp_path / "ugatit"), device="cpu")
     _check(lambda: pipe(str(tmp_path / "huge.png")), ValueError,
            ["huge.png", "20000×20000", "max_pixels", "67,108,864"])  # fmt: skip
+
+
+# ============================================================================================ issue 33: bad inputs
+# --------------------------------------------------------------------------------------------- recipes
+@pytest.mark.parametrize("suffix, text, shown", [
+    (".yaml", "output_dir: out\nmax_steps: abc\n", "'abc'"),
+    (".json", json.dumps({"output_dir": "out", "max_steps": "abc"}), "'abc'"),
+    (".yaml", "output_dir: out\nmax_steps: [1, 2]\n", "[1, 2]"),
+])
+def test_recipe_value_types(tmp_path, suffix, text, shown):
+    from transformers import TrainingArguments
+
+    from hf_dgm.training.recipes import RecipeError, parse_recipe_args
+
+    recipe = tmp_path / f"r{suffix}"
+    recipe.write_text(text)
+    message = _check(lambda: parse_recipe_args((TrainingArguments,), ["--recipe", str(recipe)]), RecipeError,
+                     ["`max_steps`", str(recipe), shown, "must be int"])
+    assert "not supported between" not in message
+    # YAML 1.1 reads `1e-4` as a string: a float field takes it
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("output_dir: out\nlearning_rate: 1e-4\n")
+    (args,) = parse_recipe_args((TrainingArguments,), ["--recipe", str(ok)])
+    assert args.learning_rate == 1e-4
+
+
+# --------------------------------------------------------------------------------------------- converters
+def _bad_files(tmp_path) -> dict[str, Path]:
+    import os
+    import pickle
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    files = {}
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.zeros(64)}, good)
+    files["truncated .pt"] = tmp_path / "truncated.pt"
+    files["truncated .pt"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["random bytes"] = tmp_path / "random.bin"
+    files["random bytes"].write_bytes(bytes([228, 17, 3, 99, 250]) * 200)
+    files["torch.save with code"] = tmp_path / "code.pt"
+    torch.save({"w": RunsCode()}, files["torch.save with code"])
+    files["pickle with code"] = tmp_path / "code.pkl"
+    files["pickle with code"].write_bytes(pickle.dumps({"w": RunsCode()}, protocol=2))
+    files["truncated pickle"] = tmp_path / "truncated.pkl"
+    files["truncated pickle"].write_bytes(pickle.dumps({"G_ema": list(range(200))}, protocol=2)[:40])
+    files["empty"] = tmp_path / "empty.pt"
+    files["empty"].write_bytes(b"")
+    return files
+
+
+TORCH_FILE_WORDS = {
+    "truncated .pt": ["truncated or corrupted", "expected a torch.save checkpoint"],
+    "random bytes": ["not a PyTorch checkpoint or a pickle", "expected a torch.save checkpoint"],
+    "torch.save with code": ["besides tensors", "system", "arbitrary code"],
+    "pickle with code": ["references code", "system", "arbitrary code"],
+    "truncated pickle": ["truncated pickle"],
+    "empty": ["empty (0 bytes)"],
+}
+
+
+@pytest.mark.parametrize("family", ["ugatit", "prevalent", "fq_biggan"])
+@pytest.mark.parametrize("case", sorted(TORCH_FILE_WORDS))
+def test_converters_name_unreadable_checkpoints(tmp_path, capsys, family, case):
+    from hf_dgm.convert.__main__ import main as convert_main
+
+    path = _bad_files(tmp_path)[case]
+    flags = {"ugatit": ["--checkpoint", str(path)], "prevalent": ["--checkpoint", str(path)],
+             "fq_biggan": ["--generator", str(path), "--config", "tiny"]}[family]
+    assert convert_main([family, *flags, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for word in TORCH_FILE_WORDS[case]:
+        assert word in err, f"{word!r} not in {err}"
+    assert "will likely succeed" not in err and "weights_only=False" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ugatit_converter_names_a_non_tensor_value(tmp_path):
+    from hf_dgm.convert.ugatit import NETWORKS, load_port_checkpoint
+
+    path = tmp_path / "params.pt"
+    torch.save({name: {"w": torch.zeros(1)} for name in NETWORKS} | {"genA2B": {"FC.0.weight": "oops"}}, path)
+    _check(lambda: load_port_checkpoint(path), ValueError,
+           [str(path), "genA2B['FC.0.weight']", "str", "not a tensor", "UGATIT-pytorch"])
+
+
+@pytest.mark.parametrize("case, words", [
+    ("truncated pickle", ["truncated", "network-snapshot"]),
+    ("random bytes", ["not a pickle", "network-snapshot"]),
+    ("truncated .pt", ["zip archive", "network-snapshot"]),
+    ("empty", ["empty (0 bytes)"]),
+    ("pickle with code", ["system", "does not allow"]),
+])
+def test_stylegan2_ada_converter_names_unreadable_pickles(tmp_path, capsys, case, words):
+    from hf_dgm.convert.__main__ import main as convert_main
+
+    path = _bad_files(tmp_path)[case]
+    assert convert_main(["stylegan2_ada", "--pickle", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err}"
+
+
+def test_stylegan3_pickle_gets_the_stylegan3_refusal(tmp_path, ada_modules):
+    """A StyleGAN3 snapshot (SynthesisInput + L{i}_{size}_{channels} layers of training.networks_stylegan3) is
+    recognised by its records and refused as StyleGAN3, without running its module source."""
+    import pickle
+
+    from test_fq_stylegan_convert import _record
+
+    from hf_dgm.convert.stylegan2_ada import convert_pickle
+
+    synthesis = _record(ada_modules, "SynthesisNetwork", modules=[
+        ("input", _record(ada_modules, "SynthesisInput", [("freqs", torch.zeros(4, 2))])),
+        ("L0_36_512", _record(ada_modules, "SynthesisLayer", [("weight", torch.zeros(4, 4, 1, 1))])),
+    ])  # fmt: skip
+    mapping = _record(ada_modules, "MappingNetwork")
+    generator = _record(ada_modules, "Generator", modules=[("synthesis", synthesis), ("mapping", mapping)],
+                        z_dim=4, c_dim=0, w_dim=4, img_resolution=16, img_channels=3)  # fmt: skip
+    path = tmp_path / "stylegan3-t.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator, "G": generator}, protocol=3))
+    _check(lambda: convert_pickle(path, tmp_path / "out"), ValueError,
+           [str(path), "StyleGAN3", "SynthesisInput", "StyleGAN2-ADA"])
+    assert not ada_modules.marker.exists() and not (tmp_path / "out").exists()
+
+
+from test_fq_stylegan_convert import ada_modules  # noqa: E402,F401  (fixture: stand-in persistence modules)
+
+
+# --------------------------------------------------------------------------------------------- configs: NaN/inf
+def _config_nan_cases():
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+    from hf_dgm.models.fq_stylegan import FQStyleGANConfig
+    from hf_dgm.models.fq_ugatit import FQUGATITConfig
+    from hf_dgm.models.prevalent import PrevalentConfig, PrevalentNavigationConfig
+    from hf_dgm.models.prevalent_speaker import PrevalentSpeakerConfig
+
+    return [
+        ("fq_stylegan r1_gamma nan", lambda: FQStyleGANConfig.from_preset("tiny", r1_gamma=NAN), "r1_gamma"),
+        ("fq_stylegan pl_weight inf", lambda: FQStyleGANConfig.from_preset("tiny", pl_weight=INF), "pl_weight"),
+        ("fq_stylegan adam_betas[1] nan", lambda: FQStyleGANConfig(adam_betas=(0.0, NAN)), "adam_betas[1]"),
+        ("fq_stylegan ema_kimg inf", lambda: FQStyleGANConfig(ema_kimg=INF), "ema_kimg"),
+        ("fq_biggan G_lr nan", lambda: FQBigGANConfig(G_lr=NAN), "G_lr"),
+        ("fq_ugatit cam_weight inf", lambda: FQUGATITConfig(cam_weight=INF), "cam_weight"),
+        ("prevalent initializer_range nan", lambda: PrevalentConfig(initializer_range=NAN), "initializer_range"),
+        ("prevalent_navigation layer_norm_eps inf", lambda: PrevalentNavigationConfig(layer_norm_eps=INF),
+         "layer_norm_eps"),
+        ("prevalent_speaker dropout nan", lambda: PrevalentSpeakerConfig(dropout=NAN), "dropout"),
+        ("optimus encoder layer_norm_eps nan",
+         lambda: OptimusConfig(encoder=dict(bert_config(40).to_dict(), layer_norm_eps=NAN), decoder=gpt2_config(40),
+                               latent_size=8), "layer_norm_eps"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_config_fields_refuse_nan_and_inf(index):
+    case, call, field = _config_nan_cases()[index]
+    _check(call, ValueError, [field, "finite"])

@@ -439,7 +439,8 @@ def convert_snapshot(snapshot: Any) -> FQStyleGANForImageGeneration | FQStyleGAN
     if stylegan3_evidence(snapshot):
         raise ValueError(
             f"this is a StyleGAN3 snapshot ({stylegan3_evidence(snapshot)}): StyleGAN3's alias-free synthesis network "
-            "(training/networks_stylegan3.py) is a different architecture, which this converter refuses. It converts "
+            "(training/networks_stylegan3.py: SynthesisInput and L{i}_{size}_{channels} layers) is a different "
+            "architecture, which this converter refuses. It converts "
             "the StyleGAN2 networks of StyleGAN2-ADA (training/networks.py: Generator / SynthesisNetwork with "
             "b4..bN SynthesisBlocks)"
         )

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -55,6 +56,34 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _save_failure(err: BaseException, run_dir: str, name: str, staging: str) -> BaseException:
+    """The error to raise when writing `name` failed: a full disk (ENOSPC/EDQUOT, or torch's C++ writer's
+    `iostream error` on a disk with little space left) says so, names the last complete checkpoint that is kept and
+    how to resume; other errors pass unchanged."""
+    free = None
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        pass
+    disk_full = isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS
+    if not disk_full and isinstance(err, RuntimeError) and free is not None and free < 64 * 2**20:
+        disk_full = any(word in str(err) for word in ("iostream error", "write", "PytorchStreamWriter"))
+    if not disk_full:
+        return err
+    last = last_complete_checkpoint(run_dir)
+    kept = f"the last complete checkpoint, {last}, is kept" if last else "no earlier complete checkpoint exists"
+    message = (
+        f"the disk is full: writing {name} to {run_dir} failed ({err}); {kept} and the partial save is left in "
+        f"{staging} (never resumed from). Free space (e.g. delete {staging}), then resume with "
+        "resume_from_checkpoint=True (--resume_from_checkpoint)" + (f"; {free / 2**20:.0f} MiB free now" if free is not None else "")
+    )
+    logger.error(message)
+    return OSError(errno.ENOSPC, message) if isinstance(err, OSError) else RuntimeError(message)
+
+
 class AtomicCheckpointMixin:
     """See the module docstring. Mix in before `transformers.Trainer`."""
 
@@ -92,11 +121,13 @@ class AtomicCheckpointMixin:
         self._get_output_dir = lambda trial=None: staging  # Trainer writes `staging/checkpoint-N`
         try:
             super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                with open(os.path.join(staging, name, PROGRESS_FILE), "w", encoding="utf-8") as f:
+                    json.dump({"global_step": self.state.global_step, "train_seconds": round(self.train_seconds(), 3)}, f)
+        except (OSError, RuntimeError) as err:
+            raise _save_failure(err, run_dir, name, staging) from err
         finally:
             del self._get_output_dir
-        if self.args.should_save:
-            with open(os.path.join(staging, name, PROGRESS_FILE), "w", encoding="utf-8") as f:
-                json.dump({"global_step": self.state.global_step, "train_seconds": round(self.train_seconds(), 3)}, f)
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
         if self.args.should_save:
             final = os.path.join(run_dir, name)

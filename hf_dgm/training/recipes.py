@@ -49,7 +49,11 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise RecipeError(f"recipe {path} does not exist")
     text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise RecipeError(f"recipe {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{' '.join(str(err).split())}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -37,9 +37,26 @@ OFFICIAL_INSTRUCTIONS_PER_PATH = 3
 """Matterport3DSimulator's `tasks/R2R/eval.py` expects ids `<path_id>_0`, `_1`, `_2` for every path (`range(3)`)."""
 
 
+def read_json_file(path: str | os.PathLike, what: str, expected: str):
+    """`json.load` of `path`; a missing, undecodable or malformed file is a `ValueError` naming `what`, the file,
+    the JSON error (line and column) and what the file should hold."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{what}: {path}: no such file (expected {expected})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what}: {path} is not UTF-8 text ({err.reason} at byte {err.start}); expected {expected}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{what}: {path} is not valid JSON ({err.msg}: line {err.lineno} column {err.colno}); expected {expected}"
+        ) from None
+
+
 def load_submission(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        submission = json.load(f)
+    submission = read_json_file(
+        path, "--predictions", "a JSON list of {\"instr_id\", \"trajectory\": [[viewpoint, heading, elevation], ...]}"
+    )
     if not isinstance(submission, list):
         raise ValueError(f"{path}: a submission is a JSON list of {{'instr_id', 'trajectory'}} entries")
     return submission
@@ -159,6 +176,12 @@ def evaluate_file(
             f"the {split} split has no goals (its paths hold only the start viewpoint); its scores come only from the "
             "R2R leaderboard server, so it cannot be scored locally"
         )
+    split_file = Path(data) / f"R2R_{split}.json"
+    if split_file.is_file():  # a malformed split file is named with its JSON error (before the dataset loader)
+        episodes_json = read_json_file(split_file, "--data", "the R2R split: a JSON list of episodes")
+        if not isinstance(episodes_json, list):
+            raise ValueError(f"--data: {split_file} holds a JSON {type(episodes_json).__name__}; expected the R2R split: "
+                             "a JSON list of episodes")
     episodes = R2RDataset.load(data, split)
     graphs = NavGraphs.from_dir(Path(data) / "connectivity", scans=sorted(set(episodes["scan"])))
     summary, _ = score_submission(load_submission(predictions), episodes, graphs, instructions_per_path=instructions_per_path)
