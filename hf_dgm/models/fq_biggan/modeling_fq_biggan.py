@@ -26,6 +26,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
+from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
 from ...modules.gan_ema import copy_weights, ema_decay_at_step, update_ema
 from ...modules.gan_losses import hinge_discriminator_loss, hinge_generator_loss
@@ -160,7 +161,7 @@ def _sn_linear(config: FQBigGANConfig, scheme: str, in_features: int, out_featur
 # ----------------------------------------------------------------------------------------------------------------
 # Blocks
 # ----------------------------------------------------------------------------------------------------------------
-class FQBigGANSelfAttention(nn.Module):
+class FQBigGANSelfAttention(CheckpointableBlock):
     """SAGAN non-local block as in BigGAN-PyTorch: 1×1 spectral-norm convs `theta` (query, C/8), `phi` (key, C/8,
     2×2 max-pooled), `g` (value, C/2, max-pooled), `o` (output, back to C), and a gain `gamma` initialised at 0:
     `x + gamma · o(attention(x))`."""
@@ -241,7 +242,7 @@ class FQBigGANConditionalBatchNorm2d(nn.Module):
         return normalized * gain + bias
 
 
-class FQBigGANGeneratorBlock(nn.Module):
+class FQBigGANGeneratorBlock(CheckpointableBlock):
     """Up-sampling residual block: `conv2(relu(bn2(conv1(up(relu(bn1(x)))))) + conv_shortcut(up(x))`, 2× nearest."""
 
     def __init__(self, config: FQBigGANConfig, in_channels: int, out_channels: int, condition: str, condition_dim: int):
@@ -261,7 +262,7 @@ class FQBigGANGeneratorBlock(nn.Module):
         return residual + shortcut
 
 
-class FQBigGANDiscriminatorBlock(nn.Module):
+class FQBigGANDiscriminatorBlock(CheckpointableBlock):
     """Residual D block (BigGAN `DBlock`): pre-activation (all but the first), two 3×3 convs (hidden width = output
     width when `discriminator_wide`), optional 2×2 average pooling, learnable 1×1 shortcut when the shape changes."""
 
@@ -585,7 +586,12 @@ class FQBigGANPreTrainedModel(PreTrainedModel):
     config_class = FQBigGANConfig
     base_model_prefix = "fq_biggan"
     main_input_name = "pixel_values"
-    supports_gradient_checkpointing = False
+    # `gradient_checkpointing_enable()` checkpoints the G/D residual blocks and the self-attention layers; their
+    # spectral-norm and batch-norm state updates happen once (see hf_dgm.modules.checkpointing)
+    supports_gradient_checkpointing = True
+    # kept whole on one device by `device_map`: residual blocks (shortcut + branch), attention (x + γ·o(attn)), the
+    # quantizers (their dictionary is read and updated in one call)
+    _no_split_modules = ["FQBigGANGeneratorBlock", "FQBigGANDiscriminatorBlock", "FQBigGANSelfAttention", "FeatureQuantizer"]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

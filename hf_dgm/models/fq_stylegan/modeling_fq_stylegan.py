@@ -27,6 +27,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
+from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
 from ...modules.gan_ema import copy_weights, ema_decay_from_half_life, update_ema
 from ...modules.gan_losses import (
@@ -454,7 +455,7 @@ class FQStyleGANToRGB(nn.Module):
         return _bias_act(x, self.bias, "linear", 1.0, self.conv_clamp)
 
 
-class FQStyleGANSynthesisBlock(nn.Module):
+class FQStyleGANSynthesisBlock(CheckpointableBlock):
     r"""
     One resolution of the skip generator: (learned constant at 4²) or upsampling conv, conv, toRGB; the running
     image is FIR-upsampled and the block's RGB added to it.
@@ -538,7 +539,7 @@ class FQStyleGANGenerator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Discriminator
 # ----------------------------------------------------------------------------------------------------------------
-class FQStyleGANDiscriminatorBlock(nn.Module):
+class FQStyleGANDiscriminatorBlock(CheckpointableBlock):
     r"""
     Residual D block: (fromRGB 1×1 for the first block), conv 3×3, conv 3×3 with FIR downsampling ×2, plus a 1×1
     downsampling skip without bias; the two branches are summed with weights √½ each.
@@ -694,8 +695,16 @@ def _check_noise_mode(noise_mode) -> str:
 class FQStyleGANPreTrainedModel(PreTrainedModel):
     config_class = FQStyleGANConfig
     base_model_prefix = "fq_stylegan"
+    # kept whole on one device by `device_map`: the synthesis blocks (running image + skip), the residual D blocks,
+    # the mapping network and D epilogue (small MLP / minibatch-std head) and the quantizers
+    _no_split_modules = [
+        "FQStyleGANSynthesisBlock", "FQStyleGANDiscriminatorBlock", "FQStyleGANMappingNetwork",
+        "FQStyleGANDiscriminatorEpilogue", "FeatureQuantizer",
+    ]  # fmt: skip
     main_input_name = "z"
-    supports_gradient_checkpointing = False
+    # `gradient_checkpointing_enable()` checkpoints the synthesis and D blocks; the noise drawn from a `generator`
+    # is drawn again identically on recompute (see hf_dgm.modules.checkpointing)
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -22,6 +22,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
+from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
 from ...modules.gan_losses import least_squares_discriminator_loss, least_squares_generator_loss
 from .configuration_fq_ugatit import FQUGATITConfig
@@ -257,7 +258,7 @@ class FQUGATITILN(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Generator
 # ----------------------------------------------------------------------------------------------------------------
-class FQUGATITResnetBlock(nn.Module):
+class FQUGATITResnetBlock(CheckpointableBlock):
     """Encoder residual block: reflect-pad, 3×3 conv, IN, ReLU, reflect-pad, 3×3 conv, IN, plus the input."""
 
     def __init__(self, channels: int, eps: float):
@@ -273,7 +274,7 @@ class FQUGATITResnetBlock(nn.Module):
         return hidden_states + out
 
 
-class FQUGATITAdaLINBlock(nn.Module):
+class FQUGATITAdaLINBlock(CheckpointableBlock):
     """Decoder residual block: as the encoder block with AdaLIN (shared γ, β) instead of IN."""
 
     def __init__(self, channels: int, eps: float, variance: str):
@@ -289,7 +290,7 @@ class FQUGATITAdaLINBlock(nn.Module):
         return hidden_states + out
 
 
-class FQUGATITUpsampleBlock(nn.Module):
+class FQUGATITUpsampleBlock(CheckpointableBlock):
     """Nearest ×2 upsampling, reflect-pad, 3×3 conv (halving the channels), ILN, ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, eps: float, variance: str):
@@ -548,7 +549,11 @@ class FQUGATITPreTrainedModel(PreTrainedModel):
     config_class = FQUGATITConfig
     base_model_prefix = "fq_ugatit"
     main_input_name = "pixel_values"
-    supports_gradient_checkpointing = False
+    # `gradient_checkpointing_enable()` checkpoints the generators' residual, AdaLIN and upsampling blocks; the
+    # discriminators (a plain conv stack with spectral norm, no repeated block) run as before
+    supports_gradient_checkpointing = True
+    # kept whole on one device by `device_map`: the residual blocks and the quantizers
+    _no_split_modules = ["FQUGATITResnetBlock", "FQUGATITAdaLINBlock", "FQUGATITUpsampleBlock", "FeatureQuantizer"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -161,6 +161,9 @@ class OptimusPreTrainedModel(PreTrainedModel):
     base_model_prefix = "optimus"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # `device_map` keeps the wrapped encoder's and decoder's own `_no_split_modules` (their transformer layers)
+    # whole; the latent heads are single linear layers
+    _no_split_modules = []
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
+from ...modules.checkpointing import CheckpointableBlock
 from .configuration_prevalent import PrevalentConfig, PrevalentNavigationConfig
 
 
@@ -261,7 +262,7 @@ class PrevalentOutput(nn.Module):
         return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
 
 
-class PrevalentLayer(nn.Module):
+class PrevalentLayer(CheckpointableBlock):
     """A BERT layer: self-attention, then feed-forward (same sub-module names as transformers' BERT)."""
 
     def __init__(self, config: PrevalentConfig):
@@ -275,7 +276,7 @@ class PrevalentLayer(nn.Module):
         return self.output(self.intermediate(attended), attended)
 
 
-class PrevalentCrossModalLayer(nn.Module):
+class PrevalentCrossModalLayer(CheckpointableBlock):
     """
     One LXMERT-style layer. With L (batch, text_len, hidden) and V (batch, vision_len, hidden):
     L' = X(L, V), V' = X(V, L) with the SAME cross-attention module X; then L'' = SelfAtt_l(L'), V'' = SelfAtt_v(V');
@@ -333,6 +334,11 @@ class PrevalentPreTrainedModel(PreTrainedModel):
     config_class = PrevalentConfig
     base_model_prefix = "prevalent"
     main_input_name = "input_ids"
+    # `gradient_checkpointing_enable()` checkpoints the language and cross-modal transformer layers (all heads;
+    # the navigation head's LSTMs run as before)
+    supports_gradient_checkpointing = True
+    # kept whole on one device by `device_map`: the transformer layers (attention + residual + layer norm)
+    _no_split_modules = ["PrevalentLayer", "PrevalentCrossModalLayer", "PrevalentEmbeddings"]
 
     tokenizer = None
     """The BERT word-piece tokenizer of the folder the model was loaded from (None when it holds none); saved with

@@ -117,6 +117,17 @@ class PrevalentSpeakerPreTrainedModel(PreTrainedModel):
     base_model_prefix = "speaker"
     main_input_name = "action_features"
     supports_gradient_checkpointing = False
+    # kept whole on one device by `device_map`: the LSTM encoder and decoder with their attention
+    _no_split_modules = ["PrevalentSpeakerEncoder", "PrevalentSpeakerDecoder"]
+
+    def activation_checkpointing_enable(self, *args, **kwargs):
+        raise ValueError(
+            f"{type(self).__name__} does not support gradient checkpointing: it has no stack of blocks to checkpoint "
+            "(one LSTM encoder, one LSTM decoder step with attention); checkpointing a whole LSTM would save almost "
+            "no memory. Lower the batch size or the maximum instruction length instead."
+        )
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
 
     @torch.no_grad()
     def _init_weights(self, module):
