@@ -17,7 +17,8 @@ SENTENCES = [
     "a man rides a bike .",
     "the cat sits on the mat .",
 ]
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_data import SHARED_DATA as DATA_DIR  # noqa: E402  ($HF_DGM_SHARED_DATA or ../shared/data)
+from shared_data import require as require_data  # noqa: E402
 
 
 def _words() -> list[str]:
@@ -89,7 +90,7 @@ def build_parts(tmp_path: Path, decoder: str = "gpt2") -> tuple[Path, Path]:
 
 def snli_sentences(count: int = 16) -> list[str]:
     """The first `count` SNLI training sentences, lower-cased with punctuation split off (word-level tokens)."""
-    lines = (DATA_DIR / "snli" / "train.txt").read_text().splitlines()[:count]
+    lines = require_data("snli", "train.txt").read_text().splitlines()[:count]
     return [" ".join(line.strip().lower().replace(".", " .").replace(",", " ,").split()) for line in lines]
 
 

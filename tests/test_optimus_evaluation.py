@@ -26,7 +26,7 @@ SENTENCES = [
     "people are walking down the street .",
     "a dog is sleeping .",
 ]
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_data import SHARED_DATA as DATA_DIR  # noqa: E402
 
 
 def _word_vocab(specials):

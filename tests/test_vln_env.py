@@ -10,7 +10,9 @@ from hf_dgm.vln import geometry
 from hf_dgm.vln.features import write_tsv_features
 
 
-R2R_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "r2r"
+from shared_data import SHARED_DATA  # noqa: E402
+
+R2R_DIR = SHARED_DATA / "r2r"
 HALF_PI = math.pi / 2
 
 
