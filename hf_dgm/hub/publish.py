@@ -243,6 +243,8 @@ def _pipeline_descriptions(custom_pipelines: dict[str, dict[str, Any]]) -> dict[
 
     out = {}
     for task in custom_pipelines:
+        if task not in PIPELINE_REGISTRY.supported_tasks:  # a reserved alias (image-to-image): repo config only
+            continue
         doc = inspect.getdoc(PIPELINE_REGISTRY.supported_tasks[task]["impl"]) or ""
         out[task] = " ".join(doc.split("\n\n")[0].split())
     return out
