@@ -1,5 +1,5 @@
 """Prevalent's accelerate fine-tuning loop on the common checkpoint/tracker path: `accelerator.save_state` checkpoints
-(model, optimizer, scheduler, RNG, episode-sampler position) written atomically, partial ones skipped on resume, a
+(model, optimizer, scheduler, RNG) plus the episode-sampler position, written atomically, partial ones skipped on resume, a
 run killed with SIGKILL and resumed equals an uninterrupted one (weights and logged history, bitwise: same machine,
 same process kind, same kernels), and `report_to=tensorboard` writes the logged scalars.
 
@@ -119,7 +119,7 @@ def test_checkpoint_layout_and_resume_after_kill_equals_uninterrupted(tiny, unin
     full = uninterrupted
     checkpoint = full / "checkpoint-2"
     for name in ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl",
-                 "custom_checkpoint_0.pkl", "trainer_state.json"):  # fmt: skip
+                 "sampler_state_0.json", "trainer_state.json"):  # fmt: skip
         assert (checkpoint / name).is_file(), name
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     assert state["iteration"] == 2 and state["stage"] == 1 and len(state["history"]) == 2
@@ -182,3 +182,23 @@ def test_report_to_parsing():
     assert FinetuneArguments().report_to == "none"  # TrainingArguments' default in transformers 5
     assert _report_to("none") is None and _report_to("") is None and _report_to(None) is None
     assert _report_to("all") == "all" and _report_to("tensorboard, wandb") == ["tensorboard", "wandb"]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_resume_equals_uninterrupted(tiny, tmp_path):
+    """`accelerate launch` with 2 CPU processes (DDP, gloo): a run stopped after iteration 3 (stage 2) and rerun to
+    iteration 5 equals a 5-iteration run (each process restores its own RNG states and episode stream)."""
+    data, pre = tiny
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              str(REPO / "training" / "finetune_r2r.py")]  # fmt: skip
+    common = ["--data_dir", str(data), "--pretrained", str(pre), "--angle_feature_size", "8", "--nav_hidden_size", "16",
+              "--batch_size", "2", "--use_cpu", "true", "--save_every", "2", "--stage1_iters", "2"]  # fmt: skip
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    for out, stage2 in (("full", 3), ("split", 1), ("split", 3)):
+        cmd = [*launch, *common, "--stage2_iters", str(stage2), "--output_dir", str(tmp_path / out)]
+        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in ("random_states_1.pkl", "sampler_state_1.json"):
+        assert (tmp_path / "split" / "checkpoint-5" / name).is_file()
+    _assert_same_run(tmp_path / "full", tmp_path / "split")

@@ -4,8 +4,10 @@
 
     accelerate launch training/finetune_r2r.py --recipe training/recipes/prevalent_r2r.yaml --pretrained runs/prevalent
 
-Without --pretrained the agent starts from scratch (text layers from --init_bert). See
-`hf_dgm.training.prevalent_finetune` for every argument.
+Without --pretrained the agent starts from scratch (text layers from --init_bert). Checkpoints are accelerate
+`save_state` folders (`checkpoint-N/`, written atomically): rerun the same command to resume exactly. `--report_to
+tensorboard` (or any accelerate tracker) logs the history. See `hf_dgm.training.prevalent_finetune` for every
+argument.
 """
 
 import hf_dgm  # noqa: F401  (registers the Prevalent classes)

@@ -703,7 +703,8 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         `TensorBoardCallback`'s writer, reopened in the same log folder after training has ended) and Weights &
         Biases (`wandb.Image`, when its callback is active). `images` maps a tag to a PNG path, a PIL image, or an
         `(H, W, 3)` / `(H, W)` uint8 array; `step` defaults to the global step. Returns the trackers that got them
-        (other trackers only receive the scalars of `log`)."""
+        (other trackers only receive the scalars of `log`). Tested with TensorBoard; the W&B branch is not (wandb is
+        not installed in the test environment)."""
         if not images or not self.is_world_process_zero():
             return []
         from transformers.integrations import TensorBoardCallback, WandbCallback
@@ -725,7 +726,8 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
                 sent.append("tensorboard")
             elif isinstance(callback, WandbCallback) and getattr(callback, "_initialized", False):
                 wandb = callback._wandb
-                wandb.log({tag: wandb.Image(array) for tag, array in arrays.items()}, step=step)
+                # as WandbCallback.on_log does: the G step as a logged value, not W&B's own (monotonic) step
+                wandb.log({**{tag: wandb.Image(array) for tag, array in arrays.items()}, "train/global_step": step})
                 sent.append("wandb")
         return sent
 

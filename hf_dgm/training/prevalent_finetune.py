@@ -19,8 +19,24 @@ The whole rollout runs inside one forward of a small wrapper module, so under DD
 forward of the wrapped module and gradients are synchronised. Each process walks its own shuffled stream of episodes.
 
 Output folder: the agent (`PrevalentForNavigation`, safetensors) + tokenizer, `finetune_metrics.json` (val_seen TL,
-NE, SR, OSR, SPL, nDTW, SDTW with the `hf_dgm.vln` evaluator), `val_seen_submission.json`, `checkpoint/` for resume
-(model, optimizer, iteration; rerun the same command to continue).
+NE, SR, OSR, SPL, nDTW, SDTW with the `hf_dgm.vln` evaluator), `history.json` (one row per iteration),
+`val_seen_submission.json`, `recipe.yaml`, and `checkpoint-N/` for resume.
+
+**Checkpoints** (every `save_every` iterations and at the end; the newest `save_total_limit` kept) are
+`accelerator.save_state` folders: the model (`model.safetensors`), the optimizer and the stage's lr scheduler, every
+process's RNG states (python, numpy, torch) and episode-sampler position (`sampler_state_<rank>.json`), plus `trainer_state.json` (iteration, stage, the logged history, seconds trained). As for the Trainer-based runs
+(`hf_dgm.training.checkpoints`), a checkpoint is written into `.incomplete-checkpoint-N/checkpoint-N` and renamed to
+`checkpoint-N` once complete; rerunning the same command resumes from the newest complete one
+(`last_complete_checkpoint`: partial ones are skipped with a warning) and continues exactly as an uninterrupted run
+(same weights and history, bitwise on the same machine: tests/test_prevalent_finetune_resume.py kills a run with
+SIGKILL). The stage switch builds a new optimizer (as the original) and re-prepares the model, so a checkpoint
+always holds one model, one optimizer and one scheduler. Checkpoints hold accelerate's pickles (RNG states, optimizer):
+resume only from folders you wrote; the top-level run folder stays pickle-free.
+
+**Trackers**: `report_to` as `TrainingArguments.report_to` (default "none"; "all", or a comma-separated list such as
+"tensorboard,wandb"): `Accelerator(log_with=...)` gets every history row's numbers at its iteration (loss, ml_loss,
+rl_loss, sample_steps, sample_success, learning_rate, stage, val_seen_* when evaluated) and the final val_seen
+metrics as `final/val_seen_*`; TensorBoard writes under `<output_dir>/runs/prevalent-finetune`.
 """
 
 from __future__ import annotations
@@ -44,6 +60,7 @@ from hf_dgm.models.prevalent.pipeline_prevalent import greedy_navigate, observat
 logger = logging.getLogger(__name__)
 
 TRAINER_STATE_FILE = "trainer_state.json"
+SAMPLER_STATE_FILE = "sampler_state_{}.json"
 
 
 @dataclass
@@ -210,13 +227,16 @@ class EpisodeSampler:
         self.cursor += len(batch)
         return [int(i) for i in batch]
 
-    # registered with `accelerator.register_for_checkpointing`: the position in the stream is part of a checkpoint
+    # the position in the stream is part of a checkpoint (one JSON file per process: each walks its own stream)
     def state_dict(self) -> dict:
-        return {"rng": self.rng.get_state(), "order": self.order.copy(), "cursor": self.cursor}
+        kind, keys, pos, has_gauss, cached = self.rng.get_state()
+        return {"rng": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)], "order": self.order.tolist(),
+                "cursor": self.cursor}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng.set_state(state["rng"])
-        self.order, self.cursor = np.asarray(state["order"]), int(state["cursor"])
+        kind, keys, pos, has_gauss, cached = state["rng"]
+        self.rng.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        self.order, self.cursor = np.asarray(state["order"], dtype=np.int64), int(state["cursor"])
 
 
 def tokenize(tokenizer, obs: list[dict], device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,7 +345,7 @@ def _prepare_stage(accelerator, model, stage: int, args: FinetuneArguments):
     does, and re-wraps the model so that DDP sees the newly trainable encoder layers)."""
     from transformers.optimization import get_scheduler
 
-    accelerator.free_memory()  # forget the previous stage's objects (keeps the registered sampler)
+    accelerator.free_memory()  # forget the previous stage's objects
     optimizer = set_stage(model, stage, args)
     iters = args.stage1_iters if stage == 1 else args.stage2_iters
     # accelerate steps a prepared scheduler once per process per iteration
@@ -343,8 +363,10 @@ def _publish_checkpoint(staging: Path, final: Path) -> None:
     os.replace(staging, final)
 
 
-def _save_checkpoint(accelerator, out: Path, iteration: int, trainer_state: dict, save_total_limit: int | None) -> None:
-    """`accelerator.save_state` (model, optimizer, scheduler, every process's RNG states, the episode sampler) plus
+def _save_checkpoint(accelerator, out: Path, iteration: int, trainer_state: dict, save_total_limit: int | None,
+                     sampler: EpisodeSampler) -> None:
+    """`accelerator.save_state` (model, optimizer, scheduler, every process's RNG states), every process's episode
+    sampler position (`sampler_state_<rank>.json`, beside accelerate's `random_states_<rank>.pkl`) and
     `trainer_state.json` (iteration, stage, logged history, seconds trained) into
     `<out>/.incomplete-checkpoint-N/checkpoint-N`, renamed to `<out>/checkpoint-N` once complete (as
     `hf_dgm.training.checkpoints.AtomicCheckpointMixin` does for the Trainer-based runs). Every process calls it."""
@@ -359,6 +381,7 @@ def _save_checkpoint(accelerator, out: Path, iteration: int, trainer_state: dict
     accelerator.wait_for_everyone()
     staging = staging_root / name
     accelerator.save_state(str(staging))
+    (staging / SAMPLER_STATE_FILE.format(accelerator.process_index)).write_text(json.dumps(sampler.state_dict()))
     accelerator.wait_for_everyone()  # every process has written its RNG state
     if accelerator.is_main_process:
         # written last: `is_complete_checkpoint` needs it (and the weights)
@@ -409,7 +432,6 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         val = val.select(range(min(args.max_eval_items, len(val))))
     env = R2REnv(train, graphs, features=features, batch_size=args.batch_size, angle_feat_size=args.angle_feature_size)
     sampler = EpisodeSampler(len(train), args.batch_size, seed=args.seed + 1000 * accelerator.process_index)
-    accelerator.register_for_checkpointing(sampler)
     model = build_agent(args, tokenizer)
     total_iters = args.stage1_iters + args.stage2_iters
     checkpoint = last_complete_checkpoint(out) if out.is_dir() else None
@@ -421,7 +443,13 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
     history: list[dict] = list(state.get("history", []))
     seconds_before = float(state.get("train_seconds", 0.0))
     if checkpoint:
-        accelerator.load_state(checkpoint)  # model, optimizer, scheduler, RNG states, sampler position
+        accelerator.load_state(checkpoint)  # model, optimizer, scheduler, RNG states
+        sampler_file = Path(checkpoint) / SAMPLER_STATE_FILE.format(accelerator.process_index)
+        if sampler_file.is_file():
+            sampler.load_state_dict(json.loads(sampler_file.read_text()))
+        else:  # e.g. resumed with more processes than were saved
+            logger.warning("%s has no %s: process %d starts a fresh episode stream", checkpoint, sampler_file.name,
+                           accelerator.process_index)  # fmt: skip
         logger.info("resuming from %s (iteration %d, stage %d)", checkpoint, start_iter, stage)
     if accelerator.log_with:
         config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
@@ -459,13 +487,13 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         if args.save_every and (it + 1) % args.save_every == 0:
             trainer_state = {"iteration": it + 1, "stage": stage, "history": history,
                              "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
-            _save_checkpoint(accelerator, out, it + 1, trainer_state, args.save_total_limit)
+            _save_checkpoint(accelerator, out, it + 1, trainer_state, args.save_total_limit, sampler)
             saved_at = it + 1
     model = accelerator.unwrap_model(rollout).model
     if saved_at != total_iters:  # the end state, so that a longer rerun continues from here
         trainer_state = {"iteration": total_iters, "stage": stage, "history": history,
                          "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
-        _save_checkpoint(accelerator, out, total_iters, trainer_state, args.save_total_limit)
+        _save_checkpoint(accelerator, out, total_iters, trainer_state, args.save_total_limit, sampler)
     metrics: dict = {}
     if accelerator.is_main_process:
         tic = time.perf_counter()
@@ -489,8 +517,8 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
         (out / "val_seen_submission.json").write_text(json.dumps(submission))
         (out / "recipe.yaml").write_text(yaml.safe_dump({"recipe": recipe, **asdict(args)}, sort_keys=False))
     accelerator.log({f"final/{k}": v for k, v in _tracker_values(metrics).items()}, step=total_iters)
-    accelerator.end_training()
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers (and, under DDP, the process group)
     return metrics
 
 
