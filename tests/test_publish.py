@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -344,8 +345,9 @@ def test_interrupted_upload_changes_nothing(hub, retrained_run, monkeypatch):
     files = hub.list_files(repo)
     puts = sum(1 for method, _ in hub.requests if method == "PUT")
     hub.fail_next("lfs_put", status=507, after=1)  # the second LFS object fails mid-upload (not retried)
-    with pytest.raises(Exception, match="Error while uploading|507|injected"):
+    with pytest.raises(PublishError, match="507") as failure:
         publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, max_shard_size=SHARD)
+    assert "\n" not in str(failure.value) and str(failure.value).endswith("the remote is unchanged")
     assert sum(1 for method, _ in hub.requests if method == "PUT") - puts >= 2  # it did fail mid-way
     assert hub.head_sha(repo) == sha and hub.list_files(repo) == files
     hub.fail_next("commit", status=500)  # every object uploaded, the commit itself fails
@@ -358,9 +360,11 @@ def test_interrupted_upload_changes_nothing(hub, retrained_run, monkeypatch):
         publish_model(run_dir, repo, token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False, revision="feature")
     assert "feature" not in hub.repos[repo].refs and hub.head_sha(repo) == sha
     hub.fail_next("commit", status=500)
-    with pytest.raises(Exception, match="500|injected"):
+    with pytest.raises(PublishError, match="500") as failure:
         publish_model(run_dir, "hf-dgm-tests/brand-new", token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
     assert "hf-dgm-tests/brand-new" not in hub.repos
+    assert str(failure.value).endswith(
+        "the remote is unchanged; the empty repo hf-dgm-tests/brand-new this run created was deleted again")
 
 
 def test_a_concurrent_commit_is_not_overwritten(hub, run_dir, monkeypatch):
@@ -460,3 +464,164 @@ def test_fq_biggan_publishes_with_its_shared_quantizer(hub, tmp_path):
     assert result.validation.warnings == []  # no tokenizer, no remote-code prompt
     card = hub.file_bytes("hf-dgm-tests/fq-biggan-tiny", "README.md").decode()
     assert "model-index" not in card and "Not comparable with published numbers" in card
+
+
+# --------------------------------------------------------------------------------------------- issue 33
+PAYLOAD = 'open("MARKER", "w").write("x")'
+
+
+def test_upload_failure_is_one_line_from_the_command_line(hub, retrained_run, monkeypatch, capsys):
+    """`hf-dgm publish` / upload/publish.py on an LFS 507 mid-upload: exit 1, ONE line (no traceback) saying what
+    failed and that the remote is unchanged; a 412 (the branch moved) too."""
+    from hf_dgm.hub import publish
+    from hf_dgm.hub.cli import main
+
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)
+    weights = load_file(retrained_run / "model.safetensors")  # new LFS objects: nothing the Hub already holds
+    save_file({k: v + 0.0625 for k, v in weights.items()}, retrained_run / "model.safetensors", metadata={"format": "pt"})
+    repo = "hf-dgm-tests/cli-507"
+    sha = hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "optimus"}).encode()})
+    hub.fail_next("lfs_put", status=507, message="Insufficient Storage")
+    args = [str(retrained_run), "--repo_id", repo, "--endpoint", hub.endpoint, "--token", DEFAULT_TOKEN,
+            "--no_validate", "--max_shard_size", SHARD]
+    def error_lines() -> list[str]:  # progress bars may come first; the error is one line, and the last
+        err = capsys.readouterr().err.strip()
+        assert "Traceback" not in err, err
+        assert err.splitlines()[-1].startswith("error: "), err
+        return [line for line in err.splitlines() if line.startswith("error")]
+
+    assert main(args) == 1
+    [err] = error_lines()
+    assert err.startswith(f"error: uploading 20 files to the repo {repo} failed (") and "HTTP 507" in err, err
+    assert err.endswith("nothing was committed, the remote is unchanged"), err
+    assert hub.head_sha(repo) == sha
+
+    # the Hub refusing anything before the upload (here: a bad token on the first request) is one line too
+    assert main([str(retrained_run), "--repo_id", repo, "--endpoint", hub.endpoint, "--token", "hf_wrong",
+                 "--no_validate"]) == 1
+    [err] = error_lines()
+    assert "401" in err and err.endswith("the remote is unchanged"), err
+    assert hub.head_sha(repo) == sha
+
+
+def test_killed_between_create_and_commit_names_the_leftover(hub, run_dir, tmp_path):
+    """kill -9 after the repo was created and before its commit: the command that removes the empty repo was
+    logged before the creation, and it works; publishing again would commit into it."""
+    import os
+    import signal
+    import subprocess
+
+    repo = "hf-dgm-tests/killed"
+    reached, release = hub.hold_next("preupload")  # the first request of the commit waits
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(hub.env(), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "upload" / "publish.py"), str(run_dir), "--repo_id", repo,
+                             "--no_validate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert reached.wait(300), "the publish never reached its commit"
+        os.kill(proc.pid, signal.SIGKILL)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert repo in hub.repos and hub.list_files(repo) == [".gitattributes"]  # the empty leftover
+    command = f"HF_ENDPOINT={hub.endpoint} hf repos delete {repo} --repo-type model --yes"
+    assert f"remove the empty repo with `{command}`" in out, out[-3000:]
+    proc = subprocess.run([str(Path(sys.executable).with_name("hf")), *command.split()[2:]], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and repo not in hub.repos, proc.stderr[-2000:]
+
+
+def test_handler_py_values_are_validated_literals(tmp_path):
+    """handler.py gets the task and Auto class as Python literals, after validation; importing it runs nothing."""
+    import importlib.util
+
+    from hf_dgm.hub.publish import write_endpoint_handler
+
+    for task, auto in ((f'x"+{PAYLOAD}+"', "AutoModel"), ("text-generation\nimport os", "AutoModel"),
+                       ("text-generation", f"AutoModel\n{PAYLOAD}"), ("text-generation", "os.system")):
+        with pytest.raises(PublishError, match="default_task|model_auto_class"):
+            write_endpoint_handler(tmp_path / "handler.py", task, auto)
+    assert not (tmp_path / "handler.py").exists()
+    write_endpoint_handler(tmp_path / "handler.py", "optimus-interpolation", "AutoModelForCausalLM")
+    spec = importlib.util.spec_from_file_location("published_handler", tmp_path / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.chdir(cwd)
+    assert module.DEFAULT_TASK == "optimus-interpolation" and module.MODEL_AUTO_CLASS == "AutoModelForCausalLM"
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_remote_code_header_cannot_add_code(tmp_path):
+    """The provenance comment written atop every remote-code file refuses line breaks; the flat files import
+    (as transformers loads them) without running anything else."""
+    pkg = _fake_package(tmp_path)
+    entry = [pkg / "models" / "fam" / "modeling_fam.py"]
+    for header in (f"gen\n{PAYLOAD}", f"gen\r{PAYLOAD}", f"gen\u2028{PAYLOAD}"):
+        with pytest.raises(RemoteCodeError, match="header .* line breaks"):
+            assemble_remote_code(entry, tmp_path / "bad", package_root=pkg, header=header)
+    bad = pkg / "models" / "fam" / "not-an-identifier.py"
+    bad.write_text("X = 1\n")
+    with pytest.raises(RemoteCodeError, match="<identifier>.py"):
+        assemble_remote_code([bad], tmp_path / "bad2", package_root=pkg)
+    out = tmp_path / "flat"
+    assemble_remote_code(entry, out, package_root=pkg, header='gen """ + open("MARKER", "w") # \'')
+    (out / "__init__.py").write_text("")
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import importlib
+
+        assert importlib.import_module("flat.modeling_fam").f() == 7
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "flat" or m.startswith("flat.")]:
+            del sys.modules[name]
+    assert not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("license", "mit\nmodels: [evil/x]", r"license \(--license\) = .* line breaks"),
+    ("license", "MIT License", r"license \(--license\) 'MIT License' is not a Hugging Face Hub licence identifier"),
+    ("metadata", {"license": "gpl\ntags: [x]"}, r"run_metadata.json: license"),
+    ("metadata", {"license": "proprietary"}, r"run_metadata.json: license 'proprietary' is not a Hugging Face Hub"),
+    ("metadata", {"tags": ["ok", "a\nb"]}, r"run_metadata.json:? tags"),
+    ("metadata", {"tags": "vae"}, r"run_metadata.json: tags must be a list"),
+    ("metadata", {"language": "en\n- fr"}, r"run_metadata.json:? language"),
+    ("metadata", {"dataset": f'x"+{PAYLOAD}+"`'}, r"run_metadata.json: dataset"),
+    ("space_id", f'o/x"+{PAYLOAD}+"', r"space_id \(--space_id\) .* not a valid Hugging Face repo id"),
+    ("revision", 'main"\nx', r"revision \(--revision\) .* is not a git revision"),
+])
+def test_model_card_values_are_validated(where, value, message, run_dir, tmp_path):
+    """Every value bound for the model card's YAML has its allowed form: a Hub licence id, tags, language codes,
+    no line breaks; the error names the argument or file. Nothing is written, nothing runs."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    kwargs = {"dry_run_dir": tmp_path / "out", "validate": False}
+    if where == "metadata":
+        (run / "run_metadata.json").write_text(json.dumps(value))
+    else:
+        kwargs[where] = value
+    with pytest.raises(PublishError, match=message):
+        publish_model(run, REPO_ID, **kwargs)
+    assert not (tmp_path / "MARKER").exists()
+    assert not (tmp_path / "out").exists() or where == "metadata"
+
+
+def test_model_card_with_hub_licence_reads_back(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (run / "run_metadata.json").write_text(json.dumps({"license": "cc-by-sa-4.0", "tags": ["snli", "vae"],
+                                                        "language": ["en"]}))
+    publish_model(run, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
+    meta = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---", 2)[1])
+    assert meta["license"] == "cc-by-sa-4.0" and {"snli", "vae"} <= set(meta["tags"]) and meta["language"] == ["en"]

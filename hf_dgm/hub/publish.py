@@ -554,13 +554,25 @@ def _one_line(err: BaseException) -> str:
     """What an upload error says, on one line: the HTTP status and the first line of the message."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    text = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
-    if len(text) > 300:
-        text = text[:297] + "..."
-    status = getattr(getattr(err, "response", None), "status_code", None) if isinstance(err, HfHubHTTPError) else None
-    if status is not None and str(status) not in text:
-        text = f"HTTP {status}: {text}"
-    return text if isinstance(err, (HfHubHTTPError, PublishError)) else f"{type(err).__name__}: {text}"
+    def first_line(e: BaseException) -> str:
+        text = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        return text if len(text) <= 300 else text[:297] + "..."
+
+    text = first_line(err)
+    if not isinstance(err, (HfHubHTTPError, PublishError)):
+        text = f"{type(err).__name__}: {text}"
+    cause, seen = err, set()
+    while cause is not None and id(cause) not in seen:  # the Hub's answer behind a wrapper ("Error while uploading")
+        seen.add(id(cause))
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if isinstance(cause, HfHubHTTPError) and status is not None:
+            if cause is not err:
+                text += f" (HTTP {status}: {first_line(cause)})"
+            elif str(status) not in text:
+                text = f"HTTP {status}: {text}"
+            break
+        cause = cause.__cause__ or cause.__context__
+    return text
 
 
 def delete_command(repo_id: str, repo_type: str = "model", endpoint: str | None = None) -> str:
