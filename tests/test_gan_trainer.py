@@ -549,4 +549,6 @@ def test_train_gan_digits_recipe_end_to_end(tmp_path):
     assert events["images"]["figures/losses"][2] == Image.open(out / "losses.png").size[::-1]
     assert events["scalars"]["eval/randomconv_fid"][2] == pytest.approx(results["randomconv_fid"], rel=1e-6)
     assert events["scalars"]["eval/classifier_accuracy_generated"][2] == pytest.approx(metrics["classifier_accuracy_generated"])
+    assert events["scalars"]["eval/classifier_accuracy_generated_per_class/3"][2] == pytest.approx(
+        metrics["classifier_accuracy_generated_per_class"][3])
     assert "train/loss" in events["scalars"]

@@ -41,6 +41,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -158,14 +159,20 @@ RUN_FIGURES = ("samples/final.png", "losses.png", "translations.png")
 
 
 def log_to_trackers(trainer: GANTrainer, metrics: dict[str, Any]) -> dict[str, Any]:
-    """After training and evaluation (main process): the evaluation's numbers as `eval_<name>` scalars through
+    """After training and evaluation (main process): the evaluation's numbers as `eval_<name>` scalars (a list of
+    numbers, e.g. per-class accuracies, as `eval_<name>/<i>`) through
     `trainer.log` (every `report_to` backend; TensorBoard shows them as `eval/<name>`) and the run's figures
     (`RUN_FIGURES`, plus any other top-level PNG the family's `evaluate` wrote) as images through
     `trainer.log_images` (`figures/<name>`). Returns what was logged: `{"scalars": {...}, "figures": {...}}`."""
-    scalars = {
-        f"eval_{k}": float(v) for k, v in metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "global_step"
-    }  # fmt: skip
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    scalars = {}
+    for k, v in metrics.items():
+        if number(v) and k != "global_step":
+            scalars[f"eval_{k}"] = float(v)
+        elif isinstance(v, (list, tuple)) and v and all(number(x) for x in v):  # e.g. per-class accuracies
+            scalars.update({f"eval_{k}/{i}": float(x) for i, x in enumerate(v)})
     if scalars and trainer.args.report_to:
         trainer.log(scalars)
     out = trainer.args.output_dir
