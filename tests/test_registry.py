@@ -363,8 +363,13 @@ def test_published_folder_pipelines_work_with_hf_dgm_imported(model_type, tmp_pa
     # plus the reserved names (image-to-image) a repo serves only through custom_pipelines
     published = {p.task for p in family.pipelines} | {alias for p in family.pipelines for alias in p.hub_aliases}
     assert set(json.loads((out / "config.json").read_text())["custom_pipelines"]) == published
-    assert not getattr(AutoConfig.from_pretrained(out), "custom_pipelines", None)
+    # the locally registered tasks are dropped; reserved aliases stay (they resolve only through remote code)
+    aliases = {alias for p in family.pipelines for alias in p.hub_aliases}
+    assert set(getattr(AutoConfig.from_pretrained(out), "custom_pipelines", None) or {}) == aliases
     for entry in family.pipelines:
+        for alias in entry.hub_aliases:  # e.g. image-to-image, which transformers reserves: remote code only
+            remote = pipeline(alias, model=str(out), device="cpu", trust_remote_code=True)
+            assert type(remote).__name__ == entry.pipeline_class.__name__ and PIPELINE_CALLS[entry.task](remote)
         if model_type == "fq_biggan" and entry.task == "unconditional-image-generation":
             continue  # the tiny preset is class-conditional
         pipe = pipeline(entry.task, model=str(out), device="cpu")
