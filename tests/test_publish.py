@@ -506,6 +506,7 @@ def test_upload_failure_is_one_line_from_the_command_line(hub, retrained_run, mo
     assert hub.head_sha(repo) == sha
 
 
+@pytest.mark.slow  # ~25 s: a fresh interpreter imports hf_dgm and assembles the repo before it is killed
 def test_killed_between_create_and_commit_names_the_leftover(hub, run_dir, tmp_path):
     """kill -9 after the repo was created and before its commit: the command that removes the empty repo was
     logged before the creation, and it works; publishing again would commit into it."""

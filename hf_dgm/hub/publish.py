@@ -21,12 +21,14 @@ What a published repo holds (one commit, `create_commit`):
 Before anything is pushed, the folder is loaded with `trust_remote_code=True` in a fresh interpreter that cannot
 import hf_dgm, and the family's probe (fixed input) must give the source model's outputs.
 
-Faults: the repo id is checked with `huggingface_hub`'s validator before anything else (dry runs too). A new repo
-is created only after the folder is assembled and validated, right before the commit; a commit answered with 5xx
-is retried with exponential backoff (`COMMIT_ATTEMPTS`, `COMMIT_BACKOFF_SECONDS`), then reported in one line, and
-an empty repo or branch this call created is deleted again. What remains: a process killed (`kill -9`) between
-the repo's creation and the end of the commit (the upload of the files happens inside the commit) leaves an empty
-repo; running the same publish again commits into it.
+Faults: the repo id (huggingface_hub's validator), licence (the Hub's licence ids), revision and Space id are checked
+before anything else (dry runs too). A new repo is created only after the folder is assembled and validated, right
+before the commit; a commit answered with 5xx is retried with exponential backoff (`COMMIT_ATTEMPTS`,
+`COMMIT_BACKOFF_SECONDS`). Any upload failure ends in one `PublishError` line saying what failed and that the
+remote is unchanged; an empty repo or branch this call created is deleted again, or, if that fails, named with the
+command that removes it (`hf repos delete OWNER/NAME --repo-type model --yes`). A process killed (`kill -9`)
+between the repo's creation and the end of the commit cannot clean up: that command is logged right before the
+creation, and running the same publish again commits into the empty repo.
 """
 
 from __future__ import annotations
@@ -699,7 +701,7 @@ def publish_model(
     Raises:
         PublishError: bad input (pickles, no safetensors, unknown family), missing token, refused overwrite.
         ValidationError: the assembled repo does not reproduce the source model.
-        huggingface_hub errors: the upload failed; the remote is left as it was (single commit).
+        PublishError: the upload failed (one line: what failed; the remote is left as it was, single commit).
     """
     _check_publish_inputs(repo_id, license, revision, space_id)
     if dry_run_dir is not None:
