@@ -22,7 +22,10 @@ from .models.fq_ugatit import (  # noqa: E402
     FQUGATITGeneratorModel,
     FQUGATITModel,
 )
-from .models.fq_ugatit.pipeline_fq_ugatit import FQUGATITImageToImagePipeline  # noqa: E402
+from .models.fq_ugatit.pipeline_fq_ugatit import (  # noqa: E402
+    FQUGATITImageToImagePipeline,
+    ImageTranslationPipelineOutput,
+)
 from .models.fq_stylegan import (  # noqa: E402
     FQStyleGANConfig,
     FQStyleGANForImageGeneration,
@@ -33,6 +36,7 @@ from .pipelines.image_generation import (  # noqa: E402
     ClassConditionalImageGenerationPipeline,
     UnconditionalImageGenerationPipeline,
 )
+from .pipelines.image_output import ImagePipelineOutput  # noqa: E402
 from .registry import FamilySpec, HubEntry, MetricSpec, PipelineTask, register_all, register_family  # noqa: E402
 
 register_all()
@@ -51,6 +55,8 @@ __all__ = [
     "FQStyleGANGeneratorModel",
     "FeatureQuantizer",
     "FeatureQuantizerOutput",
+    "ImagePipelineOutput",
+    "ImageTranslationPipelineOutput",
     "UnconditionalImageGenerationPipeline",
     "OptimusConfig",
     "OptimusForConditionalGeneration",
