@@ -13,10 +13,10 @@ Findings (issue 32, item 4), 60 + 60 digits, `--kid-subset-size 50 --isc-splits 
 
 * Features: bit-identical (pool3 and logits_unbiased, max abs diff 0). They were not before hf-dgm's
   `resize_bilinear_tf1` was rewritten to TF1's own arithmetic: a weighted sum `(1 - w) a + w b` with float64
-  weights left 500,388 of the 1,072,812 values of 4 images' 299x299 network input 1 ulp off (max abs 9.5e-7, in [-1, 1]);
-  the network on identical input is bit-identical (layer by layer, both torch builds), but the 1-ulp input
-  differences grew to pool3 max abs 9.8e-4 (relative Frobenius 1.8e-4) and logits 2.7e-4 through the
-  network (120 images), which made FID differ by rel 3.9e-6 and KID by 2.3e-7.
+  weights left 500,388 of the 1,072,812 values of 4 images' 299x299 network input 1 ulp off (max abs 9.5e-7,
+  in [-1, 1]); the network on identical input is bit-identical (layer by layer, both torch builds), but the
+  1-ulp input differences grew to pool3 max abs 9.8e-4 (relative Frobenius 1.8e-4) and logits 2.7e-4 through
+  the network (120 images), which made FID differ by rel 3.9e-6 and KID by 2.3e-7.
 * Metrics on equal features: IS equal (IS std to 1 ulp). FID and KID differ in the 10th and 6th digits
   because `torch_fidelity.calculate_metrics` keeps the features float32: FID's mean vectors are float32
   (`np.mean` of float32; TTUR's TF code does the same) so ||mu1 - mu2||^2 is a float32 dot product (the whole
