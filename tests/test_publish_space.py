@@ -348,3 +348,21 @@ def test_space_leftover_is_named_with_its_delete_command(hub, optimus_run, capsy
     proc = subprocess.run([str(hf), *command.split()[2:]], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "spaces/org/mleft-demo" not in hub.repos
+
+
+def test_demo_modules_import_nothing_of_hf_dgm():
+    """The Space publisher copies hf_dgm/demo/*.py into the Space, where hf_dgm is not installed: they may import
+    each other (single-dot) but no other part of hf_dgm (`from ..x`, `import hf_dgm.x`, `from hf_dgm.x`)."""
+    import ast
+
+    demo_dir = Path(__file__).resolve().parents[1] / "hf_dgm" / "demo"
+    offenders = []
+    for path in sorted(demo_dir.glob("*.py")):
+        if path.name in ("__main__.py", "__init__.py"):  # the local launcher and registry helpers, never copied
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level > 1 or (node.module or "").startswith("hf_dgm")):
+                offenders.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Import) and any(a.name.startswith("hf_dgm.") for a in node.names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, offenders

@@ -33,6 +33,39 @@ def register_local_families() -> bool:
     return True
 
 
+def check_local_model_folder(ref: Any, what: str = "model") -> None:
+    """Before any Hub lookup: a reference meant as a local path must be an existing folder holding config.json
+    ("no such folder: ..." instead of transformers' repo-id message). Hub ids (`name`, `owner/name`) pass. (Here, not
+    in hf_dgm.modules, because this file must run in a Space without hf_dgm.)"""
+    if not isinstance(ref, (str, os.PathLike)):
+        return
+    ref = os.fspath(ref)
+    if os.path.isdir(ref):
+        if not os.path.isfile(os.path.join(ref, "config.json")):
+            raise ValueError(
+                f"{what}: {ref} holds no config.json: it is not a folder written by `save_pretrained` (for an original "
+                "checkpoint, convert it first with `hf-dgm convert`)"
+            )
+        return
+    if os.path.exists(ref):
+        raise ValueError(f"{what}: {ref} is a file; pass the folder written by `save_pretrained` (or a Hub repo id)")
+    looks_local = (ref.startswith(("/", "./", "../", "~", ".\\")) or ref.count("/") > 1 or os.path.isabs(ref)
+                   or "\\" in ref)
+    if looks_local or not _is_repo_id(ref):
+        raise ValueError(f"{what}: no such folder: {ref} (pass a folder written by `save_pretrained`, or a Hub repo id "
+                         "`owner/name`)")
+
+
+def _is_repo_id(ref: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(ref)
+    except HFValidationError:
+        return False
+    return True
+
+
 def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = None, device: Any = None,
                   **pipeline_kwargs):
     """`pipeline(task, model=model, trust_remote_code=True, revision=revision, **pipeline_kwargs)`.
@@ -41,8 +74,6 @@ def load_pipeline(task: str, model: str | os.PathLike, revision: str | None = No
     `pipeline_kwargs` go to the pipeline class (e.g. `connectivity=` of vln-navigation).
     """
     from transformers import pipeline
-
-    from ..modules.validation import check_local_model_folder
 
     check_local_model_folder(model, "model")  # "no such folder" before transformers' repo-id message
     register_local_families()
@@ -77,8 +108,6 @@ def sibling_pipeline(first, task: str, **init_kwargs):
 
 def read_model_type(model: str | os.PathLike, revision: str | None = None) -> str:
     """`model_type` from the config.json of a local folder or a Hub repo."""
-    from ..modules.validation import check_local_model_folder
-
     check_local_model_folder(model, "model")
     path = Path(model)
     if path.is_dir():

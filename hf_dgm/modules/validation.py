@@ -284,36 +284,4 @@ def check_pipeline_model(model: Any, task: str, expected: str, tokenizer: Any = 
         )
 
 
-def check_local_model_folder(ref: Any, what: str = "model") -> None:
-    """Before any Hub lookup: a reference meant as a local path must be an existing folder holding config.json
-    ("no such folder: ..." instead of transformers' repo-id message). Hub ids (`name`, `owner/name`) pass."""
-    import os
-
-    if not isinstance(ref, (str, os.PathLike)):
-        return
-    ref = os.fspath(ref)
-    if os.path.isdir(ref):
-        if not os.path.isfile(os.path.join(ref, "config.json")):
-            raise ValueError(
-                f"{what}: {ref} holds no config.json: it is not a folder written by `save_pretrained` (for an original "
-                "checkpoint, convert it first with `hf-dgm convert`)"
-            )
-        return
-    if os.path.exists(ref):
-        raise ValueError(f"{what}: {ref} is a file; pass the folder written by `save_pretrained` (or a Hub repo id)")
-    if _looks_local(ref) or not _is_repo_id(ref):
-        raise ValueError(f"{what}: no such folder: {ref} (pass a folder written by `save_pretrained`, or a Hub repo id "
-                         "`owner/name`)")
-
-
-def _is_repo_id(ref: str) -> bool:
-    try:
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(ref)
-        return True
-    except Exception:
-        return False
-
-
-__all__ += ["TOKENIZER_FILES", "check_pipeline_model", "check_local_model_folder"]
+__all__ += ["TOKENIZER_FILES", "check_pipeline_model"]
