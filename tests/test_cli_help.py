@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_dgm.cli import COMMANDS, families_with
+from hf_dgm.cli import COMMANDS
 from hf_dgm.cli import main as hf_dgm_main
 from hf_dgm.registry import families
 
@@ -45,8 +45,8 @@ def _check(code: int, text: str, what: str) -> None:
 
 def _subcommand_choices(command: str) -> list[str]:
     """The FAMILY choices of `hf-dgm evaluate|convert` (built the way the commands build their sub-parsers)."""
-    from hf_dgm.cli import add_family_subcommands
-    from hf_dgm.evaluate import NON_FAMILY_EVALUATORS
+    from hf_dgm.commands.evaluate import NON_FAMILY_EVALUATORS
+    from hf_dgm.commands.utils import add_family_subcommands
 
     parser = argparse.ArgumentParser()
     if command == "evaluate":

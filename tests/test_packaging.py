@@ -63,9 +63,9 @@ def test_hf_dgm_command_lists_commands_and_families(capsys):
 
 
 def test_hf_dgm_command_says_when_a_family_lacks_a_role(capsys, monkeypatch):
-    import hf_dgm.cli as cli
+    import hf_dgm.commands.utils as command_utils
 
-    monkeypatch.setattr(cli, "families_with", lambda role: {})
+    monkeypatch.setattr(command_utils, "families_with", lambda role: {})
     assert hf_dgm_main(["demo", "optimus"]) == 1
     assert "has no demo" in capsys.readouterr().out
 

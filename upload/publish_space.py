@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hf_dgm.cli import undash_flags  # noqa: E402
-from hf_dgm.hub.cli import hub_error_line  # noqa: E402
+from hf_dgm.commands.publish import hub_error_line  # noqa: E402
+from hf_dgm.commands.utils import undash_flags  # noqa: E402
 from hf_dgm.hub.publish import PublishError  # noqa: E402
 from hf_dgm.hub.space import publish_space  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Publishing hf-dgm models to the Hugging Face Hub: flat remote code, model cards, validation, atomic upload.
 
-`publish_model(run_dir, "ORG/name")` is the entry point; `hf-dgm publish` (`hf_dgm.hub.cli`) is its command line.
+`publish_model(run_dir, "ORG/name")` is the entry point; `hf-dgm publish` (`hf_dgm.commands.publish`) is its command line.
 """
 
 from .cards import ModelCardError, build_card, read_run

@@ -34,6 +34,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from hf_dgm.commands.utils import undash
+
 
 RECIPE_FLAG = "--recipe"
 
@@ -96,18 +98,6 @@ def _field_names(dataclass_types: Sequence[type]) -> set[str]:
     return {f.name for dtype in dataclass_types for f in dataclasses.fields(dtype) if f.init}
 
 
-def _undash(argv: list[str], names: set[str]) -> list[str]:
-    """`--some-flag` -> `--some_flag` where `some_flag` is a field (hidden aliases for the dashed style)."""
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and "-" in arg[2:]:
-            flag, eq, value = arg[2:].partition("=")
-            if flag.replace("-", "_") in names:
-                arg = "--" + flag.replace("-", "_") + eq + value
-        out.append(arg)
-    return out
-
-
 def parse_recipe_args(
     dataclass_types: Sequence[type], argv: Sequence[str] | None = None, recipe: str | os.PathLike | None = None
 ) -> tuple[Any, ...]:
@@ -128,7 +118,7 @@ def parse_recipe_args(
         raise RecipeError(f"recipe {recipe}: unknown keys {unknown} (no argument of that name)")
 
     parser = HfArgumentParser(dataclass_types)
-    overrides, unknown_flags = _explicit_flags(parser, _undash(argv, names))
+    overrides, unknown_flags = _explicit_flags(parser, undash(argv, names))
     if unknown_flags:
         raise RecipeError(f"unknown command-line arguments: {unknown_flags}")
     values = check_recipe_types(dataclass_types, values, recipe)
