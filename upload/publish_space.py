@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hf_dgm.commands.publish import hub_error_line  # noqa: E402
+from hf_dgm.commands.publish import run_with_one_line_errors  # noqa: E402
 from hf_dgm.commands.utils import undash_flags  # noqa: E402
 from hf_dgm.hub.publish import PublishError  # noqa: E402
 from hf_dgm.hub.space import publish_space  # noqa: E402
@@ -41,20 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(undash_flags(argv, parser))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        result = publish_space(
+    result, code = run_with_one_line_errors(
+        lambda: publish_space(
             args.model, args.space_id, revision=args.revision, model_dir=args.model_dir, dry_run_dir=args.dry_run,
             token=args.token, endpoint=args.endpoint, private=args.private, license=args.license,
-        )
-    except (PublishError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:  # a Hub answer or an unreachable endpoint: one line, not a traceback
-        line = hub_error_line(err, args.endpoint, f"publishing the Space {args.space_id}")
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 1
+        ),
+        endpoint=args.endpoint, what=f"publishing the Space {args.space_id}", expected=(PublishError, ValueError),
+    )
+    if code:
+        return code
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     pinned = result.revision or "latest"

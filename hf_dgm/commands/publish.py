@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any, Callable
 
 from ..hub.publish import DEFAULT_MAX_SHARD_SIZE, PublishError, publish_model
 from ..hub.validation import ValidationError
@@ -51,6 +52,23 @@ def hub_error_line(err: BaseException, endpoint: str | None, what: str = "publis
     return None
 
 
+def run_with_one_line_errors(call: Callable[[], Any], *, endpoint: str | None, what: str,
+                             expected: tuple[type[BaseException], ...]) -> tuple[Any, int]:
+    """`(call(), 0)`, or `(None, 1)` after printing one `error:` line to stderr: the message of an `expected` error (bad
+    input, a refused publish), or `hub_error_line` for a Hub answer / unreachable endpoint. Anything else propagates."""
+    try:
+        return call(), 0
+    except expected as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None, 1
+    except Exception as err:  # a Hub answer or an unreachable endpoint: one line, not a traceback
+        line = hub_error_line(err, endpoint, what)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return None, 1
+
+
 def main(argv: list[str] | None = None, prog: str = "hf-dgm publish") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="folder written by save_pretrained (plus metrics/recipe/samples)")
@@ -72,22 +90,18 @@ def main(argv: list[str] | None = None, prog: str = "hf-dgm publish") -> int:
     args = parser.parse_args(undash_flags(argv, parser))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    try:
-        result = publish_model(
+    result, code = run_with_one_line_errors(
+        lambda: publish_model(
             args.model_dir, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
             commit_message=args.commit_message, commit_description=args.commit_description, token=args.token,
             force=args.force, dry_run_dir=args.dry_run, max_shard_size=args.max_shard_size, license=args.license,
             endpoint=args.endpoint, validate=not args.no_validate, space_id=args.space_id,
-        )
-    except (PublishError, ValidationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:  # a Hub answer or an unreachable endpoint: one line, not a traceback
-        line = hub_error_line(err, args.endpoint, f"publishing {args.model_dir} to {args.repo_id}")
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 1
+        ),
+        endpoint=args.endpoint, what=f"publishing {args.model_dir} to {args.repo_id}",
+        expected=(PublishError, ValidationError),
+    )
+    if code:
+        return code
 
     if result.validation is not None:
         diffs = ", ".join(f"{k}={v:.2e}" for k, v in result.validation.max_abs_diff.items())
