@@ -556,7 +556,7 @@ def test_train_gan_config_overrides(config_path):
 def test_fq_biggan_converter_refuses_unknown_overrides_and_pickled_objects(tmp_path):
     import argparse
 
-    from hf_dgm.convert.fq_biggan import _read, load_config
+    from hf_dgm.models.fq_biggan.convert_fq_biggan import _read, load_config
 
     _check(lambda: load_config("tiny", ["fq_comitment=2"]), ValueError, ["--override", "fq_comitment"])
     path = tmp_path / "G.pth"
@@ -567,7 +567,7 @@ def test_fq_biggan_converter_refuses_unknown_overrides_and_pickled_objects(tmp_p
 
 def test_optimus_converter_swapped_folders(parts, tmp_path):
     """Original-layout folders (state-dict keys of BertForLatentConnector / GPT2ForLatentConnector), passed swapped."""
-    from hf_dgm.convert.optimus import convert_optimus
+    from hf_dgm.models.optimus.convert_optimus import convert_optimus
 
     enc, dec = tmp_path / "checkpoint-encoder-1", tmp_path / "checkpoint-decoder-1"
     for folder, state, config in (
@@ -681,7 +681,7 @@ def test_converters_name_unreadable_checkpoints(tmp_path, capsys, family, case):
 
 
 def test_ugatit_converter_names_a_non_tensor_value(tmp_path):
-    from hf_dgm.convert.ugatit import NETWORKS, load_port_checkpoint
+    from hf_dgm.models.fq_ugatit.convert_ugatit import NETWORKS, load_port_checkpoint
 
     path = tmp_path / "params.pt"
     torch.save({name: {"w": torch.zeros(1)} for name in NETWORKS} | {"genA2B": {"FC.0.weight": "oops"}}, path)
@@ -714,7 +714,7 @@ def test_stylegan3_pickle_gets_the_stylegan3_refusal(tmp_path, ada_modules):
 
     from test_fq_stylegan_convert import _record
 
-    from hf_dgm.convert.stylegan2_ada import convert_pickle
+    from hf_dgm.models.fq_stylegan.convert_stylegan2_ada import convert_pickle
 
     synthesis = _record(ada_modules, "SynthesisNetwork", modules=[
         ("input", _record(ada_modules, "SynthesisInput", [("freqs", torch.zeros(4, 2))])),

@@ -13,7 +13,7 @@ import torch
 
 import hf_dgm  # noqa: F401
 from hf_dgm.convert.__main__ import main as convert_main
-from hf_dgm.convert.fq_biggan import convert_checkpoints
+from hf_dgm.models.fq_biggan.convert_fq_biggan import convert_checkpoints
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
 
 

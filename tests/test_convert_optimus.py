@@ -1,4 +1,4 @@
-"""hf_dgm.convert.optimus: an original Optimus checkpoint (pytorch-transformers 1.2 BertForLatentConnector +
+"""hf_dgm.models.optimus.convert_optimus: an original Optimus checkpoint (pytorch-transformers 1.2 BertForLatentConnector +
 GPT2ForLatentConnector folders), built here with the original key names and shapes, converts into an hf-dgm Optimus
 whose outputs equal an independent re-implementation of the original forward passes."""
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import hf_dgm  # noqa: F401
 from hf_dgm.convert.__main__ import main as convert_main
-from hf_dgm.convert.optimus import convert_optimus
+from hf_dgm.models.optimus.convert_optimus import convert_optimus
 from hf_dgm.models.optimus import OptimusForConditionalGeneration
 from tolerances import assert_fp32_close
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_dgm.convert.stylegan2_ada import (
+from hf_dgm.models.fq_stylegan.convert_stylegan2_ada import (
     PersistentRecord,
     UnsafePickleError,
     convert_pickle,

@@ -18,7 +18,7 @@ import pytest
 import torch
 from tolerances import assert_fp32_close
 
-from hf_dgm.convert.ugatit import convert, infer_config, load_port_checkpoint
+from hf_dgm.models.fq_ugatit.convert_ugatit import convert, infer_config, load_port_checkpoint
 from hf_dgm.models.fq_ugatit import FQUGATITModel
 
 

@@ -15,7 +15,7 @@ import torch
 from test_fq_ugatit_convert import images, port_checkpoint
 from tolerances import FP32_STEPS_RTOL, assert_fp32_close
 
-from hf_dgm.convert.ugatit import convert
+from hf_dgm.models.fq_ugatit.convert_ugatit import convert
 
 
 torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hf_dgm.convert.prevalent import convert, convert_state_dict, load_original
+from hf_dgm.models.prevalent.convert_prevalent import convert, convert_state_dict, load_original
 
 H, HEADS, INTER, VOCAB, POS, LA, VL, IMG, ANGLE, ACTIONS = 32, 4, 48, 50, 20, 2, 2, 24, 8, 7
 

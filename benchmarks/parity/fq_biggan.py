@@ -16,7 +16,7 @@ What it does:
    init, no attention, 4 quantized D blocks, commitment 1.0, decay 0.8) at a small width (`--ch`, 8) and dictionary
    (`--dict-size`, 4 → 16 entries), then moves every parameter and buffer away from its initial value (Gaussian
    noise at 50% of each tensor's scale; batch-norm variances and cluster sizes kept positive; spectral-norm `u`
-   perturbed too) and converts the state dicts with hf-dgm's converter (`hf_dgm.convert.fq_biggan`).
+   perturbed too) and converts the state dicts with hf-dgm's converter (`hf_dgm.models.fq_biggan.convert_fq_biggan`).
 3. Runs ONE iteration of the original's own `train_fns.GAN_training_function` (num_D_steps 1, batch `--batch`,
    toggle_grads, no ortho reg, no G-EMA; both networks in training mode as `train.py` sets them) with its Adam
    optimizers (lr 2e-4, betas (0, 0.999), eps 1e-8), feeding it pre-drawn z and classes through a stand-in for
@@ -58,7 +58,7 @@ import torch.nn as nn
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from hf_dgm.convert.fq_biggan import convert_discriminator_state_dict, convert_generator_state_dict  # noqa: E402
+from hf_dgm.models.fq_biggan.convert_fq_biggan import convert_discriminator_state_dict, convert_generator_state_dict  # noqa: E402
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration  # noqa: E402
 
 

@@ -11,7 +11,7 @@ What it does:
 1. Builds ADA's `training.networks.Generator` / `Discriminator` (resnet D, skip G, no fp16, no clamp; custom ops
    fall back to their reference implementations on CPU) at a small size, moves every parameter and buffer away from
    its initial value (Gaussian noise at 50% of each tensor's scale; `w_avg` too) and converts them with hf-dgm's
-   converter (`hf_dgm.convert.stylegan2_ada.convert_generator_tensors` / `convert_discriminator_tensors`).
+   converter (`hf_dgm.models.fq_stylegan.convert_stylegan2_ada.convert_generator_tensors` / `convert_discriminator_tensors`).
 2. Runs ADA's four training phases in `training_loop.py` order with ADA's own `StyleGAN2Loss.accumulate_gradients`
    (`Gmain`, `Greg` with gain `G_reg_interval`, `Dmain`, `Dreg` with gain `D_reg_interval`), each followed by a step
    of the phase's Adam (lr and betas with ADA's `interval / (interval + 1)` correction), and ours:
@@ -46,7 +46,7 @@ from parity_report import ParityReport  # noqa: E402  (benchmarks/parity/, the s
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from hf_dgm.convert.stylegan2_ada import convert_discriminator_tensors, convert_generator_tensors  # noqa: E402
+from hf_dgm.models.fq_stylegan.convert_stylegan2_ada import convert_discriminator_tensors, convert_generator_tensors  # noqa: E402
 from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration  # noqa: E402
 
 VERIFIED_COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"

@@ -17,7 +17,7 @@ What it does:
    U(−0.2, 1.2), so the post-step clipping acts; ILN γ, β drawn around 1 and 0) and runs three training-mode
    forwards of every discriminator, so the spectral-norm vectors `u`, `v` leave their random init too.
 3. Saves that as the port's checkpoint (`{"genA2B": ..., "disLB": ...}`) and converts it with hf-dgm's converter
-   (`hf_dgm.convert.ugatit.run`, what `python -m hf_dgm.convert ugatit` runs), then loads the written folder.
+   (`hf_dgm.models.fq_ugatit.convert_ugatit.run`, what `python -m hf_dgm.convert ugatit` runs), then loads the written folder.
 4. (a) eval mode, real batch: translations A2B/B2A (images, CAM logits, heat maps) and the four discriminators
    (patch logits, CAM logits, heat maps).
 5. (b) training mode, one D step then one G step from identical weights on the same real batch (scikit-learn digits

@@ -26,7 +26,7 @@ which never run here) get empty stand-ins when they are not installed.
     `<PAD>`/`<BOS>`/`<EOS>` at 50257-50259 as the original hard-codes, latent 8), memory and embedding injection both
     on, dropout off (both sides in eval mode; our forward is told to sample z as in training), every parameter moved
     from its initial value (N(0, 0.02²) added), float64 on both sides (`--dtype float32` to see fp32 rounding).
-    The original's weights go to ours through `hf_dgm.convert.optimus` (the converter is part of what is checked).
+    The original's weights go to ours through `hf_dgm.models.optimus.convert_optimus` (the converter is part of what is checked).
     Batch: the first `--batch_size` sentences of `../shared/data/snli/train.txt` (real SNLI text), word-level ids
     (a vocabulary built from that file: encoder `[CLS] words [SEP]` padded with 0, decoder `<BOS> words <EOS>` padded
     with `<PAD>`), so sentences of different lengths are padded as in training. z is drawn from the same seed on
@@ -277,7 +277,7 @@ def build_pair(bert, gpt2, vae_module, encoder_vocab: int, dtype, seed: int = 0)
     from transformers import BertConfig, GPT2Config
 
     from hf_dgm import OptimusConfig, OptimusForConditionalGeneration
-    from hf_dgm.convert.optimus import convert_decoder_state_dict, convert_encoder_state_dict
+    from hf_dgm.models.optimus.convert_optimus import convert_decoder_state_dict, convert_encoder_state_dict
 
     bert_kwargs = dict(vocab_size=encoder_vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
@@ -358,7 +358,7 @@ def one_step(original, ours, vae_module, enc_ids, dec_ids, beta: float, length_w
     """Runs one step on both sides; returns (rows, λ, number of masked dimensions)."""
     import torch
 
-    from hf_dgm.convert.optimus import convert_decoder_state_dict, convert_encoder_state_dict
+    from hf_dgm.models.optimus.convert_optimus import convert_decoder_state_dict, convert_encoder_state_dict
 
     ours.config.length_weighted_loss = length_weighted
     with torch.no_grad():  # λ between the two middle KL values of this batch: the mask keeps half the entries

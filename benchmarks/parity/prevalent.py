@@ -12,7 +12,7 @@ What runs:
    heads, 9 language layers, 4 cross-modal layers, 2048 + 128 view features), then every parameter is moved from
    its initial value (+ N(0, 0.02²) noise: LayerNorm weights leave 1, biases leave 0), as a trained checkpoint's are.
 2. Its state dict and config are written as the original's `save_pretrained` does (`pytorch_model.bin` +
-   `config.json`) and converted with `hf_dgm.convert.prevalent.convert` — the same code as
+   `config.json`) and converted with `hf_dgm.models.prevalent.convert_prevalent.convert` — the same code as
    `python -m hf_dgm.convert prevalent`.
 3. A real-shaped pretraining batch: real R2R val_seen instructions (BERT uncased word-pieces, padded to 80), BERT
    masking (15%; 80/10/10) with the original's ignore index **-1** in the MLM labels, 36 views of 2048-d
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (r2r_src / "vilmodel.py").is_file() or not (r2r_src / "r2rpretrain_class.py").is_file():
         raise SystemExit(f"{args.original} lacks r2r_src/vilmodel.py and r2rpretrain_class.py: pass a {VERIFIED[0]} checkout")
     vilmodel, pretrain = install_shims(r2r_src)
-    from hf_dgm.convert.prevalent import convert, convert_state_dict
+    from hf_dgm.models.prevalent.convert_prevalent import convert, convert_state_dict
 
     torch.manual_seed(args.seed)
     original = pretrain.DicAddActionPreTrain(_BertConfig())

@@ -59,9 +59,9 @@ def add_family_subcommands(parser: argparse.ArgumentParser, role: str, extra: di
             continue
         module = load_entry_point(dotted)
         doc = (module.__doc__ or "").strip()
-        # a converter module is named after the original's format (`hf_dgm.convert.ugatit` converts UGATIT-pytorch
-        # checkpoints of the fq_ugatit family): that name is accepted as an alias of the family name
-        module_name = dotted.rsplit(".", 1)[-1]
+        # a converter module is named after the original's format (`models/fq_ugatit/convert_ugatit.py` converts
+        # UGATIT-pytorch checkpoints of the fq_ugatit family): that name is accepted as an alias of the family name
+        module_name = dotted.rsplit(".", 1)[-1].removeprefix("convert_")
         taken = {entry[0] for entry in entries}
         aliases = [module_name] if role == "converter" and module_name not in taken else []
         child = sub.add_parser(

@@ -1,4 +1,4 @@
-"""Converters of original research checkpoints (one module per family; `python -m hf_dgm.convert FAMILY`)."""
+"""Shared reading of original research checkpoints for the converters, which live with their family (`hf_dgm/models/<family>/convert_*.py`, named by `FamilySpec.converter`); `python -m hf_dgm.convert FAMILY` is `hf-dgm convert`."""
 
 from __future__ import annotations
 

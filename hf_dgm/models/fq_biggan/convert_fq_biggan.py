@@ -50,10 +50,10 @@ from typing import Any
 
 import torch
 
-from . import load_state_dict_weights_only
-from ..modules.validation import check_config_keys
+from ...convert import load_state_dict_weights_only
+from ...modules.validation import check_config_keys
 
-from ..models.fq_biggan import PRESETS, FQBigGANConfig, FQBigGANForImageGeneration
+from ...models.fq_biggan import PRESETS, FQBigGANConfig, FQBigGANForImageGeneration
 
 
 logger = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ FAMILY = FamilySpec(
             "fq_num_embeddings", "fq_decay", "fq_commitment",
         ),
     ),
-    converter="hf_dgm.convert.fq_biggan",
+    converter="hf_dgm.models.fq_biggan.convert_fq_biggan",
     trainer="hf_dgm.training.fq_biggan.gan_run",
     demo="hf_dgm.demo.fq_biggan",
 )

@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration, FQStyleGANGeneratorModel
-from ..models.fq_stylegan.modeling_fq_stylegan import fir_filter
+from ...models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration, FQStyleGANGeneratorModel
+from ...models.fq_stylegan.modeling_fq_stylegan import fir_filter
 
 
 class UnsafePickleError(ValueError):

@@ -42,7 +42,7 @@ FAMILY = FamilySpec(
             "r1_gamma", "style_mixing_prob", "ema_kimg",
         ),
     ),
-    converter="hf_dgm.convert.stylegan2_ada",
+    converter="hf_dgm.models.fq_stylegan.convert_stylegan2_ada",
     trainer="hf_dgm.training.fq_stylegan.gan_run",
     demo="hf_dgm.demo.fq_stylegan",
 )

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+from ...models.fq_ugatit import FQUGATITConfig, FQUGATITModel
 
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _strip_module(state: dict) -> dict:
 
 def load_port_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """Read the port's checkpoint (`weights_only=True`) and check it holds the six state dicts."""
-    from . import load_state_dict_weights_only
+    from ...convert import load_state_dict_weights_only
 
     checkpoint = load_state_dict_weights_only(path, "--checkpoint")
     expected = f"expected a UGATIT-pytorch checkpoint: a dict of the state dicts {list(NETWORKS)}"

@@ -58,7 +58,7 @@ FAMILY = FamilySpec(
             "fq_num_embeddings", "fq_decay", "fq_commitment", "fq_zero_debias", "fq_update_in_generator_step",
         ),  # fmt: skip
     ),
-    converter="hf_dgm.convert.ugatit",
+    converter="hf_dgm.models.fq_ugatit.convert_ugatit",
     trainer="hf_dgm.training.fq_ugatit.gan_run",
     demo="hf_dgm.demo.fq_ugatit",
 )

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from . import load_state_dict_weights_only
+from ...convert import load_state_dict_weights_only
 
 
 logger = logging.getLogger(__name__)

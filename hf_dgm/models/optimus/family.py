@@ -78,7 +78,7 @@ FAMILY = FamilySpec(
             "decoder.model_type", "decoder.hidden_size", "decoder.num_hidden_layers", "decoder.vocab_size",
         ),
     ),
-    converter="hf_dgm.convert.optimus",
+    converter="hf_dgm.models.optimus.convert_optimus",
     evaluator="hf_dgm.training.optimus.evaluate_cli",
     trainer="hf_dgm.training.optimus.run",
     demo="hf_dgm.demo.optimus",

@@ -108,7 +108,7 @@ def load_original(checkpoint: str | Path) -> tuple[dict[str, Any] | None, dict[s
                 "truncated or corrupted (expected the original Prevalent weights: pytorch_model.bin or safetensors)"
             ) from None
     else:
-        from . import load_state_dict_weights_only
+        from ...convert import load_state_dict_weights_only
 
         state_dict = load_state_dict_weights_only(path, "--checkpoint")
     if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
@@ -189,7 +189,7 @@ def build_config(
     A `PrevalentConfig` from the original config (when present) checked against the weights' shapes. The number of
     attention heads is not visible in the weights: without config.json it must be given.
     """
-    from ..models.prevalent import PrevalentConfig
+    from ...models.prevalent import PrevalentConfig
 
     original = dict(original or {})
     sd = state_dict if any(k.startswith("bert.") for k in state_dict) else {"bert." + k: v for k, v in state_dict.items()}
@@ -243,7 +243,7 @@ def build_config(
 
 def convert(checkpoint: str | Path, angle_feature_size: int = 128, num_attention_heads: int | None = None):
     """Load an original checkpoint and return the `PrevalentForPreTraining` (eval mode) and the dropped keys."""
-    from ..models.prevalent import PrevalentForPreTraining
+    from ...models.prevalent import PrevalentForPreTraining
 
     original_config, state_dict = load_original(checkpoint)
     config = build_config(original_config, state_dict, angle_feature_size, num_attention_heads)

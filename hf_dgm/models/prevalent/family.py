@@ -55,6 +55,6 @@ FAMILY = FamilySpec(
             "action_space",
         ),
     ),
-    converter="hf_dgm.convert.prevalent",
+    converter="hf_dgm.models.prevalent.convert_prevalent",
     trainer="hf_dgm.training.prevalent_pretrain",
 )
