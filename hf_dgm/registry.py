@@ -142,6 +142,9 @@ class FamilySpec:
     """Dotted module evaluating a saved model (`add_arguments`, `run` returning a metrics dict)."""
     trainer: str | None = None
     """Dotted module training the family (`main(argv)`; `hf-dgm train FAMILY ...`)."""
+    gan_steps: str | None = None
+    """GAN families: `"module.path:Class"` of the training-side `hf_dgm.modules.gan_protocol.GANSteps` (losses and
+    regularisers), built as `Class(model)` by `GANTrainer` (imported only when training)."""
     demo: str | None = None
     """Dotted module of an interactive demo (`main(argv)`; `hf-dgm demo FAMILY ...`)."""
     description: str = ""
