@@ -78,9 +78,9 @@ def test_frechet_distance_from_features_uses_unbiased_covariance():
 
 
 def test_frechet_distance_singular_covariances_use_eps_offset(monkeypatch):
-    import hf_dgm.metrics.image_features as image_features
+    import hf_dgm.metrics.feature_statistics as feature_statistics_module
 
-    real_trace = image_features._trace_sqrt_product
+    real_trace = feature_statistics_module._trace_sqrt_product
     calls = []
 
     def flaky_trace(a, b):  # the first (un-offset) product "fails" as scipy's sqrtm does on a defective product
@@ -89,7 +89,7 @@ def test_frechet_distance_singular_covariances_use_eps_offset(monkeypatch):
             return float("nan")
         return real_trace(a, b)
 
-    monkeypatch.setattr(image_features, "_trace_sqrt_product", flaky_trace)
+    monkeypatch.setattr(feature_statistics_module, "_trace_sqrt_product", flaky_trace)
     s1, s2 = np.diag([1.0, 0.0]), np.diag([0.0, 4.0])
     with pytest.warns(UserWarning, match="singular"):
         value = frechet_distance(np.zeros(2), s1, np.ones(2), s2, eps=1e-6)
@@ -100,7 +100,7 @@ def test_frechet_distance_singular_covariances_use_eps_offset(monkeypatch):
 
 
 def test_trace_sqrt_product_matches_scipy_sqrtm():
-    from hf_dgm.metrics.image_features import _trace_sqrt_product
+    from hf_dgm.metrics.feature_statistics import _trace_sqrt_product
 
     rng = np.random.RandomState(3)
     a, b = np.cov(rng.randn(40, 6), rowvar=False), np.cov(rng.randn(40, 6) * 2 + 1, rowvar=False)
@@ -427,13 +427,13 @@ def test_precision_recall_by_hand():
 def test_fid_weights_hash_check(tmp_path, monkeypatch):
     """A file whose SHA-256 starts with the name's 6726825d loads as standard; a safetensors conversion of it too;
     a tampered conversion is refused (checked here by pretending the random file is the standard one)."""
-    import hf_dgm.metrics.image_features as image_features
+    import hf_dgm.metrics.inception_weights as inception_weights
 
     torch.manual_seed(1)
     state = {k: v for k, v in FIDInceptionV3().state_dict().items() if not k.endswith("num_batches_tracked")}
     pth = tmp_path / "weights.pth"
     torch.save(state, pth)
-    monkeypatch.setattr(image_features, "FID_WEIGHTS_SHA256_PREFIX", file_sha256(pth)[:8])
+    monkeypatch.setattr(inception_weights, "FID_WEIGHTS_SHA256_PREFIX", file_sha256(pth)[:8])
     model = load_fid_inception(pth)
     assert model.standard_weights and feature_extractor_description(model).startswith("fid-inception-2015-12-05")
     st = tmp_path / "w.safetensors"

@@ -1,4 +1,5 @@
-"""hf-dgm's metrics: the image-metric math and feature extraction (`image_features`), the VAE math (`vae_math`),
+"""hf-dgm's metrics: the image-metric math (`feature_statistics`), the FID Inception network (`inception`, weights
+loaded by `inception_weights`), feature extraction (`image_features`), the VAE math (`vae_math`),
 and offline `evaluate` modules, one folder each (`fid`, `kid`, `inception_score`, `iw_nll`, ...).
 
     import hf_dgm.metrics

@@ -3,17 +3,17 @@
     fid = hf_dgm.metrics.load("fid")     # = evaluate.load of the packaged folder: no network, any cwd
     fid.compute(predictions=generated, references=real, feature_extractor="path/to/pt_inception-2015-12-05-6726825d.pth")
 
-The math and the feature extraction live in `hf_dgm.metrics.image_features` (one implementation for the whole
-project); this file only adapts it to `evaluate`'s interface.
+The math lives in `hf_dgm.metrics.feature_statistics` and the feature extraction in `hf_dgm.metrics.image_features`
+(one implementation for the whole project); this file only adapts them to `evaluate`'s interface.
 """
 
 import evaluate
 import numpy as np
-from hf_dgm.metrics.image_features import FID_WEIGHTS_FILENAME
+from hf_dgm.metrics.inception_weights import FID_WEIGHTS_FILENAME
 from hf_dgm.metrics.image_features import compute_fid
-from hf_dgm.metrics.image_features import evaluate_feature_extractor
-from hf_dgm.metrics.image_features import image_metric_features
-from hf_dgm.metrics.image_features import inputs_from_evaluate
+from hf_dgm.metrics.evaluate_glue import evaluate_feature_extractor
+from hf_dgm.metrics.evaluate_glue import image_metric_features
+from hf_dgm.metrics.evaluate_glue import inputs_from_evaluate
 
 _CITATION = """\
 @inproceedings{heusel2017gans,

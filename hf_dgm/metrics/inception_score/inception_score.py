@@ -3,16 +3,17 @@
     inception_score = hf_dgm.metrics.load("inception_score")  # evaluate.load of the packaged folder, any cwd
     inception_score.compute(predictions=generated, feature_extractor="path/to/pt_inception-2015-12-05-6726825d.pth")
 
-The math lives in `hf_dgm.metrics.image_features`; this file adapts it to `evaluate`'s interface.
+The math lives in `hf_dgm.metrics.feature_statistics`, the feature extraction in `hf_dgm.metrics.image_features`;
+this file adapts them to `evaluate`'s interface (through `hf_dgm.metrics.evaluate_glue`).
 """
 
 import evaluate
-from hf_dgm.metrics.image_features import IS_SPLITS
-from hf_dgm.metrics.image_features import RNG_SEED
+from hf_dgm.metrics.feature_statistics import IS_SPLITS
+from hf_dgm.metrics.feature_statistics import RNG_SEED
 from hf_dgm.metrics.image_features import compute_inception_score
-from hf_dgm.metrics.image_features import evaluate_feature_extractor
-from hf_dgm.metrics.image_features import image_metric_features
-from hf_dgm.metrics.image_features import inputs_from_evaluate
+from hf_dgm.metrics.evaluate_glue import evaluate_feature_extractor
+from hf_dgm.metrics.evaluate_glue import image_metric_features
+from hf_dgm.metrics.evaluate_glue import inputs_from_evaluate
 
 _CITATION = """\
 @inproceedings{salimans2016improved,

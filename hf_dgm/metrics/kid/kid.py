@@ -3,17 +3,18 @@
     kid = hf_dgm.metrics.load("kid")  # = evaluate.load of the packaged folder: no network, any cwd
     kid.compute(predictions=generated, references=real, feature_extractor="path/to/pt_inception-2015-12-05-6726825d.pth")
 
-The math lives in `hf_dgm.metrics.image_features`; this file adapts it to `evaluate`'s interface.
+The math lives in `hf_dgm.metrics.feature_statistics`, the feature extraction in `hf_dgm.metrics.image_features`;
+this file adapts them to `evaluate`'s interface (through `hf_dgm.metrics.evaluate_glue`).
 """
 
 import evaluate
-from hf_dgm.metrics.image_features import KID_NUM_SUBSETS
-from hf_dgm.metrics.image_features import KID_SUBSET_SIZE
-from hf_dgm.metrics.image_features import RNG_SEED
+from hf_dgm.metrics.feature_statistics import KID_NUM_SUBSETS
+from hf_dgm.metrics.feature_statistics import KID_SUBSET_SIZE
+from hf_dgm.metrics.feature_statistics import RNG_SEED
 from hf_dgm.metrics.image_features import compute_kid
-from hf_dgm.metrics.image_features import evaluate_feature_extractor
-from hf_dgm.metrics.image_features import image_metric_features
-from hf_dgm.metrics.image_features import inputs_from_evaluate
+from hf_dgm.metrics.evaluate_glue import evaluate_feature_extractor
+from hf_dgm.metrics.evaluate_glue import image_metric_features
+from hf_dgm.metrics.evaluate_glue import inputs_from_evaluate
 
 _CITATION = """\
 @inproceedings{binkowski2018demystifying,
