@@ -286,7 +286,7 @@ def _tiny_prevalent_navigation(tmp_path):
 
 
 def _navigate_probe_graph(pipe):
-    from hf_dgm.hub.probes import prevalent_probe_connectivity
+    from hf_dgm.models.prevalent.probe_prevalent import prevalent_probe_connectivity
 
     out = pipe({"scan": "probeScan", "start": "a", "heading": 0.0, "instruction": "go"}, connectivity=prevalent_probe_connectivity())
     return out["trajectory"][0][0] == "a"

@@ -27,7 +27,7 @@ FAMILY = FamilySpec(
     hub=HubEntry(
         card_template="fq_biggan.md.j2",
         pipeline_tag="unconditional-image-generation",  # the Hub has no class-conditional task: tag below
-        probe="hf_dgm.hub.probes:fq_biggan_probe",
+        probe="hf_dgm.models.fq_biggan.probe_fq_biggan:fq_biggan_probe",
         probe_task=lambda config: (
             "class-conditional-image-generation" if getattr(config, "num_classes", 0) else "unconditional-image-generation"
         ),

@@ -1,0 +1,40 @@
+"""The publish probe of the optimus family (`HubEntry.probe` in `family.py`): fixed inputs whose outputs prove that a
+published repo computes what the source model computes.
+
+The publisher runs `optimus_probe` on the source model (with hf_dgm) and again, in a fresh interpreter that cannot
+import hf_dgm, on the repo loaded with `trust_remote_code=True`; the outputs must match. So this module is loaded by
+file path, imports only torch and transformers, is deterministic (eval mode, no sampling, fixed seeds), and is never
+part of the published remote code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+OPTIMUS_SENTENCES = ("a man is playing a guitar .", "two dogs run through the snow .")
+
+
+@torch.no_grad()
+def optimus_probe(model, pipe) -> dict[str, Any]:
+    """Encoder posterior (mean, log-variance), decoder logits and greedy continuations for two fixed sentences,
+    plus a greedy interpolation through the `sentence-interpolation` pipeline."""
+    model.eval()
+    batch = pipe.processor(list(OPTIMUS_SENTENCES), return_tensors="pt")
+    batch = {k: v.to(model.device) for k, v in batch.items()}
+    posterior = model.encode(batch["input_ids"], batch["attention_mask"])
+    out = model(**batch, sample_latent=False)
+    # min_new_tokens keeps EOS away, so even an untrained model yields ids worth comparing
+    generated = model.generate(latents=posterior.mean, do_sample=False, num_beams=1, min_new_tokens=6, max_new_tokens=6)
+    steps = pipe(OPTIMUS_SENTENCES, num_steps=3, do_sample=False, num_beams=1, max_new_tokens=8)
+    return {
+        "tensors": {
+            "encoder_mean": posterior.mean,
+            "encoder_logvar": posterior.logvar,
+            "logits": out.logits,
+            "generated_ids": generated,
+        },
+        "values": {"interpolation": [step["text"] for step in steps]},
+    }
