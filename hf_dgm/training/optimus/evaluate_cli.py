@@ -6,6 +6,12 @@
 Defaults are sized by device: on CPU, the first 200 sentences with K = 20 importance samples (the paper's K = 100 on a
 whole test set takes hours on a laptop CPU); on a GPU, every sentence with K = 100. Before the run, one batch is timed
 and the whole evaluation's duration is estimated and printed; the progress bars show the remaining time.
+
+`--task low-resource-classification`: the frozen model's latent mean (and the original encoder's pooled feature) under
+a linear classifier trained on 1, 10, 100, 1000 labelled sentences per class (`hf_dgm.training.optimus.low_resource`):
+
+    hf-dgm evaluate optimus ./optimus-snli --task low-resource-classification \\
+        --recipe training/recipes/optimus_low_resource_yelp.yaml --output low_resource.json
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import math
 from typing import Any
 
 from ...evaluate import load_sentences
+from . import low_resource
 
 CPU_MAX_EXAMPLES = 200
 CPU_IMPORTANCE_SAMPLES = 20
@@ -22,7 +29,10 @@ CPU_IMPORTANCE_SAMPLES = 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="folder (or Hub id) of an hf-dgm Optimus model with its tokenizers")
-    parser.add_argument("--dataset", required=True, help="text file (one sentence per line), folder, or Hub dataset name")
+    parser.add_argument("--task", default="language-modeling", choices=["language-modeling", "low-resource-classification"],
+                        help="language-modeling (default): the metrics above; low-resource-classification: see below")
+    parser.add_argument("--dataset", default=None, help="text file (one sentence per line), folder, or Hub dataset name "
+                        "(low-resource-classification: a folder of <name>.<split>.<label> files)")
     parser.add_argument("--split", default="test", help="split of a folder ({split}.txt) or Hub dataset (default: test)")
     parser.add_argument("--text_column", default=None, help="column holding the sentences (json/csv/Hub datasets)")
     parser.add_argument("--max_examples", type=int, default=None,
@@ -30,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_importance_samples", type=int, default=None,
                         help="K of the IW estimate (default: 20 on CPU, 100 — the paper's — on GPU)")
     parser.add_argument("--chunk_size", type=int, default=5, help="importance samples decoded together (default 5)")
-    parser.add_argument("--batch_size", type=int, default=8, help="sentences per batch (default 8)")
+    parser.add_argument("--batch_size", type=int, default=None, help="sentences per batch (default 8; low-resource-classification: 64)")
     parser.add_argument("--au_threshold", type=float, default=0.01, help="active-unit threshold δ (default 0.01)")
-    parser.add_argument("--max_length", type=int, default=128, help="max tokens per sentence (default 128)")
+    parser.add_argument("--max_length", type=int, default=None, help="max tokens per sentence (default 128; low-resource-classification: 64)")
     parser.add_argument("--no_bleu", action="store_true", help="skip the reconstruction BLEU (no generation)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="generation cap of the reconstructions")
     parser.add_argument("--num_beams", type=int, default=None, help="beam size of the reconstructions (default greedy)")
@@ -41,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--output", default=None, help="write the metrics JSON here (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    low_resource.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,6 +61,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
     from hf_dgm.training.optimus.evaluation import evaluate_optimus
 
+    if args.task == "low-resource-classification":
+        return low_resource.run(args)
+    if args.dataset is None:
+        raise ValueError("--dataset is required (a text file, folder, or Hub dataset of sentences)")
+    args.batch_size = 8 if args.batch_size is None else args.batch_size
+    args.max_length = 128 if args.max_length is None else args.max_length
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_cpu = torch.device(device).type == "cpu"
     if args.max_examples is None and on_cpu:
