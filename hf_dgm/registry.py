@@ -38,6 +38,8 @@ FAMILY_MODULES: list[str] = [
     "hf_dgm.models.fq_stylegan.family",
     "hf_dgm.models.prevalent.family",
     "hf_dgm.models.prevalent.family_navigation",
+    "hf_dgm.models.optimus_cara.family",
+    "hf_dgm.models.optimus_dialog.family",
 ]
 
 
