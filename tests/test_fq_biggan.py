@@ -21,6 +21,7 @@ from hf_dgm.models.fq_biggan.modeling_fq_biggan import (
     sample_truncated_normal,
 )
 from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+from hf_dgm.training.fq_biggan.loss import FQBigGANSteps
 from tolerances import assert_fp32_close
 
 
@@ -54,6 +55,18 @@ def tiny_imagenet_like(**overrides) -> FQBigGANConfig:
     )
     values.update(overrides)
     return FQBigGANConfig(**values)
+
+
+def d_step(model, pixel_values=None, labels=None, **kwargs):
+    """One D step of the training protocol (`FQBigGANSteps`), with the trainer's batch entries as arguments."""
+    batch = {k: v for k, v in {"pixel_values": pixel_values, "labels": labels}.items() if v is not None}
+    return FQBigGANSteps(model).discriminator_step(batch, **kwargs)
+
+
+def g_step(model, pixel_values=None, labels=None, **kwargs):
+    """One G step of the training protocol (`FQBigGANSteps`)."""
+    batch = {k: v for k, v in {"pixel_values": pixel_values, "labels": labels}.items() if v is not None}
+    return FQBigGANSteps(model).generator_step(batch, **kwargs)
 
 
 def quantizer_state(model) -> dict[str, torch.Tensor]:
@@ -171,7 +184,7 @@ def test_imagenet_like_architecture_hierarchical_shared_attention():
     # 3 G blocks: z (20) splits into 4 chunks of 5, one for the input layer and one per block
     assert model.generator.z_chunk_size == 5 and model.generator.z_projection.in_features == 5
     assert model.generator.blocks[0].bn1.scale.in_features == config.shared_dim + 5
-    out = model(mode="discriminator", pixel_values=torch.rand(4, 3, 32, 32) * 2 - 1, labels=torch.tensor([0, 1, 2, 3]))
+    out = d_step(model, pixel_values=torch.rand(4, 3, 32, 32) * 2 - 1, labels=torch.tensor([0, 1, 2, 3]))
     assert torch.isfinite(out.loss)
     images = model.generate([0, 4], generator=torch.Generator().manual_seed(0))
     assert images.shape == (2, 3, 32, 32)
@@ -196,9 +209,9 @@ def test_use_fq_false_is_plain_biggan():
     model = FQBigGANForImageGeneration(tiny(use_fq=False))
     assert len(model.discriminator.quantizers) == 0
     assert not any(isinstance(m, FeatureQuantizer) for m in model.modules())
-    out = model(mode="discriminator", pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([1, 2]))
-    assert out.quantization_loss.item() == 0 and out.fq_perplexity is None and out.fq_usage is None
-    torch.testing.assert_close(out.loss, out.d_loss_real + out.d_loss_fake)
+    out = d_step(model, pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([1, 2]))
+    assert out.term("quantization_loss").item() == 0 and out.term("fq_perplexity") is None and out.term("fq_usage") is None
+    torch.testing.assert_close(out.loss, out.term("d_loss_real") + out.term("d_loss_fake"))
 
 
 def test_loss_only_leaves_d_forward_unchanged_straight_through_changes_it():
@@ -222,11 +235,11 @@ def test_discriminator_step_updates_dictionary_and_gives_no_gradient_to_g():
     model = FQBigGANForImageGeneration(tiny()).train()
     before = quantizer_state(model)
     real, labels = torch.rand(4, 3, 16, 16) * 2 - 1, torch.randint(0, 10, (4,))
-    out = model(mode="discriminator", pixel_values=real, labels=labels)
+    out = d_step(model, pixel_values=real, labels=labels)
     for name in ("loss", "d_loss_real", "d_loss_fake", "quantization_loss", "fq_perplexity", "fq_usage"):
-        assert getattr(out, name).dim() == 0, name
-    torch.testing.assert_close(out.loss, out.d_loss_real + out.d_loss_fake + out.quantization_loss)
-    assert out.quantization_loss.item() > 0 and 1 <= out.fq_perplexity.item() <= 16 and 0 < out.fq_usage.item() <= 1
+        assert (out.loss if name == "loss" else out.terms[name]).dim() == 0, name
+    torch.testing.assert_close(out.loss, out.term("d_loss_real") + out.term("d_loss_fake") + out.term("quantization_loss"))
+    assert out.term("quantization_loss").item() > 0 and 1 <= out.term("fq_perplexity").item() <= 16 and 0 < out.term("fq_usage").item() <= 1
     assert not same_state(before, quantizer_state(model)), "D step must update the dictionary"
     # real and fake each contribute: cluster_size grew by (1 - d) · (2B · H · W) vectors per quantized layer
     assert model.discriminator.quantizers["0"].cluster_size.sum().item() == pytest.approx(0.2 * 8 * 8 * 8, rel=1e-5)
@@ -241,7 +254,7 @@ def test_generator_step_dictionary_update_follows_the_original_by_default_and_tr
     model = FQBigGANForImageGeneration(tiny()).train()
     before = quantizer_state(model)
     z = torch.randn(3, model.config.dim_z)
-    out = model(mode="generator", labels=torch.tensor([1, 2, 3]), z=z)
+    out = g_step(model, labels=torch.tensor([1, 2, 3]), z=z)
     assert not same_state(before, quantizer_state(model)), "the default G step updates the dictionary"
     # By hand: the same update is what one training-mode D call on the fakes (with their labels) does.
     torch.manual_seed(0)
@@ -251,13 +264,13 @@ def test_generator_step_dictionary_update_follows_the_original_by_default_and_tr
         reference.discriminator(images, torch.tensor([1, 2, 3]), update_dictionary=True)
     for key, value in quantizer_state(reference).items():
         assert_fp32_close(quantizer_state(model)[key], value, msg=key)
-    assert out.images.shape == (3, 3, 16, 16) and out.labels.tolist() == [1, 2, 3]
-    torch.testing.assert_close(out.loss, out.g_loss + out.quantization_loss)
-    torch.testing.assert_close(out.g_loss, -out.logits_fake.mean())
+    assert out.term("images").shape == (3, 3, 16, 16) and out.term("labels").tolist() == [1, 2, 3]
+    torch.testing.assert_close(out.loss, out.term("g_loss") + out.term("quantization_loss"))
+    torch.testing.assert_close(out.term("g_loss"), -out.term("logits_fake").mean())
     out.loss.backward()
     assert all(p.grad is not None for p in model.generator_parameters())
-    out = model(mode="generator", batch_size=5)
-    assert out.images.shape[0] == 5 and out.labels.shape == (5,)
+    out = g_step(model, batch_size=5)
+    assert out.term("images").shape[0] == 5 and out.term("labels").shape == (5,)
 
 
 @pytest.mark.parametrize("how", ["config", "argument"])
@@ -267,7 +280,7 @@ def test_generator_step_can_leave_the_dictionary_alone(how):
     model = FQBigGANForImageGeneration(config).train()
     before = quantizer_state(model)
     kwargs = {"update_dictionary": False} if how == "argument" else {}
-    model(mode="generator", labels=torch.tensor([1, 2, 3]), **kwargs)
+    g_step(model, labels=torch.tensor([1, 2, 3]), **kwargs)
     assert same_state(before, quantizer_state(model)), "G step must not update the dictionary"
 
 
@@ -275,37 +288,37 @@ def test_steps_take_explicit_latents_and_generators():
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny()).eval()  # eval: no state changes between the two calls
     reals, labels = torch.rand(2, 3, 16, 16) * 2 - 1, torch.tensor([0, 1])
-    a = model(mode="discriminator", pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
-    b = model(mode="discriminator", pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(a.fakes, b.fakes)  # same process, same kernels, same tensors
+    a = d_step(model, pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
+    b = d_step(model, pixel_values=reals, labels=labels, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.term("fakes"), b.term("fakes"))  # same process, same kernels, same tensors
     z, fake_labels = torch.randn(2, model.config.dim_z), torch.tensor([4, 5])
-    c = model(mode="discriminator", pixel_values=reals, labels=labels, z=z, generator_labels=fake_labels)
+    c = d_step(model, pixel_values=reals, labels=labels, z=z, generator_labels=fake_labels)
     with torch.no_grad():
-        torch.testing.assert_close(c.fakes, model.generator(z, fake_labels))
-    torch.testing.assert_close(c.quantization_loss, c.quantization_loss_real + c.quantization_loss_fake)
-    g = model(mode="generator", z=z, generator_labels=fake_labels, pixel_values=reals)
-    torch.testing.assert_close(g.labels, fake_labels)
+        torch.testing.assert_close(c.term("fakes"), model.generator(z, fake_labels))
+    torch.testing.assert_close(c.term("quantization_loss"), c.term("quantization_loss_real") + c.term("quantization_loss_fake"))
+    g = g_step(model, z=z, generator_labels=fake_labels, pixel_values=reals)
+    torch.testing.assert_close(g.term("labels"), fake_labels)
     with pytest.raises(ValueError, match="`z`"):
-        model(mode="generator", z=torch.randn(2, 3), labels=fake_labels)
+        g_step(model, z=torch.randn(2, 3), labels=fake_labels)
     with pytest.raises(TypeError, match="noise"):
-        model(mode="generator", batch_size=2, noise=1)
+        g_step(model, batch_size=2, noise=1)
 
 
 def test_data_initialised_dictionary_in_d_step():
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny(fq_dictionary_init="data")).train()
-    out = model(mode="discriminator", pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
-    assert out.fq_usage.item() == 1.0, "every entry starts as a feature vector of the first D batch"
+    out = d_step(model, pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
+    assert out.term("fq_usage").item() == 1.0, "every entry starts as a feature vector of the first D batch"
     baseline = FQBigGANForImageGeneration(tiny()).train()
-    out = baseline(mode="discriminator", pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
-    assert out.fq_usage.item() < 1.0
+    out = d_step(baseline, pixel_values=torch.rand(4, 3, 16, 16) * 2 - 1, labels=torch.arange(4))
+    assert out.term("fq_usage").item() < 1.0
 
 
 def test_eval_mode_discriminator_step_does_not_update():
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny()).eval()
     before = quantizer_state(model)
-    model(mode="discriminator", pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([0, 1]))
+    d_step(model, pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([0, 1]))
     assert same_state(before, quantizer_state(model))
 
 
@@ -320,16 +333,16 @@ def test_parameter_groups_are_disjoint_and_exclude_ema():
 
 def test_bad_forward_inputs_raise():
     model = FQBigGANForImageGeneration(tiny())
-    with pytest.raises(ValueError, match="mode"):
-        model(mode="both")
+    with pytest.raises(ValueError, match="mode"):  # a training step takes batch entries only: no mode flag
+        FQBigGANSteps(model).discriminator_step({"pixel_values": torch.zeros(2, 3, 16, 16), "mode": "both"})
     with pytest.raises(ValueError, match="pixel_values"):
-        model(mode="discriminator", pixel_values=torch.zeros(2, 3, 32, 32), labels=torch.tensor([0, 1]))
+        d_step(model, pixel_values=torch.zeros(2, 3, 32, 32), labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="labels"):
-        model(mode="discriminator", pixel_values=torch.zeros(2, 3, 16, 16))
+        d_step(model, pixel_values=torch.zeros(2, 3, 16, 16))
     with pytest.raises(ValueError, match="labels"):
-        model(mode="discriminator", pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([0, 10]))
+        d_step(model, pixel_values=torch.zeros(2, 3, 16, 16), labels=torch.tensor([0, 10]))
     with pytest.raises(ValueError, match="batch_size"):
-        model(mode="generator")
+        g_step(model)
     with pytest.raises(ValueError, match="truncation"):
         model.generate([0], truncation=0.0)
     with pytest.raises(ValueError, match="class ids"):
@@ -340,13 +353,24 @@ def test_unconditional_model():
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny(num_classes=0)).train()
     assert model.discriminator.class_embedding is None and model.generator.class_embedding is None
-    out = model(mode="discriminator", pixel_values=torch.zeros(2, 3, 16, 16))
+    out = d_step(model, pixel_values=torch.zeros(2, 3, 16, 16))
     assert torch.isfinite(out.loss)
-    out = model(mode="generator", batch_size=2)
-    assert out.labels is None and out.images.shape == (2, 3, 16, 16)
+    out = g_step(model, batch_size=2)
+    assert out.term("labels") is None and out.term("images").shape == (2, 3, 16, 16)
     assert model.generate(batch_size=3).shape == (3, 3, 16, 16)
     with pytest.raises(ValueError, match="unconditional"):
         model.generate([0])
+
+
+def test_forward_generates_from_given_latents():
+    torch.manual_seed(0)
+    model = FQBigGANForImageGeneration(tiny()).eval()
+    z, labels = torch.randn(2, model.config.dim_z), torch.tensor([3, 4])
+    out = model(z, labels)
+    with torch.no_grad():
+        torch.testing.assert_close(out.images, model.generator_ema(z, labels))
+        torch.testing.assert_close(model(z, labels, use_ema=False).images, model.generator(z, labels))
+    assert out.class_labels.tolist() == [3, 4] and out.images.requires_grad is False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -379,8 +403,8 @@ def test_save_load_generate_identical_and_ema_saved(tmp_path):
     torch.manual_seed(0)
     model = FQBigGANForImageGeneration(tiny(ema_start=0, ema_decay=0.5)).train()
     real, labels = torch.rand(4, 3, 16, 16) * 2 - 1, torch.randint(0, 10, (4,))
-    model(mode="discriminator", pixel_values=real, labels=labels)  # non-trivial dictionaries, SN vectors, BN stats
-    model(mode="generator", labels=labels)
+    d_step(model, pixel_values=real, labels=labels)  # non-trivial dictionaries, SN vectors, BN stats
+    g_step(model, labels=labels)
     with torch.no_grad():
         for p in model.generator_parameters():
             p.add_(0.01 * torch.randn_like(p))

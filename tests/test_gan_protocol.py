@@ -65,13 +65,20 @@ def _run_fq_biggan_reference(tmp_path, in_g_step):
         fq_update_in_generator_step=in_g_step,
     )
     model = FQBigGANForImageGeneration(config)
-    calls = []
-    model.register_forward_hook(
-        lambda module, args, kwargs, out: calls.append((kwargs["mode"], out.loss.item())), with_kwargs=True
-    )
     trainer = make_trainer(
         tmp_path, model=model, dataset=load_digits_dataset().select(range(64)), max_steps=3, per_device_train_batch_size=8
     )
+    assert type(trainer.steps).__name__ == "FQBigGANSteps"  # found through the family's registry entry
+    calls = []
+    for network in ("discriminator", "generator"):  # record every step call, as the forward hook did before
+        original = getattr(trainer.steps, f"{network}_step")
+
+        def spy(batch, _network=network, _original=original, **counters):
+            out = _original(batch, **counters)
+            calls.append((_network, out.loss.item()))
+            return out
+
+        setattr(trainer.steps, f"{network}_step", spy)
     trainer.train()
     assert [mode for mode, _ in calls] == [mode for mode, _ in reference]
     # Three optimizer steps compound fp32 summation-order differences between CPUs (an AVX2-only AMD CPU gives
@@ -83,9 +90,9 @@ def _run_fq_biggan_reference(tmp_path, in_g_step):
 # ------------------------------------------------------------------------------------------------ U-GAT-IT-shaped toy
 from torch import nn  # noqa: E402
 from transformers import PreTrainedConfig, PreTrainedModel  # noqa: E402
-from transformers.utils import ModelOutput  # noqa: E402
 
-from hf_dgm.modules.gan_losses import least_squares_discriminator_loss, least_squares_generator_loss  # noqa: E402
+from hf_dgm.modules.gan_protocol import DiscriminatorStepOutput, GANSteps, GeneratorStepOutput, step_output  # noqa: E402
+from hf_dgm.training.gan_losses import least_squares_discriminator_loss, least_squares_generator_loss  # noqa: E402
 from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments  # noqa: E402
 
 
@@ -140,31 +147,6 @@ class ToyTranslator(PreTrainedModel):
             ]
         return [{"params": [*self.dis_a.parameters(), *self.dis_b.parameters()]}]
 
-    def forward(self, mode, pixel_values_a, pixel_values_b, step, d_step=None):
-        self.calls.append((mode, step, d_step, pixel_values_a.clone(), pixel_values_b.clone()))
-        real_a, real_b = pixel_values_a, pixel_values_b
-        if mode == "discriminator":
-            with torch.no_grad():
-                fake_b, fake_a = self.gen_a2b(real_a), self.gen_b2a(real_b)
-            real_a = real_a.requires_grad_(True)
-            logits_real_a = self.dis_a(real_a)
-            loss_real_a, loss_fake_a = least_squares_discriminator_loss(logits_real_a, self.dis_a(fake_a))
-            loss_real_b, loss_fake_b = least_squares_discriminator_loss(self.dis_b(real_b), self.dis_b(fake_b))
-            loss = loss_real_a + loss_fake_a + loss_real_b + loss_fake_b
-            out = {"loss_a": loss_real_a + loss_fake_a, "loss_b": loss_real_b + loss_fake_b}
-            if d_step % self.config.r1_interval == 0:  # lazy regulariser, scaled by its interval
-                (grad,) = torch.autograd.grad(logits_real_a.sum(), real_a, create_graph=True)
-                out["r1"] = grad.square().flatten(1).sum(1).mean()
-                loss = loss + self.config.r1_interval * 0.1 * out["r1"]
-            return ModelOutput(loss=loss, **out)
-        fake_b, fake_a = self.gen_a2b(real_a), self.gen_b2a(real_b)
-        adversarial = least_squares_generator_loss(self.dis_b(fake_b)) + least_squares_generator_loss(self.dis_a(fake_a))
-        cycle = (self.gen_b2a(fake_b) - real_a).abs().mean() + (self.gen_a2b(fake_a) - real_b).abs().mean()
-        identity = (self.gen_a2b(real_b) - real_b).abs().mean() + (self.gen_b2a(real_a) - real_a).abs().mean()
-        loss = adversarial + 10 * cycle + 10 * identity
-        return ModelOutput(loss=loss, adversarial_loss=adversarial, cycle_loss=cycle, identity_loss=identity,
-                           fake_b=fake_b)  # fmt: skip
-
     @torch.no_grad()
     def after_generator_step(self, step):
         self.hook_steps.append(step)
@@ -181,6 +163,38 @@ class ToyTranslator(PreTrainedModel):
 
     def sample_grid_columns(self, num_images):
         return num_images // 2
+
+
+class ToyTranslatorSteps(GANSteps):
+    """The toy's losses (the training side of the protocol). Records every call on the model."""
+
+    def discriminator_step(self, batch, *, step=0, d_step=0):
+        model, real_a, real_b = self.model, batch["pixel_values_a"], batch["pixel_values_b"]
+        model.calls.append(("discriminator", step, d_step, real_a.clone(), real_b.clone()))
+        with torch.no_grad():
+            fake_b, fake_a = model.gen_a2b(real_a), model.gen_b2a(real_b)
+        real_a = real_a.requires_grad_(True)
+        logits_real_a = model.dis_a(real_a)
+        loss_real_a, loss_fake_a = least_squares_discriminator_loss(logits_real_a, model.dis_a(fake_a))
+        loss_real_b, loss_fake_b = least_squares_discriminator_loss(model.dis_b(real_b), model.dis_b(fake_b))
+        loss = loss_real_a + loss_fake_a + loss_real_b + loss_fake_b
+        out = {"loss_a": loss_real_a + loss_fake_a, "loss_b": loss_real_b + loss_fake_b}
+        if d_step % model.config.r1_interval == 0:  # lazy regulariser, scaled by its interval
+            (grad,) = torch.autograd.grad(logits_real_a.sum(), real_a, create_graph=True)
+            out["r1"] = grad.square().flatten(1).sum(1).mean()
+            loss = loss + model.config.r1_interval * 0.1 * out["r1"]
+        return step_output(DiscriminatorStepOutput, loss, **out)
+
+    def generator_step(self, batch, *, step=0):
+        model, real_a, real_b = self.model, batch["pixel_values_a"], batch["pixel_values_b"]
+        model.calls.append(("generator", step, None, real_a.clone(), real_b.clone()))
+        fake_b, fake_a = model.gen_a2b(real_a), model.gen_b2a(real_b)
+        adversarial = least_squares_generator_loss(model.dis_b(fake_b)) + least_squares_generator_loss(model.dis_a(fake_a))
+        cycle = (model.gen_b2a(fake_b) - real_a).abs().mean() + (model.gen_a2b(fake_a) - real_b).abs().mean()
+        identity = (model.gen_a2b(real_b) - real_b).abs().mean() + (model.gen_b2a(real_a) - real_a).abs().mean()
+        loss = adversarial + 10 * cycle + 10 * identity
+        return step_output(GeneratorStepOutput, loss, adversarial_loss=adversarial, cycle_loss=cycle,
+                           identity_loss=identity, fake_b=fake_b)  # fmt: skip
 
 
 class TwoDomainDataset(torch.utils.data.Dataset):
@@ -209,7 +223,8 @@ def test_two_domain_translator_trains_through_the_generic_protocol(tmp_path):
         save_strategy="no", sample_steps=3, num_sample_images=4, report_to=[], use_cpu=True, seed=0,
         disable_tqdm=True, dataloader_num_workers=0, discriminator_weight_decay=0.5,
     )  # fmt: skip
-    trainer = GANTrainer(model=model, args=args, train_dataset=dataset, data_collator=two_domain_collator)
+    trainer = GANTrainer(model=model, args=args, train_dataset=dataset, data_collator=two_domain_collator,
+                         steps=ToyTranslatorSteps(model))  # fmt: skip
     trainer.train()
 
     # 2 D steps + 1 G step per iteration; every call got both domains, 4 rows each; the counters are passed

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.utils import ModelOutput
 
+from hf_dgm.modules.gan_protocol import DiscriminatorStepOutput, GANSteps, GeneratorStepOutput, step_output
 from hf_dgm.training.image_data import ImageGANCollator, dataset_from_arrays, load_digits_dataset, load_image_dataset
 from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, GANTrainingDivergedError
 from hf_dgm.training.plots import image_grid
@@ -43,7 +43,7 @@ class ToyGANConfig(PreTrainedConfig):
 class ToyGAN(PreTrainedModel):
     """Follows the FQ-BigGAN training protocol with MLPs and a 4-entry EMA dictionary (a miniature quantizer
     whose state lives in buffers and is updated only in D steps). `nan_at_d_call` / `nan_at_g_call` poison the
-    loss of the n-th D / G forward (1-based) to test the divergence guard."""
+    loss of the n-th D / G step (1-based) to test the divergence guard."""
 
     config_class = ToyGANConfig
 
@@ -92,34 +92,6 @@ class ToyGAN(PreTrainedModel):
         perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())
         return logits, q_loss, perplexity, (usage > 0).float().mean()
 
-    def forward(self, mode, pixel_values=None, labels=None, batch_size=None):
-        if mode == "discriminator":
-            self.d_calls += 1
-            b = pixel_values.shape[0]
-            fake_labels = torch.randint(0, self.config.num_classes, (b,), device=pixel_values.device)
-            with torch.no_grad():
-                fake = self._gen(self.generator, torch.randn(b, self.config.dim_z), fake_labels)
-            logits, q, ppl, use = self._disc(torch.cat([fake, pixel_values]), torch.cat([fake_labels, labels]), True)
-            loss_real = torch.relu(1 - logits[b:]).mean()
-            loss_fake = torch.relu(1 + logits[:b]).mean()
-            loss = loss_real + loss_fake + q
-            if self.d_calls == self.nan_at_d_call:
-                loss = loss * float("nan")
-            return ModelOutput(loss=loss, d_loss_real=loss_real, d_loss_fake=loss_fake, quantization_loss=q,
-                               fq_perplexity=ppl, fq_usage=use)  # fmt: skip
-        if mode == "generator":
-            self.g_calls += 1
-            if labels is None:
-                labels = torch.randint(0, self.config.num_classes, (batch_size,))
-            images = self._gen(self.generator, torch.randn(labels.shape[0], self.config.dim_z), labels)
-            logits, q, ppl, use = self._disc(images, labels, False)
-            g_loss = -logits.mean()
-            loss = g_loss + q
-            if self.g_calls == self.nan_at_g_call:
-                loss = loss * float("inf")
-            return ModelOutput(loss=loss, g_loss=g_loss, quantization_loss=q, images=images)
-        raise ValueError(mode)
-
     @torch.no_grad()
     def update_generator_ema(self, decay=None, step=None):
         if step is not None and step < self.config.ema_start:
@@ -142,6 +114,40 @@ class ToyGAN(PreTrainedModel):
         return self.config.num_classes
 
 
+class ToyGANSteps(GANSteps):
+    """The toy's losses (the training side of the protocol): hinge loss + the dictionary's commitment term."""
+
+    def discriminator_step(self, batch, *, step=0, d_step=0):
+        model, pixel_values, labels = self.model, batch["pixel_values"], batch["labels"]
+        model.d_calls += 1
+        b = pixel_values.shape[0]
+        fake_labels = torch.randint(0, model.config.num_classes, (b,), device=pixel_values.device)
+        with torch.no_grad():
+            fake = model._gen(model.generator, torch.randn(b, model.config.dim_z), fake_labels)
+        logits, q, ppl, use = model._disc(torch.cat([fake, pixel_values]), torch.cat([fake_labels, labels]), True)
+        loss_real = torch.relu(1 - logits[b:]).mean()
+        loss_fake = torch.relu(1 + logits[:b]).mean()
+        loss = loss_real + loss_fake + q
+        if model.d_calls == model.nan_at_d_call:
+            loss = loss * float("nan")
+        return step_output(DiscriminatorStepOutput, loss, d_loss_real=loss_real, d_loss_fake=loss_fake,
+                           quantization_loss=q, fq_perplexity=ppl, fq_usage=use)  # fmt: skip
+
+    def generator_step(self, batch, *, step=0):
+        model = self.model
+        model.g_calls += 1
+        labels = batch.get("labels")
+        if labels is None:
+            labels = torch.randint(0, model.config.num_classes, (batch["pixel_values"].shape[0],))
+        images = model._gen(model.generator, torch.randn(labels.shape[0], model.config.dim_z), labels)
+        logits, q, ppl, use = model._disc(images, labels, False)
+        g_loss = -logits.mean()
+        loss = g_loss + q
+        if model.g_calls == model.nan_at_g_call:
+            loss = loss * float("inf")
+        return step_output(GeneratorStepOutput, loss, g_loss=g_loss, quantization_loss=q, images=images)
+
+
 def toy_dataset(n=48, resolution=8, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, resolution, resolution, 3), dtype=np.uint8)
@@ -159,7 +165,8 @@ def make_trainer(tmp_path, model=None, dataset=None, **overrides):
     kwargs.update(overrides)
     args = GANTrainingArguments(**kwargs)
     collator = ImageGANCollator.for_dataset(dataset, resolution=model.config.resolution)
-    return GANTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    steps = ToyGANSteps(model) if isinstance(model, ToyGAN) else None  # a registered family: its FamilySpec.gan_steps
+    return GANTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, steps=steps)
 
 
 def _count_steps(optimizer):

@@ -8,7 +8,8 @@ override it; unknown keys or flags are an error that names them; mapping values 
 `config_overrides: {fq_commitment: 2.0}` stay mappings). Its `model_type` key (or `--model_type`) selects the
 family; recipes without it are FQ-BigGAN recipes (`fq_biggan`).
 
-**Families.** `model_type="<name>"` loads the module `hf_dgm.training.<name>.gan_run`, which provides:
+**Families.** `model_type="<name>"` loads the module named by the family's registry entry (`FamilySpec.trainer`,
+e.g. `hf_dgm.training.fq_biggan.gan_run`), which provides:
 
 - `ARGUMENT_CLASSES`: a tuple of dataclasses holding the family's own flags (model, data, evaluation), parsed with
   `GANTrainingArguments` by one `HfArgumentParser`;
@@ -21,7 +22,9 @@ family; recipes without it are FQ-BigGAN recipes (`fq_biggan`).
 - `main(argv) -> int` calling [`main`] with `--model_type <name>`: the family's `trainer` entry in its registry
   `FamilySpec`, so that `hf-dgm train <name> --recipe FILE` runs it.
 
-Adding a GAN family to `train_gan.py` is that one module; nothing here changes.
+Adding a GAN family to `train_gan.py` is that module, named by its `FamilySpec.trainer`, and its training steps
+(`FamilySpec.gan_steps`, a `hf_dgm.modules.gan_protocol.GANSteps`, which `GANTrainer` builds for the model); nothing
+here changes.
 
 **Run folder** (`--output_dir`): checkpoints (`checkpoint-N/`, resumable with `--resume_from_checkpoint`), the
 final model (safetensors + config.json; no pickled `training_args.bin`: run folders stay pickle-free for the Hub
@@ -38,7 +41,6 @@ grids as images at their G step (tag `samples`); after evaluation, its numbers a
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import math
@@ -83,7 +85,7 @@ def parse_config_overrides(raw: dict | str | None, config_class: type) -> dict:
 @dataclass
 class GANRunArguments:
     model_type: str = field(
-        default=DEFAULT_MODEL_TYPE, metadata={"help": "GAN family: loads hf_dgm.training.<model_type>.gan_run."}
+        default=DEFAULT_MODEL_TYPE, metadata={"help": "GAN family: runs the trainer module of its registry entry."}
     )
 
 
@@ -99,22 +101,21 @@ class GANRunSetup:
 
 
 def load_family(model_type: str):
-    """The run module of a GAN family (`hf_dgm.training.<model_type>.gan_run`)."""
-    if not model_type.isidentifier():
-        raise ValueError(f"`model_type` must be a family name such as 'fq_biggan', got {model_type!r}")
-    name = f"hf_dgm.training.{model_type}.gan_run"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name not in (name, f"hf_dgm.training.{model_type}"):
-            raise
+    """The run module of a GAN family: its registry entry's `trainer` (`FamilySpec.trainer`)."""
+    from ..registry import families, load_entry_point
+
+    spec = families().get(model_type)
+    if spec is None or spec.trainer is None:
         raise ValueError(
-            f"No GAN run code for model_type {model_type!r}: expected the module {name} (with ARGUMENT_CLASSES "
-            "and build())."
-        ) from None
+            f"No GAN run code for model_type {model_type!r}: no registered family names a trainer module for it "
+            f"(GAN families with one: {sorted(n for n, f in families().items() if f.gan_steps)})."
+        )
+    module = load_entry_point(spec.trainer)
     for attr in ("ARGUMENT_CLASSES", "build"):
         if not hasattr(module, attr):
-            raise ValueError(f"{name} has no `{attr}`; a GAN family's run module needs ARGUMENT_CLASSES and build().")
+            raise ValueError(
+                f"{spec.trainer} has no `{attr}`; a GAN family's run module needs ARGUMENT_CLASSES and build()."
+            )
     return module
 
 

@@ -2,55 +2,24 @@
 `transformers.Trainer`, for any model that follows the GAN step protocol below (FQ-BigGAN, FQ-StyleGAN,
 FQ-U-GAT-IT, ...).
 
-## The model protocol
+## The protocol
 
-Required:
+Typed in `hf_dgm.modules.gan_protocol`: the model is a `GANModel` (`generator_parameters()` /
+`discriminator_parameters()`, or `parameter_groups(network)` returning optimizer group dicts whose keys win over the
+network's settings below), and its losses are a `GANSteps` object bound to it, passed as `steps=` or built from the
+family's registry entry (`FamilySpec.gan_steps`). The trainer calls `steps.discriminator_step(chunk, step=,
+d_step=)` and `steps.generator_step(chunk, step=)` (and, after an optimizer step for which
+`steps.regularization_due(network, step)` is True, one more step of the same optimizer on
+`steps.<network>_regularization_step`, logged as `d_reg_*` / `g_reg_*`: StyleGAN2's `Dreg` / `Greg` phases).
 
-- `model(mode="discriminator", **chunk, step=int, d_step=int)` -> an output (a `ModelOutput` or dict) whose `.loss`
-  (shape `()`) is what D minimises. `chunk` holds EVERY entry of the data collator's batch (e.g. `pixel_values`,
-  `labels`, or `pixel_values_a` and `pixel_values_b`), each tensor cut to the rows of this D step (see Batches).
-  Quantizer dictionaries and other state that only D steps may change are updated in this call.
-- `model(mode="generator", **chunk, step=int)` -> an output whose `.loss` is what G minimises. `chunk` is the
-  micro-batch's FIRST D-step chunk (the same rows the first D step saw), so a G step can use real data (U-GAT-IT's
-  cycle, identity and CAM losses need the real images of both domains); a model that only needs a batch size
-  (BigGAN: fresh z, uniformly drawn classes) takes it from the chunk.
-- `model.generator_parameters()` and `model.discriminator_parameters()`: what each optimizer trains.
-
-`step` is the number of G updates done before this call (0 in the first iteration; the Trainer's `global_step`) and
-`d_step` the number of D updates done before this D step (0, 1, 2, ... over the whole run, resumed exactly); models
-use them for lazy regularisation (e.g. R1 `if d_step % 16 == 0`, path length `if step % 4 == 0`, multiplying the
-penalty by the interval). They are passed only to a `forward` that declares them (or takes `**kwargs`).
-
-Optional:
-
-- `model.parameter_groups(network)` with `network` `"generator"` or `"discriminator"` -> a list of optimizer
-  parameter-group dicts (`{"params": [...], "weight_decay": 0.0, "lr": ..., "betas": ...}`), replacing
-  `<network>_parameters()`. Keys a group sets win; keys it leaves out come from the network's settings (below).
-- `model.regularization_due(network, step) -> bool` with `network` `"discriminator"` or `"generator"`: lazy
-  regularisation as SEPARATE optimizer steps (StyleGAN2 / StyleGAN2-ADA's `Dreg` / `Greg` phases). After a D
-  optimizer step that used `d_step` (resp. after the G optimizer step that used `step`), when it returns True the
-  trainer runs `model(mode="discriminator_regularization", **chunk, d_step=...)` (resp.
-  `model(mode="generator_regularization", **chunk, step=...)`) over the same micro-batch chunks, backward, and one
-  more step of the SAME optimizer (the other network frozen). Its outputs are logged with the prefix `d_reg_` /
-  `g_reg_`. Models whose lazy terms are part of the main loss do not define it.
-- `model.after_generator_step(step=int)`: called after every G optimizer step, before the G-EMA update, with the
-  new `global_step` (1 after the first G update); for weight constraints such as U-GAT-IT's ρ clipping. Its return
-  value is ignored.
-- `model.update_generator_ema(decay=None, step=None) -> float`: called after `after_generator_step` when
-  `use_ema`. With `--ema_start` set, the trainer passes `decay=0.0` before that step and `--ema_decay` from it on
-  (and `step=None`); otherwise `decay=--ema_decay` (None: the model's choice, e.g. a half-life in images, see
-  `hf_dgm.modules.gan_ema`) and `step=global_step`. A method that declares them also gets `batch_size` (images per
-  G update over all processes, `GANTrainer.generator_batch_size`) and `images_seen` (`global_step × batch_size`),
-  what `ema_decay_from_half_life` needs.
-- `model.sample_images(num_images, generator, use_ema=..., truncation=..., batch=...)` -> `(N, C, H, W)` tensor in
-  [-1, 1], row-major: the sample grid. The trainer passes a `torch.Generator` seeded with `--sample_seed` (the grid
-  is the same at every save) and, only to a method that declares them, `use_ema`, `truncation`
-  (`--sample_truncation`) and `batch`: the collated first `--num_sample_images` rows of the training set (fixed
-  real inputs, for image-to-image models). `model.sample_grid_columns(num_images) -> int` sets the grid's width
-  (default: a square grid). Without `sample_images` no grids are drawn (`sample_steps` must then be 0).
-- `model.config` may carry training defaults: `generator_lr`, `discriminator_lr`, `generator_betas`,
-  `discriminator_betas`, `adam_eps`, `generator_weight_decay`, `discriminator_weight_decay`, `discriminator_steps`
-  (D steps per G step), `ema_decay`, `ema_start`.
+Optional model hooks: `after_generator_step(step=)` (after every G optimizer step, before the EMA; e.g. U-GAT-IT's
+ρ clipping), `update_generator_ema(decay=, step=[, batch_size=, images_seen=])` (when `use_ema`; with `--ema_start`
+the trainer passes `decay=0.0` before that step and `--ema_decay` from it on, with `step=None`),
+`sample_images(num_images, generator[, use_ema=, truncation=, batch=])` -> `(N, C, H, W)` in [-1, 1] and
+`sample_grid_columns(num_images)` (the sample grids; `batch` is the collated first `--num_sample_images` training
+rows). `model.config` may carry training defaults: `generator_lr`, `discriminator_lr`, `generator_betas`,
+`discriminator_betas`, `adam_eps`, `generator_weight_decay`, `discriminator_weight_decay`, `discriminator_steps`,
+`ema_decay`, `ema_start`.
 
 ## The schedule
 
@@ -61,10 +30,10 @@ One Trainer "global step" is one generator update, preceded by `d_steps_per_g_st
         D optimizer step                                  (G's parameters have requires_grad=False meanwhile)
     for each micro-batch i:                          G loss on chunk 0 of micro-batch i -> backward (/ n)
     G optimizer step (Trainer's own step)             (D's parameters have requires_grad=False meanwhile)
-    [G regularisation step if model.regularization_due("generator", step)]
+    [G regularisation step if steps.regularization_due("generator", step)]
     model.after_generator_step, G-EMA update, D scheduler step, sample grid if due
 
-(and after each D optimizer step, a D regularisation step if `model.regularization_due("discriminator", d_step)`).
+(and after each D optimizer step, a D regularisation step if `steps.regularization_due("discriminator", d_step)`).
 
 **Batches.** `per_device_train_batch_size` is the batch of ONE D step (and of the G step). The data loader
 therefore yields `per_device_train_batch_size × d_steps_per_g_step` rows per micro-batch; every tensor of the
@@ -90,8 +59,8 @@ and `weight_decay` are NOT used. Both optimizers follow `lr_scheduler_type` (def
 fp16 is refused: one GradScaler shared by two optimizers that step at different rates is not supported by
 Trainer/accelerate's loss-scaling path, and hinge-loss GANs overflow easily in fp16.
 
-**Distributed.** DDP through `accelerate launch`; the wrapped model is always called (`model(mode=...)`) so that
-gradients are synchronised; `ddp_find_unused_parameters=True` by default (D steps do not use G's parameters and
+**Distributed.** DDP through `accelerate launch`; every step runs through the wrapped model's call (the step bound
+as its `forward` for that call) so that gradients are synchronised; `ddp_find_unused_parameters=True` by default (D steps do not use G's parameters and
 vice versa). FQ dictionaries are buffers whose EMA statistics the quantizer all-reduces itself. FSDP and
 DeepSpeed are not supported.
 
@@ -99,9 +68,8 @@ DeepSpeed are not supported.
 processes) raises :class:`GANTrainingDivergedError` before that optimizer step; no checkpoint is written after the
 failure, so the last checkpoint on disk is the last good one (the message names it).
 
-**Logging** (to every `report_to` backend, averaged over the logging interval and over processes): every scalar
-field of the step outputs (a floating-point tensor with one element, or a Python int/float; other fields such as
-images, logits or class ids are skipped). A D-step field `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
+**Logging** (to every `report_to` backend, averaged over the logging interval and over processes): the `loss` and
+every floating-point entry of `terms` of the step outputs (`tensors` are not logged). A D-step term `x` is logged as `d_x` (`loss` -> `d_loss`; a name that already starts with `d_` is
 kept), a G-step field as `g_x` (`g_` names kept); G's `loss` is Trainer's `loss`. Plus `d_learning_rate`, and
 Trainer's `grad_norm` (G's) only when `max_grad_norm > 0` computes it. Values stay on the device until a log is
 due (no per-step host syncs besides the divergence guard).
@@ -131,6 +99,7 @@ from transformers.optimization import get_scheduler
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from ..modules.gan_protocol import GANStepOutput, GANSteps, check_gan_model
 from .plots import save_image_grid
 from .checkpoints import AtomicCheckpointMixin, last_complete_checkpoint
 
@@ -269,6 +238,20 @@ class _GANStepCallback(TrainerCallback):
             self.trainer.save_sample_grid()
 
 
+def gan_steps_for(model: nn.Module) -> GANSteps:
+    """The `GANSteps` of the model's registered family (`FamilySpec.gan_steps`), bound to `model`."""
+    from ..registry import families, resolve_callable
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    spec = families().get(model_type)
+    if spec is None or spec.gan_steps is None:
+        raise TypeError(
+            f"GANTrainer: no GAN steps registered for {type(model).__name__} (model_type {model_type!r}); pass "
+            "`steps=` (a hf_dgm.modules.gan_protocol.GANSteps) or register the family with `gan_steps`"
+        )
+    return resolve_callable(spec.gan_steps)(model)
+
+
 class GANTrainer(AtomicCheckpointMixin, Trainer):
     """`Trainer` for GANs following the protocol in the module docstring. See the module docstring for the step
     schedule, batch and gradient-accumulation semantics, checkpoint contents, precision and DDP notes.
@@ -280,16 +263,21 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         num_d_updates / num_g_updates (`int`): optimizer steps taken by this trainer (restored on resume).
     """
 
-    def __init__(self, model: nn.Module | None = None, args: GANTrainingArguments | None = None, **kwargs):
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: GANTrainingArguments | None = None,
+        steps: GANSteps | None = None,
+        **kwargs,
+    ):
         if model is None:
             raise ValueError("GANTrainer needs a model (model_init is not supported).")
-        if not callable(getattr(model, "parameter_groups", None)):
-            for name in ("generator_parameters", "discriminator_parameters"):
-                if not callable(getattr(model, name, None)):
-                    raise ValueError(
-                        f"GANTrainer needs a model with `{name}()` (or `parameter_groups(network)`); "
-                        f"{type(model).__name__} has none."
-                    )
+        check_gan_model(model)
+        self.steps = steps if steps is not None else gan_steps_for(model)
+        if not isinstance(self.steps, GANSteps):
+            raise TypeError(
+                f"GANTrainer's `steps` must be a hf_dgm.modules.gan_protocol.GANSteps, got {type(self.steps).__name__}"
+            )
         if args is None:
             args = GANTrainingArguments(output_dir="gan_trainer_output")
         if not isinstance(args, GANTrainingArguments):
@@ -311,7 +299,6 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
             raise ValueError("GANTrainer supports single-device and DDP training only (no DeepSpeed / FSDP).")
         # The loss comes from our own training_step: Trainer must not count label tokens for a loss normaliser.
         self.model_accepts_loss_kwargs = False
-        self._forward_arguments = _accepted_arguments(model.forward)
         config = getattr(model, "config", None)
         self.d_steps_per_g_step = int(
             args.d_steps_per_g_step if args.d_steps_per_g_step is not None else _config_value(config, "discriminator_steps", 1)
@@ -469,9 +456,6 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         micro_batches, self._micro_batches = self._micro_batches, []
         return self._gan_iteration(model, micro_batches)
 
-    def _step_arguments(self, **values: int) -> dict[str, int]:
-        return _only_accepted(values, self._forward_arguments)
-
     def _gan_iteration(self, model: nn.Module, micro_batches: list[dict[str, Any]]) -> torch.Tensor:
         n = len(micro_batches)
         chunks = [self._split_for_d_steps(batch) for batch in micro_batches]
@@ -484,13 +468,13 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         try:
             for k in range(self.d_steps_per_g_step):
                 self.d_optimizer.zero_grad(set_to_none=True)
-                extra = self._step_arguments(step=step, d_step=self.num_d_updates)
+                d_step = self.num_d_updates
                 losses = []
                 for i in range(n):
                     sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
                     with sync:
                         with self.compute_loss_context_manager():
-                            out = model(mode="discriminator", **chunks[i][k], **extra)
+                            out = self._run_step(model, "discriminator", chunks[i][k], step=step, d_step=d_step)
                         self.accelerator.backward(out.loss / n)
                     losses.append(out.loss.detach())
                     self._record("d_", out)
@@ -510,7 +494,6 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         self._pending_generator_regularization = (
             ([chunks[i][0] for i in range(n)], step) if self._regularization_due("generator", step) else None
         )
-        extra = self._step_arguments(step=step)
         losses = []
         _set_requires_grad(params["discriminator"], False)
         try:
@@ -518,7 +501,7 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
                 sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
                 with sync:
                     with self.compute_loss_context_manager():
-                        out = model(mode="generator", **chunks[i][0], **extra)
+                        out = self._run_step(model, "generator", chunks[i][0], step=step)
                     self.accelerator.backward(out.loss / n)
                 losses.append(out.loss.detach())
                 self._record("g_", out)
@@ -528,8 +511,33 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         return losses[0] / n if n == 1 else torch.stack(losses).sum() / n
 
     def _regularization_due(self, network: str, step: int) -> bool:
-        due = getattr(self.model, "regularization_due", None)
-        return bool(due(network, step)) if callable(due) else False
+        return bool(self.steps.regularization_due(network, step))
+
+    def _run_step(self, model: nn.Module, phase: str, batch: dict[str, Any], **counters: int) -> Any:
+        """`self.steps.<phase>_step(batch, **counters)`, run through `model` (the Trainer's wrapped model) when it
+        is a DDP wrapper: the step is bound as the inner module's `forward` for this one call, so that DDP prepares
+        its gradient reduction (and finds unused parameters) exactly as for an ordinary forward."""
+        function = getattr(self.steps, f"{phase}_step")
+        with self.compute_loss_context_manager(), self.accelerator.autocast():
+            if not isinstance(model, nn.parallel.DistributedDataParallel):
+                out = function(batch, **counters)
+            else:
+                inner = model.module
+                previous = inner.__dict__.get("forward")
+                inner.forward = lambda: function(batch, **counters)
+                try:
+                    out = model()
+                finally:
+                    if previous is None:
+                        del inner.forward
+                    else:
+                        inner.forward = previous
+        if not isinstance(out, GANStepOutput):
+            raise TypeError(
+                f"{type(self.steps).__name__}.{phase}_step must return a {GANStepOutput.__name__} "
+                f"(hf_dgm.modules.gan_protocol), got {type(out).__name__}"
+            )
+        return out
 
     def _regularization_step(self, model: nn.Module, network: str, chunks: list[dict[str, Any]], **counters: int) -> None:
         """One separate lazy-regularisation optimizer step of `network` (the other network frozen)."""
@@ -538,7 +546,6 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
         optimizer = self.d_optimizer if network == "discriminator" else self.optimizer
         optimizer.zero_grad(set_to_none=True)
         n = len(chunks)
-        extra = self._step_arguments(**counters)
         losses = []
         _set_requires_grad(params[other], False)
         try:
@@ -546,7 +553,7 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
                 sync = contextlib.nullcontext() if i == n - 1 else self.accelerator.no_sync(model)
                 with sync:
                     with self.compute_loss_context_manager():
-                        out = model(mode=f"{network}_regularization", **chunk, **extra)
+                        out = self._run_step(model, f"{network}_regularization", chunk, **counters)
                     self.accelerator.backward(out.loss / n)
                 losses.append(out.loss.detach())
                 self._record("d_reg_" if network == "discriminator" else "g_reg_", out)
@@ -618,8 +625,7 @@ class GANTrainer(AtomicCheckpointMixin, Trainer):
     # ------------------------------------------------------------------------------------------------ logging
     def _record(self, prefix: str, output: Any) -> None:
         """Keep every scalar field of a step output (on its device) for the next log."""
-        items = output.items() if hasattr(output, "items") else vars(output).items()
-        for name, value in items:
+        for name, value in [("loss", output.loss), *output.terms.items()]:
             if prefix == "g_" and name == "loss":
                 continue  # Trainer logs G's total loss as `loss`
             if isinstance(value, torch.Tensor):

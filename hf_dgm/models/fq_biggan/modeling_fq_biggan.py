@@ -4,8 +4,9 @@
 Classes:
 
 - [`FQBigGANForImageGeneration`]: the trainable GAN. Holds `generator`, `generator_ema` (an independent EMA copy,
-  saved with the model and used for inference) and `discriminator`. `forward(mode="discriminator" | "generator")`
-  returns the losses of one D or G step.
+  saved with the model and used for inference) and `discriminator`. `forward(z, labels)` generates; the D and G
+  training steps (losses) are training code, `hf_dgm.training.fq_biggan.loss.FQBigGANSteps` (this module stays free
+  of it: it is shipped as remote code).
 - [`FQBigGANGeneratorModel`]: generator-only inference model. `FQBigGANGeneratorModel.from_pretrained(dir)` on a
   folder saved by [`FQBigGANForImageGeneration`] loads only the `generator_ema.*` weights (the generator and
   discriminator weights are skipped, never materialised).
@@ -29,7 +30,6 @@ from transformers.utils import ModelOutput
 from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
 from ...modules.gan_ema import copy_weights, ema_decay_at_step, update_ema
-from ...modules.gan_losses import hinge_discriminator_loss, hinge_generator_loss
 from ...modules.spectral_norm import SNConv2d, SNEmbedding, SNLinear, SpectralNormMixin
 from ...modules.truncation import _check_truncation, sample_truncated_normal
 from ...modules.validation import check_pretrained_folder
@@ -58,65 +58,6 @@ class FQBigGANDiscriminatorOutput(ModelOutput):
     quantization_loss: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
-
-
-@dataclass
-class FQBigGANDiscriminatorStepOutput(ModelOutput):
-    r"""
-    Output of `FQBigGANForImageGeneration(mode="discriminator")`.
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): `d_loss_real + d_loss_fake + quantization_loss` (what D minimises).
-        d_loss_real (`torch.FloatTensor` of shape `()`): Hinge loss on real images, `mean(relu(1 - D(x)))`.
-        d_loss_fake (`torch.FloatTensor` of shape `()`): Hinge loss on generated images, `mean(relu(1 + D(G(z))))`.
-        quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss on real + FQ loss on fake (0 with
-            `use_fq=False`).
-        quantization_loss_real / quantization_loss_fake (`torch.FloatTensor` of shape `()`, *optional*): The two
-            terms of `quantization_loss` (the original adds them to `D_loss_real` / `D_loss_fake`; `None` without FQ).
-        fq_perplexity (`torch.FloatTensor` of shape `()`, *optional*): Code perplexity over the real+fake batch,
-            mean over quantized layers (`None` with `use_fq=False`).
-        fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Fraction of entries used, mean over layers.
-        logits_real (`torch.FloatTensor` of shape `(B,)`), logits_fake (`torch.FloatTensor` of shape `(B,)`):
-            D's scores.
-        fakes (`torch.FloatTensor` of shape `(B, C, H, W)`): The generated images D scored (no gradient to G).
-    """
-
-    loss: torch.FloatTensor | None = None
-    d_loss_real: torch.FloatTensor | None = None
-    d_loss_fake: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    quantization_loss_real: torch.FloatTensor | None = None
-    quantization_loss_fake: torch.FloatTensor | None = None
-    fq_perplexity: torch.FloatTensor | None = None
-    fq_usage: torch.FloatTensor | None = None
-    logits_real: torch.FloatTensor | None = None
-    logits_fake: torch.FloatTensor | None = None
-    fakes: torch.FloatTensor | None = None
-
-
-@dataclass
-class FQBigGANGeneratorStepOutput(ModelOutput):
-    r"""
-    Output of `FQBigGANForImageGeneration(mode="generator")`.
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): `g_loss + quantization_loss` (what G minimises).
-        g_loss (`torch.FloatTensor` of shape `()`): Hinge generator loss `-mean(D(G(z)))`.
-        quantization_loss (`torch.FloatTensor` of shape `()`): FQ loss of the fake batch (0 with `use_fq=False`).
-        fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`, *optional*): As in the D step (fake batch).
-        images (`torch.FloatTensor` of shape `(B, C, H, W)`): The generated images, in [-1, 1], with gradient.
-        labels (`torch.LongTensor` of shape `(B,)`, *optional*): Their classes (`None` if unconditional).
-        logits_fake (`torch.FloatTensor` of shape `(B,)`): D's scores of the images.
-    """
-
-    loss: torch.FloatTensor | None = None
-    g_loss: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    fq_perplexity: torch.FloatTensor | None = None
-    fq_usage: torch.FloatTensor | None = None
-    images: torch.FloatTensor | None = None
-    labels: torch.LongTensor | None = None
-    logits_fake: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -648,16 +589,12 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
     shared storage — saved with the model and used by [`~FQBigGANForImageGeneration.generate`]) and `discriminator`
     (projection D with feature quantizers after the blocks in `config.fq_layers`).
 
-    One `forward` per optimisation step, selected by `mode` (so a DDP-wrapped model syncs the right gradients):
+    `forward(z, labels)` generates; `discriminator(images, labels)` scores. The training steps (hinge losses, FQ
+    terms, the dictionary updates of each step) are `hf_dgm.training.fq_biggan.loss.FQBigGANSteps`:
 
-    - `mode="discriminator"`: D step. Samples z and (uniformly) the fake classes (or takes `z`, `generator_labels`),
-      generates fakes without gradient to G, runs D on the concatenated `[fake; real]` batch (as BigGAN-PyTorch)
-      and updates the FQ dictionaries from it (training mode only). Returns [`FQBigGANDiscriminatorStepOutput`].
-    - `mode="generator"`: G step. Generates `batch_size` images (random classes) or one per entry of `labels` (or
-      from `z`), scores them with D. By default (`config.fq_update_in_generator_step=True`) D's quantizers update
-      their dictionaries a second time here, from the fakes, exactly as FQ-GAN's `train_fns.py` does (its D stays
-      in training mode during the G step and `Quantize` updates whenever it is in training mode); D's spectral-norm
-      vectors also advance here, as in the original. Returns [`FQBigGANGeneratorStepOutput`].
+    - D step: fakes without gradient to G, D on `[fake; real]`, FQ dictionaries updated from it;
+    - G step: fakes scored by D; by default (`config.fq_update_in_generator_step=True`) the dictionaries update a
+      second time, from the fakes, as FQ-GAN's `train_fns.py`.
 
     Parity with FQ-GAN's FQ-BigGAN (`benchmarks/parity/fq_biggan.py`): from identical weights and batch, a D step
     and a G step agree with `train_fns.GAN_training_function` in every logit, loss term, gradient, spectral-norm
@@ -704,190 +641,26 @@ class FQBigGANForImageGeneration(FQBigGANPreTrainedModel):
         decay = ema_decay_at_step(step, self.config.ema_decay if decay is None else decay, self.config.ema_start)
         return update_ema(self.generator_ema, self.generator, decay)
 
-    # -- training ----------------------------------------------------------------------------------------------------
-    def _sample_labels(self, batch_size: int, device) -> torch.LongTensor | None:
-        if self.config.num_classes == 0:
-            return None
-        return torch.randint(0, self.config.num_classes, (batch_size,), device=device)
-
-    def _check_labels(self, labels, batch_size: int | None, name: str = "labels") -> torch.LongTensor | None:
-        if self.config.num_classes == 0:
-            if labels is not None:
-                raise ValueError(f"this model is unconditional (num_classes=0): `{name}` must be None")
-            return None
-        if labels is None:
-            return None
-        if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.long, torch.int):
-            raise ValueError(f"`{name}` must be a 1-D integer tensor of class ids")
-        if batch_size is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"`{name}` has {labels.shape[0]} entries, expected {batch_size}")
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_classes):
-            raise ValueError(f"`{name}` must be in [0, {self.config.num_classes})")
-        return labels.long()
-
     def forward(
         self,
-        mode: str = "discriminator",
-        pixel_values: torch.Tensor | None = None,
+        z: torch.Tensor,
         labels: torch.LongTensor | None = None,
-        batch_size: int | None = None,
-        generator_labels: torch.LongTensor | None = None,
-        step: int | None = None,
-        d_step: int | None = None,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        update_dictionary: bool | None = None,
+        use_ema: bool = True,
         return_dict: bool | None = None,
-        **kwargs,
-    ) -> FQBigGANDiscriminatorStepOutput | FQBigGANGeneratorStepOutput:
+    ) -> FQBigGANGenerationOutput:
         r"""
-        One step of `GANTrainer`'s protocol (see `hf_dgm.training.gan_trainer`).
+        Generate from given latents (with gradient; see [`~FQBigGANForImageGeneration.generate`] for sampling).
 
         Args:
-            mode (`str`): `"discriminator"` or `"generator"`.
-            pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`): Real images in [-1, 1]. D step: the real
-                batch. G step: optional; when given (the trainer passes the real batch), only its size B is used and
-                the G step draws B classes uniformly (as BigGAN: G's classes do not come from the data), ignoring
-                `labels`.
-            labels (`torch.LongTensor` of shape `(B,)`): D step: classes of the real images (required if
-                conditional). G step without `pixel_values`: classes to generate (else `batch_size` random classes).
-            batch_size (`int`, *optional*): G step without `labels` or `pixel_values`.
-            generator_labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes of the fakes (default:
-                uniform random, as the original). D step; in a G step an alias of `labels` that wins over
-                `pixel_values` (so a parity script can fix the fakes' classes of both steps).
-            step (`int`, *optional*), d_step (`int`, *optional*): The trainer's G / D update counters; FQ-BigGAN has
-                no lazy regularisation and does not use them.
-            z (`torch.FloatTensor` of shape `(B, dim_z)`, *optional*): Latents of the fakes (default: N(0, 1) drawn
-                with `generator`).
-            generator (`torch.Generator`, *optional*): Source of the z and classes drawn when not given (default: the
-                global RNG).
-            update_dictionary (`bool`, *optional*): Whether this step may update the FQ dictionaries (training mode
-                only). Default: always in a D step; in a G step `config.fq_update_in_generator_step` (True: the
-                original's second update from the fakes).
+            z (`torch.FloatTensor` of shape `(B, dim_z)`): Latents.
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (conditional models).
+            use_ema (`bool`, defaults to `True`): Use `generator_ema` (else the trained `generator`).
+
+        Returns:
+            [`FQBigGANGenerationOutput`] with `images` `(B, C, H, W)` in [-1, 1] and `class_labels`.
         """
-        if kwargs:
-            raise TypeError(f"FQBigGANForImageGeneration.forward got unexpected keyword arguments {sorted(kwargs)}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}")
-        if update_dictionary is not None and not isinstance(update_dictionary, bool):
-            raise ValueError(f"`update_dictionary` must be a bool or None, got {update_dictionary!r}")
-        if mode == "discriminator":
-            return self._discriminator_step(pixel_values, labels, generator_labels, z, generator, update_dictionary)
-        if mode == "generator":
-            if update_dictionary is None:
-                update_dictionary = self.config.fq_update_in_generator_step
-            if generator_labels is not None:
-                labels, pixel_values = generator_labels, None
-            if pixel_values is not None:
-                self._check_pixels(pixel_values)
-                return self._generator_step(None, pixel_values.shape[0], z, generator, update_dictionary)
-            return self._generator_step(labels, batch_size, z, generator, update_dictionary)
-        raise ValueError(f"`mode` must be 'discriminator' or 'generator', got {mode!r}")
-
-    def _check_pixels(self, pixel_values) -> None:
-        size, channels = self.config.resolution, self.config.num_channels
-        expected = (channels, size, size)
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or pixel_values.shape[1:] != expected:
-            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"`pixel_values` must be a (B, {channels}, {size}, {size}) tensor in [-1, 1], got {shape}")
-
-    def _latents(self, z, batch: int, device, dtype, generator: torch.Generator | None) -> torch.Tensor:
-        """`z` checked against `(batch, dim_z)`, or drawn from N(0, 1) with `generator`."""
-        if z is None:
-            source = generator.device if generator is not None else device
-            return torch.randn(batch, self.config.dim_z, device=source, dtype=dtype, generator=generator).to(device)
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or tuple(z.shape) != (batch, self.config.dim_z):
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"`z` must be a ({batch}, {self.config.dim_z}) tensor, got {shape}")
-        return z.to(device=device, dtype=dtype)
-
-    def _random_labels(self, batch: int, device, generator: torch.Generator | None) -> torch.LongTensor | None:
-        if generator is None:
-            return self._sample_labels(batch, device)
-        if self.config.num_classes == 0:
-            return None
-        return torch.randint(0, self.config.num_classes, (batch,), device=generator.device, generator=generator).to(
-            device
-        )
-
-    def _discriminator_step(
-        self, pixel_values, labels, generator_labels, z=None, generator=None, update_dictionary=None
-    ) -> FQBigGANDiscriminatorStepOutput:
-        if pixel_values is None:
-            raise ValueError("mode='discriminator' needs `pixel_values` (real images)")
-        self._check_pixels(pixel_values)
-        batch = pixel_values.shape[0]
-        labels = self._check_labels(labels, batch)
-        if self.config.num_classes and labels is None:
-            raise ValueError("this model is class-conditional: pass `labels` of the real images")
-        generator_labels = self._check_labels(generator_labels, batch, "generator_labels")
-        if generator_labels is None:  # classes before z: the draw order of the global RNG as before z was a parameter
-            generator_labels = self._random_labels(batch, pixel_values.device, generator)
-        z = self._latents(z, batch, pixel_values.device, pixel_values.dtype, generator)
-
-        with torch.no_grad():
-            fakes = self.generator(z, generator_labels)
-        images = torch.cat([fakes, pixel_values], dim=0)
-        both_labels = torch.cat([generator_labels, labels], dim=0) if labels is not None else None
-        scores = self.discriminator(
-            images, both_labels, update_dictionary=True if update_dictionary is None else update_dictionary
-        )
-        logits_fake, logits_real = scores.logits[:batch], scores.logits[batch:]
-        d_loss_real, d_loss_fake = hinge_discriminator_loss(logits_real, logits_fake)
-        if scores.quantization_loss is not None:
-            quantization_loss_real = scores.quantization_loss[batch:].mean()
-            quantization_loss_fake = scores.quantization_loss[:batch].mean()
-            quantization_loss = quantization_loss_real + quantization_loss_fake
-        else:
-            quantization_loss_real = quantization_loss_fake = None
-            quantization_loss = torch.zeros((), device=pixel_values.device)
-        return FQBigGANDiscriminatorStepOutput(
-            loss=d_loss_real + d_loss_fake + quantization_loss,
-            d_loss_real=d_loss_real,
-            d_loss_fake=d_loss_fake,
-            quantization_loss=quantization_loss,
-            quantization_loss_real=quantization_loss_real,
-            quantization_loss_fake=quantization_loss_fake,
-            fq_perplexity=scores.fq_perplexity,
-            fq_usage=scores.fq_usage,
-            logits_real=logits_real,
-            logits_fake=logits_fake,
-            fakes=fakes,
-        )
-
-    def _generator_step(
-        self, labels, batch_size, z=None, generator=None, update_dictionary: bool = True
-    ) -> FQBigGANGeneratorStepOutput:
-        device = self.device
-        labels = self._check_labels(labels, batch_size)
-        if labels is not None:
-            batch_size = labels.shape[0]
-        elif batch_size is None and z is not None and isinstance(z, torch.Tensor) and z.dim() == 2:
-            batch_size = z.shape[0]
-        if labels is None and batch_size is None:
-            raise ValueError("mode='generator' needs `labels`, `z` or `batch_size`")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        if labels is None:
-            labels = self._random_labels(batch_size, device, generator)
-        z = self._latents(z, batch_size, device, self.dtype, generator)
-        images = self.generator(z, labels)
-        scores = self.discriminator(images, labels, update_dictionary=update_dictionary)
-        g_loss = hinge_generator_loss(scores.logits)
-        if scores.quantization_loss is not None:
-            quantization_loss = scores.quantization_loss.mean()
-        else:
-            quantization_loss = torch.zeros((), device=device)
-        return FQBigGANGeneratorStepOutput(
-            loss=g_loss + quantization_loss,
-            g_loss=g_loss,
-            quantization_loss=quantization_loss,
-            fq_perplexity=scores.fq_perplexity,
-            fq_usage=scores.fq_usage,
-            images=images,
-            labels=labels,
-            logits_fake=scores.logits,
-        )
+        network = self.generator_ema if use_ema else self.generator
+        return FQBigGANGenerationOutput(images=network(z, labels), class_labels=labels)
 
     # -- inference ---------------------------------------------------------------------------------------------------
     def generate(
@@ -1004,12 +777,10 @@ class FQBigGANGeneratorModel(FQBigGANPreTrainedModel):
 __all__ = [
     "FQBigGANDiscriminator",
     "FQBigGANDiscriminatorOutput",
-    "FQBigGANDiscriminatorStepOutput",
     "FQBigGANForImageGeneration",
     "FQBigGANGenerationOutput",
     "FQBigGANGenerator",
     "FQBigGANGeneratorModel",
-    "FQBigGANGeneratorStepOutput",
     "FQBigGANPreTrainedModel",
     "sample_truncated_normal",
 ]
