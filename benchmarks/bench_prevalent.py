@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from hf_dgm.training import prevalent_finetune, prevalent_pretrain
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune, pretrain as prevalent_pretrain
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

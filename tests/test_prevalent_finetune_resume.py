@@ -35,7 +35,7 @@ TRAIN = [
 def tiny(tmp_path_factory):
     """(data folder, a tiny untrained Prevalent pretraining folder with its tokenizer)."""
     from hf_dgm.models.prevalent import PrevalentConfig, PrevalentForPreTraining
-    from hf_dgm.training.prevalent_pretrain import load_tokenizer
+    from hf_dgm.training.prevalent.pretrain import load_tokenizer
 
     root = tmp_path_factory.mktemp("prevalent")
     data = vln_tiny.write_data(root / "r2r")
@@ -78,7 +78,7 @@ def _assert_same_run(a: Path, b: Path):
 _KILLER = textwrap.dedent("""
     import os, signal, sys
     import hf_dgm
-    from hf_dgm.training import prevalent_finetune as pf
+    from hf_dgm.training.prevalent import finetune as pf
 
     at, mid_save, argv = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
     publish = pf._publish_checkpoint
@@ -104,7 +104,7 @@ def _run_killed(tiny, out, at, mid_save=False):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny, tmp_path_factory):
-    from hf_dgm.training import prevalent_finetune
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune
 
     full = tmp_path_factory.mktemp("full")
     prevalent_finetune.main(_argv(tiny, full))
@@ -114,7 +114,7 @@ def uninterrupted(tiny, tmp_path_factory):
 def test_checkpoint_layout_and_resume_after_kill_equals_uninterrupted(tiny, uninterrupted, tmp_path, caplog):
     import logging
 
-    from hf_dgm.training import prevalent_finetune
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune
 
     full = uninterrupted
     checkpoint = full / "checkpoint-2"
@@ -141,7 +141,7 @@ def test_checkpoint_layout_and_resume_after_kill_equals_uninterrupted(tiny, unin
 
 
 def test_kill_while_saving_leaves_only_an_incomplete_folder(tiny, uninterrupted, tmp_path):
-    from hf_dgm.training import prevalent_finetune
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune
 
     killed = tmp_path / "killed"
     _run_killed(tiny, killed, at=2, mid_save=True)  # at the stage-1 end: resumes from scratch
@@ -157,7 +157,7 @@ def test_report_to_tensorboard_logs_the_history(tiny, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from hf_dgm.training import prevalent_finetune
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune
 
     out = tmp_path / "tb"
     prevalent_finetune.main(_argv(tiny, out, "--report_to", "tensorboard", "--stage2_iters", "0", "--save_every", "0"))
@@ -177,7 +177,7 @@ def test_report_to_tensorboard_logs_the_history(tiny, tmp_path):
 
 
 def test_report_to_parsing():
-    from hf_dgm.training.prevalent_finetune import FinetuneArguments, _report_to
+    from hf_dgm.training.prevalent.finetune import FinetuneArguments, _report_to
 
     assert FinetuneArguments().report_to == "none"  # TrainingArguments' default in transformers 5
     assert _report_to("none") is None and _report_to("") is None and _report_to(None) is None

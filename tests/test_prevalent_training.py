@@ -28,7 +28,7 @@ def data_dir(tmp_path):
 
 
 def test_triplet_labels_by_hand(data_dir):
-    from hf_dgm.training.prevalent_data import STOP_LABEL, walk_triplets
+    from hf_dgm.training.prevalent.data import STOP_LABEL, walk_triplets
     from hf_dgm.vln import NavGraphs
 
     graphs = NavGraphs.from_dir(data_dir / "connectivity")
@@ -41,7 +41,7 @@ def test_triplet_labels_by_hand(data_dir):
 
 
 def test_bert_masking_statistics():
-    from hf_dgm.training.prevalent_data import mask_tokens
+    from hf_dgm.training.prevalent.data import mask_tokens
 
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 2000, (400, 50))
@@ -75,7 +75,7 @@ def test_pretraining_runs_resumes_and_loads(data_dir, tmp_path, caplog):
 
     from transformers import AutoModelForPreTraining
 
-    from hf_dgm.training import prevalent_pretrain
+    from hf_dgm.training.prevalent import pretrain as prevalent_pretrain
 
     out = tmp_path / "pre"
     metrics = prevalent_pretrain.main(_pretrain_argv(data_dir, out, 2))
@@ -95,7 +95,7 @@ def test_pretraining_runs_resumes_and_loads(data_dir, tmp_path, caplog):
 def test_finetuning_from_pretraining_and_pipeline(data_dir, tmp_path):
     from transformers import pipeline
 
-    from hf_dgm.training import prevalent_finetune, prevalent_pretrain
+    from hf_dgm.training.prevalent import finetune as prevalent_finetune, pretrain as prevalent_pretrain
     from hf_dgm.vln import NavGraphs, R2RDataset
     from hf_dgm.vln.evaluation import score_submission
 
@@ -146,7 +146,7 @@ def test_pipeline_with_an_untrained_agent(data_dir, tmp_path):
     from transformers import pipeline
 
     from hf_dgm.models.prevalent import PrevalentForNavigation, PrevalentNavigationConfig
-    from hf_dgm.training.prevalent_pretrain import load_tokenizer
+    from hf_dgm.training.prevalent.pretrain import load_tokenizer
     from hf_dgm.vln import NavGraphs, R2RDataset
     from hf_dgm.vln.evaluation import score_submission
 

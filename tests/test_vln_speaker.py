@@ -119,7 +119,7 @@ def _train_data(root: Path):
 
 
 def test_train_speaker_end_to_end(tmp_path, monkeypatch):
-    from hf_dgm.training.speaker import parse_args, train_speaker
+    from hf_dgm.training.prevalent_speaker.run import parse_args, train_speaker
 
     data = _train_data(tmp_path / "data")
     run = tmp_path / "speaker"
@@ -202,7 +202,7 @@ def test_speaker_publishes_with_validated_remote_code(tokenizer, tmp_path):
 
 
 def test_speaker_recipes_parse(tmp_path):
-    from hf_dgm.training.speaker import parse_args
+    from hf_dgm.training.prevalent_speaker.run import parse_args
 
     for name, dropout in (("speaker_r2r.yaml", 0.6), ("speaker_r2r_cpu.yaml", 0.3)):
         speaker_args, training_args, _ = parse_args(["--recipe", str(REPO / "training/recipes" / name), "--output_dir", str(tmp_path)])

@@ -6,12 +6,12 @@
 
 Without --pretrained the agent starts from scratch (text layers from --init_bert). Checkpoints are accelerate
 `save_state` folders (`checkpoint-N/`, written atomically): rerun the same command to resume exactly. `--report_to
-tensorboard` (or any accelerate tracker) logs the history. See `hf_dgm.training.prevalent_finetune` for every
+tensorboard` (or any accelerate tracker) logs the history. See `hf_dgm.training.prevalent.finetune` for every
 argument.
 """
 
 import hf_dgm  # noqa: F401  (registers the Prevalent classes)
-from hf_dgm.training.prevalent_finetune import main
+from hf_dgm.training.prevalent.finetune import main
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def real_batch(data: Path, batch_size: int, length: int, config: dict, seed: int
     import numpy as np
     from transformers import AutoTokenizer
 
-    from hf_dgm.training.prevalent_data import mask_tokens
+    from hf_dgm.training.prevalent.data import mask_tokens
     from hf_dgm.vln.geometry import view_angle_features
     from hf_dgm.vln.data import R2RDataset
 

@@ -44,7 +44,7 @@ FAMILY = FamilySpec(
         tags=("prevalent", "vision-and-language-navigation", "r2r", "pretraining", "custom_code", "hf-dgm"),
         license="apache-2.0",
         metrics={
-            # eval_* keys of pretrain_metrics.json (hf_dgm.training.prevalent_pretrain; the card reader drops "eval_"), held-out val_seen
+            # eval_* keys of pretrain_metrics.json (hf_dgm.training.prevalent.pretrain; the card reader drops "eval_"), held-out val_seen
             "masked_lm_loss": MetricSpec("loss", "Masked-LM cross-entropy on held-out R2R val_seen triplets", False),
             "action_loss": MetricSpec("loss", "Action-prediction cross-entropy on held-out R2R val_seen triplets", False),
             "action_accuracy": MetricSpec("accuracy", "Action-prediction accuracy on held-out R2R val_seen triplets", True),
@@ -56,5 +56,5 @@ FAMILY = FamilySpec(
         ),
     ),
     converter="hf_dgm.models.prevalent.convert_prevalent",
-    trainer="hf_dgm.training.prevalent_pretrain",
+    trainer="hf_dgm.training.prevalent.pretrain",
 )

@@ -55,7 +55,7 @@ FAMILY = FamilySpec(
         tags=("prevalent", "vision-and-language-navigation", "r2r", "custom_code", "hf-dgm"),
         license="apache-2.0",
         metrics={
-            # keys written by hf_dgm.training.prevalent_finetune (finetune_metrics.json)
+            # keys written by hf_dgm.training.prevalent.finetune (finetune_metrics.json)
             "val_seen_success_rate": MetricSpec("success_rate", "Success rate on R2R val_seen (stop within 3 m)", True),
             "val_seen_spl": MetricSpec("spl", "SPL on R2R val_seen", True),
             "val_seen_nav_error": MetricSpec("navigation_error", "Navigation error on R2R val_seen (m)", False),
@@ -67,7 +67,7 @@ FAMILY = FamilySpec(
             "max_action_length",
         ),
     ),
-    evaluator="hf_dgm.training.prevalent_finetune",
-    trainer="hf_dgm.training.prevalent_finetune",
+    evaluator="hf_dgm.training.prevalent.finetune",
+    trainer="hf_dgm.training.prevalent.finetune",
     demo="hf_dgm.demo.prevalent",
 )

@@ -577,7 +577,7 @@ class PrevalentForPreTraining(PrevalentPreTrainedModel):
     ) -> PrevalentForPreTrainingOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch, text_len)`, *optional*): original ids at masked positions, -100
-            elsewhere (see `hf_dgm.training.prevalent_data.mask_tokens`); -1, the original code's ignore index, is
+            elsewhere (see `hf_dgm.training.prevalent.data.mask_tokens`); -1, the original code's ignore index, is
             accepted as well.
         masked_positions_only (`bool`, defaults to `False`): with `labels`, run the vocabulary projection only at the
             labelled positions (same loss, far less compute); `prediction_logits` is then `(num_labelled, vocab_size)`.

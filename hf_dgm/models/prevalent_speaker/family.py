@@ -30,7 +30,7 @@ FAMILY = FamilySpec(
               "hf-dgm"),
         license="apache-2.0",
         metrics={
-            # keys written by hf_dgm.training.speaker (metrics.json)
+            # keys written by hf_dgm.training.prevalent_speaker.run (metrics.json)
             "val_seen_bleu": MetricSpec("bleu", "BLEU-4 on R2R val_seen (sacrebleu, lowercased, one generation per path)", True),
             "eval_loss": MetricSpec("loss", "Teacher-forced token cross-entropy on R2R val_seen", False),
         },
@@ -40,6 +40,6 @@ FAMILY = FamilySpec(
             "feature_dropout", "max_instruction_length", "output_vocab_size",
         ),
     ),
-    trainer="hf_dgm.training.speaker",
+    trainer="hf_dgm.training.prevalent_speaker.run",
     demo="hf_dgm.demo.prevalent",
 )

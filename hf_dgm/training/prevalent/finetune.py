@@ -269,7 +269,7 @@ def build_agent(args: FinetuneArguments, tokenizer):
     from transformers import AutoConfig
 
     from hf_dgm.models.prevalent import PrevalentForNavigation, PrevalentNavigationConfig
-    from hf_dgm.training.prevalent_pretrain import _bert_path
+    from hf_dgm.training.prevalent.pretrain import _bert_path
 
     overrides = {"nav_hidden_size": args.nav_hidden_size}
     if args.pretrained:
@@ -409,7 +409,7 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
     from tqdm.auto import tqdm
 
     from hf_dgm.training.checkpoints import last_complete_checkpoint
-    from hf_dgm.training.prevalent_pretrain import load_tokenizer
+    from hf_dgm.training.prevalent.pretrain import load_tokenizer
     from hf_dgm.vln import NavGraphs, R2RDataset, R2REnv, load_feature_store
 
     out = Path(args.output_dir)

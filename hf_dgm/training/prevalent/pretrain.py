@@ -99,7 +99,7 @@ def build_pretraining_model(args: PrevalentPretrainArguments, tokenizer):
 
 
 def build_triplets(args: PrevalentPretrainArguments):
-    from hf_dgm.training.prevalent_data import walk_triplets
+    from hf_dgm.training.prevalent.data import walk_triplets
     from hf_dgm.vln import NavGraphs, R2RDataset
 
     graphs = NavGraphs.from_dir(Path(args.data_dir) / "connectivity")
@@ -157,7 +157,7 @@ def run(args: PrevalentPretrainArguments, training_args, recipe: str | None = No
     from transformers import Trainer
     from transformers.trainer_utils import get_last_checkpoint
 
-    from hf_dgm.training.prevalent_data import MixedTriplets, PrevalentPretrainingCollator
+    from hf_dgm.training.prevalent.data import MixedTriplets, PrevalentPretrainingCollator
     from hf_dgm.vln import load_feature_store
 
     if args.features is None and args.vision_feature_size:

@@ -1,0 +1,1 @@
+"""Training of the Prevalent speaker (instruction generator) on R2R (`run`)."""
