@@ -51,4 +51,6 @@ FAMILY = FamilySpec(
             "optimus.decoder.num_hidden_layers", "optimus.decoder.vocab_size",
         ),
     ),
+    evaluator="hf_dgm.training.optimus_dialog.evaluate_cli",
+    trainer="hf_dgm.training.optimus_dialog.run",
 )
