@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None, prog: str = "hf-dgm evaluate") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(metrics))
-    if args.output:
+    if getattr(args, "output", None):  # evaluators that write JSON declare --output
         out = Path(args.output)
         if out.parent and not out.parent.exists():
             os.makedirs(out.parent, exist_ok=True)
