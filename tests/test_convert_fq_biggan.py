@@ -15,6 +15,7 @@ import hf_dgm  # noqa: F401
 from hf_dgm.convert.__main__ import main as convert_main
 from hf_dgm.models.fq_biggan.convert_fq_biggan import convert_checkpoints
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+from hf_dgm.training.fq_biggan.loss import FQBigGANSteps
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -101,8 +102,9 @@ def trained_model(config: FQBigGANConfig) -> FQBigGANForImageGeneration:
     size, classes = config.resolution, max(config.num_classes, 1)
     real = torch.rand(4, 3, size, size) * 2 - 1
     labels = torch.randint(0, classes, (4,)) if config.num_classes else None
-    model(mode="discriminator", pixel_values=real, labels=labels)
-    model(mode="generator", batch_size=4)
+    steps = FQBigGANSteps(model)  # one D and one G training step
+    steps.discriminator_step({"pixel_values": real, "labels": labels})
+    steps.generator_step(batch_size=4)
     with torch.no_grad():
         for p in list(model.generator_parameters()) + list(model.discriminator_parameters()):
             p.add_(0.01 * torch.randn_like(p))

@@ -5,6 +5,7 @@ import torch
 
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
 from hf_dgm.training.fq_biggan.gan_run import dictionary_usage
+from hf_dgm.training.fq_biggan.loss import FQBigGANSteps
 from hf_dgm.training.gan_evaluation import class_conditional_accuracy
 
 
@@ -54,7 +55,7 @@ def test_dictionary_usage_counts_entries_of_each_quantized_layer():
     model = FQBigGANForImageGeneration(config)
     images, labels = torch.rand(6, 1, 16, 16) * 2 - 1, torch.arange(6) % 10
     model.train()
-    model(mode="discriminator", pixel_values=images, labels=labels)  # the first update fills the dictionaries
+    FQBigGANSteps(model).discriminator_step({"pixel_values": images, "labels": labels})  # the first update fills them
     usage = dictionary_usage(model, [(images, labels), (images[:2], labels[:2])])
     assert usage["num_fq_dictionary_entries"] == 8
     for layer in config.fq_layers:

@@ -18,8 +18,8 @@ dictionaries stay identical across ranks. The all-reduce is a collective: every 
 calls (as it does when all ranks run the same D step). The loss, quantized output and indices stay per-rank; the perplexity and
 usage reported in an update step are computed from the all-reduced counts (global batch), otherwise per rank.
 
-Configuration: every GAN config of the zoo carries the same FQ fields (`FQ_CONFIG_DEFAULTS`, documented by
-`FQ_CONFIG_DOCSTRING`), validated by [`validate_feature_quantizer_config`]; a model builds each quantizer with
+Configuration: every GAN config of the zoo carries the same FQ fields, declared once by
+[`FeatureQuantizerConfigMixin`] (defaults `FQ_CONFIG_DEFAULTS`, documented by `FQ_CONFIG_DOCSTRING`), validated by [`validate_feature_quantizer_config`]; a model builds each quantizer with
 [`FeatureQuantizer.from_config`]. The dictionary size has one name, `fq_num_embeddings`.
 """
 
@@ -51,6 +51,7 @@ FQ_CONFIG_DEFAULTS = {
     "fq_eps": 1e-5,
     "fq_dictionary_init": "randn",
     "fq_zero_debias": False,
+    "fq_update_in_generator_step": True,
 }
 
 FQ_CONFIG_DOCSTRING = """
@@ -71,7 +72,51 @@ FQ_CONFIG_DOCSTRING = """
             initial buffers) or `True` (FQ-GAN's TensorFlow FQ-StyleGAN and FQ-U-GAT-IT: TF's
             `assign_moving_average` with its default `zero_debias=True`, i.e. an EMA started from zero and divided
             by `1 - decay**t` after `t` updates). Each family's config picks its original's default.
+        fq_update_in_generator_step (`bool`, defaults to `True`): The G step updates the dictionaries a second time,
+            from the fakes, as the originals do (their D stays in training mode during the G step).
 """
+
+
+class FeatureQuantizerConfigMixin:
+    """The FQ fields of a GAN config, declared once: mix in before `PreTrainedConfig`
+    (`class FQXConfig(FeatureQuantizerConfigMixin, PreTrainedConfig)`), let the family's `__init__` pass the `fq_*`
+    keywords on to `super().__init__(**kwargs)`, and set the family's defaults in the class attribute `fq_defaults`
+    (over `FQ_CONFIG_DEFAULTS`; documented by `FQ_CONFIG_DOCSTRING`). A field left at None takes the family default;
+    a family whose default depends on other fields (e.g. FQ-StyleGAN's layers by resolution) fills it in after
+    `super().__init__`. Lists are stored as lists (JSON round trip); the family's `__init__` then calls
+    [`validate_feature_quantizer_config`]."""
+
+    fq_defaults = {}  # the family's FQ defaults over FQ_CONFIG_DEFAULTS (a class attribute, not a config field)
+
+    def __init__(
+        self,
+        *,
+        use_fq: bool | None = None,
+        fq_layers: list[int] | None = None,
+        fq_num_embeddings: int | list[int] | None = None,
+        fq_decay: float | None = None,
+        fq_commitment: float | None = None,
+        fq_mode: str | None = None,
+        fq_eps: float | None = None,
+        fq_dictionary_init: str | None = None,
+        fq_zero_debias: bool | None = None,
+        fq_update_in_generator_step: bool | None = None,
+        **kwargs,
+    ):
+        given = {
+            "use_fq": use_fq, "fq_layers": fq_layers, "fq_num_embeddings": fq_num_embeddings, "fq_decay": fq_decay,
+            "fq_commitment": fq_commitment, "fq_mode": fq_mode, "fq_eps": fq_eps,
+            "fq_dictionary_init": fq_dictionary_init, "fq_zero_debias": fq_zero_debias,
+            "fq_update_in_generator_step": fq_update_in_generator_step,
+        }  # fmt: skip
+        defaults = {**FQ_CONFIG_DEFAULTS, **type(self).fq_defaults}
+        for name, value in given.items():
+            value = defaults[name] if value is None else value
+            if isinstance(value, tuple):
+                value = list(value)
+            setattr(self, name, value)
+        self.use_fq = bool(self.use_fq)
+        super().__init__(**kwargs)
 
 
 def _is_positive_int(value) -> bool:
@@ -115,9 +160,10 @@ def validate_feature_quantizer_config(config, num_layers: int | None = None) -> 
         raise ValueError(f"`fq_commitment` must be >= 0, got {config.fq_commitment}")
     if config.fq_eps <= 0:
         raise ValueError(f"`fq_eps` must be > 0, got {config.fq_eps}")
-    zero_debias = getattr(config, "fq_zero_debias", False)
-    if not isinstance(zero_debias, bool):
-        raise ValueError(f"`fq_zero_debias` must be a bool, got {zero_debias!r}")
+    for name, default in (("fq_zero_debias", False), ("fq_update_in_generator_step", True)):
+        value = getattr(config, name, default)
+        if not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be a bool, got {value!r}")
 
 
 def fq_num_embeddings_for(config, layer: int | None = None) -> int:
@@ -493,6 +539,7 @@ __all__ = [
     "FQ_CONFIG_DOCSTRING",
     "FQ_MODES",
     "FeatureQuantizer",
+    "FeatureQuantizerConfigMixin",
     "FeatureQuantizerOutput",
     "fq_num_embeddings_for",
     "validate_feature_quantizer_config",

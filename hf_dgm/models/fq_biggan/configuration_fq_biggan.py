@@ -8,7 +8,7 @@ from typing import Any
 from ...modules.hub_compat import HubCompatibleConfig
 from ...modules.validation import check_float, finite_config
 
-from ...modules.feature_quantizer import validate_feature_quantizer_config
+from ...modules.feature_quantizer import FeatureQuantizerConfigMixin, validate_feature_quantizer_config
 
 
 INIT_SCHEMES = ("ortho", "N02", "xavier")
@@ -162,7 +162,7 @@ def _check_positive_int(name: str, value: Any) -> None:
 
 
 @finite_config
-class FQBigGANConfig(HubCompatibleConfig):
+class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
     r"""
     Configuration of [`FQBigGANForImageGeneration`] (BigGAN generator + projection discriminator with feature
     quantizers). Use [`FQBigGANConfig.from_preset`] for the original setups: `"cifar10"`, `"cifar100"` (32×32),
@@ -202,21 +202,12 @@ class FQBigGANConfig(HubCompatibleConfig):
         sn_iterations (`int`, defaults to 1): Power iterations per forward [`num_G_SV_itrs`, `num_D_SV_itrs`].
 
     Feature quantization (FQ-GAN: `--discrete_layer`, `--dict_size`, `--dict_decay`, `--commitment`):
-        use_fq (`bool`, defaults to `True`): `False` gives the plain BigGAN baseline (no quantizer at all).
-        fq_layers (`list[int]`, defaults to `[0, 1, 2, 3]`): Indices of the D blocks whose output is quantized.
-        fq_num_embeddings (`int`, defaults to 1024): Dictionary size K (`2**dict_size`).
-        fq_decay (`float`, defaults to 0.8): EMA decay of the dictionary.
-        fq_commitment (`float`, defaults to 1.0): Weight of the commitment loss.
-        fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the released code: the quantized features are
-            discarded, FQ acts through the dictionary and the loss) or `"straight_through"` (the paper: the
-            quantized features feed the rest of D).
-        fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the cluster sizes.
-        fq_dictionary_init (`str`, defaults to `"randn"`): `"randn"` (the original: N(0, 1) entries; entries unused
-            in the first update are lost for good, see [`FeatureQuantizer`]) or `"data"` (not in the original: the
-            first D step sets the entries to feature vectors of its batch, so all start in use).
-        fq_zero_debias (`bool`, defaults to `False`): FQ-BigGAN's plain EMA (`False`, the original PyTorch
-            `vq_layer.Quantize`) or TF's zero-debiased EMA (`True`, what FQ-GAN's TensorFlow sub-projects use; see
-            [`FeatureQuantizer`]).
+        The zoo's FQ fields (`use_fq`, `fq_layers`, `fq_num_embeddings`, `fq_decay`, `fq_commitment`, `fq_mode`,
+        `fq_eps`, `fq_dictionary_init`, `fq_zero_debias`, `fq_update_in_generator_step`), declared once by
+        `hf_dgm.modules.feature_quantizer.FeatureQuantizerConfigMixin` and documented by its `FQ_CONFIG_DOCSTRING`.
+        FQ-BigGAN's defaults are those of `FQ_CONFIG_DEFAULTS` (the original PyTorch `vq_layer.Quantize`: K = 1024,
+        decay 0.8, commitment 1.0, plain EMA) with `fq_layers=[0, 1, 2, 3]` (indices of the D blocks whose output
+        is quantized; stored sorted).
         fq_update_in_generator_step (`bool`, defaults to `True`): The G step updates the dictionaries a second time,
             from the fakes, as the original does: its D stays in training mode during the G step
             (`train.py` sets `D.train()` once per iteration, `train_fns.py` calls `GD(z_, y_, train_G=True)`, and
@@ -232,6 +223,7 @@ class FQBigGANConfig(HubCompatibleConfig):
     """
 
     model_type = "fq_biggan"
+    fq_defaults = {"fq_layers": [0, 1, 2, 3]}
 
     def __init__(
         self,
@@ -257,16 +249,6 @@ class FQBigGANConfig(HubCompatibleConfig):
         bn_eps: float = 1e-5,
         sn_eps: float = 1e-8,
         sn_iterations: int = 1,
-        use_fq: bool = True,
-        fq_layers: list[int] | None = None,
-        fq_num_embeddings: int = 1024,
-        fq_decay: float = 0.8,
-        fq_commitment: float = 1.0,
-        fq_mode: str = "loss_only",
-        fq_eps: float = 1e-5,
-        fq_dictionary_init: str = "randn",
-        fq_zero_debias: bool = False,
-        fq_update_in_generator_step: bool = True,
         generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4,
         generator_betas: tuple[float, float] | list[float] = (0.0, 0.999),
@@ -311,16 +293,6 @@ class FQBigGANConfig(HubCompatibleConfig):
         self.bn_eps = bn_eps
         self.sn_eps = sn_eps
         self.sn_iterations = sn_iterations
-        self.use_fq = bool(use_fq)
-        self.fq_layers = sorted(int(i) for i in (fq_layers if fq_layers is not None else [0, 1, 2, 3]))
-        self.fq_num_embeddings = fq_num_embeddings
-        self.fq_decay = fq_decay
-        self.fq_commitment = fq_commitment
-        self.fq_mode = fq_mode
-        self.fq_eps = fq_eps
-        self.fq_dictionary_init = fq_dictionary_init
-        self.fq_zero_debias = fq_zero_debias
-        self.fq_update_in_generator_step = fq_update_in_generator_step
         self.generator_lr = generator_lr
         self.discriminator_lr = discriminator_lr
         self.generator_betas = [float(b) for b in generator_betas]
@@ -342,7 +314,8 @@ class FQBigGANConfig(HubCompatibleConfig):
             kwargs["id2label"] = {i: name for i, name in enumerate(class_names)}
         elif "id2label" not in kwargs:
             kwargs["id2label"] = {i: f"class_{i}" for i in range(self.num_classes)}
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # the FQ fields: FeatureQuantizerConfigMixin
+        self.fq_layers = sorted(int(i) for i in self.fq_layers)
         self.validate_architecture()
 
     # ------------------------------------------------------------------------------------------------------------
@@ -438,8 +411,6 @@ class FQBigGANConfig(HubCompatibleConfig):
         if self.bn_eps <= 0 or self.sn_eps <= 0:
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
         validate_feature_quantizer_config(self, num_layers=self.num_discriminator_blocks)
-        if not isinstance(self.fq_update_in_generator_step, bool):
-            raise ValueError(f"`fq_update_in_generator_step` must be a bool, got {self.fq_update_in_generator_step!r}")
         if not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1], got {self.ema_decay}")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
