@@ -221,6 +221,16 @@ def fit_and_score(
     return float((classifier.predict(eval_x) == eval_y).mean())
 
 
+def standardizer(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation `(dim,)` of `pool` `(num_sentences, dim)`; a feature (almost) constant over the
+    pool (std under 1e-6 of the largest) keeps the divisor 1, so float noise in it is not blown up."""
+    if pool.ndim != 2 or len(pool) < 1:
+        raise ValueError(f"features must be (num_sentences >= 1, dim); got {pool.shape}")
+    mean, std = pool.mean(0), pool.std(0)
+    floor = 1e-6 * max(float(std.max()), 1e-12)
+    return mean, np.where(std > floor, std, 1.0)
+
+
 def classification_curves(
     train_features: dict[str, np.ndarray],
     train_labels: np.ndarray,
@@ -242,7 +252,7 @@ def classification_curves(
         raise ValueError("train_features and eval_features must name the same features")
     results: dict[str, dict[int, list[float]]] = {}
     for name, pool in train_features.items():
-        mean, std = pool.mean(0), pool.std(0) + 1e-8
+        mean, std = standardizer(pool)
         pool_std, eval_std = (pool - mean) / std, (eval_features[name] - mean) / std
         results[name] = {}
         for n in labels_per_class:
@@ -416,6 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
 
     settings = resolve_arguments(args)
+    encoder_path = settings.encoder or default_encoder(args.model)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     seeds = [int(args.seed) + i for i in range(int(settings.num_seeds))]
     pool = read_labelled_sentences(settings.dataset, settings.train_split)
@@ -428,7 +439,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     orders = {seed: [np.asarray([position[int(i)] for i in order]) for order in per_class] for seed, per_class in orders.items()}
     eval_index = balanced_eval_indices(evaluation.labels, settings.eval_examples, int(args.seed) + 10_000)
 
-    encoder_path = settings.encoder or default_encoder(args.model)
     model = OptimusForConditionalGeneration.from_pretrained(args.model).to(device).eval()
     tokenizer = (getattr(model, "processor", None) or OptimusProcessor.from_pretrained(args.model)).tokenizer
     encoder = AutoModel.from_pretrained(encoder_path).to(device).eval()
