@@ -16,6 +16,7 @@ The math is in `hf_dgm.metrics.vae_math`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sacrebleu
@@ -81,83 +82,22 @@ def evaluate_optimus(
         `latent_size`, `reconstruction_bleu`, `reconstruction_exact_match`, `reconstruction_examples`, and the
         counts `num_examples`, `num_tokens`, `num_words`, `num_truncated`, `num_importance_samples`, `au_threshold`.
     """
-    if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
-        raise ValueError("`sentences` must be a list of strings")
-    sentences = [s.strip() for s in sentences]
-    if not sentences or not all(isinstance(s, str) and s for s in sentences):
-        raise ValueError("`sentences` must be a non-empty list of non-empty strings")
-    for name, value in (("num_importance_samples", num_importance_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int; got {value!r}")
-    if au_threshold < 0:
-        raise ValueError(f"`au_threshold` must be >= 0; got {au_threshold}")
-
+    sentences = _check_inputs(sentences, num_importance_samples, chunk_size, batch_size, au_threshold)
     model.eval()
-    device = model.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
-
-    log_marginals, mean_log_likelihoods, kls, means, logvars = [], [], [], [], []
-    num_tokens = num_truncated = 0
-    for texts in tqdm(batches, desc="IW-NLL", disable=not progress):
-        batch = processor(list(texts), max_length=max_length, return_tensors="pt").to(device)
-        full_lengths = [len(ids) for ids in processor.decoder_token_ids(list(texts), max_length=10**9)]
-        lengths = batch["decoder_attention_mask"].sum(-1)
-        num_truncated += sum(int(full > int(kept)) for full, kept in zip(full_lengths, lengths))
-        num_tokens += int(lengths.sum())  # BOS + tokens + EOS, as the original counts
-        posterior = model.encode(batch["input_ids"], batch["attention_mask"])
-        mean, logvar = posterior.mean.float(), posterior.logvar.float()
-        dec_ids, dec_mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
-
-        def log_likelihood(latents: torch.Tensor) -> torch.Tensor:
-            b, c, _ = latents.shape
-            out = model(
-                decoder_input_ids=dec_ids.repeat_interleave(c, dim=0),
-                decoder_attention_mask=dec_mask.repeat_interleave(c, dim=0),
-                latents=latents.reshape(b * c, -1).to(model.dtype),
-            )
-            return -out.reconstruction_loss.float().view(b, c)
-
-        estimate = importance_weighted_log_likelihood(
-            mean, logvar, log_likelihood, num_samples=num_importance_samples, chunk_size=chunk_size, generator=generator
-        )
-        log_marginals.append(estimate.log_marginal.double().cpu())
-        mean_log_likelihoods.append(estimate.mean_log_likelihood.double().cpu())
-        kls.append(gaussian_kl(mean, logvar).double().cpu())
-        means.append(mean.double().cpu())
-        logvars.append(logvar.double().cpu())
-
-    log_marginal = torch.cat(log_marginals)
-    mean_ll = torch.cat(mean_log_likelihoods)
-    kl = torch.cat(kls)
-    neg_elbo = negative_elbo(kl, mean_ll)
-    all_means, all_logvars = torch.cat(means), torch.cat(logvars)
-    num_words = sum(count_words(s) for s in sentences)
-    total_nll = float(-log_marginal.sum())
-
-    cpu_generator = torch.Generator().manual_seed(seed)
-    mi = mutual_information(all_means, all_logvars, generator=cpu_generator)
-    au = active_units(all_means, threshold=au_threshold)[0] if len(sentences) >= 2 else None
-
-    metrics: dict[str, Any] = {
-        "iw_nll": float(-log_marginal.mean()),
-        "neg_elbo": float(neg_elbo.mean()),
-        "kl": float(kl.mean()),
-        "reconstruction_nll": float(-mean_ll.mean()),
-        "ppl_per_token": perplexity(total_nll, num_tokens),
-        "ppl_per_word": perplexity(total_nll, num_words),
-        "elbo_ppl_per_token": perplexity(float(neg_elbo.sum()), num_tokens),
-        "mutual_information": mi,
-        "active_units": au,
-        "latent_size": int(all_means.shape[1]),
+    measured = likelihood_measurements(
+        model, processor, sentences, num_importance_samples=num_importance_samples, chunk_size=chunk_size,
+        batch_size=batch_size, max_length=max_length, seed=seed, progress=progress,
+    )
+    metrics = likelihood_metrics(measured, sentences)
+    metrics.update(latent_metrics(measured.means, measured.logvars, au_threshold=au_threshold, seed=seed))
+    metrics.update({
         "num_examples": len(sentences),
-        "num_tokens": num_tokens,
-        "num_words": num_words,
-        "num_truncated": num_truncated,
+        "num_tokens": measured.num_tokens,
+        "num_words": metrics.pop("num_words"),
+        "num_truncated": measured.num_truncated,
         "num_importance_samples": num_importance_samples,
         "au_threshold": au_threshold,
-    }
-
+    })
     if compute_bleu:
         scores = reconstruction_scores(
             model, processor, sentences, batch_size=batch_size, max_length=max_length,
@@ -170,6 +110,115 @@ def evaluate_optimus(
             for s, r in list(zip(sentences, scores["reconstructions"]))[:num_reconstruction_examples]
         ]
     return metrics
+
+
+def _check_inputs(sentences: Any, num_importance_samples: Any, chunk_size: Any, batch_size: Any,
+                  au_threshold: float) -> list[str]:
+    """The stripped sentences, after checking them and the sample/batch sizes (ValueError otherwise)."""
+    if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
+        raise ValueError("`sentences` must be a list of strings")
+    sentences = [s.strip() for s in sentences]
+    if not sentences or not all(isinstance(s, str) and s for s in sentences):
+        raise ValueError("`sentences` must be a non-empty list of non-empty strings")
+    for name, value in (("num_importance_samples", num_importance_samples), ("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int; got {value!r}")
+    if au_threshold < 0:
+        raise ValueError(f"`au_threshold` must be >= 0; got {au_threshold}")
+    return sentences
+
+
+@dataclass
+class LikelihoodMeasurements:
+    """Per-sentence measurements of the IW pass (float64, CPU): `log_marginal` (N,) the IW estimate of log p(x),
+    `mean_log_likelihood` (N,) mean_k log p(x|z_k), `kl` (N,) the analytic KL, the posteriors' `means` and
+    `logvars` (N, latent_size); and the decoder token counts (BOS and EOS included) and truncated sentences."""
+
+    log_marginal: torch.Tensor
+    mean_log_likelihood: torch.Tensor
+    kl: torch.Tensor
+    means: torch.Tensor
+    logvars: torch.Tensor
+    num_tokens: int
+    num_truncated: int
+
+
+@torch.no_grad()
+def likelihood_measurements(
+    model, processor, sentences: list[str], *, num_importance_samples: int = DEFAULT_NUM_IMPORTANCE_SAMPLES,
+    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = 8, max_length: int = 128, seed: int = 0,
+    progress: bool = True,
+) -> LikelihoodMeasurements:
+    """The importance-weighted pass over `sentences` in batches: K latent samples per sentence from one generator
+    seeded with `seed`, decoded `chunk_size` at a time."""
+    device = model.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
+    parts: dict[str, list[torch.Tensor]] = {"log_marginal": [], "mean_log_likelihood": [], "kl": [], "means": [],
+                                            "logvars": []}
+    num_tokens = num_truncated = 0
+    for texts in tqdm(batches, desc="IW-NLL", disable=not progress):
+        batch = processor(list(texts), max_length=max_length, return_tensors="pt").to(device)
+        full_lengths = [len(ids) for ids in processor.decoder_token_ids(list(texts), max_length=10**9)]
+        lengths = batch["decoder_attention_mask"].sum(-1)
+        num_truncated += sum(int(full > int(kept)) for full, kept in zip(full_lengths, lengths))
+        num_tokens += int(lengths.sum())  # BOS + tokens + EOS, as the original counts
+        posterior = model.encode(batch["input_ids"], batch["attention_mask"])
+        mean, logvar = posterior.mean.float(), posterior.logvar.float()
+        estimate = importance_weighted_log_likelihood(
+            mean, logvar, _decoder_log_likelihood(model, batch), num_samples=num_importance_samples,
+            chunk_size=chunk_size, generator=generator,
+        )
+        parts["log_marginal"].append(estimate.log_marginal.double().cpu())
+        parts["mean_log_likelihood"].append(estimate.mean_log_likelihood.double().cpu())
+        parts["kl"].append(gaussian_kl(mean, logvar).double().cpu())
+        parts["means"].append(mean.double().cpu())
+        parts["logvars"].append(logvar.double().cpu())
+    return LikelihoodMeasurements(**{k: torch.cat(v) for k, v in parts.items()}, num_tokens=num_tokens,
+                                  num_truncated=num_truncated)
+
+
+def _decoder_log_likelihood(model, batch):
+    """latents (B, C, latent_size) -> log p(x|z) (B, C) of the batch's decoder sequences."""
+    dec_ids, dec_mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
+
+    def log_likelihood(latents: torch.Tensor) -> torch.Tensor:
+        b, c, _ = latents.shape
+        out = model(
+            decoder_input_ids=dec_ids.repeat_interleave(c, dim=0),
+            decoder_attention_mask=dec_mask.repeat_interleave(c, dim=0),
+            latents=latents.reshape(b * c, -1).to(model.dtype),
+        )
+        return -out.reconstruction_loss.float().view(b, c)
+
+    return log_likelihood
+
+
+def likelihood_metrics(measured: LikelihoodMeasurements, sentences: list[str]) -> dict[str, Any]:
+    """IW-NLL, −ELBO, KL, reconstruction NLL (nats per sentence, means), the perplexities per token and per word
+    (IW and ELBO), and `num_words`."""
+    neg_elbo = negative_elbo(measured.kl, measured.mean_log_likelihood)
+    num_words = sum(count_words(s) for s in sentences)
+    total_nll = float(-measured.log_marginal.sum())
+    return {
+        "iw_nll": float(-measured.log_marginal.mean()),
+        "neg_elbo": float(neg_elbo.mean()),
+        "kl": float(measured.kl.mean()),
+        "reconstruction_nll": float(-measured.mean_log_likelihood.mean()),
+        "ppl_per_token": perplexity(total_nll, measured.num_tokens),
+        "ppl_per_word": perplexity(total_nll, num_words),
+        "elbo_ppl_per_token": perplexity(float(neg_elbo.sum()), measured.num_tokens),
+        "num_words": num_words,
+    }
+
+
+def latent_metrics(means: torch.Tensor, logvars: torch.Tensor, *, au_threshold: float = DEFAULT_AU_THRESHOLD,
+                   seed: int = 0) -> dict[str, Any]:
+    """MI (latent samples from a CPU generator seeded with `seed`), AU (None for fewer than 2 sentences) and the
+    latent size, from the posteriors (N, latent_size) of all evaluated sentences."""
+    mi = mutual_information(means, logvars, generator=torch.Generator().manual_seed(seed))
+    au = active_units(means, threshold=au_threshold)[0] if means.shape[0] >= 2 else None
+    return {"mutual_information": mi, "active_units": au, "latent_size": int(means.shape[1])}
 
 
 @torch.no_grad()
@@ -250,4 +299,7 @@ def interpolation_figures(
     }
 
 
-__all__ = ["evaluate_optimus", "interpolation_figures", "reconstruction_scores", "count_words"]
+__all__ = [
+    "evaluate_optimus", "likelihood_measurements", "likelihood_metrics", "latent_metrics", "LikelihoodMeasurements",
+    "interpolation_figures", "reconstruction_scores", "count_words",
+]
