@@ -99,7 +99,14 @@ class OptimusDialogConfig(HubCompatibleConfig):
         self.encoder_cls_token_id = encoder_cls_token_id
         self.max_context_length = check_int(max_context_length, "max_context_length", minimum=3)
         kwargs.setdefault("tie_word_embeddings", False)
+        # PreTrainedConfig.__init__ sets the attention implementation recursively on the sub-configs (None unless
+        # given): keep what a live Optimus model's configs already resolved (its encoder's mask depends on it)
+        attention = {id(c): (c, getattr(c, "_attn_implementation_internal", None))
+                     for c in (self.optimus, self.optimus.encoder, self.optimus.decoder)}
         super().__init__(**kwargs)
+        if "attn_implementation" not in kwargs:
+            for sub_config, implementation in attention.values():
+                sub_config._attn_implementation_internal = implementation
 
     @property
     def latent_size(self) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_optimus_dialog import OptimusDialogConfig
@@ -204,6 +204,9 @@ class OptimusForDialogResponse(OptimusDialogPreTrainedModel):
         if config.num_s2s_layers > len(layers):
             raise ValueError(f"`num_s2s_layers`={config.num_s2s_layers} exceeds the encoder's {len(layers)} layers")
         self.s2s_layers = nn.ModuleList(copy.deepcopy(layer) for layer in layers[-config.num_s2s_layers:])
+        for module in self.s2s_layers.modules():  # one encoder config (attention implementation) for both branches
+            if isinstance(getattr(module, "config", None), PreTrainedConfig):
+                module.config = self.optimus.encoder.config
         self.processor = None
         self.post_init()
 
