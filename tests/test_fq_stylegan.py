@@ -297,3 +297,20 @@ def test_pipeline_bad_input(stylegan_dir, kwargs, message):
     generate = pipeline("unconditional-image-generation", model=str(stylegan_dir))
     with pytest.raises(ValueError, match=message):
         generate(**kwargs)
+
+
+def test_config_saved_with_the_earlier_channel_name_loads(tmp_path):
+    """`num_channels` is the zoo's one channel name; a config.json written with the earlier `image_channels` (published
+    checkpoints) loads into it, and the model built from it reads greyscale images."""
+    import json
+
+    config = FQStyleGANConfig.from_preset("tiny", num_channels=1)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["num_channels"] == 1 and "image_channels" not in saved
+    saved["image_channels"] = saved.pop("num_channels")  # as an earlier release wrote it
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = FQStyleGANConfig.from_pretrained(tmp_path)
+    assert loaded.num_channels == 1 and not hasattr(loaded, "image_channels")
+    model = FQStyleGANForImageGeneration(loaded).eval()
+    assert model.generate(batch_size=2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 32, 32)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
+from hf_dgm.training.fq_stylegan.loss import FQStyleGANSteps
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,16 +29,16 @@ def test_lazy_r1_equals_autograd():
     model = FQStyleGANForImageGeneration(config).double().eval()  # eval: nothing updates between the two calls
     reals = torch.rand(4, 3, 32, 32, dtype=torch.float64) * 2 - 1
     torch.manual_seed(1)
-    with_r1 = model(mode="discriminator", pixel_values=reals, d_step=32)
+    with_r1 = FQStyleGANSteps(model).discriminator_step({"pixel_values": reals}, d_step=32)
     torch.manual_seed(1)
-    without = model(mode="discriminator", pixel_values=reals, d_step=33)
-    assert without.r1_penalty is None and with_r1.r1_penalty is not None
-    torch.testing.assert_close(with_r1.d_loss_fake, without.d_loss_fake)
+    without = FQStyleGANSteps(model).discriminator_step({"pixel_values": reals}, d_step=33)
+    assert without.term("r1_penalty") is None and with_r1.term("r1_penalty") is not None
+    torch.testing.assert_close(with_r1.term("d_loss_fake"), without.term("d_loss_fake"))
 
     x = reals.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(model.discriminator(x).logits.sum(), x, create_graph=True)
     r1 = grad.square().sum(dim=[1, 2, 3]).mean()
-    torch.testing.assert_close(with_r1.r1_penalty, r1.detach())
+    torch.testing.assert_close(with_r1.term("r1_penalty"), r1.detach())
     torch.testing.assert_close(with_r1.loss - without.loss, r1 * 3.0 / 2 * 16)
 
     # the input gradient itself, by central finite differences of Σ D at a few pixels (minibatch stddev couples
@@ -58,24 +59,24 @@ def test_lazy_r1_equals_autograd():
 
     # Default "separate" (StyleGAN2-ADA's Dreg phase): its own step, loss = interval · γ/2 · R1, same penalty.
     model.config.lazy_regularization = "separate"
-    assert model.regularization_due("discriminator", 32) and not model.regularization_due("discriminator", 33)
-    main = model(mode="discriminator", pixel_values=reals, d_step=32)
-    assert main.r1_penalty is None
-    reg = model(mode="discriminator_regularization", pixel_values=reals, d_step=32)
-    torch.testing.assert_close(reg.r1_penalty, r1.detach())
+    assert FQStyleGANSteps(model).regularization_due("discriminator", 32) and not FQStyleGANSteps(model).regularization_due("discriminator", 33)
+    main = FQStyleGANSteps(model).discriminator_step({"pixel_values": reals}, d_step=32)
+    assert main.term("r1_penalty") is None
+    reg = FQStyleGANSteps(model).discriminator_regularization_step({"pixel_values": reals}, d_step=32)
+    torch.testing.assert_close(reg.term("r1_penalty"), r1.detach())
     torch.testing.assert_close(reg.loss, r1 * 3.0 / 2 * 16)
 
 
 def test_separate_path_length_step_keeps_the_mean_in_the_graph():
     torch.manual_seed(0)
     model = FQStyleGANForImageGeneration(tiny(pl_interval=4, style_mixing_prob=0.0)).double().train()
-    assert model.regularization_due("generator", 8) and not model.regularization_due("generator", 9)
+    assert FQStyleGANSteps(model).regularization_due("generator", 8) and not FQStyleGANSteps(model).regularization_due("generator", 9)
     z = torch.randn(8, model.config.z_dim, dtype=torch.float64)
     model.training_state.pl_mean.fill_(0.3)
-    out = model(mode="generator_regularization", z=z, generator=torch.Generator().manual_seed(5))
-    assert out.fakes.shape[0] == 4, "B // pl_batch_shrink images"
-    assert math.isclose(float(out.pl_mean), 0.3 + 0.01 * (float(out.path_length) - 0.3), rel_tol=1e-9)
-    torch.testing.assert_close(out.loss, out.pl_penalty * model.config.pl_weight * 4)
+    out = FQStyleGANSteps(model).generator_regularization_step(z=z, generator=torch.Generator().manual_seed(5))
+    assert out.term("fakes").shape[0] == 4, "B // pl_batch_shrink images"
+    assert math.isclose(float(out.term("pl_mean")), 0.3 + 0.01 * (float(out.term("path_length")) - 0.3), rel_tol=1e-9)
+    torch.testing.assert_close(out.loss, out.term("pl_penalty") * model.config.pl_weight * 4)
     out.loss.backward()
     assert model.generator.mapping.layers[0].weight.grad is not None
 
@@ -85,11 +86,11 @@ def test_w_avg_moves_on_every_training_mode_mapping_call_as_ada():
     model = FQStyleGANForImageGeneration(tiny(style_mixing_prob=0.0)).train()
     reals = torch.rand(8, 3, 32, 32) * 2 - 1
     before = model.generator.mapping.w_avg.clone()
-    model(mode="discriminator", pixel_values=reals)
+    FQStyleGANSteps(model).discriminator_step({"pixel_values": reals})
     assert not torch.equal(before, model.generator.mapping.w_avg), "the D step's generator run updates w_avg"
     model.eval()
     before = model.generator.mapping.w_avg.clone()
-    model(mode="discriminator", pixel_values=reals)
+    FQStyleGANSteps(model).discriminator_step({"pixel_values": reals})
     model.generate(batch_size=2)
     assert torch.equal(before, model.generator.mapping.w_avg), "eval mode leaves w_avg alone"
 
@@ -100,13 +101,13 @@ def test_generator_step_updates_the_dictionaries_by_default_as_fq_gan_tf():
     assert model.config.fq_zero_debias and model.config.fq_update_in_generator_step
     assert all(q.zero_debias for q in model.discriminator.quantizers.values())
     before = {k: q.embed.clone() for k, q in model.discriminator.quantizers.items()}
-    model(mode="generator", batch_size=8)
+    FQStyleGANSteps(model).generator_step(batch_size=8)
     assert all(not torch.equal(before[k], q.embed) for k, q in model.discriminator.quantizers.items())
     before = {k: q.embed.clone() for k, q in model.discriminator.quantizers.items()}
-    model(mode="generator", batch_size=8, update_dictionary=False)
+    FQStyleGANSteps(model).generator_step(batch_size=8, update_dictionary=False)
     assert all(torch.equal(before[k], q.embed) for k, q in model.discriminator.quantizers.items())
     with pytest.raises(TypeError, match="noise"):
-        model(mode="generator", batch_size=8, noise=None)
+        FQStyleGANSteps(model).generator_step(batch_size=8, noise=None)
 
 
 def test_generator_step_path_length_and_w_avg():
@@ -114,30 +115,30 @@ def test_generator_step_path_length_and_w_avg():
     model = FQStyleGANForImageGeneration(tiny(pl_interval=4, lazy_regularization="folded")).train()
     reals = torch.zeros(8, 3, 32, 32)
     w_avg = model.generator.mapping.w_avg.clone()
-    out = model(mode="generator", pixel_values=reals, step=4)
-    assert out.pl_penalty is not None and out.path_length > 0
+    out = FQStyleGANSteps(model).generator_step({"pixel_values": reals}, step=4)
+    assert out.term("pl_penalty") is not None and out.term("path_length") > 0
     assert model.training_state.pl_mean > 0, "the running mean path length moved"
     assert not torch.equal(w_avg, model.generator.mapping.w_avg), "w_avg tracks the mapping output in G steps"
     out.loss.backward()
     assert model.generator.synthesis.blocks[0].const.grad is not None
     assert all(p.grad is None for p in model.generator_ema.parameters())
-    quiet = model(mode="generator", batch_size=8, step=5)
-    assert quiet.pl_penalty is None and quiet.path_length is None
-    torch.testing.assert_close(quiet.loss, quiet.g_loss + quiet.quantization_loss)
+    quiet = FQStyleGANSteps(model).generator_step(batch_size=8, step=5)
+    assert quiet.term("pl_penalty") is None and quiet.term("path_length") is None
+    torch.testing.assert_close(quiet.loss, quiet.term("g_loss") + quiet.term("quantization_loss"))
     with pytest.raises(ValueError, match="unconditional"):
-        model(mode="generator", pixel_values=reals, labels=torch.zeros(8, dtype=torch.long))
+        FQStyleGANSteps(model).generator_step({"pixel_values": reals, "labels": torch.zeros(8, dtype=torch.long)})
     with pytest.raises(ValueError, match="mode"):
-        model(mode="both", pixel_values=reals)
+        FQStyleGANSteps(model).generator_step({"pixel_values": reals, "mode": "both"})  # no mode flag
 
 
 def test_discriminator_step_updates_dictionaries_and_losses_add_up():
     torch.manual_seed(0)
     model = FQStyleGANForImageGeneration(tiny()).train()
     before = {k: q.embed.clone() for k, q in model.discriminator.quantizers.items()}
-    out = model(mode="discriminator", pixel_values=torch.rand(8, 3, 32, 32) * 2 - 1, d_step=1)
+    out = FQStyleGANSteps(model).discriminator_step({"pixel_values": torch.rand(8, 3, 32, 32) * 2 - 1}, d_step=1)
     assert all(not torch.equal(before[k], q.embed) for k, q in model.discriminator.quantizers.items())
-    torch.testing.assert_close(out.loss, out.d_loss_real + out.d_loss_fake + out.quantization_loss)
-    assert out.quantization_loss > 0 and out.fq_usage > 0
+    torch.testing.assert_close(out.loss, out.term("d_loss_real") + out.term("d_loss_fake") + out.term("quantization_loss"))
+    assert out.term("quantization_loss") > 0 and out.term("fq_usage") > 0
     out.loss.backward()
     assert all(p.grad is None for p in model.generator.parameters()), "fakes are made without gradient to G"
 
@@ -149,7 +150,7 @@ def test_generator_ema_half_life_and_lazy_optimizer_defaults():
     assert math.isclose(config.generator_betas[1], 0.99 ** (4 / 5)) and config.discriminator_steps == 1
     torch.manual_seed(0)
     model = FQStyleGANForImageGeneration(config).train()
-    model(mode="generator", batch_size=8, step=1)
+    FQStyleGANSteps(model).generator_step(batch_size=8, step=1)
     with torch.no_grad():
         for p in model.generator.parameters():
             p.add_(1.0)
@@ -200,7 +201,7 @@ def test_digits_recipe_is_greyscale_and_scored_by_pixel_precision_recall(tmp_pat
     setup = family.build(arguments, training_args)
     batch = setup.data_collator([setup.train_dataset[i] for i in range(4)])
     resolution = setup.model.config.resolution
-    assert setup.model.config.image_channels == 1 and batch["pixel_values"].shape == (4, 1, resolution, resolution)
+    assert setup.model.config.num_channels == 1 and batch["pixel_values"].shape == (4, 1, resolution, resolution)
     results = family.evaluate(setup, arguments, training_args)
     assert results["num_pixel_pr_generated"] == 100 and results["num_pixel_pr_real_reference"] == 1437
     assert results["pixel_precision_real_held_out"] > 0.8 and results["pixel_recall_real_held_out"] > 0.8

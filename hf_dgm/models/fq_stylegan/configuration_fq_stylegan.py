@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ...modules.feature_quantizer import FQ_CONFIG_DEFAULTS, validate_feature_quantizer_config
+from ...modules.feature_quantizer import FeatureQuantizerConfigMixin, validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
 from ...modules.validation import finite_config
 
@@ -86,7 +86,7 @@ LAZY_REGULARIZATION_MODES = ("separate", "folded")
 
 
 @finite_config
-class FQStyleGANConfig(HubCompatibleConfig):
+class FQStyleGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
     r"""
     Configuration of [`FQStyleGANForImageGeneration`]: a StyleGAN2 generator (mapping network, modulated and
     demodulated convolutions, noise inputs, skip outputs) and a residual StyleGAN2 discriminator with minibatch
@@ -101,7 +101,8 @@ class FQStyleGANConfig(HubCompatibleConfig):
 
     Architecture:
         resolution (`int`, defaults to 1024): Image size (square), a power of two ≥ 4.
-        image_channels (`int`, defaults to 3): Channels of the images.
+        num_channels (`int`, defaults to 3): Channels of the images (configs saved with the earlier name
+            `image_channels` load as before).
         z_dim (`int`, defaults to 512), w_dim (`int`, defaults to 512): Sizes of the latent z and of w.
         mapping_layers (`int`, defaults to 8): Fully connected layers of the mapping network.
         mapping_lr_multiplier (`float`, defaults to 0.01): Learning-rate multiplier of the mapping network.
@@ -119,25 +120,13 @@ class FQStyleGANConfig(HubCompatibleConfig):
 
     Feature quantization (FQ-StyleGAN `D_stylegan2_quant`: `--discrete_layer`, `--decay`, `--commitment_cost`; the
     zoo's shared FQ fields, see `hf_dgm.modules.feature_quantizer`):
-        use_fq (`bool`, defaults to `True`): `False` gives the plain StyleGAN2 discriminator (no quantizer).
-        fq_layers (`list[int]`, *optional*): Indices of the D blocks (0 = the block that reads the image, then one
-            per halving) whose OUTPUTS are quantized. Default: where the original puts them, the blocks that read
-            32² and 16² (their outputs are 16² and 8²); see `fq_resolutions`.
-        fq_num_embeddings (`int` or `list[int]`, *optional*): Dictionary size K, one for all quantizers or one per
-            entry of `fq_layers`. Default: the original's resolution map (`FQ_NUM_EMBEDDINGS_BY_RESOLUTION`: 64 for
-            blocks reading ≥ 128², 128 below).
-        fq_decay (`float`, defaults to 0.8), fq_commitment (`float`, defaults to 0.25), fq_eps (`float`, defaults to
-            1e-5): EMA decay, commitment weight and Laplace smoothing of the dictionaries.
-        fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (the released code: the quantized features are
-            discarded) or `"straight_through"` (the paper: they feed the rest of D).
-        fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
-        fq_zero_debias (`bool`, defaults to `True`): TF's zero-debiased EMA of the dictionaries, as FQ-GAN's
-            TensorFlow FQ-StyleGAN (`moving_averages.assign_moving_average` with its default `zero_debias=True`);
-            `False` gives the plain EMA of FQ-GAN's PyTorch FQ-BigGAN.
-        fq_update_in_generator_step (`bool`, defaults to `True`): The G step's D call on the fakes updates the
-            dictionaries too, as in the original (its `G_logistic_ns_pathreg` evaluates D's quantizer loss of the
-            fakes, whose graph carries the EMA update: three updates per iteration, G fakes, D fakes, D reals).
-            `False` (not in the original) updates them in D steps only.
+        The zoo's FQ fields are declared once by `FeatureQuantizerConfigMixin` (`FQ_CONFIG_DOCSTRING`). FQ-StyleGAN's
+        defaults: `fq_commitment=0.25`, `fq_zero_debias=True` (TF's zero-debiased EMA, as FQ-GAN's TensorFlow
+        FQ-StyleGAN), `fq_layers` the D blocks (0 = the block that reads the image, then one per halving) that read
+        32² and 16² (where the original quantizes; see `fq_resolutions`), `fq_num_embeddings` the original's
+        resolution map (`FQ_NUM_EMBEDDINGS_BY_RESOLUTION`: 64 for blocks reading ≥ 128², 128 below). With
+        `fq_update_in_generator_step=True` the G step's D call on the fakes updates the dictionaries, as the original
+        (its `G_logistic_ns_pathreg` evaluates D's quantizer loss of the fakes, whose graph carries the EMA update).
 
     Training defaults (read by the trainer; they do not change the network):
         learning_rate (`float`, defaults to 0.002; G and D), adam_betas (`(0.0, 0.99)`), adam_eps (`1e-8`),
@@ -148,19 +137,20 @@ class FQStyleGANConfig(HubCompatibleConfig):
         *optional*: half-life ≤ ema_rampup · images seen), mirror (`bool`, defaults to `True`: random horizontal
         flips of the real images).
         lazy_regularization (`str`, defaults to `"separate"`): `"separate"` (StyleGAN2 / StyleGAN2-ADA: R1 and the
-            path-length term are their own optimizer steps, `mode="discriminator_regularization"` /
-            `"generator_regularization"`, run by `GANTrainer` after the main step when due, with the same
+            path-length term are their own optimizer steps, the training steps' `discriminator_regularization_step` /
+            `generator_regularization_step`, run by `GANTrainer` after the main step when due, with the same
             optimizers, whose lr and betas carry the `interval / (interval + 1)` correction) or `"folded"` (not in
             the originals: added to the main step's loss when due, one optimizer step; cheaper, but Adam then sees a
             different gradient sequence).
     """
 
     model_type = "fq_stylegan"
+    fq_defaults = {"fq_num_embeddings": None, "fq_commitment": 0.25, "fq_zero_debias": True}
 
     def __init__(
         self,
         resolution: int = 1024,
-        image_channels: int = 3,
+        num_channels: int = 3,
         z_dim: int = 512,
         w_dim: int = 512,
         mapping_layers: int = 8,
@@ -172,16 +162,6 @@ class FQStyleGANConfig(HubCompatibleConfig):
         resample_filter: list[int] | None = None,
         mbstd_group_size: int = 4,
         mbstd_num_channels: int = 1,
-        use_fq: bool = True,
-        fq_layers: list[int] | None = None,
-        fq_num_embeddings: int | list[int] | None = None,
-        fq_decay: float = 0.8,
-        fq_commitment: float = 0.25,
-        fq_eps: float = FQ_CONFIG_DEFAULTS["fq_eps"],
-        fq_mode: str = FQ_CONFIG_DEFAULTS["fq_mode"],
-        fq_dictionary_init: str = FQ_CONFIG_DEFAULTS["fq_dictionary_init"],
-        fq_zero_debias: bool = True,
-        fq_update_in_generator_step: bool = True,
         learning_rate: float = 0.002,
         adam_betas: tuple[float, float] | list[float] = (0.0, 0.99),
         adam_eps: float = 1e-8,
@@ -200,7 +180,8 @@ class FQStyleGANConfig(HubCompatibleConfig):
         **kwargs,
     ):
         self.resolution = resolution
-        self.image_channels = image_channels
+        legacy_channels = kwargs.pop("image_channels", None)  # the earlier name of `num_channels`
+        self.num_channels = num_channels if legacy_channels is None else legacy_channels
         self.z_dim = z_dim
         self.w_dim = w_dim
         self.mapping_layers = mapping_layers
@@ -212,28 +193,8 @@ class FQStyleGANConfig(HubCompatibleConfig):
         self.resample_filter = [int(t) for t in (resample_filter if resample_filter is not None else [1, 3, 3, 1])]
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_channels = mbstd_num_channels
-        self.use_fq = bool(use_fq)
         if not _is_power_of_two(resolution):
             raise ValueError(f"`resolution` must be a power of two >= 4, got {resolution!r}")
-        block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
-        if fq_layers is None:  # the original's placement: after the blocks that read 32² and 16²
-            fq_layers = [j for j, res in enumerate(block_resolutions) if res in (32, 16)]
-        self.fq_layers = sorted(int(j) for j in fq_layers)
-        if fq_num_embeddings is None:
-            fq_num_embeddings = [
-                FQ_NUM_EMBEDDINGS_BY_RESOLUTION.get(block_resolutions[j], 0) if 0 <= j < len(block_resolutions) else 0
-                for j in self.fq_layers
-            ]
-        elif isinstance(fq_num_embeddings, (list, tuple)):
-            fq_num_embeddings = [int(k) for k in fq_num_embeddings]
-        self.fq_num_embeddings = fq_num_embeddings
-        self.fq_decay = float(fq_decay)
-        self.fq_commitment = float(fq_commitment)
-        self.fq_eps = float(fq_eps)
-        self.fq_mode = fq_mode
-        self.fq_dictionary_init = fq_dictionary_init
-        self.fq_zero_debias = fq_zero_debias
-        self.fq_update_in_generator_step = fq_update_in_generator_step
         self.learning_rate = float(learning_rate)
         self.adam_betas = [float(b) for b in adam_betas]
         self.adam_eps = float(adam_eps)
@@ -253,10 +214,25 @@ class FQStyleGANConfig(HubCompatibleConfig):
                 f"`lazy_regularization` must be one of {LAZY_REGULARIZATION_MODES}, got {lazy_regularization!r}"
             )
         self.lazy_regularization = lazy_regularization
-        if not isinstance(fq_update_in_generator_step, bool):
-            raise ValueError(f"`fq_update_in_generator_step` must be a bool, got {fq_update_in_generator_step!r}")
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # the FQ fields: FeatureQuantizerConfigMixin
+        self._resolve_fq_defaults()
         self.validate_architecture()
+
+    def _resolve_fq_defaults(self) -> None:
+        """The original's FQ placement and dictionary sizes where `fq_layers` / `fq_num_embeddings` are None."""
+        block_resolutions = [2**i for i in range(int(math.log2(self.resolution)), 2, -1)]
+        if self.fq_layers is None:  # the original's placement: after the blocks that read 32² and 16²
+            self.fq_layers = [j for j, res in enumerate(block_resolutions) if res in (32, 16)]
+        self.fq_layers = sorted(int(j) for j in self.fq_layers)
+        if self.fq_num_embeddings is None:
+            self.fq_num_embeddings = [
+                FQ_NUM_EMBEDDINGS_BY_RESOLUTION.get(block_resolutions[j], 0) if 0 <= j < len(block_resolutions) else 0
+                for j in self.fq_layers
+            ]
+        elif isinstance(self.fq_num_embeddings, list):
+            self.fq_num_embeddings = [int(k) for k in self.fq_num_embeddings]
+        for name in ("fq_decay", "fq_commitment", "fq_eps"):
+            setattr(self, name, float(getattr(self, name)))
 
     # ------------------------------------------------------------------------------------------------------------
     @classmethod
@@ -333,7 +309,7 @@ class FQStyleGANConfig(HubCompatibleConfig):
         """Raise `ValueError` on inconsistent settings."""
         if not _is_power_of_two(self.resolution):
             raise ValueError(f"`resolution` must be a power of two >= 4, got {self.resolution!r}")
-        for name in ("image_channels", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
+        for name in ("num_channels", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
                      "batch_size", "r1_interval", "pl_interval", "pl_batch_shrink"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

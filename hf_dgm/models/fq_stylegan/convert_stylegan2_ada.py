@@ -316,7 +316,7 @@ def config_from_records(generator: PersistentRecord, discriminator: PersistentRe
     )
     values: dict[str, Any] = dict(
         resolution=resolution,
-        image_channels=int(generator.get("img_channels", 3)),
+        num_channels=int(generator.get("img_channels", 3)),
         z_dim=z_dim,
         w_dim=w_dim,
         mapping_layers=len(layers),

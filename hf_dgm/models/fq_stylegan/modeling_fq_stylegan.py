@@ -5,8 +5,8 @@ Shapes: B = batch, `num_ws = config.num_ws`, R = `config.resolution`.
 
 - Mapping network: z `(B, z_dim)` → w `(B, num_ws, w_dim)` (one w broadcast to every layer; truncation towards the
   running average `w_avg`).
-- Synthesis network: w `(B, num_ws, w_dim)` → images `(B, image_channels, R, R)` in about [-1, 1] (not clamped).
-- Discriminator: images `(B, image_channels, R, R)` → logits `(B,)`, plus the feature quantizers' losses.
+- Synthesis network: w `(B, num_ws, w_dim)` → images `(B, num_channels, R, R)` in about [-1, 1] (not clamped).
+- Discriminator: images `(B, num_channels, R, R)` → logits `(B,)`, plus the feature quantizers' losses.
 
 The layers follow the StyleGAN2-ADA PyTorch formulation (equalised learning rate by run-time gains; modulated
 convolution with demodulation computed as one grouped convolution; FIR resampling with the semantics of its
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PreTrainedModel
@@ -30,15 +29,11 @@ from transformers.utils import ModelOutput
 from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
 from ...modules.gan_ema import copy_weights, ema_decay_from_half_life, update_ema
-from ...modules.gan_losses import (
-    nonsaturating_discriminator_loss,
-    nonsaturating_generator_loss,
-    path_length_penalty,
-    r1_penalty,
-)
 from ...modules.truncation import truncate_w
 from ...pipelines.image_output import check_output_type, per_image, postprocess_images, prepare_generator
 from .configuration_fq_stylegan import NOISE_MODES, FQStyleGANConfig
+from .ops_fq_stylegan import bias_act as _bias_act
+from .ops_fq_stylegan import downsample2d, fir_filter, upfirdn2d, upsample2d
 
 
 _LRELU_GAIN = math.sqrt(2.0)
@@ -67,156 +62,18 @@ class FQStyleGANDiscriminatorOutput(ModelOutput):
 
 
 @dataclass
-class FQStyleGANDiscriminatorStepOutput(ModelOutput):
-    r"""
-    Output of a D step (`mode="discriminator"`).
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): What D minimises: `d_loss_real + d_loss_fake + quantization_loss`
-            (+ `r1_interval · γ/2 · mean(R1)` on R1 steps).
-        d_loss_real (`()`): `mean(softplus(−D(x)))` on real images. d_loss_fake (`()`): `mean(softplus(D(G(z))))`.
-        quantization_loss (`()`): FQ commitment losses on the real batch plus on the fake batch (0 without FQ).
-        quantization_loss_real, quantization_loss_fake (`()`, *optional*): Its two terms (`None` without FQ).
-        r1_penalty (`()`, *optional*): `mean(‖∇_x D(x)‖²)` at the real images: in the `"discriminator_regularization"`
-            step (`lazy_regularization="separate"`, whose `loss` is `r1_interval · γ/2 · r1_penalty`), or on R1 steps
-            of the main D step with `lazy_regularization="folded"`.
-        fq_perplexity, fq_usage (`()`, *optional*): Code usage of the quantizers on the real batch.
-        logits_real, logits_fake (`(B,)`): D's scores.
-        fakes (`(B, C, R, R)`, *optional*): The generated images D scored.
-    """
-
-    loss: torch.FloatTensor | None = None
-    d_loss_real: torch.FloatTensor | None = None
-    d_loss_fake: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    quantization_loss_real: torch.FloatTensor | None = None
-    quantization_loss_fake: torch.FloatTensor | None = None
-    r1_penalty: torch.FloatTensor | None = None
-    fq_perplexity: torch.FloatTensor | None = None
-    fq_usage: torch.FloatTensor | None = None
-    logits_real: torch.FloatTensor | None = None
-    logits_fake: torch.FloatTensor | None = None
-    fakes: torch.FloatTensor | None = None
-
-
-@dataclass
-class FQStyleGANGeneratorStepOutput(ModelOutput):
-    r"""
-    Output of a G step (`mode="generator"`).
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): What G minimises: `g_loss + quantization_loss` (+ `pl_interval ·
-            pl_weight · mean(path-length penalty)` on path-length steps).
-        g_loss (`()`): Non-saturating loss `mean(softplus(−D(G(z))))`.
-        quantization_loss (`()`): FQ commitment loss of the fakes (0 without FQ).
-        pl_penalty (`()`, *optional*): Mean path-length penalty `(a − ā)²`: in the `"generator_regularization"` step
-            (`lazy_regularization="separate"`, whose `loss` is `pl_interval · pl_weight · pl_penalty`), or on
-            path-length steps of the main G step with `"folded"`.
-        path_length (`()`, *optional*): Mean path length a of that batch.
-        pl_mean (`()`, *optional*): The running mean ā after this step's update.
-        logits_fake (`(B,)`, *optional*): D's scores of the fakes (main step).
-        fakes (`(B, C, R, R)`, *optional*): The generated images.
-    """
-
-    loss: torch.FloatTensor | None = None
-    g_loss: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    pl_penalty: torch.FloatTensor | None = None
-    path_length: torch.FloatTensor | None = None
-    pl_mean: torch.FloatTensor | None = None
-    logits_fake: torch.FloatTensor | None = None
-    fakes: torch.FloatTensor | None = None
-
-
-@dataclass
 class FQStyleGANGenerationOutput(ModelOutput):
     r"""
     Output of the generator (and of `generate(..., return_dict=True)`).
 
     Args:
-        images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`): Images, about [-1, 1] (not clamped);
+        images (`torch.FloatTensor` of shape `(B, num_channels, R, R)`): Images, about [-1, 1] (not clamped);
             from `generate`, as its `output_type` asked (`"pt"` / `"np"`: in [0, 1]; `"pil"`: a list of PIL images).
         ws (`torch.FloatTensor` of shape `(B, num_ws, w_dim)`): The w vectors that made them.
     """
 
     images: torch.FloatTensor | None = None
     ws: torch.FloatTensor | None = None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# FIR resampling (upfirdn2d semantics) in plain PyTorch
-# ----------------------------------------------------------------------------------------------------------------
-def fir_filter(taps: list[int] | tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:
-    """2-D FIR filter `(k, k)`: the outer product of the 1-D `taps` with itself, normalised to sum 1."""
-    f = torch.as_tensor(list(taps), dtype=torch.float32, device=device)
-    f = torch.outer(f, f)
-    return (f / f.sum()).to(dtype)
-
-
-def upfirdn2d(
-    x: torch.Tensor,
-    f: torch.Tensor,
-    up: int = 1,
-    down: int = 1,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    gain: float = 1.0,
-) -> torch.Tensor:
-    r"""
-    Upsample by zero insertion, pad (negative = crop), filter with the 2-D FIR `f`, downsample by keeping every
-    `down`-th sample — the semantics of StyleGAN2's `upfirdn2d` (filter not flipped, i.e. a true convolution; the
-    filters used here are symmetric).
-
-    Args:
-        x (`torch.FloatTensor` of shape `(B, C, H, W)`): Input.
-        f (`torch.FloatTensor` of shape `(kh, kw)`): Filter.
-        up, down (`int`): Integer up/downsampling factors (both axes).
-        padding (`(x0, x1, y0, y1)`): Padding after upsampling (left, right, top, bottom).
-        gain (`float`): Multiplies the filter (`up**2` keeps the signal level when upsampling).
-
-    Returns:
-        `(B, C, (H·up + y0 + y1 − kh + 1) // down, (W·up + x0 + x1 − kw + 1) // down)` (ceil division).
-    """
-    batch, channels, height, width = x.shape
-    if up > 1:
-        x = x.reshape(batch, channels, height, 1, width, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(batch, channels, height * up, width * up)
-    x0, x1, y0, y1 = padding
-    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
-    x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
-    kernel = (f * gain).to(x.dtype).flip([0, 1])
-    kernel = kernel[None, None].expand(channels, 1, *kernel.shape)
-    x = F.conv2d(x, kernel, groups=channels)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
-
-
-def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
-    """FIR upsampling by `up`: `(B, C, H, W)` → `(B, C, H·up, W·up)`."""
-    kh, kw = f.shape
-    padding = ((kw + up - 1) // 2, (kw - up) // 2, (kh + up - 1) // 2, (kh - up) // 2)
-    return upfirdn2d(x, f, up=up, padding=padding, gain=up * up)
-
-
-def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
-    """FIR downsampling by `down`: `(B, C, H, W)` → `(B, C, H/down, W/down)`."""
-    kh, kw = f.shape
-    padding = ((kw - down + 1) // 2, (kw - down) // 2, (kh - down + 1) // 2, (kh - down) // 2)
-    return upfirdn2d(x, f, down=down, padding=padding)
-
-
-def _bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain: float, clamp: float | None):
-    """`clamp(act(x + bias) · gain)`; `activation` is `"lrelu"` (slope 0.2) or `"linear"`, bias along dim 1."""
-    if bias is not None:
-        x = x + bias.reshape([1, -1] + [1] * (x.dim() - 2)).to(x.dtype)
-    if activation == "lrelu":
-        x = F.leaky_relu(x, 0.2)
-    if gain != 1:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -438,15 +295,15 @@ class FQStyleGANToRGB(nn.Module):
     r"""
     Modulated 1×1 convolution to RGB, without demodulation (style scaled by `1/√in`) + bias, optional clamp.
 
-    Shapes: `(B, in, R, R)`, w `(B, w_dim)` → `(B, image_channels, R, R)`.
+    Shapes: `(B, in, R, R)`, w `(B, w_dim)` → `(B, num_channels, R, R)`.
     """
 
     def __init__(self, config: FQStyleGANConfig, in_channels: int):
         super().__init__()
         self.conv_clamp = config.conv_clamp
         self.affine = FQStyleGANLinear(config.w_dim, in_channels, bias_init=1.0)
-        self.weight = nn.Parameter(torch.empty(config.image_channels, in_channels, 1, 1))
-        self.bias = nn.Parameter(torch.empty(config.image_channels))
+        self.weight = nn.Parameter(torch.empty(config.num_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.empty(config.num_channels))
         self.weight_gain = 1.0 / math.sqrt(in_channels)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -495,7 +352,7 @@ class FQStyleGANSynthesisBlock(CheckpointableBlock):
 
 
 class FQStyleGANSynthesisNetwork(nn.Module):
-    r"""w `(B, num_ws, w_dim)` → images `(B, image_channels, R, R)`: one block per resolution 4, 8, …, R."""
+    r"""w `(B, num_ws, w_dim)` → images `(B, num_channels, R, R)`: one block per resolution 4, 8, …, R."""
 
     def __init__(self, config: FQStyleGANConfig):
         super().__init__()
@@ -531,7 +388,7 @@ class FQStyleGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise_mode: str = "random", generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
-        """z `(B, z_dim)` → images `(B, image_channels, R, R)`."""
+        """z `(B, z_dim)` → images `(B, num_channels, R, R)`."""
         ws = self.mapping(z, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, generator=generator)
 
@@ -551,7 +408,7 @@ class FQStyleGANDiscriminatorBlock(CheckpointableBlock):
         super().__init__()
         taps, clamp = config.resample_filter, config.conv_clamp
         self.fromrgb = (
-            FQStyleGANConv2d(config.image_channels, tmp_channels, 1, activation="lrelu", conv_clamp=clamp)
+            FQStyleGANConv2d(config.num_channels, tmp_channels, 1, activation="lrelu", conv_clamp=clamp)
             if in_channels == 0
             else None
         )
@@ -636,7 +493,7 @@ class FQStyleGANDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, update_dictionary: bool = False) -> FQStyleGANDiscriminatorOutput:
         r"""
         Args:
-            images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`): Images in [-1, 1].
+            images (`torch.FloatTensor` of shape `(B, num_channels, R, R)`): Images in [-1, 1].
             update_dictionary (`bool`): Let the quantizers update their dictionaries (training mode only; the
                 D step on real and fake images).
 
@@ -811,7 +668,7 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
             generator (`torch.Generator`, *optional*): Randomness of `"random"` noise.
 
         Returns:
-            `torch.FloatTensor` of shape `(B, image_channels, R, R)`, about [-1, 1] (not clamped).
+            `torch.FloatTensor` of shape `(B, num_channels, R, R)`, about [-1, 1] (not clamped).
         """
         _check_noise_mode(noise_mode)
         network = self._inference_generator(use_ema)
@@ -877,7 +734,7 @@ class FQStyleGANPreTrainedModel(PreTrainedModel):
                 the images alone.
 
         Returns:
-            The images (`torch.FloatTensor` of shape `(B, image_channels, R, R)`, about [-1, 1], not clamped, by
+            The images (`torch.FloatTensor` of shape `(B, num_channels, R, R)`, about [-1, 1], not clamped, by
             default), or [`FQStyleGANGenerationOutput`] with `return_dict=True`.
         """
         if labels is not None:
@@ -930,27 +787,10 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
     [`~FQStyleGANPreTrainedModel.synthesis`] (w → images), [`~FQStyleGANPreTrainedModel.mix_styles`],
     [`~FQStyleGANPreTrainedModel.interpolate_ws`].
 
-    Training follows the GAN step protocol of `hf_dgm.training.gan_trainer` (StyleGAN2's losses):
+    `forward(z)` runs the trained generator; `discriminator(images)` scores. The training steps (StyleGAN2's losses,
+    R1, path length, the FQ terms; as StyleGAN2-ADA's `training/loss.py`) are training code:
+    `hf_dgm.training.fq_stylegan.loss.FQStyleGANSteps`.
 
-    - `mode="discriminator"` (D step `d_step`): non-saturating logistic loss on fresh fakes (G with style mixing,
-      no gradient) and the real `pixel_values`, D called separately on each (as StyleGAN2, so the minibatch-stddev
-      groups never mix real and fake); the FQ dictionaries update in both calls (as FQ-StyleGAN) and their commitment
-      losses are added.
-    - `mode="generator"` (G step `step`): non-saturating loss `softplus(−D(G(z)))` with style mixing (probability
-      `style_mixing_prob`, one cutoff per batch) plus the FQ loss of the fakes; by default D's call on the fakes
-      updates the dictionaries too (`fq_update_in_generator_step`, as FQ-GAN's TF code).
-    - Lazy regularisation (`lazy_regularization="separate"`, the default, as StyleGAN2-ADA's `Dreg` / `Greg`
-      phases): `mode="discriminator_regularization"` returns `r1_interval · γ/2 · mean(‖∇_x D(x)‖²)` at the reals
-      (dictionaries untouched) and `mode="generator_regularization"` `pl_interval · pl_weight · mean((a − ā)²)` on
-      `B // pl_batch_shrink` new images, with the running mean ā updated BEFORE the penalty and kept in its graph
-      (ADA `loss.py`). `GANTrainer` runs each as its own optimizer step after the main step when
-      [`~FQStyleGANForImageGeneration.regularization_due`] says so. `"folded"` adds them to the main steps' loss
-      instead (not the original).
-    - `w_avg` (the truncation centre) moves towards the batch mean of w on EVERY training-mode mapping call, as
-      ADA's `MappingNetwork` (the D step's and the path-length pass's generator runs included; not the
-      style-mixing latents' call).
-    - Every step takes explicit `z`, `style_mixing`, `pl_noise` and a `torch.Generator` for everything it draws, so a
-      parity script can feed both sides the same randomness; see `benchmarks/parity/fq_stylegan.py`.
     - [`~FQStyleGANForImageGeneration.update_generator_ema`]: decay from the half-life `ema_kimg · 1000` images.
 
     Optimiser defaults read by the trainer (`generator_lr`, `discriminator_lr`, `generator_betas`,
@@ -989,175 +829,10 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
         """Parameters the D optimiser trains (the FQ dictionaries are buffers, updated by EMA in D steps)."""
         return self.discriminator.parameters()
 
-    # -- training ----------------------------------------------------------------------------------------------------
-    def _world_size(self) -> int:
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-    def _latents(self, z, batch_size: int, device, generator: torch.Generator | None) -> torch.Tensor:
-        if z is None:
-            source = generator.device if generator is not None else device
-            return torch.randn(batch_size, self.config.z_dim, device=source, generator=generator).to(device)
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or tuple(z.shape) != (batch_size, self.config.z_dim):
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"`z` must be a ({batch_size}, {self.config.z_dim}) tensor, got {shape}")
-        return z.to(device)
-
-    def _run_generator(
-        self, batch_size: int, device, z=None, generator: torch.Generator | None = None, mixing=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fakes `(B, C, R, R)` and their ws `(B, num_ws, w_dim)` as StyleGAN2-ADA's `run_G`: map z (updating `w_avg`
-        in training mode), style mixing with probability `style_mixing_prob` (one cutoff per batch; the mixing
-        latents' mapping call leaves `w_avg` alone), synthesis with random noise.
-
-        `z` `(B, z_dim)`: the latents (default drawn with `generator`). `mixing`: `None` (draw the cutoff, the coin and
-        the second latents as the config says, with `generator`), `False` (no mixing) or `(cutoff, z2)` (mix from
-        layer `cutoff` on with the ws of `z2`). The synthesis noise is drawn with `generator` (global RNG if None).
-        """
-        config = self.config
-        z = self._latents(z, batch_size, device, generator)
-        ws = self.generator.mapping(z)
-        if mixing is None and config.style_mixing_prob > 0 and config.num_ws > 1:
-            source = generator.device if generator is not None else device
-            cutoff = int(torch.randint(1, config.num_ws, (), generator=generator, device=source))
-            if float(torch.rand((), generator=generator, device=source)) < config.style_mixing_prob:
-                mixing = (cutoff, torch.randn(z.shape, generator=generator, device=source).to(device))
-        if mixing:
-            cutoff, z2 = mixing
-            mixed = self.generator.mapping(self._latents(z2, batch_size, device, None), update_w_avg=False)
-            ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
-        return self.generator.synthesis(ws, noise_mode="random", generator=generator), ws
-
-    def _check_pixels(self, pixel_values) -> torch.Tensor:
-        config = self.config
-        expected = (config.image_channels, config.resolution, config.resolution)
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
-            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-            raise ValueError(f"`pixel_values` must be a (B, {', '.join(map(str, expected))}) tensor in [-1, 1], got {shape}")
-        return pixel_values
-
-    def regularization_due(self, network: str, step: int | None) -> bool:
-        """Whether `GANTrainer` should run the separate lazy-regularisation step of `network` (`"discriminator"`:
-        R1 when `d_step % r1_interval == 0`; `"generator"`: path length when `step % pl_interval == 0`) after that
-        network's main step, as StyleGAN2-ADA's `Dreg` / `Greg` phases. Always False with
-        `lazy_regularization="folded"` (the terms are then part of the main steps)."""
-        config = self.config
-        if config.lazy_regularization != "separate" or step is None:
-            return False
-        if network == "discriminator":
-            return config.r1_gamma > 0 and step % config.r1_interval == 0
-        if network == "generator":
-            return config.pl_weight > 0 and step % config.pl_interval == 0
-        raise ValueError(f"`network` must be 'generator' or 'discriminator', got {network!r}")
-
-    def _r1(self, reals: torch.Tensor) -> torch.Tensor:
-        """Mean R1 penalty at the reals (D pass with the dictionaries untouched, as the original's R1 graph, which
-        does not contain the quantizers' update)."""
-        reals_r1 = reals.detach().requires_grad_(True)
-        logits = self.discriminator(reals_r1, update_dictionary=False).logits
-        return r1_penalty(logits, reals_r1).mean()
-
-    def _discriminator_step(self, pixel_values, d_step, z=None, generator=None, mixing=None) -> FQStyleGANDiscriminatorStepOutput:
-        config = self.config
-        reals = self._check_pixels(pixel_values)
-        batch = reals.shape[0]
-        with torch.no_grad():  # G frozen; its mapping still updates w_avg in training mode, as ADA's Dmain run_G
-            fakes, _ = self._run_generator(batch, reals.device, z, generator, mixing)
-        scores_fake = self.discriminator(fakes, update_dictionary=True)
-        scores_real = self.discriminator(reals, update_dictionary=True)
-        d_loss_real, d_loss_fake = nonsaturating_discriminator_loss(scores_real.logits, scores_fake.logits)
-        q_real = q_fake = None
-        if scores_real.quantization_loss is not None:
-            q_real, q_fake = scores_real.quantization_loss.mean(), scores_fake.quantization_loss.mean()
-            quantization_loss = q_real + q_fake
-        else:
-            quantization_loss = torch.zeros((), device=reals.device, dtype=d_loss_real.dtype)
-        loss = d_loss_real + d_loss_fake + quantization_loss
-        penalty = None
-        if config.lazy_regularization == "folded" and config.r1_gamma > 0 and d_step is not None and d_step % config.r1_interval == 0:
-            penalty = self._r1(reals)
-            loss = loss + penalty * (config.r1_gamma / 2) * config.r1_interval
-        if self.training:
-            with torch.no_grad():
-                self.training_state.images_seen.add_(batch * self._world_size())
-        return FQStyleGANDiscriminatorStepOutput(
-            loss=loss,
-            d_loss_real=d_loss_real,
-            d_loss_fake=d_loss_fake,
-            quantization_loss=quantization_loss,
-            quantization_loss_real=q_real,
-            quantization_loss_fake=q_fake,
-            r1_penalty=penalty.detach() if penalty is not None else None,
-            fq_perplexity=scores_real.fq_perplexity,
-            fq_usage=scores_real.fq_usage,
-            logits_real=scores_real.logits.detach(),
-            logits_fake=scores_fake.logits.detach(),
-            fakes=fakes,
-        )
-
-    def _discriminator_regularization_step(self, pixel_values) -> FQStyleGANDiscriminatorStepOutput:
-        """ADA's `Dreg` phase: `loss = r1_interval · γ/2 · mean(R1)` (its gain is the interval)."""
-        config = self.config
-        penalty = self._r1(self._check_pixels(pixel_values))
-        return FQStyleGANDiscriminatorStepOutput(
-            loss=penalty * (config.r1_gamma / 2) * config.r1_interval, r1_penalty=penalty.detach()
-        )
-
-    def _path_length(self, batch_size: int, device, z=None, generator=None, mixing=None, pl_noise=None):
-        config = self.config
-        pl_batch = max(batch_size // config.pl_batch_shrink, 1)
-        if z is not None and isinstance(z, torch.Tensor) and z.dim() == 2:
-            z = z[:pl_batch]  # ADA: gen_z[:batch_size // pl_batch_shrink]
-        if mixing and isinstance(mixing, tuple):
-            mixing = (mixing[0], mixing[1][:pl_batch])
-        images, ws = self._run_generator(pl_batch, device, z, generator, mixing)
-        penalty, lengths = path_length_penalty(
-            images, ws, self.training_state.pl_mean, decay=config.pl_decay, generator=generator, noise=pl_noise
-        )
-        return penalty.mean(), lengths.mean(), images
-
-    def _generator_step(self, batch_size: int, device, step, z=None, generator=None, mixing=None,
-                        update_dictionary=None) -> FQStyleGANGeneratorStepOutput:  # fmt: skip
-        config = self.config
-        if update_dictionary is None:
-            update_dictionary = config.fq_update_in_generator_step
-        fakes, _ = self._run_generator(batch_size, device, z, generator, mixing)
-        scores = self.discriminator(fakes, update_dictionary=update_dictionary)
-        g_loss = nonsaturating_generator_loss(scores.logits)
-        if scores.quantization_loss is not None:
-            quantization_loss = scores.quantization_loss.mean()
-        else:
-            quantization_loss = torch.zeros((), device=device, dtype=g_loss.dtype)
-        loss = g_loss + quantization_loss
-        pl_mean_penalty = lengths = None
-        if config.lazy_regularization == "folded" and config.pl_weight > 0 and step is not None and step % config.pl_interval == 0:
-            pl_mean_penalty, lengths, _ = self._path_length(batch_size, device, None, generator)
-            loss = loss + pl_mean_penalty * config.pl_weight * config.pl_interval
-        if self.training:
-            self._ema_images += batch_size * self._world_size()
-        return FQStyleGANGeneratorStepOutput(
-            loss=loss,
-            g_loss=g_loss,
-            quantization_loss=quantization_loss,
-            pl_penalty=pl_mean_penalty.detach() if pl_mean_penalty is not None else None,
-            path_length=lengths,
-            pl_mean=self.training_state.pl_mean.detach().clone() if lengths is not None else None,
-            logits_fake=scores.logits.detach(),
-            fakes=fakes,
-        )
-
-    def _generator_regularization_step(self, batch_size: int, device, z=None, generator=None, mixing=None,
-                                       pl_noise=None) -> FQStyleGANGeneratorStepOutput:  # fmt: skip
-        """ADA's `Greg` phase: path length on `batch_size // pl_batch_shrink` new images, `loss = pl_interval ·
-        pl_weight · mean((a − ā)²)` with ā in the graph."""
-        config = self.config
-        penalty, lengths, images = self._path_length(batch_size, device, z, generator, mixing, pl_noise)
-        return FQStyleGANGeneratorStepOutput(
-            loss=penalty * config.pl_weight * config.pl_interval,
-            pl_penalty=penalty.detach(),
-            path_length=lengths,
-            pl_mean=self.training_state.pl_mean.detach().clone(),
-            fakes=images,
-        )
+    def count_generator_images(self, images: int) -> None:
+        """Count the images of a G training step (over all processes); `update_generator_ema` without `batch_size`
+        derives its decay from the images counted since the last update."""
+        self._ema_images += int(images)
 
     @torch.no_grad()
     def update_generator_ema(self, decay: float | None = None, step: int | None = None, batch_size: int | None = None,
@@ -1190,76 +865,25 @@ class FQStyleGANForImageGeneration(FQStyleGANPreTrainedModel):
 
     def forward(
         self,
-        mode: str | None = None,
-        pixel_values: torch.Tensor | None = None,
         z: torch.Tensor | None = None,
-        step: int | None = None,
-        d_step: int | None = None,
-        batch_size: int | None = None,
-        labels: torch.Tensor | None = None,
         truncation_psi: float = 1.0,
         noise_mode: str = "random",
         generator: torch.Generator | None = None,
-        style_mixing: tuple[int, torch.Tensor] | bool | None = None,
-        pl_noise: torch.Tensor | None = None,
-        update_dictionary: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
-    ) -> FQStyleGANGenerationOutput | FQStyleGANDiscriminatorStepOutput | FQStyleGANGeneratorStepOutput:
+    ) -> FQStyleGANGenerationOutput:
         r"""
+        Run the trained (non-EMA) generator on `z`, with gradients (sampling: [`~FQStyleGANPreTrainedModel.generate`]).
+
         Args:
-            mode (`str`, *optional*): `"discriminator"` (D step), `"generator"` (G step),
-                `"discriminator_regularization"` (R1 step), `"generator_regularization"` (path-length step), or None:
-                run the trained (non-EMA) generator on `z` with gradients.
-            pixel_values (`torch.FloatTensor` of shape `(B, C, R, R)`): Real images in [-1, 1] (D and R1 steps; a G
-                step takes its batch size from them).
-            z (`torch.FloatTensor` of shape `(B, z_dim)`, *optional*): Latents (`mode=None`: required; steps: the
-                fakes' latents, default drawn with `generator`; the path-length step uses its first
-                `B // pl_batch_shrink` rows, as ADA).
-            step (`int`, *optional*): G updates done so far (folded path length on `step % pl_interval == 0`).
-            d_step (`int`, *optional*): D updates done so far (folded R1 on `d_step % r1_interval == 0`).
-            batch_size (`int`, *optional*): G step without `pixel_values` or `z`.
-            labels: Must be None (unconditional model).
-            truncation_psi, noise_mode: `mode=None` only, as in [`~FQStyleGANPreTrainedModel.generate`].
-            generator (`torch.Generator`, *optional*): Source of every random draw of the call (z, style mixing,
-                synthesis noise, path-length noise); the global RNG when None.
-            style_mixing (*optional*): `None` (as the config says, drawn with `generator`), `False` (none) or
-                `(cutoff, z2)` (the ws from layer `cutoff` on come from latents `z2`).
-            pl_noise (`torch.FloatTensor`, *optional*): Path-length projection noise (shape of the path-length
-                images), before the division by `√(R·R)`.
-            update_dictionary (`bool`, *optional*): G step: whether D's call on the fakes updates the dictionaries
-                (default `config.fq_update_in_generator_step`).
+            z (`torch.FloatTensor` of shape `(B, z_dim)`): Latents.
+            truncation_psi (`float`, defaults to 1), noise_mode (`str`, defaults to `"random"`), generator: as in
+                [`~FQStyleGANPreTrainedModel.generate`].
 
         Returns:
-            [`FQStyleGANDiscriminatorStepOutput`], [`FQStyleGANGeneratorStepOutput`] or [`FQStyleGANGenerationOutput`].
+            [`FQStyleGANGenerationOutput`] with `images` `(B, num_channels, R, R)` and `ws`.
         """
-        if kwargs:
-            raise TypeError(f"FQStyleGANForImageGeneration.forward got unexpected keyword arguments {sorted(kwargs)}")
-        if labels is not None:
-            raise ValueError("FQ-StyleGAN is unconditional: `labels` must be None (build the data without labels)")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}")
-        if mode in ("discriminator", "discriminator_regularization"):
-            if pixel_values is None:
-                raise ValueError(f"mode={mode!r} needs `pixel_values` (real images)")
-            if mode == "discriminator_regularization":
-                return self._discriminator_regularization_step(pixel_values)
-            return self._discriminator_step(pixel_values, d_step, z, generator, style_mixing)
-        if mode in ("generator", "generator_regularization"):
-            if pixel_values is not None:
-                batch_size = self._check_pixels(pixel_values).shape[0]
-            elif batch_size is None and isinstance(z, torch.Tensor) and z.dim() == 2:
-                batch_size = z.shape[0]
-            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-                raise ValueError(f"mode={mode!r} needs `pixel_values`, `z` or a positive int `batch_size`, got {batch_size!r}")
-            if mode == "generator_regularization":
-                return self._generator_regularization_step(batch_size, self.device, z, generator, style_mixing, pl_noise)
-            return self._generator_step(batch_size, self.device, step, z, generator, style_mixing, update_dictionary)
-        if mode is not None:
-            raise ValueError(
-                "`mode` must be 'discriminator', 'generator', 'discriminator_regularization', "
-                f"'generator_regularization' or None, got {mode!r}"
-            )
         z = self._check_z(z)
         ws = self.generator.mapping(z, _check_psi(truncation_psi))
         images = self.generator.synthesis(ws, noise_mode=_check_noise_mode(noise_mode), generator=generator)
@@ -1289,7 +913,7 @@ class FQStyleGANGeneratorModel(FQStyleGANPreTrainedModel):
                 [`~FQStyleGANPreTrainedModel.generate`].
 
         Returns:
-            [`FQStyleGANGenerationOutput`] with `images` `(B, image_channels, R, R)`.
+            [`FQStyleGANGenerationOutput`] with `images` `(B, num_channels, R, R)`.
         """
         z = self._check_z(z)
         ws = self.generator_ema.mapping(z, _check_psi(truncation_psi), update_w_avg=False)
@@ -1300,12 +924,10 @@ class FQStyleGANGeneratorModel(FQStyleGANPreTrainedModel):
 __all__ = [
     "FQStyleGANDiscriminator",
     "FQStyleGANDiscriminatorOutput",
-    "FQStyleGANDiscriminatorStepOutput",
     "FQStyleGANForImageGeneration",
     "FQStyleGANGenerationOutput",
     "FQStyleGANGenerator",
     "FQStyleGANGeneratorModel",
-    "FQStyleGANGeneratorStepOutput",
     "FQStyleGANMappingNetwork",
     "FQStyleGANPreTrainedModel",
     "FQStyleGANSynthesisNetwork",

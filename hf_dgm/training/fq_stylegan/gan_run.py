@@ -70,7 +70,7 @@ def build(arguments: dict, training_args) -> GANRunSetup:
         label_column=None,
         interpolation=data_args.interpolation,
         random_flip=data_args.random_flip,
-        num_channels=model.config.image_channels,
+        num_channels=model.config.num_channels,
     )
     hub_id = data_args.dataset if "/" in data_args.dataset and not os.path.isdir(data_args.dataset) else None
     description = (
