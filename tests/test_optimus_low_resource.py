@@ -160,6 +160,28 @@ def test_cli_recipe_json_and_plot(composed, tmp_path, capsys):
     assert "acc_n1_encoder_pooled" in capsys.readouterr().out
 
 
+def test_prepare_data_and_encoder_feature_cache(composed, tmp_path):
+    _, enc_dir, _ = composed
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for split in ("test", "dev"):
+        (folder / f"toy.{split}.0").write_text("".join(f"a man rides a bike {'. ' * i}\n" for i in range(1, 9)))
+        (folder / f"toy.{split}.1").write_text("".join(f"the cat sits {'. ' * i}\n" for i in range(1, 7)))
+    settings = lr.LowResourceArguments(dataset=str(folder), labels_per_class=[2, 4], num_seeds=3, eval_examples=6,
+                                       feature_cache=str(tmp_path / "cache"))
+    data = lr.prepare_data(settings, base_seed=5)
+    assert sorted(data.orders) == [5, 6, 7] and np.bincount(data.evaluation.labels).tolist() == [3, 3]
+    for per_class in data.orders.values():  # the remapped orders point at pool sentences of their class
+        for label, order in enumerate(per_class):
+            assert len(order) == 4 and (data.pool.labels[order] == label).all()
+    assert data.pool.sentences[data.orders[5][1][0]].startswith("the cat")
+    first = lr.encoder_features(str(enc_dir), "mean", data.pool.sentences, settings)
+    assert first.shape == (len(data.pool.sentences), 32) and len(list((tmp_path / "cache").iterdir())) == 1
+    assert np.array_equal(lr.encoder_features(str(enc_dir), "mean", data.pool.sentences, settings), first)  # read back
+    lr.encoder_features(str(enc_dir), "cls", data.pool.sentences, settings)  # another key, another file
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
 def test_cli_errors_are_one_line(composed, tmp_path, capsys):
     _, enc_dir, model_dir = composed
     _toy_dataset(tmp_path / "toy")

@@ -64,6 +64,7 @@ class LowResourceArguments:
     batch_size: int = field(default=64, metadata={"help": "sentences per encoder forward pass"})
     max_length: int = field(default=64, metadata={"help": "max encoder tokens per sentence"})
     plot: str | None = field(default=None, metadata={"help": "PNG of accuracy against labels per class (default: next to --output, else ./low_resource_accuracy.png)"})
+    feature_cache: str | None = field(default=None, metadata={"help": "folder caching the original encoder's features (shared by every model composed from it)"})
 
 
 @dataclass
@@ -325,7 +326,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for item in dataclasses.fields(LowResourceArguments):
         if item.name in ("dataset", "batch_size", "max_length"):
             continue  # the evaluator's own flags
-        kwargs: dict[str, Any] = {"default": None, "help": item.metadata.get("help")}
+        default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+        shown = "" if default is None else f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
+        kwargs: dict[str, Any] = {"default": None, "help": f"{item.metadata.get('help')}{shown}"}
         if item.name == "labels_per_class":
             kwargs.update(type=int, nargs="+")
         elif item.type in ("int", "float"):
@@ -405,65 +408,115 @@ def default_encoder(model_dir: str | os.PathLike) -> str:
     raise ValueError(f"{folder} does not say which pretrained encoder it was composed from: pass --encoder FOLDER")
 
 
+@dataclass
+class PreparedData:
+    """The sentences a run encodes. `pool` holds the training sentences any seed draws (labels `(pool,)`), `orders`
+    maps each seed to one index order per class into `pool`; `evaluation` is the balanced evaluation set."""
+
+    pool: LabelledSentences
+    orders: dict[int, list[np.ndarray]]
+    evaluation: LabelledSentences
+
+
+def _subset(data: LabelledSentences, index: np.ndarray) -> LabelledSentences:
+    return LabelledSentences([data.sentences[i] for i in index], data.labels[index], data.label_names)
+
+
+def prepare_data(settings: LowResourceArguments, base_seed: int = 0) -> PreparedData:
+    """Read the splits and draw, for seeds `base_seed ... base_seed + num_seeds - 1`, `max(labels_per_class)`
+    training sentences per class (the smaller budgets are their prefixes) and a balanced evaluation set (drawn from
+    `base_seed + 10000`, the same for every seed)."""
+    pool = read_labelled_sentences(settings.dataset, settings.train_split)
+    evaluation = read_labelled_sentences(settings.dataset, settings.eval_split)
+    if evaluation.label_names != pool.label_names:
+        raise ValueError(f"labels differ between splits: {pool.label_names} vs {evaluation.label_names}")
+    seeds = [base_seed + i for i in range(int(settings.num_seeds))]
+    orders = {seed: class_orders(pool.labels, seed, max(settings.labels_per_class)) for seed in seeds}
+    used = np.unique(np.concatenate([np.concatenate(per_class) for per_class in orders.values()]))
+    position = np.full(len(pool.labels), -1, dtype=np.int64)
+    position[used] = np.arange(len(used))
+    orders = {seed: [position[order] for order in per_class] for seed, per_class in orders.items()}
+    eval_index = balanced_eval_indices(evaluation.labels, settings.eval_examples, base_seed + 10_000)
+    return PreparedData(_subset(pool, used), orders, _subset(evaluation, eval_index))
+
+
+def encoder_features(
+    encoder_path: str, pooling: str, sentences: Sequence[str], settings: LowResourceArguments,
+    device: str = "cpu", progress: bool = False, desc: str = "",
+) -> np.ndarray:
+    """The original encoder's pooled features `(num_sentences, hidden)`. With `settings.feature_cache`, they are read
+    from / written to `<cache>/encoder-<sha256>.safetensors`, keyed by the encoder folder, pooling, max length and
+    sentences (the same for every model composed from that encoder, so a second model's run skips them)."""
+    import hashlib
+    import json
+
+    from safetensors.numpy import load_file, save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    key = json.dumps([str(Path(encoder_path).resolve()), pooling, settings.max_length, list(sentences)])
+    cache = Path(settings.feature_cache) / f"encoder-{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors" if settings.feature_cache else None
+    if cache is not None and cache.is_file():
+        return load_file(str(cache))["features"]
+    encoder = AutoModel.from_pretrained(encoder_path).to(device).eval()
+    features = batched_features(
+        encoder_forward(encoder, pooling), AutoTokenizer.from_pretrained(encoder_path), sentences,
+        batch_size=settings.batch_size, max_length=settings.max_length, device=device, progress=progress, desc=f"encoder {desc}",
+    )["encoder_pooled"]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"features": np.ascontiguousarray(features)}, str(cache))
+    return features
+
+
 def feature_table(
-    model: Any, encoder: Any, tokenizer: Any, encoder_tokenizer: Any, sentences: Sequence[str],
-    settings: LowResourceArguments, device: str, progress: bool, desc: str,
+    model: Any, tokenizer: Any, encoder_path: str, sentences: Sequence[str], settings: LowResourceArguments,
+    device: str, progress: bool, desc: str,
 ) -> dict[str, np.ndarray]:
     """The three features of `sentences`: `optimus_latent_mean`, `optimus_encoder_pooled`, `encoder_pooled`."""
-    common = dict(batch_size=settings.batch_size, max_length=settings.max_length, device=device, progress=progress)
-    features = batched_features(optimus_forward(model), tokenizer, sentences, desc=f"Optimus {desc}", **common)
-    features.update(batched_features(
-        encoder_forward(encoder, model.config.pooling), encoder_tokenizer, sentences, desc=f"encoder {desc}", **common
-    ))
+    features = batched_features(
+        optimus_forward(model), tokenizer, sentences, batch_size=settings.batch_size, max_length=settings.max_length,
+        device=device, progress=progress, desc=f"Optimus {desc}",
+    )
+    features["encoder_pooled"] = encoder_features(encoder_path, model.config.pooling, sentences, settings, device, progress, desc)
     return features
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """`hf-dgm evaluate optimus MODEL --task low-resource-classification ...`: the accuracy table and the plot."""
-    from transformers import AutoModel, AutoTokenizer
+    import time
 
     import hf_dgm  # noqa: F401  (registers the Auto classes)
     from hf_dgm.models.optimus import OptimusForConditionalGeneration, OptimusProcessor
 
+    started = time.perf_counter()
     settings = resolve_arguments(args)
     encoder_path = settings.encoder or default_encoder(args.model)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    seeds = [int(args.seed) + i for i in range(int(settings.num_seeds))]
-    pool = read_labelled_sentences(settings.dataset, settings.train_split)
-    evaluation = read_labelled_sentences(settings.dataset, settings.eval_split)
-    if evaluation.label_names != pool.label_names:
-        raise ValueError(f"labels differ between splits: {pool.label_names} vs {evaluation.label_names}")
-    orders = {seed: class_orders(pool.labels, seed, max(settings.labels_per_class)) for seed in seeds}
-    used = np.unique(np.concatenate([np.concatenate(per_class) for per_class in orders.values()]))
-    position = {int(index): i for i, index in enumerate(used)}
-    orders = {seed: [np.asarray([position[int(i)] for i in order]) for order in per_class] for seed, per_class in orders.items()}
-    eval_index = balanced_eval_indices(evaluation.labels, settings.eval_examples, int(args.seed) + 10_000)
-
+    data = prepare_data(settings, int(args.seed))
     model = OptimusForConditionalGeneration.from_pretrained(args.model).to(device).eval()
     tokenizer = (getattr(model, "processor", None) or OptimusProcessor.from_pretrained(args.model)).tokenizer
-    encoder = AutoModel.from_pretrained(encoder_path).to(device).eval()
-    encoder_tokenizer = AutoTokenizer.from_pretrained(encoder_path)
     progress = not getattr(args, "quiet", False)
-    train_features = feature_table(model, encoder, tokenizer, encoder_tokenizer, [pool.sentences[i] for i in used],
-                                   settings, device, progress, f"{settings.train_split} pool")
-    eval_features = feature_table(model, encoder, tokenizer, encoder_tokenizer, [evaluation.sentences[i] for i in eval_index],
-                                  settings, device, progress, settings.eval_split)
+    train_features = feature_table(model, tokenizer, encoder_path, data.pool.sentences, settings, device, progress,
+                                   f"{settings.train_split} pool")
+    eval_features = feature_table(model, tokenizer, encoder_path, data.evaluation.sentences, settings, device, progress,
+                                  settings.eval_split)
     results = classification_curves(
-        train_features, pool.labels[used], eval_features, evaluation.labels[eval_index], orders,
+        train_features, data.pool.labels, eval_features, data.evaluation.labels, data.orders,
         settings.labels_per_class, settings.classifier_c, settings.classifier_max_iter,
     )
     plot = settings.plot or (str(Path(args.output).with_suffix(".png")) if getattr(args, "output", None) else "low_resource_accuracy.png")
-    title = f"{Path(str(args.model)).name} on {Path(str(settings.dataset)).name}: {len(eval_index)} {settings.eval_split} sentences, {len(seeds)} seeds"
+    title = (f"{Path(str(args.model)).name} on {Path(str(settings.dataset)).name}: {len(data.evaluation.labels)} "
+             f"{settings.eval_split} sentences, {len(data.orders)} seeds")
     plot_accuracy_curves(results, plot, title=title)
     print(f"[low-resource] plot written to {plot}", flush=True)
     return {
         "model": str(args.model), "task": "low-resource-classification", "dataset": str(resolve_dataset(settings.dataset)),
         "encoder": encoder_path, "pooling": model.config.pooling, "train_split": settings.train_split,
-        "eval_split": settings.eval_split, "label_names": pool.label_names, "eval_examples": int(len(eval_index)),
-        "training_pool_encoded": int(len(used)), "seeds": seeds, "labels_per_class": list(settings.labels_per_class),
+        "eval_split": settings.eval_split, "label_names": data.pool.label_names, "eval_examples": len(data.evaluation.labels),
+        "training_pool_encoded": len(data.pool.labels), "seeds": list(data.orders), "labels_per_class": list(settings.labels_per_class),
         "feature_dims": {name: int(value.shape[1]) for name, value in train_features.items()},
         "classifier": f"LogisticRegression(C={settings.classifier_c}, penalty=l2, solver=lbfgs, max_iter={settings.classifier_max_iter}) "
                       "on features standardised with the unlabelled training pool's mean/std",
         **summarize(results), "accuracy": {name: {str(n): s for n, s in v.items()} for name, v in results.items()},
-        "plot": str(plot),
+        "plot": str(plot), "wall_clock_seconds": round(time.perf_counter() - started, 1),
     }
