@@ -175,10 +175,7 @@ def train_and_evaluate(
     eval_sentences)`, when given, returns more `eval_*` figures (the main job's plain-decoder baseline); they land in
     `metrics.json`, `samples.md` and the card with the rest.
     """
-    from .data import OptimusDataCollator, tokenize_sentences
-    from .evaluation import evaluate_optimus, interpolation_figures
-    from ..run_folder import write_run_folder
-    from .trainer import OptimusTrainer, ReconstructionCurveCallback
+    from ..checkpoints import whole_run_train_metrics
 
     out_dir = Path(training_args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +183,25 @@ def train_and_evaluate(
     model = build_model(model_args, seed=training_args.seed)
     processor = model.processor
     train_raw, eval_raw = load_data(data_args)
+    trainer, train_result, curve = _train(model, processor, train_raw, eval_raw, data_args, training_args, out_dir)
+
+    whole_run = whole_run_train_metrics(trainer, train_result.metrics)  # after a resume: the whole run, not the segment
+    metrics: dict[str, Any] = {"train_" + k if not k.startswith("train_") else k: v for k, v in whole_run.items()}
+    if eval_raw is not None and trainer.is_world_process_zero():
+        metrics.update(_evaluate_run(model, processor, train_raw, eval_raw, data_args, out_dir, curve, extra_evaluation))
+    if trainer.is_world_process_zero():
+        plot_training_curves(trainer.state.log_history, out_dir / "training_curves.png")
+        _write_run(model, model_args, data_args, training_args, out_dir, metrics, eval_raw is not None,
+                   extra_metadata={"wall_clock_seconds": round(time.time() - started, 1), **(extra_metadata or {})})
+    return metrics
+
+
+def _train(model, processor, train_raw, eval_raw, data_args, training_args, out_dir: Path):
+    """Tokenize the training sentences, train with `OptimusTrainer` (resuming if asked) and save the model into
+    `out_dir` (main process). Returns (trainer, train result, the reconstruction-curve callback or None)."""
+    from .data import OptimusDataCollator, tokenize_sentences
+    from .trainer import OptimusTrainer, ReconstructionCurveCallback
+
     train = tokenize_sentences(train_raw, processor, data_args.max_length, drop_longer=data_args.sentence_split)
     train = train.remove_columns([c for c in (train.column_names or []) if c in ("text", "label")])
     # `--gradient_checkpointing` needs nothing here: Trainer calls the model's `activation_checkpointing_enable`,
@@ -206,64 +222,71 @@ def train_and_evaluate(
     if trainer.is_world_process_zero():
         # not trainer.save_model(): it adds a pickled training_args.bin; the run folder stays pickle-free
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)  # weights, config, tokenizers
+    return trainer, train_result, curve
 
-    from ..checkpoints import whole_run_train_metrics
 
-    whole_run = whole_run_train_metrics(trainer, train_result.metrics)  # after a resume: the whole run, not the segment
-    metrics: dict[str, Any] = {"train_" + k if not k.startswith("train_") else k: v for k, v in whole_run.items()}
-    if eval_raw is not None and trainer.is_world_process_zero():
-        model.eval()
-        sentences = [row["text"].strip() for row in eval_raw]
-        evaluation = evaluate_optimus(
-            model, processor, sentences, num_importance_samples=data_args.num_importance_samples,
-            max_length=data_args.max_length,
-        )
-        interpolation = interpolation_figures(
-            model, processor, sentences, num_steps=data_args.interpolation_steps, max_length=data_args.max_length
-        )
-        evaluation.update(interpolation)
-        metrics.update({f"eval_{k}": v for k, v in evaluation.items() if isinstance(v, (int, float))})
-        metrics["eval_num_sentences"] = len(sentences)
-        metrics["eval_num_importance_samples"] = data_args.num_importance_samples
-        if extra_evaluation is not None:
-            train_sentences = [row["text"].strip() for row in train_raw] if isinstance(train_raw, Dataset) else None
-            extra = extra_evaluation(train_sentences, sentences)
-            if "plain_decoder_ppl_per_token" in extra:  # the IW PPL against the plain LM's, in the same run
-                extra["ppl_ratio_to_plain_decoder"] = evaluation["ppl_per_token"] / extra["plain_decoder_ppl_per_token"]
-            metrics.update({f"eval_{k}": v for k, v in extra.items()})
-            evaluation.update(extra)
-        if curve is not None and curve.points:
-            evaluation["reconstruction_curve"] = curve.points
-            (out_dir / "reconstruction_curve.json").write_text(json.dumps(curve.points, indent=2) + "\n")
-            plot_reconstruction_curve(curve.points, out_dir / "reconstruction_curve.png")
-        write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
-        labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
-        plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
-    if trainer.is_world_process_zero():
-        plot_training_curves(trainer.state.log_history, out_dir / "training_curves.png")
-        metadata = {
-            "dataset": data_args.dataset or (Path(data_args.train_file).name if data_args.train_file else None),
-            "eval_split": data_args.eval_split if data_args.dataset else (Path(data_args.eval_file).stem if data_args.eval_file else None),
-            "encoder": _hub_name(model_args.encoder, model_args, "encoder") or model.config.encoder._name_or_path,
-            "decoder": _hub_name(model_args.decoder, model_args, "decoder") or model.config.decoder._name_or_path,
-            "wall_clock_seconds": round(time.time() - started, 1),
-            **(extra_metadata or {}),
-        }
-        run_metadata = {
-            "dataset": data_args.dataset_name or metadata["dataset"],
-            "dataset_id": data_args.dataset_id or data_args.dataset,
-            "eval_split": metadata["eval_split"],
-            "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
-        }
-        if eval_raw is not None:
-            run_metadata["num_importance_samples"] = data_args.num_importance_samples
-            run_metadata["plain_decoder"] = "eval_plain_decoder_ppl_per_token" in metrics
-        write_run_folder(
-            out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
-            recipe={"model": model_args, "data": data_args, "training": _recipe_training_args(training_args)},
-            training_args=training_args,
-        )
+def _evaluate_run(model, processor, train_raw, eval_raw, data_args, out_dir: Path, curve, extra_evaluation) -> dict[str, Any]:
+    """The paper's evaluation and the interpolations on the evaluation sentences, `extra_evaluation`'s figures,
+    the reconstruction curve, samples and latent-space plot in `out_dir`. Returns the `eval_*` metrics."""
+    from .evaluation import evaluate_optimus, interpolation_figures
+
+    model.eval()
+    sentences = [row["text"].strip() for row in eval_raw]
+    evaluation = evaluate_optimus(
+        model, processor, sentences, num_importance_samples=data_args.num_importance_samples,
+        max_length=data_args.max_length,
+    )
+    interpolation = interpolation_figures(
+        model, processor, sentences, num_steps=data_args.interpolation_steps, max_length=data_args.max_length
+    )
+    evaluation.update(interpolation)
+    metrics = {f"eval_{k}": v for k, v in evaluation.items() if isinstance(v, (int, float))}
+    metrics["eval_num_sentences"] = len(sentences)
+    metrics["eval_num_importance_samples"] = data_args.num_importance_samples
+    if extra_evaluation is not None:
+        train_sentences = [row["text"].strip() for row in train_raw] if isinstance(train_raw, Dataset) else None
+        extra = extra_evaluation(train_sentences, sentences)
+        if "plain_decoder_ppl_per_token" in extra:  # the IW PPL against the plain LM's, in the same run
+            extra["ppl_ratio_to_plain_decoder"] = evaluation["ppl_per_token"] / extra["plain_decoder_ppl_per_token"]
+        metrics.update({f"eval_{k}": v for k, v in extra.items()})
+        evaluation.update(extra)
+    if curve is not None and curve.points:
+        evaluation["reconstruction_curve"] = curve.points
+        (out_dir / "reconstruction_curve.json").write_text(json.dumps(curve.points, indent=2) + "\n")
+        plot_reconstruction_curve(curve.points, out_dir / "reconstruction_curve.png")
+    write_samples(model, processor, sentences, out_dir, data_args.interpolation_steps, evaluation)
+    labels = [row.get("label") for row in eval_raw] if "label" in (eval_raw.column_names or []) else None
+    plot_latent_space(model, processor, sentences, out_dir / "latent_space.png", labels=labels)
     return metrics
+
+
+def _write_run(model, model_args, data_args, training_args, out_dir: Path, metrics: dict[str, Any],
+               evaluated: bool, extra_metadata: dict[str, Any]) -> None:
+    """`metrics.json` (the run's description, then `metrics`), `run_metadata.json` (what the card reads) and the
+    recipe, through `write_run_folder`."""
+    from ..run_folder import write_run_folder
+
+    metadata = {
+        "dataset": data_args.dataset or (Path(data_args.train_file).name if data_args.train_file else None),
+        "eval_split": data_args.eval_split if data_args.dataset else (Path(data_args.eval_file).stem if data_args.eval_file else None),
+        "encoder": _hub_name(model_args.encoder, model_args, "encoder") or model.config.encoder._name_or_path,
+        "decoder": _hub_name(model_args.decoder, model_args, "decoder") or model.config.decoder._name_or_path,
+        **extra_metadata,
+    }
+    run_metadata = {
+        "dataset": data_args.dataset_name or metadata["dataset"],
+        "dataset_id": data_args.dataset_id or data_args.dataset,
+        "eval_split": metadata["eval_split"],
+        "base_model": [m for m in (metadata["encoder"], metadata["decoder"]) if m],
+    }
+    if evaluated:
+        run_metadata["num_importance_samples"] = data_args.num_importance_samples
+        run_metadata["plain_decoder"] = "eval_plain_decoder_ppl_per_token" in metrics
+    write_run_folder(
+        out_dir, metrics={**metadata, **metrics}, metadata=run_metadata,
+        recipe={"model": model_args, "data": data_args, "training": _recipe_training_args(training_args)},
+        training_args=training_args,
+    )
 
 
 _RECIPE_TRAINING_KEYS = (
