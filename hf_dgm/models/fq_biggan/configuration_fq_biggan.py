@@ -13,6 +13,9 @@ from ...modules.feature_quantizer import FeatureQuantizerConfigMixin, validate_f
 
 INIT_SCHEMES = ("ortho", "N02", "xavier")
 
+# How D uses the classes: BigGAN's projection term, or classifier heads (AC-GAN; TAC-GAN with the twin head).
+LOSS_TYPES = ("projection", "ac", "tac")
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 CIFAR100_CLASSES = (
@@ -201,6 +204,17 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         bn_eps (`float`, defaults to 1e-5), sn_eps (`float`, defaults to 1e-8): Epsilons of batch and spectral norm.
         sn_iterations (`int`, defaults to 1): Power iterations per forward [`num_G_SV_itrs`, `num_D_SV_itrs`].
 
+    Class conditioning of D (TAC-GAN, Gong et al., NeurIPS 2019: FQ-TAC-GAN):
+        loss_type (`str`, defaults to `"projection"`): `"projection"`: BigGAN's projection discriminator (D's output
+            `linear(h) + <embed(y), h>`). `"tac"`: TAC-GAN's objective: an unconditional D output `linear(h)` plus
+            two spectral-normalised linear heads on the pooled features `h`, the auxiliary classifier `classifier`
+            (trained on real images) and the twin classifier `twin_classifier` (trained on fakes); G is rewarded for
+            fakes `classifier` recognises and penalised for those `twin_classifier` recognises. `"ac"`: AC-GAN
+            (the `classifier` head only). `"ac"`/`"tac"` need `num_classes > 0`; the losses are in
+            `hf_dgm.training.fq_biggan.tac`.
+        classifier_weight (`float`, defaults to 1.0): `λ`, the weight of the classifier terms in D's and G's
+            losses (TAC-GAN's `AC_weight`); unused with `"projection"`.
+
     Feature quantization (FQ-GAN: `--discrete_layer`, `--dict_size`, `--dict_decay`, `--commitment`):
         The zoo's FQ fields (`use_fq`, `fq_layers`, `fq_num_embeddings`, `fq_decay`, `fq_commitment`, `fq_mode`,
         `fq_eps`, `fq_dictionary_init`, `fq_zero_debias`, `fq_update_in_generator_step`), declared once by
@@ -258,6 +272,8 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         batch_size: int = 64,
         ema_start: int = 1000,
         ema_decay: float = 0.9999,
+        loss_type: str = "projection",
+        classifier_weight: float = 1.0,
         **kwargs,
     ):
         self.resolution = resolution
@@ -302,6 +318,8 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         self.batch_size = batch_size
         self.ema_start = ema_start
         self.ema_decay = ema_decay
+        self.loss_type = loss_type
+        self.classifier_weight = classifier_weight
 
         if class_names is not None:
             class_names = [str(name) for name in class_names]
@@ -403,7 +421,7 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
             if self.num_classes and not self.shared_embedding:
                 raise ValueError("`hierarchical_z` with classes needs `shared_embedding=True` (as BigGAN-PyTorch)")
         for name in ("bn_eps", "sn_eps", "fq_decay", "fq_commitment", "fq_eps", "generator_lr", "discriminator_lr",
-                     "adam_eps", "ema_decay"):  # NaN passes every comparison below: finite numbers only
+                     "adam_eps", "ema_decay", "classifier_weight"):  # NaN passes every comparison below: finite numbers only
             check_float(getattr(self, name), name)
         for name in ("generator_betas", "discriminator_betas"):
             for b in getattr(self, name):
@@ -411,6 +429,7 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         if self.bn_eps <= 0 or self.sn_eps <= 0:
             raise ValueError(f"`bn_eps` and `sn_eps` must be > 0, got {self.bn_eps} and {self.sn_eps}")
         validate_feature_quantizer_config(self, num_layers=self.num_discriminator_blocks)
+        self._validate_loss_type()
         if not 0.0 <= self.ema_decay <= 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1], got {self.ema_decay}")
         if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) or self.ema_start < 0:
@@ -422,6 +441,14 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         for name in ("generator_lr", "discriminator_lr", "adam_eps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}")
+
+    def _validate_loss_type(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.loss_type != "projection" and self.num_classes == 0:
+            raise ValueError(f"`loss_type={self.loss_type!r}` trains class heads: it needs `num_classes > 0`")
+        if self.classifier_weight < 0:
+            raise ValueError(f"`classifier_weight` must be >= 0, got {self.classifier_weight}")
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "FQBigGANConfig":
@@ -436,4 +463,4 @@ class FQBigGANConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
         return cls(**values)
 
 
-__all__ = ["FQBigGANConfig", "PRESETS", "CIFAR10_CLASSES", "CIFAR100_CLASSES"]
+__all__ = ["FQBigGANConfig", "PRESETS", "CIFAR10_CLASSES", "CIFAR100_CLASSES", "LOSS_TYPES"]

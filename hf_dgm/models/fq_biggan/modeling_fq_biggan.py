@@ -46,18 +46,25 @@ class FQBigGANDiscriminatorOutput(ModelOutput):
     Output of [`FQBigGANDiscriminator`].
 
     Args:
-        logits (`torch.FloatTensor` of shape `(B,)`): Unbounded realness scores (projection discriminator).
+        logits (`torch.FloatTensor` of shape `(B,)`): Unbounded realness scores (with the projection term when
+            `config.loss_type == "projection"`).
         quantization_loss (`torch.FloatTensor` of shape `(B,)`, *optional*): Per-sample commitment loss summed over
             the quantized layers (`None` with `use_fq=False`).
         fq_perplexity (`torch.FloatTensor` of shape `()`, *optional*): Code perplexity, mean over quantized layers.
         fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Fraction of dictionary entries used in the batch,
             mean over quantized layers.
+        class_logits (`torch.FloatTensor` of shape `(B, num_classes)`, *optional*): The auxiliary classifier's
+            logits (`loss_type` `"ac"` or `"tac"`).
+        twin_class_logits (`torch.FloatTensor` of shape `(B, num_classes)`, *optional*): The twin classifier's
+            logits (`loss_type="tac"`).
     """
 
     logits: torch.FloatTensor | None = None
     quantization_loss: torch.FloatTensor | None = None
     fq_perplexity: torch.FloatTensor | None = None
     fq_usage: torch.FloatTensor | None = None
+    class_logits: torch.FloatTensor | None = None
+    twin_class_logits: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -351,6 +358,10 @@ class FQBigGANDiscriminator(nn.Module):
     BigGAN projection discriminator with feature quantizers. Residual down-sampling blocks; after each block listed in
     `fq_layers`, a [`FeatureQuantizer`] (before that block's self-attention, as the original); global sum pooling of
     ReLU features `h`; output `linear(h) + <class_embedding(y), h>`.
+
+    With `config.loss_type` `"tac"` (TAC-GAN) or `"ac"` (AC-GAN) there is no projection term (no `class_embedding`):
+    the output is `linear(h)`, and the spectral-normalised linear heads `classifier` (and, for TAC, `twin_classifier`)
+    map `h` to `num_classes` logits.
     """
 
     def __init__(self, config: FQBigGANConfig):
@@ -378,12 +389,17 @@ class FQBigGANDiscriminator(nn.Module):
             }
         )
         self.output_linear = _sn_linear(config, scheme, out_channels[-1], 1)
-        self.class_embedding = None
-        if config.num_classes > 0:
+        self.class_embedding = self.classifier = self.twin_classifier = None
+        loss_type = config.loss_type
+        if config.num_classes > 0 and loss_type == "projection":
             self.class_embedding = FQBigGANSNEmbedding(
                 config.num_classes, out_channels[-1], iterations=config.sn_iterations, eps=config.sn_eps
             )
             self.class_embedding.init_scheme = scheme
+        if loss_type in ("ac", "tac"):
+            self.classifier = _sn_linear(config, scheme, out_channels[-1], config.num_classes)
+        if loss_type == "tac":
+            self.twin_classifier = _sn_linear(config, scheme, out_channels[-1], config.num_classes)
 
     def forward(
         self,
@@ -394,7 +410,8 @@ class FQBigGANDiscriminator(nn.Module):
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(B, C, H, W)`): Images in [-1, 1].
-            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (required by conditional models).
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): Classes (required by projection models; unused
+                by `"ac"` / `"tac"` models, whose heads predict them).
             update_dictionary (`bool`, defaults to `False`): Let the quantizers update their dictionaries (only has an
                 effect in training mode).
         """
@@ -423,6 +440,8 @@ class FQBigGANDiscriminator(nn.Module):
             quantization_loss=torch.stack(losses).sum(0) if losses else None,
             fq_perplexity=torch.stack(perplexities).mean() if perplexities else None,
             fq_usage=torch.stack(usages).mean() if usages else None,
+            class_logits=self.classifier(features) if self.classifier is not None else None,
+            twin_class_logits=self.twin_classifier(features) if self.twin_classifier is not None else None,
         )
 
 

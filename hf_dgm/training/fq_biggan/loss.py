@@ -6,6 +6,12 @@ quantizers' commitment terms, as FQ-GAN's `train_fns.GAN_training_function`. Reg
     d = steps.discriminator_step({"pixel_values": reals, "labels": labels})   # d.loss, d.terms["d_loss_real"], ...
     g = steps.generator_step({"pixel_values": reals})                        # g.loss, g.terms["g_loss"], ...
 
+With `config.loss_type` `"tac"` / `"ac"` (FQ-TAC-GAN / FQ-AC-GAN) both steps add TAC-GAN's classifier terms
+(`hf_dgm.training.fq_biggan.tac`): the D step `λ·CE(C(real), y_real) + λ·CE(C_mi(fake), y_fake)` (terms
+`classifier_loss`, `twin_classifier_loss`, `classifier_accuracy_real`), the G step `λ·(CE(C(fake), y) −
+CE(C_mi(fake), y))` (terms `classifier_loss`, `twin_classifier_loss`, `classifier_accuracy_fake`), with `λ` =
+`config.classifier_weight`; the hinge and FQ terms are unchanged.
+
 Parity with the original (`benchmarks/parity/fq_biggan.py`): from identical weights and batch, a D step and a G step
 agree in every logit, loss term, gradient, spectral-norm vector, batch-norm statistic and dictionary buffer.
 """
@@ -25,6 +31,7 @@ from ...modules.gan_protocol import (
     step_output,
 )
 from ..gan_losses import hinge_discriminator_loss, hinge_generator_loss
+from .tac import classifier_discriminator_loss, classifier_generator_loss
 
 
 BATCH_KEYS = ("pixel_values", "labels")
@@ -145,9 +152,11 @@ class FQBigGANSteps(GANSteps):
         else:
             quantization_loss_real = quantization_loss_fake = None
             quantization_loss = torch.zeros((), device=pixel_values.device)
+        classifier = self._discriminator_classifier_terms(scores, labels, generator_labels, size)
         return step_output(
             DiscriminatorStepOutput,
-            d_loss_real + d_loss_fake + quantization_loss,
+            d_loss_real + d_loss_fake + quantization_loss + classifier.pop("loss"),
+            **classifier,
             d_loss_real=d_loss_real,
             d_loss_fake=d_loss_fake,
             quantization_loss=quantization_loss,
@@ -208,9 +217,11 @@ class FQBigGANSteps(GANSteps):
             quantization_loss = scores.quantization_loss.mean()
         else:
             quantization_loss = torch.zeros((), device=device)
+        classifier = self._generator_classifier_terms(scores, labels)
         return step_output(
             GeneratorStepOutput,
-            g_loss + quantization_loss,
+            g_loss + quantization_loss + classifier.pop("loss"),
+            **classifier,
             g_loss=g_loss,
             quantization_loss=quantization_loss,
             fq_perplexity=scores.fq_perplexity,
@@ -219,6 +230,42 @@ class FQBigGANSteps(GANSteps):
             labels=labels,
             logits_fake=scores.logits,
         )
+
+    # -- TAC-GAN / AC-GAN classifier terms ----------------------------------------------------------------------------
+    def _discriminator_classifier_terms(self, scores, labels, generator_labels, size: int) -> dict[str, Any]:
+        """`{"loss": λ·(CE(C(real)) [+ CE(C_mi(fake))]), ...terms}`; `{"loss": 0}` for a projection model. The D
+        batch is `[fake; real]`: fakes are rows `:size`."""
+        config = self.model.config
+        if config.loss_type == "projection":
+            return {"loss": 0.0}
+        class_logits_real = scores.class_logits[size:]
+        twin_logits_fake = scores.twin_class_logits[:size] if scores.twin_class_logits is not None else None
+        out = classifier_discriminator_loss(
+            class_logits_real, labels, twin_logits_fake, generator_labels, config.classifier_weight, config.loss_type
+        )
+        accuracy = (class_logits_real.detach().argmax(1) == labels).float().mean()
+        return {
+            "loss": out.loss,
+            "classifier_loss": out.classifier_loss,
+            "twin_classifier_loss": out.twin_classifier_loss,
+            "classifier_accuracy_real": accuracy,
+        }
+
+    def _generator_classifier_terms(self, scores, labels) -> dict[str, Any]:
+        """`{"loss": λ·(CE(C(fake)) [− CE(C_mi(fake))]), ...terms}`; `{"loss": 0}` for a projection model."""
+        config = self.model.config
+        if config.loss_type == "projection":
+            return {"loss": 0.0}
+        out = classifier_generator_loss(
+            scores.class_logits, scores.twin_class_logits, labels, config.classifier_weight, config.loss_type
+        )
+        accuracy = (scores.class_logits.detach().argmax(1) == labels).float().mean()
+        return {
+            "loss": out.loss,
+            "classifier_loss": out.classifier_loss,
+            "twin_classifier_loss": out.twin_classifier_loss,
+            "classifier_accuracy_fake": accuracy,
+        }
 
 
 __all__ = ["FQBigGANSteps"]

@@ -3,7 +3,7 @@ NeurIPS 2019) and of its AC-GAN baseline, as pure functions of the heads' logits
 
 An AC-GAN discriminator carries a classifier head `C` on its pooled features; TAC-GAN adds a second, "twin" head
 `C_mi` on the same features. With `y_real` the classes of the real images, `y_fake` the classes the fakes were
-generated from and `λ` the classifier weight (`tac_weight`):
+generated from and `λ` the classifier weight (`FQBigGANConfig.classifier_weight`):
 
 | term                     | minimised by   | loss                                              |
 |--------------------------|----------------|---------------------------------------------------|
