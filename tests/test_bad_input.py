@@ -362,16 +362,16 @@ def hub():
 
 
 def test_commit_5xx_is_retried_then_reported_in_one_line(hub, run_dir, monkeypatch, capsys):
-    from hf_dgm.hub import publish, publish_model
+    from hf_dgm.hub import commit, publish_model
     from hf_dgm.hub.cli import main as publish_cli
     from hub_server import DEFAULT_TOKEN
 
-    monkeypatch.setattr(publish, "COMMIT_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(commit, "COMMIT_BACKOFF_SECONDS", 0.0)
     for _ in range(2):
         hub.fail_next("commit", status=500)
     result = publish_model(run_dir, "hf-dgm-tests/retried", token=DEFAULT_TOKEN, endpoint=hub.endpoint, validate=False)
     assert "model.safetensors" in hub.list_files("hf-dgm-tests/retried") and result.commit_oid
-    for _ in range(publish.COMMIT_ATTEMPTS):
+    for _ in range(commit.COMMIT_ATTEMPTS):
         hub.fail_next("commit", status=503)
     code = publish_cli([str(run_dir), "--repo_id", "hf-dgm-tests/down", "--token", DEFAULT_TOKEN, "--endpoint",
                         hub.endpoint, "--no_validate"])

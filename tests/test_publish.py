@@ -336,9 +336,9 @@ def retrained_run(run_dir, tmp_path) -> Path:
 
 
 def test_interrupted_upload_changes_nothing(hub, retrained_run, monkeypatch):
-    from hf_dgm.hub import publish
+    from hf_dgm.hub import commit
 
-    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
+    monkeypatch.setattr(commit, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
     run_dir = retrained_run
     repo = "hf-dgm-tests/interrupted"
     sha = hub.seed_repo(repo, {"config.json": json.dumps({"model_type": "optimus"}).encode()})
@@ -473,12 +473,12 @@ PAYLOAD = 'open("MARKER", "w").write("x")'
 def test_upload_failure_is_one_line_from_the_command_line(hub, retrained_run, monkeypatch, capsys):
     """`hf-dgm publish` / upload/publish.py on an LFS 507 mid-upload: exit 1, ONE line (no traceback) saying what
     failed and that the remote is unchanged; a 412 (the branch moved) too."""
-    from hf_dgm.hub import publish
+    from hf_dgm.hub import commit
     from hf_dgm.hub.cli import main
 
     from safetensors.torch import load_file, save_file
 
-    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)
+    monkeypatch.setattr(commit, "COMMIT_ATTEMPTS", 1)
     weights = load_file(retrained_run / "model.safetensors")  # new LFS objects: nothing the Hub already holds
     save_file({k: v + 0.0625 for k, v in weights.items()}, retrained_run / "model.safetensors", metadata={"format": "pt"})
     repo = "hf-dgm-tests/cli-507"

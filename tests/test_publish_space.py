@@ -300,9 +300,9 @@ def test_space_card_license_comes_from_the_hub_list(biggan_run, tmp_path):
 def test_failed_space_commit_deletes_the_new_space_in_one_line(hub, optimus_run, capsys, monkeypatch):
     """A 507 on the first commit of a new Space: exit 1, one line saying what failed and that the remote is
     unchanged, and the Space this call created is gone again."""
-    from hf_dgm.hub import publish
+    from hf_dgm.hub import commit
 
-    monkeypatch.setattr(publish, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
+    monkeypatch.setattr(commit, "COMMIT_ATTEMPTS", 1)  # a 5xx commit is retried; here the first answer is final
     hub.seed_repo("org/m507", {"config.json": (optimus_run / "config.json").read_bytes()})
     args = ["--model", "org/m507", "--space_id", "org/m507-demo", "--endpoint", hub.endpoint, "--token", DEFAULT_TOKEN]
     hub.fail_next("commit", status=507, message="Insufficient Storage")

@@ -151,52 +151,64 @@ def assemble_remote_code(
         if src in seen:
             continue
         seen.add(src)
-        if src.name == "__init__.py":
-            raise RemoteCodeError(f"{src}: a package `__init__.py` cannot be part of flat remote code")
-        flat = src.name
-        if not (src.suffix == ".py" and src.stem.isidentifier()) or _UNSAFE_COMMENT.search(str(src)):
-            raise RemoteCodeError(
-                f"{src!r}: remote code files must be `<identifier>.py` (transformers imports them by name), in a "
-                "path without control characters")
-        if flat in bundle.files and bundle.files[flat] != src:
-            raise RemoteCodeError(
-                f"two modules would both become `{flat}` in the flat repo: {bundle.files[flat]} and {src}; "
-                "rename one of them"
-            )
-        bundle.files[flat] = src
+        _check_flat_name(src, bundle)
+        bundle.files[src.name] = src
         source = src.read_text(encoding="utf-8")
         tree = ast.parse(source, filename=str(src))
-        edits: list[tuple[ast.ImportFrom, str]] = []
-        for node in ast.walk(tree):
-            where = f"{src.relative_to(package_root.parent)}:{getattr(node, 'lineno', '?')}"
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.split(".")[0] == package_name:
-                        raise RemoteCodeError(
-                            f"{where}: `import {alias.name}` cannot be made flat; use `from .module import Name` "
-                            f"(relative) instead"
-                        )
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            parts = _resolve_import(node, src, package_root, package_name)
-            if parts is None:
-                continue
-            if node.module is None:
-                raise RemoteCodeError(
-                    f"{where}: `from {'.' * node.level} import ...` is not followed by transformers' remote-code "
-                    f"loader; write `from .module import Name`"
-                )
-            target = _module_file(parts, package_root, where)
-            edits.append((node, target.stem))
-            queue.append(target)
+        edits = _package_imports(tree, src, package_root, package_name)
+        queue += [target for _, target in edits]
         third_party |= _third_party(tree)
-        text = _rewrite(source, edits)
+        text = _rewrite(source, [(node, target.stem) for node, target in edits])
         if header:
             text = f"# {header} (source: {src.relative_to(package_root.parent).as_posix()})\n" + text
-        (out_dir / flat).write_text(text, encoding="utf-8")
+        (out_dir / src.name).write_text(text, encoding="utf-8")
     verify_flat_code(out_dir, bundle.files, package_name)
     bundle.requirements = sorted(_PIP_NAMES.get(n, n) for n in third_party if n != package_name)
     return bundle
+
+
+def _check_flat_name(src: Path, bundle: RemoteCodeBundle) -> None:
+    """`src` can be copied flat: a module `<identifier>.py` (not a package `__init__.py`), in a path without control
+    characters, whose file name no other module of the bundle already uses."""
+    if src.name == "__init__.py":
+        raise RemoteCodeError(f"{src}: a package `__init__.py` cannot be part of flat remote code")
+    flat = src.name
+    if not (src.suffix == ".py" and src.stem.isidentifier()) or _UNSAFE_COMMENT.search(str(src)):
+        raise RemoteCodeError(
+            f"{src!r}: remote code files must be `<identifier>.py` (transformers imports them by name), in a "
+            "path without control characters")
+    if flat in bundle.files and bundle.files[flat] != src:
+        raise RemoteCodeError(
+            f"two modules would both become `{flat}` in the flat repo: {bundle.files[flat]} and {src}; "
+            "rename one of them"
+        )
+
+
+def _package_imports(tree: ast.AST, src: Path, package_root: Path, package_name: str) -> list[tuple[ast.ImportFrom, Path]]:
+    """The `from ... import` statements of `src` that reach into the package, each with the module file it names
+    (in `ast.walk` order); a form the flat loader cannot follow (`import package.x`, `from . import x`) raises."""
+    edits: list[tuple[ast.ImportFrom, Path]] = []
+    for node in ast.walk(tree):
+        where = f"{src.relative_to(package_root.parent)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == package_name:
+                    raise RemoteCodeError(
+                        f"{where}: `import {alias.name}` cannot be made flat; use `from .module import Name` "
+                        f"(relative) instead"
+                    )
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        parts = _resolve_import(node, src, package_root, package_name)
+        if parts is None:
+            continue
+        if node.module is None:
+            raise RemoteCodeError(
+                f"{where}: `from {'.' * node.level} import ...` is not followed by transformers' remote-code "
+                f"loader; write `from .module import Name`"
+            )
+        edits.append((node, _module_file(parts, package_root, where)))
+    return edits
 
 
 def verify_flat_code(out_dir: Path, files: Iterable[str], package_name: str = PACKAGE_NAME) -> None:

@@ -33,8 +33,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .cards import ModelCardError, check_card_value, check_license, check_repo_id, check_revision
-from .publish import PublishError, commit_new_or_existing, resolve_token
+from .card_checks import ModelCardError, check_card_value, check_license, check_repo_id, check_revision
+from .commit import commit_new_or_existing
+from .publish_inputs import PublishError, resolve_token
 
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def _app_modules(model_type: str) -> tuple[str, str, list[Path]]:
 def _remote_code_imports(model_type: str) -> set[str]:
     """Third-party distributions the model's remote code imports (as `publish_model` assembles it)."""
     from ..registry import get_family
-    from .publish import discover_family_code
+    from .code_discovery import discover_family_code
     from .remote_code import assemble_remote_code
 
     _, _, entry_files = discover_family_code(get_family(model_type))
@@ -295,8 +296,6 @@ def prepare_space_folder(
     api=None,
 ) -> tuple[list[str], str]:
     """Write the Space folder for `model_id` into `out_dir` (missing or empty); returns (files, model_type)."""
-    import hf_dgm
-
     check_space_inputs(model_id, space_id, revision, license)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
@@ -306,11 +305,30 @@ def prepare_space_folder(
 
         api = HfApi()
     config, card_text = _model_files(model_id, revision, model_dir, api)
+    family = _space_family(model_id, config)
+    model_type = family.model_type
+    module, function, sources = _app_modules(model_type)
+    meta = getattr(importlib.import_module(f"{DEMO_PACKAGE}.{module}"), "SPACE", {})
+
+    out.mkdir(parents=True, exist_ok=True)
+    requirements = _write_app(out, sources, model_id=model_id, revision=revision, model_type=model_type,
+                              module=module, function=function)
+    license = license or _card_license(card_text) or family.hub.license
+    (out / "README.md").write_text(_space_card(
+        model_id=model_id, revision=revision, model_type=model_type, license=license, meta=meta,
+        requirements=requirements,
+    ), encoding="utf-8")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    return files, model_type
+
+
+def _space_family(model_id: str, config: dict[str, Any]):
+    """The hf-dgm family (with a Hub entry) of the model whose config.json is `config`; a PublishError otherwise."""
+    from ..registry import get_family
+
     model_type = config.get("model_type")
     if not model_type:
         raise PublishError(f"the config.json of {model_id} names no model_type")
-    from ..registry import get_family
-
     try:
         family = get_family(model_type) if isinstance(model_type, str) else None
     except ValueError:
@@ -320,10 +338,15 @@ def prepare_space_folder(
                            "family; a Space is published for hf-dgm models only")
     if family.hub is None:
         raise PublishError(f"family {model_type!r} declares no Hub entry (FamilySpec.hub); its models are not published")
-    module, function, sources = _app_modules(model_type)
-    meta = getattr(importlib.import_module(f"{DEMO_PACKAGE}.{module}"), "SPACE", {})
+    return family
 
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write_app(out: Path, sources: list[Path], *, model_id: str, revision: str | None, model_type: str, module: str,
+               function: str) -> list[str]:
+    """The app package (the family's demo modules, copied), `requirements.txt` (pinned) and `app.py`; returns the
+    requirements."""
+    import hf_dgm
+
     (out / APP_PACKAGE).mkdir()
     (out / APP_PACKAGE / "__init__.py").write_text(
         f'"""The Gradio app of the model named in ../app.py, copied from {DEMO_PACKAGE}."""\n',
@@ -339,13 +362,7 @@ def prepare_space_folder(
         model_id=model_id, family=model_type, hf_dgm_version=str(hf_dgm.__version__), package=APP_PACKAGE,
         module=module, function=function, revision=revision,
     ), encoding="utf-8")
-    license = license or _card_license(card_text) or family.hub.license
-    (out / "README.md").write_text(_space_card(
-        model_id=model_id, revision=revision, model_type=model_type, license=license, meta=meta,
-        requirements=requirements,
-    ), encoding="utf-8")
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    return files, model_type
+    return requirements
 
 
 def publish_space(
@@ -374,23 +391,13 @@ def publish_space(
         private: create the Space private (an existing Space keeps its visibility).
         license: Space license (default: the model card's, else the family's).
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import HfApi
 
-    warnings: list[str] = []
     check_space_inputs(model_id, space_id, revision, license)
     if dry_run_dir is not None:
-        api = HfApi(endpoint=endpoint, token=token or False)
-        if revision is None and model_dir is None:
-            revision = _model_head(api, model_id)
-        if revision is None:
-            warnings.append("no --revision given: the dry-run app loads the model's latest commit")
-        files, _ = prepare_space_folder(model_id, dry_run_dir, space_id, revision=revision, model_dir=model_dir,
-                                        license=license, api=api)
-        return SpaceResult(space_id=space_id, model_id=model_id, revision=revision, files=files, dry_run=True,
-                           folder=Path(dry_run_dir), warnings=warnings)
-
-    token = resolve_token(token)
-    api = HfApi(endpoint=endpoint, token=token)
+        return _dry_run_space(model_id, space_id, revision=revision, model_dir=model_dir, dry_run_dir=dry_run_dir,
+                              endpoint=endpoint, token=token, license=license)
+    api = HfApi(endpoint=endpoint, token=resolve_token(token))
     if "/" not in space_id:
         space_id = f"{api.whoami()['name']}/{space_id}"
     if revision is None:
@@ -400,23 +407,48 @@ def publish_space(
         folder = Path(tmp) / "space"
         files, model_type = prepare_space_folder(model_id, folder, space_id, revision=revision, model_dir=model_dir,
                                                  license=license, api=api)
-        operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
-        from huggingface_hub.errors import RepositoryNotFoundError
-
-        try:
-            parent_sha, exists = api.repo_info(space_id, repo_type="space").sha, True
-        except RepositoryNotFoundError:
-            parent_sha, exists = None, False
-        # one commit; a Space this call created is deleted again if it fails (or named with its delete command)
-        info = commit_new_or_existing(
-            api, space_id, operations, repo_type="space", space_sdk="gradio", exists=exists, parent_sha=parent_sha,
-            private=private,
-            commit_message=commit_message or f"Gradio demo of {model_id} ({model_type}) at {revision[:12]}",
-            commit_description=f"Generated by hf_dgm's upload/publish_space.py for {model_id}@{revision}.",
-        )
+        info = _commit_space(api, space_id, folder, files, private=private,
+                             commit_message=commit_message or f"Gradio demo of {model_id} ({model_type}) at {revision[:12]}",
+                             commit_description=f"Generated by hf_dgm's upload/publish_space.py for {model_id}@{revision}.")
     space_url = f"{api.endpoint.rstrip('/')}/spaces/{space_id}"
     return SpaceResult(space_id=space_id, model_id=model_id, revision=revision, files=files,
-                       commit_url=info.commit_url, commit_oid=info.oid, space_url=space_url, warnings=warnings)
+                       commit_url=info.commit_url, commit_oid=info.oid, space_url=space_url, warnings=[])
+
+
+def _dry_run_space(model_id: str, space_id: str, *, revision: str | None, model_dir, dry_run_dir, endpoint: str | None,
+                   token: str | None, license: str | None) -> SpaceResult:
+    """The exact Space folder in `dry_run_dir`, nothing pushed (the revision is read from the Hub unless given or
+    the model is read from `model_dir`)."""
+    from huggingface_hub import HfApi
+
+    warnings: list[str] = []
+    api = HfApi(endpoint=endpoint, token=token or False)
+    if revision is None and model_dir is None:
+        revision = _model_head(api, model_id)
+    if revision is None:
+        warnings.append("no --revision given: the dry-run app loads the model's latest commit")
+    files, _ = prepare_space_folder(model_id, dry_run_dir, space_id, revision=revision, model_dir=model_dir,
+                                    license=license, api=api)
+    return SpaceResult(space_id=space_id, model_id=model_id, revision=revision, files=files, dry_run=True,
+                       folder=Path(dry_run_dir), warnings=warnings)
+
+
+def _commit_space(api, space_id: str, folder: Path, files: list[str], *, private: bool, commit_message: str,
+                  commit_description: str):
+    """ONE commit of the Space folder; a Space this call created is deleted again if it fails (or named with its
+    delete command): :func:`hf_dgm.hub.commit.commit_new_or_existing`."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+    try:
+        parent_sha, exists = api.repo_info(space_id, repo_type="space").sha, True
+    except RepositoryNotFoundError:
+        parent_sha, exists = None, False
+    return commit_new_or_existing(
+        api, space_id, operations, repo_type="space", space_sdk="gradio", exists=exists, parent_sha=parent_sha,
+        private=private, commit_message=commit_message, commit_description=commit_description,
+    )
 
 
 __all__ = ["publish_space", "prepare_space_folder", "pinned_requirements", "SpaceResult", "APP_PACKAGE"]

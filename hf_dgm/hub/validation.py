@@ -11,18 +11,22 @@ by file path) and writes the results to a folder. `compare_probe_outputs` checks
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from safetensors.torch import load_file
 
+if TYPE_CHECKING:
+    from ..registry import FamilySpec
 
+logger = logging.getLogger(__name__)
 
 
 def probe_file_and_name(probe: str) -> tuple[str, str]:
@@ -167,19 +171,14 @@ def run_isolated_probe(
         cwd = Path(tmp) / "cwd"
         out_dir.mkdir()
         cwd.mkdir()
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        child_env["HF_MODULES_CACHE"] = str(Path(tmp) / "modules")  # fresh dynamic-module cache
-        child_env["TOKENIZERS_PARALLELISM"] = "false"
-        if offline:
-            child_env["HF_HUB_OFFLINE"] = "1"
-        child_env.update(env or {})
         args = {
             "model": str(model_ref), "task": task, "auto_class": model_auto_class, "probe": probe_name, "probes_file": probe_path,
             "out_dir": str(out_dir), "revision": revision, "snippets": list(snippets or []),
         }
         proc = subprocess.run(
             [sys.executable, "-I", "-B", "-c", _CHILD, json.dumps(args)],  # -B: no __pycache__ in the repo folder
-            cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            cwd=cwd, env=_child_env(Path(tmp), offline, env), capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             raise ValidationError(
@@ -188,18 +187,34 @@ def run_isolated_probe(
             )
         tensors = load_file(str(out_dir / "tensors.safetensors"))
         info = json.loads((out_dir / "values.json").read_text())
-    # transformers asks "Do you wish to run the custom code?" (and waits TIME_OUT_REMOTE_CODE seconds) when some
-    # loader reached the repo's remote code without trust_remote_code: users of the repo would see that prompt.
-    info["warnings"] = []
-    if "Do you wish to run the custom code?" in proc.stdout + proc.stderr:
-        info["warnings"].append(
-            "a loader asked interactively whether to run the repo's custom code (a call without "
-            "trust_remote_code reached auto_map, e.g. AutoTokenizer.from_pretrained(repo) loading the config); "
-            "users would see that prompt and wait for its timeout"
-        )
+    info["warnings"] = _prompt_warnings(proc.stdout + proc.stderr)
     if info["hf_dgm_in_modules"]:
         raise ValidationError(f"hf_dgm modules were imported in the isolated interpreter: {info['hf_dgm_in_modules']}")
     return ProbeOutput(tensors=tensors, values=info.pop("values"), info=info)
+
+
+def _child_env(tmp: Path, offline: bool, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The isolated interpreter's environment: ours without PYTHON* variables, a fresh dynamic-module cache in
+    `tmp`, no tokenizer threads, offline unless asked, then `env`."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    child_env["HF_MODULES_CACHE"] = str(tmp / "modules")  # fresh dynamic-module cache
+    child_env["TOKENIZERS_PARALLELISM"] = "false"
+    if offline:
+        child_env["HF_HUB_OFFLINE"] = "1"
+    child_env.update(env or {})
+    return child_env
+
+
+def _prompt_warnings(output: str) -> list[str]:
+    """transformers asks "Do you wish to run the custom code?" (and waits TIME_OUT_REMOTE_CODE seconds) when some
+    loader reached the repo's remote code without trust_remote_code: users of the repo would see that prompt."""
+    if "Do you wish to run the custom code?" not in output:
+        return []
+    return [
+        "a loader asked interactively whether to run the repo's custom code (a call without "
+        "trust_remote_code reached auto_map, e.g. AutoTokenizer.from_pretrained(repo) loading the config); "
+        "users would see that prompt and wait for its timeout"
+    ]
 
 
 def compare_probe_outputs(
@@ -243,3 +258,26 @@ __all__ = [
     "run_isolated_probe",
     "compare_probe_outputs",
 ]
+
+
+def validate_repo_folder(
+    folder: Path, source_model, family: FamilySpec, snippets: list[str] | None = None
+) -> ValidationReport:
+    """Compare the source model with the folder loaded through remote code in an interpreter without hf_dgm;
+    also run the card's usage `snippets` there (pointed at the folder)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    task = family.hub.task_for(source_model.config)
+    pipe = None  # a family without a pipeline: the probe drives the model alone
+    if task is not None:
+        impl = PIPELINE_REGISTRY.supported_tasks[task]["impl"]
+        pipe = impl(model=source_model, task=task, device="cpu")
+    reference = run_reference_probe(source_model, pipe, family.hub.probe)
+    logger.info("validating %s in an interpreter without hf_dgm", folder)
+    candidate = run_isolated_probe(folder, task, family.hub.probe, snippets=snippets,
+                                   model_auto_class=family.hub.model_auto_class)
+    report = compare_probe_outputs(reference, candidate)
+    logger.info("validated: max |diff| %s", report.max_abs_diff)
+    for warning in report.warnings:
+        logger.warning("validation warning: %s", warning)
+    return report
