@@ -213,3 +213,14 @@ def test_default_encoder_of_an_offline_run(tmp_path):
     assert lr.default_encoder(tmp_path) == expected
     (tmp_path / "recipe.yaml").write_text(f"model:\n  encoder: {tmp_path}\n")
     assert lr.default_encoder(tmp_path) == str(tmp_path)
+
+
+def test_shipped_yelp_recipe_is_valid():
+    from hf_dgm.training.recipes import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "training" / "recipes" / "optimus_low_resource_yelp.yaml")
+    settings = lr.LowResourceArguments(**recipe)
+    lr.check_settings(settings)
+    assert settings.labels_per_class == [1, 10, 100, 1000] and settings.num_seeds == 5 and settings.eval_examples == 2000
+    assert Path(settings.dataset).parts[-3:] == ("shared", "data", "yelp")
+    assert (settings.train_split, settings.eval_split) == ("test", "dev")
