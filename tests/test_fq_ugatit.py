@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITGeneratorModel, FQUGATITModel
 from hf_dgm.models.fq_ugatit.modeling_fq_ugatit import FQUGATITAdaLIN, FQUGATITILN
 from hf_dgm.modules.feature_quantizer import FeatureQuantizer
+from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps
 from tolerances import assert_fp32_close
 
 
@@ -120,8 +121,8 @@ def test_fq_sits_in_the_global_discriminators_only():
     assert not any(isinstance(m, FeatureQuantizer) for m in model.generator_a2b.modules())
     plain = FQUGATITModel(tiny_config(use_fq=False))
     assert not any(isinstance(m, FeatureQuantizer) for m in plain.modules())
-    out = plain(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
-    assert float(out.quantization_loss) == 0.0 and out.fq_perplexity is None
+    out = FQUGATITSteps(plain).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
+    assert float(out.term("quantization_loss")) == 0.0 and out.term("fq_perplexity") is None
     with pytest.raises(ValueError, match="fq_layers"):
         tiny_config(fq_layers=[1, 5])
 
@@ -132,17 +133,17 @@ def test_dictionaries_move_in_d_steps_and_by_default_in_g_steps(in_g_step):
     model = FQUGATITModel(tiny_config(fq_update_in_generator_step=in_g_step)).train()
     embed = model.discriminator_global_a.quantizers["2"].embed
     before = embed.clone()
-    g = model(mode="generator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    g = FQUGATITSteps(model).generator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
     assert torch.equal(embed, before) is not in_g_step  # FQ-U-GAT-IT's G run updates them (default)
-    assert g.quantization_loss > 0 and g.loss.requires_grad
+    assert g.term("quantization_loss") > 0 and g.loss.requires_grad
     before = embed.clone()
-    d = model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    d = FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
     assert not torch.equal(embed, before)
-    assert d.quantization_loss > 0 and 0 < float(d.fq_usage) <= 1
-    torch.testing.assert_close(d.loss.detach(), d.d_adv_loss + d.quantization_loss)
-    torch.testing.assert_close(d.quantization_loss, d.quantization_loss_real + d.quantization_loss_fake)
-    torch.testing.assert_close(d.d_adv_loss, d.d_loss_a + d.d_loss_b)
-    torch.testing.assert_close(d.d_adv_loss, d.d_loss_real + d.d_loss_fake)
+    assert d.term("quantization_loss") > 0 and 0 < float(d.term("fq_usage")) <= 1
+    torch.testing.assert_close(d.loss.detach(), d.term("d_adv_loss") + d.term("quantization_loss"))
+    torch.testing.assert_close(d.term("quantization_loss"), d.term("quantization_loss_real") + d.term("quantization_loss_fake"))
+    torch.testing.assert_close(d.term("d_adv_loss"), d.term("d_loss_a") + d.term("d_loss_b"))
+    torch.testing.assert_close(d.term("d_adv_loss"), d.term("d_loss_real") + d.term("d_loss_fake"))
     # the D loss reaches D parameters only, the G loss reaches G (and D) parameters
     d.loss.backward()
     assert all(p.grad is None for p in model.generator_parameters())
@@ -150,8 +151,8 @@ def test_dictionaries_move_in_d_steps_and_by_default_in_g_steps(in_g_step):
     # eval mode never updates
     model.eval()
     before = embed.clone()
-    model(mode="generator", pixel_values_a=images(), pixel_values_b=images(seed=1))
-    model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
+    FQUGATITSteps(model).generator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
     assert torch.equal(embed, before)
 
 
@@ -194,9 +195,9 @@ def test_dictionaries_follow_fq_ugatit_tf():
         with_kwargs=True,
     )
     start = quantizer.embed.clone()
-    model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))
-    model(mode="generator", pixel_values_a=images(seed=2), pixel_values_b=images(seed=3))
-    model(mode="discriminator", pixel_values_a=images(seed=4), pixel_values_b=images(seed=5))
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
+    FQUGATITSteps(model).generator_step({"pixel_values_a": images(seed=2), "pixel_values_b": images(seed=3)})
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(seed=4), "pixel_values_b": images(seed=5)})
     assert [update for _, update in calls] == [True] * 5  # D: real, fake; G: fake; D: real, fake
     expected = _tf_vq_reference([flat for flat, _ in calls], start, config.fq_decay, config.fq_eps)
     assert_fp32_close(quantizer.embed, expected.float())
@@ -208,44 +209,45 @@ def test_step_outputs_hold_every_term():
     torch.manual_seed(0)
     cfg = tiny_config(use_fq=False, adv_weight=0.5, cycle_weight=3.0, identity_weight=2.0, cam_weight=7.0)
     model = FQUGATITModel(cfg).train()
-    d = model.discriminator_step(images(), images(seed=1))
+    d = FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
     for domain in ("a", "b"):
-        parts = [getattr(d, f"d_{t}_loss_{k}_{domain}") for k in ("global", "local") for t in ("adv", "cam")]
-        torch.testing.assert_close(getattr(d, f"d_loss_{domain}"), 0.5 * sum(parts))
-    g = model.generator_step(images(), images(seed=1))
+        parts = [d.term(f"d_{t}_loss_{k}_{domain}") for k in ("global", "local") for t in ("adv", "cam")]
+        torch.testing.assert_close(d.term(f"d_loss_{domain}"), 0.5 * sum(parts))
+    g = FQUGATITSteps(model).generator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
     for domain in ("a", "b"):
-        adv = sum(getattr(g, f"g_{t}_loss_{k}_{domain}") for k in ("global", "local") for t in ("adv", "cam"))
-        expected = 0.5 * adv + 3 * getattr(g, f"cycle_loss_{domain}") + 2 * getattr(g, f"identity_loss_{domain}")
-        expected = expected + 7 * getattr(g, f"cam_loss_{domain}")
-        torch.testing.assert_close(getattr(g, f"g_loss_{domain}"), expected)
-    torch.testing.assert_close(g.loss.detach(), g.g_loss_a + g.g_loss_b)
-    torch.testing.assert_close(g.cycle_loss, g.cycle_loss_a + g.cycle_loss_b)
-    assert g.fake_a.shape == d.fake_a.shape == (2, 3, 32, 32)
+        adv = sum(g.term(f"g_{t}_loss_{k}_{domain}") for k in ("global", "local") for t in ("adv", "cam"))
+        expected = 0.5 * adv + 3 * g.term(f"cycle_loss_{domain}") + 2 * g.term(f"identity_loss_{domain}")
+        expected = expected + 7 * g.term(f"cam_loss_{domain}")
+        torch.testing.assert_close(g.term(f"g_loss_{domain}"), expected)
+    torch.testing.assert_close(g.loss.detach(), g.term("g_loss_a") + g.term("g_loss_b"))
+    torch.testing.assert_close(g.term("cycle_loss"), g.term("cycle_loss_a") + g.term("cycle_loss_b"))
+    assert g.term("fake_a").shape == d.term("fake_a").shape == (2, 3, 32, 32)
 
 
 def test_forward_rejects_unknown_and_misplaced_arguments():
     model = FQUGATITModel(tiny_config(use_fq=False)).eval()
-    with pytest.raises(TypeError, match="pixel_value_a"):
-        model(mode="discriminator", pixel_value_a=images(), pixel_values_b=images())
+    steps = FQUGATITSteps(model)  # the training steps take the trainer's batch entries: unknown ones are refused
+    with pytest.raises(ValueError, match="pixel_value_a"):
+        steps.discriminator_step({"pixel_value_a": images(), "pixel_values_b": images()})
     with pytest.raises(TypeError, match="directions"):
         model(pixel_values=images(), directions="B2A")
-    with pytest.raises(ValueError, match="pixel_values_a"):
-        model(mode="translate", pixel_values=images(), pixel_values_a=images())
+    with pytest.raises(TypeError, match="pixel_values_a"):  # forward translates: it takes no training batch
+        model(pixel_values=images(), pixel_values_a=images())
     with pytest.raises(ValueError, match="not `pixel_values`"):
-        model(mode="generator", pixel_values=images(), pixel_values_a=images(), pixel_values_b=images())
+        steps.generator_step({"pixel_values": images(), "pixel_values_a": images(), "pixel_values_b": images()})
     generators = FQUGATITGeneratorModel(tiny_config(use_fq=False)).eval()
     with pytest.raises(TypeError, match="bogus"):
         generators(images(), bogus=1)
     # the trainer's counters are accepted
-    model(mode="generator", pixel_values_a=images(), pixel_values_b=images(), step=3)
+    FQUGATITSteps(model).generator_step({"pixel_values_a": images(), "pixel_values_b": images()}, step=3)
 
 
 def test_generator_loss_weights():
     torch.manual_seed(0)
     config = tiny_config(use_fq=False)
     model = FQUGATITModel(config).eval()
-    g = model(mode="generator", pixel_values_a=images(), pixel_values_b=images(seed=1))
-    expected = g.g_adv_loss + 10 * g.cycle_loss + 10 * g.identity_loss + 1000 * g.cam_loss
+    g = FQUGATITSteps(model).generator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})
+    expected = g.term("g_adv_loss") + 10 * g.term("cycle_loss") + 10 * g.term("identity_loss") + 1000 * g.term("cam_loss")
     torch.testing.assert_close(g.loss.detach(), expected)
 
 
@@ -265,7 +267,7 @@ def test_clip_rho_keeps_rho_in_range():
 def test_save_load_identity(tmp_path):
     torch.manual_seed(0)
     model = FQUGATITModel(tiny_config()).train()
-    model(mode="discriminator", pixel_values_a=images(), pixel_values_b=images(seed=1))  # move dictionaries and SN vectors
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": images(), "pixel_values_b": images(seed=1)})  # move dictionaries and SN vectors
     model.eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()

@@ -16,6 +16,7 @@ from test_fq_ugatit_convert import images, port_checkpoint
 from tolerances import FP32_STEPS_RTOL, assert_fp32_close
 
 from hf_dgm.models.fq_ugatit.convert_ugatit import convert
+from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps
 
 
 torch.set_num_threads(1)
@@ -89,11 +90,11 @@ def test_one_d_and_one_g_step_equal_the_ports():
     d_optim = _adam(model.discriminator_parameters(), cfg, "discriminator")
     g_optim = _adam(model.generator_parameters(), cfg, "generator")
 
-    d = model(mode="discriminator", pixel_values_a=real_a, pixel_values_b=real_b)
+    d = FQUGATITSteps(model).discriminator_step({"pixel_values_a": real_a, "pixel_values_b": real_b})
     d.loss.backward()
     for port_key, ours in PORT_D.items():
-        assert_fp32_close(float(getattr(d, f"d_adv_loss_{ours}")), D_TERMS[f"D_ad_loss_{port_key}"])
-        assert_fp32_close(float(getattr(d, f"d_cam_loss_{ours}")), D_TERMS[f"D_ad_cam_loss_{port_key}"])
+        assert_fp32_close(float(d.term(f"d_adv_loss_{ours}")), D_TERMS[f"D_ad_loss_{port_key}"])
+        assert_fp32_close(float(d.term(f"d_cam_loss_{ours}")), D_TERMS[f"D_ad_cam_loss_{port_key}"])
     assert_fp32_close(float(d.loss.detach()), sum(D_TERMS.values()))
     for port_key, ours in PORT_D.items():
         assert_fp32_close(_grad_norm(getattr(model, f"discriminator_{ours}")), D_GRADS[f"dis{port_key}"])
@@ -106,17 +107,17 @@ def test_one_d_and_one_g_step_equal_the_ports():
     d_optim.step()
 
     model.zero_grad(set_to_none=True)
-    g = model(mode="generator", pixel_values_a=real_a, pixel_values_b=real_b)
+    g = FQUGATITSteps(model).generator_step({"pixel_values_a": real_a, "pixel_values_b": real_b})
     g.loss.backward()
     for port_key, ours in PORT_D.items():
-        assert_fp32_close(float(getattr(g, f"g_adv_loss_{ours}")), G_TERMS[f"G_ad_loss_{port_key}"])
-        assert_fp32_close(float(getattr(g, f"g_cam_loss_{ours}")), G_TERMS[f"G_ad_cam_loss_{port_key}"])
+        assert_fp32_close(float(g.term(f"g_adv_loss_{ours}")), G_TERMS[f"G_ad_loss_{port_key}"])
+        assert_fp32_close(float(g.term(f"g_cam_loss_{ours}")), G_TERMS[f"G_ad_cam_loss_{port_key}"])
     for domain in ("A", "B"):
         low = domain.lower()
-        assert_fp32_close(float(getattr(g, f"cycle_loss_{low}")), G_TERMS[f"G_recon_loss_{domain}"])
-        assert_fp32_close(float(getattr(g, f"identity_loss_{low}")), G_TERMS[f"G_identity_loss_{domain}"])
-        assert_fp32_close(float(getattr(g, f"cam_loss_{low}")), G_TERMS[f"G_cam_loss_{domain}"])
-        assert_fp32_close(float(getattr(g, f"g_loss_{low}")), G_TERMS[f"G_loss_{domain}"])
+        assert_fp32_close(float(g.term(f"cycle_loss_{low}")), G_TERMS[f"G_recon_loss_{domain}"])
+        assert_fp32_close(float(g.term(f"identity_loss_{low}")), G_TERMS[f"G_identity_loss_{domain}"])
+        assert_fp32_close(float(g.term(f"cam_loss_{low}")), G_TERMS[f"G_cam_loss_{domain}"])
+        assert_fp32_close(float(g.term(f"g_loss_{low}")), G_TERMS[f"G_loss_{domain}"])
     assert_fp32_close(float(g.loss.detach()), G_TERMS["G_loss_A"] + G_TERMS["G_loss_B"])
     assert_fp32_close(_grad_norm(model.generator_a2b), G_GRADS["genA2B"])
     assert_fp32_close(_grad_norm(model.generator_b2a), G_GRADS["genB2A"])

@@ -109,13 +109,6 @@ def test_trainer_clips_rho_and_feeds_both_domains(tmp_path):
         for i, rho in enumerate(rhos):
             rho.fill_(1.5 if i % 2 else -0.5)
     seen = []
-    original = model.forward
-
-    def spy(mode="translate", **kwargs):
-        seen.append((mode, sorted(k for k in kwargs if k.startswith("pixel_values"))))
-        return original(mode=mode, **kwargs)
-
-    model.forward = spy
     domains = digits_two_domains()
     args = GANTrainingArguments(
         output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, use_cpu=True, report_to="none",
@@ -125,6 +118,14 @@ def test_trainer_clips_rho_and_feeds_both_domains(tmp_path):
         model=model, args=args, train_dataset=UnpairedImageDataset(domains["train_a"][:16], domains["train_b"][:16]),
         data_collator=UnpairedImageCollator(16, crop_margin=2),
     )  # fmt: skip
+    for network in ("discriminator", "generator"):  # record every step call and the batch entries it got
+        original = getattr(trainer.steps, f"{network}_step")
+
+        def spy(batch, _network=network, _original=original, **counters):
+            seen.append((_network, sorted(k for k in batch if k.startswith("pixel_values"))))
+            return _original(batch, **counters)
+
+        setattr(trainer.steps, f"{network}_step", spy)
     trainer.train()
     assert all(float(r.detach().min()) >= 0.0 and float(r.detach().max()) <= 1.0 for r in rhos)
     assert {m for m, _ in seen} == {"discriminator", "generator"}

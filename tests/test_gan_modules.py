@@ -13,7 +13,7 @@ from hf_dgm.modules.feature_quantizer import (
     validate_feature_quantizer_config,
 )
 from hf_dgm.modules.gan_ema import copy_weights, ema_decay_at_step, ema_decay_from_half_life, update_ema
-from hf_dgm.modules.gan_losses import (
+from hf_dgm.training.gan_losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
     least_squares_discriminator_loss,

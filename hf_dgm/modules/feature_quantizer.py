@@ -112,7 +112,7 @@ class FeatureQuantizerConfigMixin:
         defaults = {**FQ_CONFIG_DEFAULTS, **type(self).fq_defaults}
         for name, value in given.items():
             value = defaults[name] if value is None else value
-            if isinstance(value, tuple):
+            if isinstance(value, (list, tuple)):  # a copy: never the family's default list itself
                 value = list(value)
             setattr(self, name, value)
         self.use_fq = bool(self.use_fq)

@@ -6,11 +6,9 @@ from .modeling_fq_ugatit import (
     DIRECTIONS,
     FQUGATITDiscriminator,
     FQUGATITDiscriminatorOutput,
-    FQUGATITDiscriminatorStepOutput,
     FQUGATITGenerator,
     FQUGATITGeneratorModel,
     FQUGATITGeneratorOutput,
-    FQUGATITGeneratorStepOutput,
     FQUGATITModel,
     FQUGATITPreTrainedModel,
 )
@@ -20,11 +18,9 @@ __all__ = [
     "FQUGATITConfig",
     "FQUGATITDiscriminator",
     "FQUGATITDiscriminatorOutput",
-    "FQUGATITDiscriminatorStepOutput",
     "FQUGATITGenerator",
     "FQUGATITGeneratorModel",
     "FQUGATITGeneratorOutput",
-    "FQUGATITGeneratorStepOutput",
     "FQUGATITModel",
     "FQUGATITPreTrainedModel",
 ]

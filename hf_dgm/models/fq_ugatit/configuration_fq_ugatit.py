@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ...modules.feature_quantizer import validate_feature_quantizer_config
+from ...modules.feature_quantizer import FeatureQuantizerConfigMixin, validate_feature_quantizer_config
 from ...modules.hub_compat import HubCompatibleConfig
 from ...modules.validation import finite_config
 
@@ -21,7 +21,7 @@ SPECTRAL_NORM_ORDERS = ("v_then_u", "u_then_v")
 
 
 @finite_config
-class FQUGATITConfig(HubCompatibleConfig):
+class FQUGATITConfig(FeatureQuantizerConfigMixin, HubCompatibleConfig):
     r"""
     Configuration of [`FQUGATITModel`] (both generators and all four discriminators) and
     [`FQUGATITGeneratorModel`] (both generators only).
@@ -63,29 +63,13 @@ class FQUGATITConfig(HubCompatibleConfig):
             `"u_then_v"`: `u` first, as `torch.nn.utils.parametrizations.spectral_norm`; what hf-dgm trained with
             before this option existed, kept to reproduce those runs. Both normalise by `uᵀ W v` with the stored
             vectors; in eval mode (no iteration) they give identical outputs.
-        use_fq (`bool`, defaults to `True`): Feature quantizers in the global discriminators. `False` is plain
-            U-GAT-IT.
-        fq_layers (`list[int]`, defaults to `[1, 2, 3]`): Global-discriminator layers whose activations are
-            quantized (layer 0 is the first convolution; layer `i` has `ndf·2^i` channels).
-        fq_num_embeddings (`list[int]`, defaults to `[64, 128, 128]`): Dictionary size K of each quantized layer.
-        fq_decay (`float`, defaults to 0.85): EMA decay of the dictionaries.
-        fq_commitment (`float`, defaults to 2.0): Commitment weight of the quantization loss.
-        fq_mode (`str`, defaults to `"loss_only"`): `"loss_only"` (features pass unchanged; FQ acts through the loss,
-            as the released TensorFlow code) or `"straight_through"`.
-        fq_eps (`float`, defaults to 1e-5): Laplace smoothing of the dictionaries' cluster sizes.
-        fq_dictionary_init (`str`, defaults to `"randn"`): see [`FeatureQuantizer`].
-        fq_zero_debias (`bool`, defaults to `True`): TensorFlow's zero-debiased EMA of the dictionaries, as
-            FQ-U-GAT-IT (`vq_layer.py`: `moving_averages.assign_moving_average` with its default `zero_debias=True`):
-            accumulators started at zero and divided by `1 − decay^t` after `t` updates (see [`FeatureQuantizer`]).
-            `False`: the plain EMA of FQ-BigGAN's PyTorch code (hf-dgm's earlier behaviour for this family). FQ
-            folders saved before this field existed load with the default and fresh accumulators; set it to `False`
-            to resume them as they were trained.
-        fq_update_in_generator_step (`bool`, defaults to `True`): The dictionaries also update in the G step, from the
-            translations the global discriminators score there — as FQ-U-GAT-IT (TF), whose G run evaluates the
-            fakes' quantizer losses and with them the EMA assignments (`vq_layer.py`, `UGATIT.py` `Generator_loss`).
-            `False` updates them in D steps only (hf-dgm's earlier behaviour, DESIGN's suggestion).
-            The `fq_*` fields are the zoo's one FQ surface (`hf_dgm.modules.feature_quantizer.FQ_CONFIG_DEFAULTS`),
-            checked by `validate_feature_quantizer_config`; only the defaults are U-GAT-IT's.
+        The zoo's FQ fields are declared once by `FeatureQuantizerConfigMixin` (`FQ_CONFIG_DOCSTRING`); U-GAT-IT's
+            defaults: quantizers in the global discriminators at `fq_layers=[1, 2, 3]` (layer 0 is the first
+            convolution; layer `i` has `ndf·2^i` channels) with `fq_num_embeddings=[64, 128, 128]`, `fq_decay=0.85`,
+            `fq_commitment=2.0`, `fq_zero_debias=True` (FQ-U-GAT-IT's TensorFlow `assign_moving_average`; FQ folders
+            saved before this field existed load with it and fresh accumulators: set `False` to resume them as
+            trained) and `fq_update_in_generator_step=True` (FQ-U-GAT-IT's G run evaluates the fakes' quantizer
+            losses and with them the EMA assignments; `False` was hf-dgm's earlier behaviour).
         adv_weight (`float`, defaults to 1.0): Weight of the least-squares adversarial losses (outputs and CAM logits
             of the four discriminators).
         cycle_weight (`float`, defaults to 10.0): Weight of the L1 cycle loss.
@@ -104,6 +88,10 @@ class FQUGATITConfig(HubCompatibleConfig):
     """
 
     model_type = "fq_ugatit"
+    fq_defaults = {
+        "fq_layers": [1, 2, 3], "fq_num_embeddings": [64, 128, 128], "fq_decay": 0.85, "fq_commitment": 2.0,
+        "fq_zero_debias": True,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -120,16 +108,6 @@ class FQUGATITConfig(HubCompatibleConfig):
         leaky_relu_slope: float = 0.2,
         spectral_norm_eps: float = 1e-12,
         spectral_norm_order: str = "v_then_u",
-        use_fq: bool = True,
-        fq_layers: list[int] | tuple[int, ...] = (1, 2, 3),
-        fq_num_embeddings: list[int] | tuple[int, ...] = (64, 128, 128),
-        fq_decay: float = 0.85,
-        fq_commitment: float = 2.0,
-        fq_mode: str = "loss_only",
-        fq_eps: float = 1e-5,
-        fq_dictionary_init: str = "randn",
-        fq_zero_debias: bool = True,
-        fq_update_in_generator_step: bool = True,
         adv_weight: float = 1.0,
         cycle_weight: float = 10.0,
         identity_weight: float = 10.0,
@@ -175,9 +153,6 @@ class FQUGATITConfig(HubCompatibleConfig):
             raise ValueError(
                 f"`spectral_norm_order` must be one of {SPECTRAL_NORM_ORDERS}, got {spectral_norm_order!r}"
             )
-        fq_layers = [int(i) for i in fq_layers] if fq_layers is not None else []
-        if isinstance(fq_num_embeddings, (list, tuple)):
-            fq_num_embeddings = [int(k) for k in fq_num_embeddings]
         for name, value in (
             ("adv_weight", adv_weight),
             ("cycle_weight", cycle_weight),
@@ -205,16 +180,6 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.leaky_relu_slope = float(leaky_relu_slope)
         self.spectral_norm_eps = float(spectral_norm_eps)
         self.spectral_norm_order = spectral_norm_order
-        self.use_fq = bool(use_fq)
-        self.fq_layers = fq_layers
-        self.fq_num_embeddings = fq_num_embeddings
-        self.fq_decay = float(fq_decay)
-        self.fq_commitment = float(fq_commitment)
-        self.fq_mode = fq_mode
-        self.fq_eps = float(fq_eps)
-        self.fq_dictionary_init = fq_dictionary_init
-        self.fq_zero_debias = bool(fq_zero_debias)
-        self.fq_update_in_generator_step = bool(fq_update_in_generator_step)
         self.adv_weight = float(adv_weight)
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)
@@ -229,9 +194,16 @@ class FQUGATITConfig(HubCompatibleConfig):
         self.adam_eps = float(adam_eps)
         self.discriminator_steps = discriminator_steps
         self.initializer_range = initializer_range
+        super().__init__(**kwargs)  # the FQ fields: FeatureQuantizerConfigMixin
+        self.fq_layers = [int(i) for i in self.fq_layers] if self.fq_layers is not None else []
+        if isinstance(self.fq_num_embeddings, list):
+            self.fq_num_embeddings = [int(k) for k in self.fq_num_embeddings]
+        for name in ("fq_decay", "fq_commitment", "fq_eps"):
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("fq_zero_debias", "fq_update_in_generator_step"):
+            setattr(self, name, bool(getattr(self, name)))
         # Layers 0 .. n-3 are the stride-2 convolutions, n-2 the stride-1 one (see FQUGATITDiscriminator).
         validate_feature_quantizer_config(self, num_layers=global_discriminator_layers - 1)
-        super().__init__(**kwargs)
 
     @property
     def generator_bottleneck_channels(self) -> int:

@@ -24,7 +24,6 @@ from transformers.utils import ModelOutput
 
 from ...modules.checkpointing import CheckpointableBlock
 from ...modules.feature_quantizer import FeatureQuantizer
-from ...modules.gan_losses import least_squares_discriminator_loss, least_squares_generator_loss
 from .configuration_fq_ugatit import FQUGATITConfig
 
 
@@ -77,114 +76,6 @@ class FQUGATITDiscriminatorOutput(ModelOutput):
 
 # The four discriminators in the port's order and naming: G/L = global/local, A/B = the domain it judges.
 DISCRIMINATOR_KEYS = ("global_a", "local_a", "global_b", "local_b")
-
-
-@dataclass
-class FQUGATITDiscriminatorStepOutput(ModelOutput):
-    r"""
-    Output of `FQUGATITModel.discriminator_step` (`mode="discriminator"`). Every field but `loss` is detached.
-
-    Per-discriminator terms, for `<d>` in `global_a`, `local_a`, `global_b`, `local_b` (the port's `GA`, `LA`, `GB`,
-    `LB`), unweighted, as the port's `D_ad_loss_<D>` / `D_ad_cam_loss_<D>`:
-
-    - `d_adv_loss_<d>` (`torch.FloatTensor` of shape `()`): `mean((D(real) − 1)²) + mean(D(fake)²)` of the patch
-      logits;
-    - `d_cam_loss_<d>` (`torch.FloatTensor` of shape `()`): the same on the discriminator's CAM logits.
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): What the discriminators minimise: `d_adv_loss + quantization_loss`.
-        d_adv_loss (`torch.FloatTensor` of shape `()`): `d_loss_a + d_loss_b` (the port's `Discriminator_loss`).
-        d_loss_a / d_loss_b (`torch.FloatTensor` of shape `()`): `adv_weight ×` the sum of the four terms of domain
-            A's / B's two discriminators (the port's `D_loss_A` / `D_loss_B`).
-        d_loss_real / d_loss_fake (`torch.FloatTensor` of shape `()`): `adv_weight ×` the real-image / fake-image
-            halves of all terms.
-        quantization_loss (`torch.FloatTensor` of shape `()`): FQ commitment losses of both global discriminators on
-            real and fake images (`quantization_loss_real + quantization_loss_fake`); 0 without FQ.
-        quantization_loss_real / quantization_loss_fake (`torch.FloatTensor` of shape `()`): Their real-image and
-            fake-image parts (FQ-U-GAT-IT's `real_quant_loss`, `fake_quant_loss`).
-        fq_perplexity / fq_usage (`torch.FloatTensor` of shape `()`, *optional*): Mean perplexity / usage over the
-            quantizer calls (None without FQ).
-        fake_a / fake_b (`torch.FloatTensor` of shape `(B, C, S, S)`): The B→A and A→B translations the
-            discriminators judged.
-    """
-
-    loss: torch.FloatTensor | None = None
-    d_adv_loss: torch.FloatTensor | None = None
-    d_loss_a: torch.FloatTensor | None = None
-    d_loss_b: torch.FloatTensor | None = None
-    d_loss_real: torch.FloatTensor | None = None
-    d_loss_fake: torch.FloatTensor | None = None
-    d_adv_loss_global_a: torch.FloatTensor | None = None
-    d_cam_loss_global_a: torch.FloatTensor | None = None
-    d_adv_loss_local_a: torch.FloatTensor | None = None
-    d_cam_loss_local_a: torch.FloatTensor | None = None
-    d_adv_loss_global_b: torch.FloatTensor | None = None
-    d_cam_loss_global_b: torch.FloatTensor | None = None
-    d_adv_loss_local_b: torch.FloatTensor | None = None
-    d_cam_loss_local_b: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    quantization_loss_real: torch.FloatTensor | None = None
-    quantization_loss_fake: torch.FloatTensor | None = None
-    fq_perplexity: torch.FloatTensor | None = None
-    fq_usage: torch.FloatTensor | None = None
-    fake_a: torch.FloatTensor | None = None
-    fake_b: torch.FloatTensor | None = None
-
-
-@dataclass
-class FQUGATITGeneratorStepOutput(ModelOutput):
-    r"""
-    Output of `FQUGATITModel.generator_step` (`mode="generator"`). Every field but `loss` is detached.
-
-    Per-discriminator terms on the translations, for `<d>` in `global_a`, `local_a`, `global_b`, `local_b`
-    (unweighted, the port's `G_ad_loss_<D>` / `G_ad_cam_loss_<D>`): `g_adv_loss_<d>` = `mean((D(fake) − 1)²)` of the
-    patch logits, `g_cam_loss_<d>` the same on the CAM logits. Domain A's discriminators judge B→A, domain B's A→B.
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`): What the generators minimise: `g_loss_a + g_loss_b +
-            quantization_loss` (the port's `Generator_loss`, plus FQ).
-        g_loss_a / g_loss_b (`torch.FloatTensor` of shape `()`): The port's `G_loss_A` / `G_loss_B`:
-            `adv_weight·(g_adv_loss_global_a + g_cam_loss_global_a + g_adv_loss_local_a + g_cam_loss_local_a) +
-            cycle_weight·cycle_loss_a + identity_weight·identity_loss_a + cam_weight·cam_loss_a` (and for B).
-        g_adv_loss (`torch.FloatTensor` of shape `()`): Sum of the eight unweighted adversarial terms.
-        cycle_loss (`torch.FloatTensor` of shape `()`): `cycle_loss_a + cycle_loss_b`.
-        cycle_loss_a / cycle_loss_b (`torch.FloatTensor` of shape `()`): L1(B→A(A→B(A)), A) / L1(A→B(B→A(B)), B) (the
-            port's `G_recon_loss_A` / `_B`).
-        identity_loss (`torch.FloatTensor` of shape `()`): `identity_loss_a + identity_loss_b`.
-        identity_loss_a / identity_loss_b (`torch.FloatTensor` of shape `()`): L1(B→A(A), A) / L1(A→B(B), B).
-        cam_loss (`torch.FloatTensor` of shape `()`): `cam_loss_a + cam_loss_b`.
-        cam_loss_a / cam_loss_b (`torch.FloatTensor` of shape `()`): Binary cross-entropy of generator B→A's CAM
-            logits (1 on its source domain B, 0 on A) / of generator A→B's (1 on A, 0 on B) (the port's
-            `G_cam_loss_A` / `_B`).
-        quantization_loss (`torch.FloatTensor` of shape `()`): FQ commitment losses of the global discriminators on
-            the translations (FQ-U-GAT-IT's `fake_quant_loss` in its `Generator_loss`); 0 without FQ.
-        fake_a / fake_b (`torch.FloatTensor` of shape `(B, C, S, S)`): B→A and A→B translations.
-    """
-
-    loss: torch.FloatTensor | None = None
-    g_loss_a: torch.FloatTensor | None = None
-    g_loss_b: torch.FloatTensor | None = None
-    g_adv_loss: torch.FloatTensor | None = None
-    g_adv_loss_global_a: torch.FloatTensor | None = None
-    g_cam_loss_global_a: torch.FloatTensor | None = None
-    g_adv_loss_local_a: torch.FloatTensor | None = None
-    g_cam_loss_local_a: torch.FloatTensor | None = None
-    g_adv_loss_global_b: torch.FloatTensor | None = None
-    g_cam_loss_global_b: torch.FloatTensor | None = None
-    g_adv_loss_local_b: torch.FloatTensor | None = None
-    g_cam_loss_local_b: torch.FloatTensor | None = None
-    cycle_loss: torch.FloatTensor | None = None
-    cycle_loss_a: torch.FloatTensor | None = None
-    cycle_loss_b: torch.FloatTensor | None = None
-    identity_loss: torch.FloatTensor | None = None
-    identity_loss_a: torch.FloatTensor | None = None
-    identity_loss_b: torch.FloatTensor | None = None
-    cam_loss: torch.FloatTensor | None = None
-    cam_loss_a: torch.FloatTensor | None = None
-    cam_loss_b: torch.FloatTensor | None = None
-    quantization_loss: torch.FloatTensor | None = None
-    fake_a: torch.FloatTensor | None = None
-    fake_b: torch.FloatTensor | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -645,15 +536,9 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
     `discriminator_global_a`, `discriminator_local_a` (judge domain A images), `discriminator_global_b`,
     `discriminator_local_b`. With `config.use_fq`, the two global discriminators carry the feature quantizers.
 
-    One `forward` per optimisation step, selected by `mode` (so a DDP-wrapped model syncs the right gradients):
-
-    - `mode="discriminator"`: [`~FQUGATITModel.discriminator_step`] on a pair of unpaired batches. Translates both
-      without gradient to the generators, scores real and translated images with the four discriminators, updates
-      the dictionaries (training mode only). Returns [`FQUGATITDiscriminatorStepOutput`].
-    - `mode="generator"`: [`~FQUGATITModel.generator_step`]. Translations, cycles and identities of both batches,
-      scored by the discriminators; with FQ the dictionaries also update from the translations, as FQ-U-GAT-IT's G
-      run (`config.fq_update_in_generator_step`). Returns [`FQUGATITGeneratorStepOutput`].
-    - `mode="translate"`: `translate(pixel_values, direction)`.
+    `forward(pixel_values, direction)` translates (as [`~FQUGATITPreTrainedModel.translate`]). The training steps
+    (least-squares adversarial and CAM terms, cycle, identity, the FQ terms; dictionaries updated in D and, by
+    default, G steps) are training code: `hf_dgm.training.fq_ugatit.loss.FQUGATITSteps`.
 
     Parity with UGATIT-pytorch (`benchmarks/parity/fq_ugatit.py`): with `use_fq=False` and the default
     `norm_variance="unbiased"` and `spectral_norm_order="v_then_u"`, a D step and a G step from the port's weights
@@ -688,13 +573,6 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
             self.discriminator_global_b,
             self.discriminator_local_b,
         )
-
-    def _check_pair(self, pixel_values_a, pixel_values_b) -> None:
-        for name, value in (("pixel_values_a", pixel_values_a), ("pixel_values_b", pixel_values_b)):
-            if not isinstance(value, torch.Tensor) or value.dim() != 4:
-                raise ValueError(f"`{name}` must be a (B, C, H, W) tensor, got {type(value).__name__}")
-            if value.shape[1] != self.config.num_channels:
-                raise ValueError(f"`{name}` has {value.shape[1]} channels, expected {self.config.num_channels}")
 
     @torch.no_grad()
     def after_generator_step(self, step: int | None = None) -> None:
@@ -732,205 +610,18 @@ class FQUGATITModel(FQUGATITPreTrainedModel):
         """Six columns per translation-grid row (see `sample_images`)."""
         return 6
 
-    # -- steps -------------------------------------------------------------------------------------------------------
-    # Neither step draws random numbers: each is a deterministic function of the weights, the state (spectral-norm
-    # vectors, dictionaries) and the two batches, so parity needs no noise or generator argument.
-    def discriminator_step(
-        self,
-        pixel_values_a: torch.Tensor,
-        pixel_values_b: torch.Tensor,
-        update_dictionary: bool = True,
-    ) -> FQUGATITDiscriminatorStepOutput:
+    def forward(self, pixel_values: torch.Tensor, direction: str = "A2B") -> FQUGATITGeneratorOutput:
         r"""
-        One D step's loss (the port's `UGATIT.train` lines "Update D"): translate both batches without gradient to
-        the generators, score the real and translated images with the four discriminators (in training mode each
-        call runs one spectral-norm power iteration, as the port's), least-squares losses on the patch and CAM
-        logits. With FQ, the global discriminators' quantizers add their commitment losses on real and fake images.
+        Translate (the training steps are `hf_dgm.training.fq_ugatit.loss.FQUGATITSteps`).
 
         Args:
-            pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Real domain-A images in [-1, 1].
-            pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Real domain-B images in [-1, 1].
-            update_dictionary (`bool`, defaults to `True`): Let the quantizers update their dictionaries (training mode
-                only), on the real then the fake images of each domain, as FQ-U-GAT-IT's D run.
+            pixel_values (`torch.FloatTensor` of shape `(B, C, S, S)`): Images in [-1, 1].
+            direction (`str`, defaults to `"A2B"`): `"A2B"` or `"B2A"`.
 
         Returns:
-            [`FQUGATITDiscriminatorStepOutput`].
+            [`FQUGATITGeneratorOutput`].
         """
-        self._check_pair(pixel_values_a, pixel_values_b)
-        cfg = self.config
-        with torch.no_grad():
-            fake_b = self.generator_a2b(pixel_values_a).images
-            fake_a = self.generator_b2a(pixel_values_b).images
-        terms: dict[str, torch.Tensor] = {}
-        real_parts, fake_parts, q_real, q_fake, ppl, usage = [], [], [], [], [], []
-        for domain, real, fake in (("a", pixel_values_a, fake_a), ("b", pixel_values_b, fake_b)):
-            for kind in ("global", "local"):
-                key = f"{kind}_{domain}"
-                disc = getattr(self, f"discriminator_{key}")
-                r = disc(real, update_dictionary=update_dictionary)
-                f = disc(fake, update_dictionary=update_dictionary)
-                out_real, out_fake = least_squares_discriminator_loss(r.logits, f.logits)
-                cam_real, cam_fake = least_squares_discriminator_loss(r.cam_logits, f.cam_logits)
-                terms[f"d_adv_loss_{key}"] = out_real + out_fake
-                terms[f"d_cam_loss_{key}"] = cam_real + cam_fake
-                real_parts += [out_real, cam_real]
-                fake_parts += [out_fake, cam_fake]
-                if r.fq_perplexity is not None:
-                    q_real.append(r.quantization_loss)
-                    q_fake.append(f.quantization_loss)
-                    ppl += [r.fq_perplexity.mean(), f.fq_perplexity.mean()]
-                    usage += [r.fq_usage.mean(), f.fq_usage.mean()]
-        per_domain = {}
-        for domain in ("a", "b"):  # the port's D_loss_A / D_loss_B, summed in its order
-            g, l = f"global_{domain}", f"local_{domain}"
-            per_domain[domain] = cfg.adv_weight * (
-                terms[f"d_adv_loss_{g}"] + terms[f"d_cam_loss_{g}"] + terms[f"d_adv_loss_{l}"] + terms[f"d_cam_loss_{l}"]
-            )
-        d_adv = per_domain["a"] + per_domain["b"]
-        zero = d_adv.new_zeros(())
-        quantization_real = torch.stack(q_real).sum() if q_real else zero
-        quantization_fake = torch.stack(q_fake).sum() if q_fake else zero
-        quantization_loss = quantization_real + quantization_fake
-        return FQUGATITDiscriminatorStepOutput(
-            loss=d_adv + quantization_loss if q_real else d_adv,
-            d_adv_loss=d_adv.detach(),
-            d_loss_a=per_domain["a"].detach(),
-            d_loss_b=per_domain["b"].detach(),
-            d_loss_real=cfg.adv_weight * torch.stack(real_parts).sum().detach(),
-            d_loss_fake=cfg.adv_weight * torch.stack(fake_parts).sum().detach(),
-            **{name: value.detach() for name, value in terms.items()},
-            quantization_loss=quantization_loss.detach(),
-            quantization_loss_real=quantization_real.detach(),
-            quantization_loss_fake=quantization_fake.detach(),
-            fq_perplexity=torch.stack(ppl).mean().detach() if ppl else None,
-            fq_usage=torch.stack(usage).mean().detach() if usage else None,
-            fake_a=fake_a,
-            fake_b=fake_b,
-        )
-
-    def generator_step(
-        self,
-        pixel_values_a: torch.Tensor,
-        pixel_values_b: torch.Tensor,
-        update_dictionary: bool | None = None,
-    ) -> FQUGATITGeneratorStepOutput:
-        r"""
-        One G step's loss (the port's `UGATIT.train` lines "Update G", in its order of network calls): translations
-        A→B and B→A, cycles, identities, the four discriminators on the translations (in training mode their
-        spectral-norm vectors advance, as the port's), least-squares adversarial, L1 cycle/identity and CAM losses.
-        With FQ the global discriminators' commitment losses on the translations are added (FQ-U-GAT-IT's
-        `Generator_loss`).
-
-        Args:
-            pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Real domain-A images in [-1, 1].
-            pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Real domain-B images in [-1, 1].
-            update_dictionary (`bool`, *optional*): Let the quantizers update their dictionaries from the translations
-                (training mode only). Defaults to `config.fq_update_in_generator_step` (True: FQ-U-GAT-IT's G run
-                updates them, because its loss contains the fakes' quantizer losses).
-
-        Returns:
-            [`FQUGATITGeneratorStepOutput`].
-        """
-        self._check_pair(pixel_values_a, pixel_values_b)
-        cfg = self.config
-        if update_dictionary is None:
-            update_dictionary = cfg.fq_update_in_generator_step
-        a2b = self.generator_a2b(pixel_values_a)
-        b2a = self.generator_b2a(pixel_values_b)
-        a2b2a = self.generator_b2a(a2b.images).images
-        b2a2b = self.generator_a2b(b2a.images).images
-        a2a = self.generator_b2a(pixel_values_a)
-        b2b = self.generator_a2b(pixel_values_b)
-
-        terms: dict[str, torch.Tensor] = {}
-        fq_terms = []
-        for domain, fake in (("a", b2a.images), ("b", a2b.images)):
-            for kind in ("global", "local"):
-                key = f"{kind}_{domain}"
-                out = getattr(self, f"discriminator_{key}")(fake, update_dictionary=update_dictionary)
-                terms[f"g_adv_loss_{key}"] = least_squares_generator_loss(out.logits)
-                terms[f"g_cam_loss_{key}"] = least_squares_generator_loss(out.cam_logits)
-                if out.fq_perplexity is not None:
-                    fq_terms.append(out.quantization_loss)
-        cycle = {"a": F.l1_loss(a2b2a, pixel_values_a), "b": F.l1_loss(b2a2b, pixel_values_b)}
-        identity = {"a": F.l1_loss(a2a.images, pixel_values_a), "b": F.l1_loss(b2b.images, pixel_values_b)}
-        # Each generator's classifier: inputs of its source domain -> 1, of its target domain -> 0.
-        bce = F.binary_cross_entropy_with_logits
-        cam = {
-            "a": bce(b2a.cam_logits, torch.ones_like(b2a.cam_logits)) + bce(a2a.cam_logits, torch.zeros_like(a2a.cam_logits)),
-            "b": bce(a2b.cam_logits, torch.ones_like(a2b.cam_logits)) + bce(b2b.cam_logits, torch.zeros_like(b2b.cam_logits)),
-        }  # fmt: skip
-        per_domain = {}
-        for domain in ("a", "b"):  # the port's G_loss_A / G_loss_B, summed in its order
-            g, l = f"global_{domain}", f"local_{domain}"
-            adv = terms[f"g_adv_loss_{g}"] + terms[f"g_cam_loss_{g}"] + terms[f"g_adv_loss_{l}"] + terms[f"g_cam_loss_{l}"]
-            per_domain[domain] = (
-                cfg.adv_weight * adv
-                + cfg.cycle_weight * cycle[domain]
-                + cfg.identity_weight * identity[domain]
-                + cfg.cam_weight * cam[domain]
-            )
-        loss = per_domain["a"] + per_domain["b"]
-        quantization_loss = torch.stack(fq_terms).sum() if fq_terms else loss.new_zeros(())
-        if fq_terms:
-            loss = loss + quantization_loss
-        return FQUGATITGeneratorStepOutput(
-            loss=loss,
-            g_loss_a=per_domain["a"].detach(),
-            g_loss_b=per_domain["b"].detach(),
-            g_adv_loss=torch.stack(list(terms.values())).sum().detach(),
-            **{name: value.detach() for name, value in terms.items()},
-            cycle_loss=(cycle["a"] + cycle["b"]).detach(),
-            cycle_loss_a=cycle["a"].detach(),
-            cycle_loss_b=cycle["b"].detach(),
-            identity_loss=(identity["a"] + identity["b"]).detach(),
-            identity_loss_a=identity["a"].detach(),
-            identity_loss_b=identity["b"].detach(),
-            cam_loss=(cam["a"] + cam["b"]).detach(),
-            cam_loss_a=cam["a"].detach(),
-            cam_loss_b=cam["b"].detach(),
-            quantization_loss=quantization_loss.detach(),
-            fake_a=b2a.images.detach(),
-            fake_b=a2b.images.detach(),
-        )
-
-    def forward(
-        self,
-        mode: str = "translate",
-        pixel_values_a: torch.Tensor | None = None,
-        pixel_values_b: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        direction: str = "A2B",
-        step: int | None = None,
-        d_step: int | None = None,
-    ):
-        r"""
-        One call per optimisation step or translation. Unknown keywords raise `TypeError` (nothing is dropped).
-
-        Args:
-            mode (`str`, defaults to `"translate"`): `"discriminator"`, `"generator"` or `"translate"`.
-            pixel_values_a (`torch.FloatTensor` of shape `(B, C, S, S)`): Domain-A batch (training modes).
-            pixel_values_b (`torch.FloatTensor` of shape `(B', C, S, S)`): Domain-B batch (training modes).
-            pixel_values (`torch.FloatTensor` of shape `(B, C, S, S)`): Images to translate (`mode="translate"`).
-            direction (`str`, defaults to `"A2B"`): Translation direction (`mode="translate"`).
-            step / d_step (`int`, *optional*): G / D update counters the GAN trainer passes; U-GAT-IT has no lazy
-                regularisation, so they are accepted and not used.
-
-        Returns:
-            [`FQUGATITDiscriminatorStepOutput`], [`FQUGATITGeneratorStepOutput`] or [`FQUGATITGeneratorOutput`].
-        """
-        if mode in ("discriminator", "generator"):
-            if pixel_values is not None:
-                raise ValueError(f"mode={mode!r} takes `pixel_values_a` and `pixel_values_b`, not `pixel_values`")
-            step_fn = self.discriminator_step if mode == "discriminator" else self.generator_step
-            return step_fn(pixel_values_a, pixel_values_b)
-        if mode == "translate":
-            if pixel_values is None:
-                raise ValueError("mode='translate' needs `pixel_values`")
-            if pixel_values_a is not None or pixel_values_b is not None:
-                raise ValueError("mode='translate' takes `pixel_values` (and `direction`), not `pixel_values_a/_b`")
-            return self.translate(pixel_values, direction)
-        raise ValueError(f"`mode` must be 'discriminator', 'generator' or 'translate', got {mode!r}")
+        return self.translate(pixel_values, direction)
 
 
 __all__ = [
@@ -939,11 +630,9 @@ __all__ = [
     "FQUGATITAdaLIN",
     "FQUGATITDiscriminator",
     "FQUGATITDiscriminatorOutput",
-    "FQUGATITDiscriminatorStepOutput",
     "FQUGATITGenerator",
     "FQUGATITGeneratorModel",
     "FQUGATITGeneratorOutput",
-    "FQUGATITGeneratorStepOutput",
     "FQUGATITILN",
     "FQUGATITModel",
     "FQUGATITPreTrainedModel",
