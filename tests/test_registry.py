@@ -313,6 +313,15 @@ def _tiny_fq_ugatit(tmp_path):
     return FQUGATITModel(config)
 
 
+def _tiny_optimus_dialog(tmp_path):
+    from optimus_tiny import build_parts
+
+    from hf_dgm.models.optimus_dialog import OptimusForDialogResponse
+
+    enc_dir, dec_dir = build_parts(tmp_path)
+    return OptimusForDialogResponse.from_encoder_decoder_pretrained(str(enc_dir), str(dec_dir), latent_size=8)
+
+
 def _translate_grey_square(pipe):
     import numpy as np
 
@@ -327,6 +336,7 @@ TINY_MODELS = {
     "fq_stylegan": _tiny_fq_stylegan,
     "prevalent": _tiny_prevalent,
     "prevalent_navigation": _tiny_prevalent_navigation,
+    "optimus_dialog": _tiny_optimus_dialog,
 }
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),
@@ -338,6 +348,7 @@ PIPELINE_CALLS = {
     "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
     "image-translation": _translate_grey_square,
     "vln-navigation": _navigate_probe_graph,
+    "dialog-response": lambda pipe: len(pipe(["a man .", "a dog ."], num_responses=2, seed=0, max_new_tokens=3)) == 2,
 }
 
 
