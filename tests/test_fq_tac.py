@@ -233,3 +233,18 @@ def test_tac_recipes_parse():
     for key in ("loss_type", "classifier_weight"):
         tac["config_overrides"].pop(key)
     assert tac == plain
+
+
+@pytest.mark.parametrize("loss_type", ["tac", "projection"])
+def test_card_names_the_discriminator_objective(tmp_path, loss_type):
+    from huggingface_hub import ModelCard
+    from test_model_cards import _run
+
+    from hf_dgm.hub import build_card, read_run
+    from hf_dgm.registry import get_family
+
+    config = FQBigGANConfig.from_preset("tiny", loss_type=loss_type)
+    run = _run(tmp_path, {"fid": 55.5}, {"dataset": "CIFAR-10", "dataset_id": "uoft-cs/cifar10", "eval_split": "train"})
+    text = ModelCard(str(build_card(get_family("fq_biggan").hub, config, read_run(run), "hf-dgm-tests/fq-tac"))).text
+    assert ("twin classifier" in text) == (loss_type == "tac")
+    assert ("projection discriminator" in text) == (loss_type == "projection")
