@@ -82,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reconstruction_curve_steps", type=int, default=0,
                         help="every N steps, record the evaluation sentences' reconstruction BLEU against training "
                         "minutes (reconstruction_curve.json/.png; costs a greedy decode of them each time; 0 = off)")
+    parser.add_argument("--max_length", type=int, default=40, help="decoder tokens per sentence (longer ones are cut)")
+    parser.add_argument("--decoder_training", default="full", choices=["full", "lora", "frozen"],
+                        help="full: every decoder weight trains; lora: peft LoRA adapters (merged into the decoder "
+                        "before saving, so the folder is a plain Optimus); frozen: only the encoder and latent heads")
+    parser.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
+    parser.add_argument("--lora_rank", type=int, default=16)
+    parser.add_argument("--lora_alpha", type=float, default=32.0)
+    parser.add_argument("--lora_target_modules", default="q_proj,v_proj",
+                        help="comma-separated decoder linear layers with adapters (or all-linear)")
+    parser.add_argument("--collapse_mi_threshold", type=float, default=1.0,
+                        help="collapse watch: a β > 0 logging window with MI below this (nats) is flagged "
+                        "(healthy runs: 2.3-3.6 nats on the test sentences; collapsed ones 0.2-0.4)")
+    parser.add_argument("--collapse_min_active_units", type=int, default=8,
+                        help="collapse watch: a β > 0 logging window with fewer active units is flagged")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
     return parser
@@ -92,6 +106,21 @@ def train_sentence_count(args: argparse.Namespace) -> int:
     of the run (`max_steps × batch_size / 2`), so each is seen twice — at 200 steps × 16 that read `z` better than 3,200
     sentences seen once (benchmarks/README.md, "The main job against its budget")."""
     return args.train_sentences or max(1, args.max_steps * args.batch_size // 2)
+
+
+# Work after the Optimus fine-tune, in its step-equivalents, measured on the 2-core machine (benchmarks/README.md,
+# "The default recipe at three seeds": Optimus 240-274 s and plain decoder 213-220 s for 200 steps, 9.1-9.7 min in
+# all): a plain-decoder step costs ~0.85 of a fully fine-tuned Optimus step, and loading + evaluation + writing the
+# folder ~85 of them. Steps of a LoRA or frozen-decoder Optimus are cheaper (benchmarks/optimus_main_job_avenues.md).
+_PLAIN_DECODER_STEP = {"full": 0.85, "lora": 1.35, "frozen": 1.8}
+_EVALUATION_STEPS = {"full": 85.0, "lora": 135.0, "frozen": 180.0}
+
+
+def after_training_steps(args: argparse.Namespace) -> float:
+    """The time estimate's work after training (plain decoder fine-tune, evaluation, writing), in Optimus steps."""
+    mode = args.decoder_training
+    plain = _PLAIN_DECODER_STEP[mode] * args.max_steps if args.baseline else 0.0
+    return plain + _EVALUATION_STEPS[mode] * args.eval_sentences / 64 * args.num_importance_samples / 20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=source.get("dataset"), text_column=source.get("text_column", "text"), eval_split=source.get("eval_split"),
         train_file=source.get("train_file"), eval_file=source.get("eval_file"),
         max_train_examples=train_sentence_count(args), max_eval_examples=args.eval_sentences,
-        num_importance_samples=args.num_importance_samples, max_length=40,
+        num_importance_samples=args.num_importance_samples, max_length=args.max_length,
         dataset_name="SNLI", dataset_id="stanfordnlp/snli",
     )
     training_args = OptimusTrainingArguments(
@@ -129,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,
+        decoder_training=args.decoder_training, encoder_training=args.encoder_training, lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha, lora_target_modules=args.lora_target_modules,
+        collapse_mi_threshold=args.collapse_mi_threshold, collapse_min_active_units=args.collapse_min_active_units,
+        time_estimate_steps=min(3, max(1, args.max_steps - 2)), time_estimate_extra_steps=after_training_steps(args),
     )
 
     def plain_decoder_baseline(train_sentences, eval_sentences) -> dict:
@@ -149,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         trained = finetune_plain_decoder(
             decoder, processor, train_sentences, max_steps=args.max_steps, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, max_length=40, seed=args.seed, lr_scheduler_type=args.lr_scheduler_type,
+            learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed,
+            lr_scheduler_type=args.lr_scheduler_type,
         )
-        scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=40)
+        scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=args.max_length)
         print(f"[main job] plain decoder: {time.time() - started:.0f} s, per-token PPL {scores['ppl_per_token']:.3f}", flush=True)
         return {"plain_decoder_ppl_per_token": scores["ppl_per_token"], "plain_decoder_nll": scores["nll"],
                 "plain_decoder_train_seconds": round(trained["train_seconds"], 1)}
@@ -167,9 +201,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[main job] no SNLI data: ../shared/data/snli is absent and the Hub is unreachable ({err})", file=sys.stderr)
             return 3
         raise
-    print(f"[main job] finished in {time.time() - started:.0f} s; model folder: {args.output_dir}")
+    from hf_dgm.training.optimus.job_report import report
+    from hf_dgm.training.optimus.run import load_data
+
+    _, eval_raw = load_data(data_args)
+    lines = report(args.output_dir, metrics, [row["text"].strip() for row in eval_raw], args.max_length)
+    print(f"[main job] finished in {(time.time() - started) / 60:.1f} min; model folder: {args.output_dir}")
     print(f"[main job] try it in your browser (offline): python -m hf_dgm.demo {args.output_dir}")
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith("eval_")}, indent=2))
+    print("\n".join(["", *lines]), flush=True)  # the five-line verdict, last, where the reader looks
     return 0
 
 

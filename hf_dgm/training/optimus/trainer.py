@@ -14,6 +14,20 @@ Logged to every `report_to` backend at each logging step (averaged over the wind
 `rec_loss`, `kl`, `kl_thresholded`, `beta`, `active_units` and `mutual_information` (from the posteriors of the
 window's training sentences, up to `latent_stats_window` of them), `tokens_per_example`.
 
+**Posterior-collapse watch.** With `collapse_mi_threshold > 0` or `collapse_min_active_units > 0`, every logging
+step whose β > 0 compares the window's MI and active units with them; a breach is logged as a warning
+(`collapse_warning` = 1 in the logs) and every window's (step, β, MI, AU) lands in `latent_health.json` in
+`output_dir` at the end of training, with `collapsed_at_end` (the last β > 0 window breached).
+
+**Which parts train.** `decoder_training` = `full` (the paper) | `lora` (`peft` LoRA adapters on
+`lora_target_modules`, merged into the decoder's weights when training ends, so the saved model is a plain Optimus)
+| `frozen`; `encoder_training` = `full` | `frozen`. The latent heads always train (see `adapters.py`).
+
+**Time estimate.** With `time_estimate_steps = k > 0`, after k timed steps (the first step, a warm-up, is not
+timed) the trainer logs how long the rest of training takes, plus `time_estimate_extra_steps` step-equivalents of
+work that follows training (the main job: its plain-decoder fine-tune and evaluation), and shows that job ETA on the
+progress bar.
+
 **Divergence guard.** A NaN/Inf training loss (checked on every forward, agreed across processes) raises
 :class:`OptimusTrainingDivergedError` before the backward pass and optimizer step of that batch; no checkpoint is
 written after it, so the last checkpoint on disk is the last good one (the message names it). Trainer's
@@ -166,6 +180,33 @@ class OptimusTrainingArguments(TrainingArguments):
             "folder; the decoding time is not counted as training time). 0 = off"
         },
     )
+    decoder_training: str = field(
+        default="full",
+        metadata={"help": "full (every decoder weight, the paper) | lora (peft LoRA adapters, merged at the end) | frozen"},
+    )
+    encoder_training: str = field(default="full", metadata={"help": "full | frozen"})
+    lora_rank: int = field(default=16, metadata={"help": "LoRA rank r (decoder_training=lora)"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scale numerator α (the update is α/r · B·A)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    lora_target_modules: str = field(
+        default="q_proj,v_proj",
+        metadata={"help": "comma-separated decoder linear layers that get adapters (e.g. q_proj,v_proj or all-linear)"},
+    )
+    collapse_mi_threshold: float = field(
+        default=0.0,
+        metadata={"help": "warn of posterior collapse when a β > 0 logging window's MI (nats) falls below this; 0 = off"},
+    )
+    collapse_min_active_units: int = field(
+        default=0,
+        metadata={"help": "warn of posterior collapse when a β > 0 logging window has fewer active units; 0 = off"},
+    )
+    time_estimate_steps: int = field(
+        default=0, metadata={"help": "time this many steps (after a warm-up step), then log the remaining time; 0 = off"},
+    )
+    time_estimate_extra_steps: float = field(
+        default=0.0,
+        metadata={"help": "work after training, in training-step equivalents, added to the time estimate"},
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
     optim: str = field(
         default="adamw_torch_fused",
@@ -208,8 +249,24 @@ class OptimusTrainingArguments(TrainingArguments):
             raise ValueError(f"`reconstruction_curve_steps` must be an int >= 0; got {self.reconstruction_curve_steps!r}")
         if not isinstance(self.decoder_freeze_steps, int) or self.decoder_freeze_steps < 0:
             raise ValueError(f"`decoder_freeze_steps` must be an int >= 0; got {self.decoder_freeze_steps!r}")
-        if self.decoder_freeze_steps > 0 and self.ddp_find_unused_parameters is None:
-            # the frozen decoder's parameters get no gradients in the first steps
+        from .adapters import DECODER_TRAINING, ENCODER_TRAINING
+
+        if self.decoder_training not in DECODER_TRAINING:
+            raise ValueError(f"`decoder_training` must be one of {DECODER_TRAINING}; got {self.decoder_training!r}")
+        if self.encoder_training not in ENCODER_TRAINING:
+            raise ValueError(f"`encoder_training` must be one of {ENCODER_TRAINING}; got {self.encoder_training!r}")
+        if self.decoder_training != "full" and self.decoder_freeze_steps > 0:
+            raise ValueError("`decoder_freeze_steps` needs decoder_training='full' (it releases every decoder weight)")
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 1:
+            raise ValueError(f"`lora_rank` must be an int >= 1; got {self.lora_rank!r}")
+        for name in ("collapse_min_active_units", "time_estimate_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be an int >= 0; got {getattr(self, name)!r}")
+        self.collapse_mi_threshold = check_float(self.collapse_mi_threshold, "collapse_mi_threshold", minimum=0.0)
+        self.time_estimate_extra_steps = check_float(self.time_estimate_extra_steps, "time_estimate_extra_steps", minimum=0.0)
+        if (self.decoder_freeze_steps > 0 or self.decoder_training != "full" or self.encoder_training != "full") \
+                and self.ddp_find_unused_parameters is None:
+            # frozen parameters get no gradients
             self.ddp_find_unused_parameters = True
         for name in ("decoder_word_dropout", "decoder_word_dropout_kl_phase"):
             rate = getattr(self, name)
@@ -299,6 +356,46 @@ class ReconstructionCurveCallback(TrainerCallback):
         )
 
 
+class TimeEstimateCallback(TrainerCallback):
+    """
+    Times `steps` optimizer steps after the first (a warm-up: lazy initialisation, first allocations), then logs how
+    long the rest of training takes plus `extra_steps` step-equivalents of work that follows it, and keeps that job
+    ETA on the training progress bar. `estimate` holds the figures once known (seconds per step, minutes left).
+    """
+
+    def __init__(self, steps: int, extra_steps: float = 0.0):
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"`steps` must be a positive number of steps; got {steps!r}")
+        self.steps, self.extra_steps = steps, float(extra_steps)
+        self.estimate: dict | None = None
+        self._t0: float | None = None
+        self.bar_owner = None  # the ProgressCallback whose bar shows the ETA (set by OptimusTrainer)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if state.global_step == 1:
+            self._t0 = now
+        elif self._t0 is not None and state.global_step == 1 + self.steps and self.estimate is None:
+            per_step = (now - self._t0) / self.steps
+            remaining = state.max_steps - state.global_step
+            self.estimate = {
+                "seconds_per_step": round(per_step, 3), "timed_steps": self.steps,
+                "training_minutes_left": round(per_step * remaining / 60, 2),
+                "job_minutes_left": round(per_step * (remaining + self.extra_steps) / 60, 2),
+            }
+            if state.is_world_process_zero:
+                logger.warning(
+                    "time estimate from %d timed steps: %.2f s/step -> training done in ~%.1f min, the whole job in "
+                    "~%.1f min", self.steps, per_step, self.estimate["training_minutes_left"],
+                    self.estimate["job_minutes_left"],
+                )
+        if self.estimate is not None and self.bar_owner is not None:
+            bar = getattr(self.bar_owner, "training_bar", None)
+            if bar is not None:
+                left = self.estimate["seconds_per_step"] * (state.max_steps - state.global_step + self.extra_steps)
+                bar.set_postfix_str(f"job ETA ~{left / 60:.1f} min", refresh=False)
+
+
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
     """Trainer for [`OptimusForConditionalGeneration`]; see the module docstring."""
 
@@ -314,6 +411,28 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         self._updates_per_epoch: int | None = None
         self._micro = (-1, 0)  # (global step, micro-batch index within it) of the current training batch
         self.last_beta: float | None = None  # β of the last training batch
+        self.latent_health: list[dict] = []  # one row per logging window: step, β, MI, AU, breach
+        self.parameter_counts = self._configure_trainable_parts()
+        self.time_estimate: TimeEstimateCallback | None = None
+        if self.args.time_estimate_steps > 0:
+            self.time_estimate = TimeEstimateCallback(self.args.time_estimate_steps, self.args.time_estimate_extra_steps)
+            self.add_callback(self.time_estimate)
+
+    def _configure_trainable_parts(self) -> dict[str, int] | None:
+        """Apply `decoder_training` / `encoder_training` to the model (LoRA adapters injected here)."""
+        if self.args.decoder_training == "full" and self.args.encoder_training == "full":
+            return None
+        from .adapters import configure_trainable_parts
+
+        counts = configure_trainable_parts(
+            self.model, self.args.decoder_training, self.args.encoder_training, lora_rank=self.args.lora_rank,
+            lora_alpha=self.args.lora_alpha, lora_target_modules=self.args.lora_target_modules,
+            lora_dropout=self.args.lora_dropout,
+        )
+        logger.info("decoder %s, encoder %s: %d of %d parameters train (%.1f%%; LoRA adapters: %d)",
+                    self.args.decoder_training, self.args.encoder_training, counts["trainable"], counts["total"],
+                    100 * counts["trainable"] / counts["total"], counts["adapter"])
+        return counts
 
     # ------------------------------------------------------------------ decoder freezing
     def _set_decoder_frozen(self, model, frozen: bool) -> None:
@@ -344,13 +463,53 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         return values
 
     def train(self, *args, **kwargs):
+        from transformers.trainer_callback import ProgressCallback
+
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, ReconstructionCurveCallback):
                 callback.trainer = self
+            if isinstance(callback, ProgressCallback) and self.time_estimate is not None:
+                self.time_estimate.bar_owner = callback
         try:
-            return super().train(*args, **kwargs)
+            result = super().train(*args, **kwargs)
         finally:  # the returned model is trainable again, also when the run is shorter than the freeze
             self._set_decoder_frozen(self.model, False)
+        self._finish_adapters()
+        self._write_latent_health()
+        return result
+
+    def _finish_adapters(self) -> None:
+        """LoRA: fold the adapters into the decoder's weights, so the model saves and loads as a plain Optimus."""
+        if self.args.decoder_training != "lora":
+            return
+        from .adapters import merge_decoder_lora
+
+        merged = merge_decoder_lora(self.accelerator.unwrap_model(self.model))
+        logger.info("merged %d LoRA adapters into the decoder's weights", merged)
+
+    def collapse_summary(self) -> dict:
+        """The collapse watch's verdict: thresholds, the windows that breached them, and whether the last β > 0
+        window did (`collapsed_at_end`); the minimum MI / AU over β > 0 windows."""
+        late = [row for row in self.latent_health if row["beta"] > 0 and row.get("mutual_information") is not None]
+        return {
+            "mi_threshold": self.args.collapse_mi_threshold, "min_active_units": self.args.collapse_min_active_units,
+            "breaches": [row["step"] for row in self.latent_health if row["breach"]],
+            "collapsed_at_end": bool(late and late[-1]["breach"]),
+            "min_mutual_information": min((row["mutual_information"] for row in late), default=None),
+            "min_active_units_seen": min((row["active_units"] for row in late), default=None),
+        }
+
+    def _write_latent_health(self) -> None:
+        if not self.latent_health or not self.args.output_dir or not self.is_world_process_zero():
+            return
+        import json
+
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        payload = {"summary": self.collapse_summary(), "windows": self.latent_health}
+        if self.time_estimate is not None and self.time_estimate.estimate is not None:
+            payload["time_estimate"] = self.time_estimate.estimate
+        with open(os.path.join(self.args.output_dir, "latent_health.json"), "w") as f:
+            json.dump(payload, f, indent=2)
 
     # ------------------------------------------------------------------ schedule
     def schedule_position(self) -> tuple[int, int]:
@@ -466,6 +625,24 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         self._means: list[torch.Tensor] = []
         self._logvars: list[torch.Tensor] = []
 
+    def _watch_collapse(self, logs: dict) -> None:
+        """Compare a logging window's MI and AU with the collapse thresholds (only once β > 0: the autoencoder
+        phase has no KL pressure); warn and mark `collapse_warning` on a breach."""
+        mi, au, beta = logs["mutual_information"], logs["active_units"], logs["beta"]
+        breach = beta > 0 and (
+            (self.args.collapse_mi_threshold > 0 and mi < self.args.collapse_mi_threshold)
+            or (self.args.collapse_min_active_units > 0 and au < self.args.collapse_min_active_units)
+        )
+        self.latent_health.append({"step": self.state.global_step, "beta": beta, "mutual_information": mi,
+                                   "active_units": au, "kl": logs.get("kl"), "breach": breach})
+        if breach:
+            logs["collapse_warning"] = 1
+            logger.warning(
+                "posterior collapse suspected at step %d (β %.2f): MI %.2f nats (threshold %.2f), %d active units "
+                "(minimum %d): the decoder is learning to ignore z", self.state.global_step, beta, mi,
+                self.args.collapse_mi_threshold, au, self.args.collapse_min_active_units,
+            )
+
     def _record(self, outputs, beta: float) -> None:
         n = outputs.reconstruction_loss.shape[0]
         self._sums += torch.tensor(
@@ -499,12 +676,14 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
             if means.shape[0] >= 2:
                 logs["active_units"] = active_units(means, self.args.au_threshold)[0]
                 logs["mutual_information"] = round(mutual_information(means, logvars), 4)
+                self._watch_collapse(logs)
             self._reset_window()
         super().log(logs, *args, **kwargs)
 
 
 __all__ = [
     "OptimusTrainer",
+    "TimeEstimateCallback",
     "OptimusTrainingArguments",
     "OptimusTrainingDivergedError",
     "cyclical_beta",

@@ -1,0 +1,237 @@
+"""The main job's training modes (LoRA / frozen decoder, merged before saving), its collapse watch, time estimate and
+five-line verdict, on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+
+import hf_dgm  # noqa: F401
+from hf_dgm import OptimusForConditionalGeneration
+from hf_dgm.training.optimus.adapters import configure_trainable_parts, has_decoder_lora, merge_decoder_lora
+from hf_dgm.training.optimus.data import OptimusDataCollator, tokenize_sentences
+from hf_dgm.training.optimus.job_report import pick_reconstructions, report, verdict_lines
+from hf_dgm.training.optimus.trainer import OptimusTrainer, OptimusTrainingArguments
+from optimus_tiny import SENTENCES, build_parts
+from tolerances import assert_fp32_close
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    return build_parts(tmp_path_factory.mktemp("parts"), "llama")  # SmolLM2 is a Llama: q_proj / v_proj
+
+
+def _model(parts):
+    torch.manual_seed(0)
+    return OptimusForConditionalGeneration.from_encoder_decoder_pretrained(str(parts[0]), str(parts[1]), latent_size=8)
+
+
+def _args(out, **kwargs):
+    defaults = dict(
+        output_dir=str(out), max_steps=4, per_device_train_batch_size=4, learning_rate=1e-2, logging_steps=1,
+        save_strategy="no", report_to="none", use_cpu=True, seed=7, data_seed=7, disable_tqdm=True, beta=1.0,
+        kl_threshold=0.0, beta_schedule_steps=4, dataloader_num_workers=0,
+    )
+    defaults.update(kwargs)
+    return OptimusTrainingArguments(**defaults)
+
+
+def _trainer(model, args, callbacks=()):
+    data = tokenize_sentences(Dataset.from_dict({"text": SENTENCES * 3}), model.processor, max_length=16)
+    return OptimusTrainer(model=model, args=args, train_dataset=data.remove_columns(["text"]),
+                          data_collator=OptimusDataCollator.from_processor(model.processor), callbacks=list(callbacks))
+
+
+def _eval_batch(model):
+    return model.processor(SENTENCES[:4], return_tensors="pt")
+
+
+class _Snapshot(TrainerCallback):
+    def __init__(self):
+        self.states = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.states.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+
+def test_lora_trains_only_adapters_heads_and_encoder_then_merges(parts, tmp_path):
+    model = _model(parts)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    snap = _Snapshot()
+    trainer = _trainer(model, _args(tmp_path, decoder_training="lora", lora_rank=4), [snap])
+    assert trainer.parameter_counts["adapter"] > 0
+    trainer.train()
+    during = snap.states[-1]
+    lora = [n for n in during if "lora_" in n]
+    assert lora and all(".self_attn.q_proj." in n or ".self_attn.v_proj." in n for n in lora)
+    base = {n: t for n, t in during.items() if n.startswith("decoder.") and "lora_" not in n}
+    for name, value in base.items():  # every base decoder weight as loaded (peft names them ...base_layer.weight)
+        assert torch.equal(value, start[name.replace(".base_layer", "")]), name
+    assert any(not torch.equal(during[n], torch.zeros_like(during[n])) for n in lora if "lora_B" in n)
+    assert any(not torch.equal(during[n], start[n]) for n in during if n.startswith("posterior."))
+    assert any(not torch.equal(during[n], start[n]) for n in during if n.startswith("encoder."))
+    # merged at the end: a plain decoder again, changed exactly in the adapted layers
+    assert not has_decoder_lora(model)
+    after = dict(model.named_parameters())
+    assert set(after) == set(start)
+    for name, value in after.items():
+        if name.startswith("decoder."):
+            adapted = ".q_proj." in name or ".v_proj." in name
+            assert torch.equal(value.detach(), start[name]) != adapted, name
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_merged_lora_model_saves_and_loads_with_the_same_outputs(parts, tmp_path):
+    model = _model(parts)
+    configure_trainable_parts(model, "lora", lora_rank=4, lora_target_modules="q_proj,v_proj,gate_proj")
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)  # a non-identity adapter
+    model.eval()
+    batch = _eval_batch(model)
+    with torch.no_grad():
+        before = model(**batch).logits
+    assert merge_decoder_lora(model) == 6  # 2 layers x 3 targets
+    with torch.no_grad():
+        merged = model(**batch).logits
+    assert_fp32_close(merged, before)
+    model.save_pretrained(tmp_path / "saved")
+    loaded = OptimusForConditionalGeneration.from_pretrained(tmp_path / "saved").eval()
+    with torch.no_grad():
+        reloaded = loaded(**batch).logits
+    assert_fp32_close(reloaded, before)
+    assert not any("lora" in k or "base_layer" in k for k in loaded.state_dict())
+
+
+def test_frozen_decoder_and_encoder_leave_them_as_loaded(parts, tmp_path):
+    model = _model(parts)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = _trainer(model, _args(tmp_path, decoder_training="frozen", encoder_training="frozen"))
+    assert trainer.parameter_counts["trainable"] == sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith(OptimusTrainer.LATENT_HEADS))
+    trainer.train()
+    for name, param in model.named_parameters():
+        moved = not torch.equal(param.detach(), start[name])
+        if name.startswith(("decoder.", "encoder.")):
+            assert not moved, name
+    assert any(not torch.equal(p.detach(), start[n]) for n, p in model.named_parameters() if n.startswith("posterior."))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(decoder_training="adapter"), "decoder_training"),
+    (dict(encoder_training="lora"), "encoder_training"),
+    (dict(decoder_training="lora", decoder_freeze_steps=2), "decoder_freeze_steps"),
+    (dict(lora_rank=0), "lora_rank"),
+    (dict(collapse_min_active_units=-1), "collapse_min_active_units"),
+    (dict(collapse_mi_threshold=-0.5), "collapse_mi_threshold"),
+    (dict(time_estimate_steps=-1), "time_estimate_steps"),
+])
+def test_bad_training_modes_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _args(tmp_path, **kwargs)
+
+
+def test_lora_names_no_layer_is_a_clear_error(parts):
+    with pytest.raises(ValueError, match="lora_target_modules"):
+        configure_trainable_parts(_model(parts), "lora", lora_target_modules="no_such_proj")
+
+
+def test_collapse_watch_flags_beta_positive_windows_and_writes_latent_health(parts, tmp_path):
+    # thresholds no tiny model can meet: every β > 0 window breaches, the β = 0 ones never do
+    trainer = _trainer(_model(parts), _args(tmp_path / "a", max_steps=6, beta_schedule_steps=4,
+                                            collapse_mi_threshold=50.0, collapse_min_active_units=9))
+    trainer.train()
+    health = json.loads((tmp_path / "a" / "latent_health.json").read_text())
+    windows = health["windows"]
+    assert [w["step"] for w in windows] == [1, 2, 3, 4, 5, 6]
+    assert [w["breach"] for w in windows] == [w["beta"] > 0 for w in windows]
+    assert health["summary"]["collapsed_at_end"] and health["summary"]["breaches"] == [w["step"] for w in windows if w["beta"] > 0]
+    flagged = [r["step"] for r in trainer.state.log_history if r.get("collapse_warning")]
+    assert flagged == health["summary"]["breaches"]
+    # watch off: the same run records the windows and flags nothing
+    quiet = _trainer(_model(parts), _args(tmp_path / "b", max_steps=6, beta_schedule_steps=4))
+    quiet.train()
+    summary = quiet.collapse_summary()
+    assert summary["breaches"] == [] and not summary["collapsed_at_end"]
+    assert summary["min_mutual_information"] == min(w["mutual_information"] for w in windows if w["beta"] > 0)
+
+
+def test_time_estimate_after_timed_steps(parts, tmp_path):
+    trainer = _trainer(_model(parts), _args(tmp_path, max_steps=6, time_estimate_steps=2, time_estimate_extra_steps=100))
+    trainer.train()
+    estimate = trainer.time_estimate.estimate
+    assert estimate["timed_steps"] == 2 and estimate["seconds_per_step"] > 0
+    # 3 training steps left after the timed ones, plus 100 step-equivalents of later work
+    assert estimate["job_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 103 / 60, abs=0.01)
+    assert estimate["training_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 3 / 60, abs=0.01)
+
+
+def test_reconstruction_picks_follow_the_fixed_rule():
+    sentences = ["a b c d", "e f g h", "i j k l", "m n o p", "q r s t"]
+    recs = ["a b c d", "x y z w", "i j k l", "m n o x", "x y z w"]  # BLEU: 100, 0, 100, ~60, 0
+    picks = pick_reconstructions(sentences, recs)
+    bleus = sorted(p["bleu"] for p in [*picks])
+    assert picks[1]["index"] == 0 and picks[1]["bleu"] == pytest.approx(100)
+    # sorted by (BLEU, index): 1 (0), 4 (0), 3, 0 (100), 2 (100) -> the lower median is the third: sentence 3
+    assert picks[0]["index"] == 3 and 0 < picks[0]["bleu"] < 100 and bleus[0] < 100
+
+
+def test_verdict_lines_compare_with_the_targets():
+    metrics = {"eval_reconstruction_bleu": 21.0, "eval_interpolation_endpoint_bleu": 25.0,
+               "eval_interpolation_distinct": 4.5, "eval_active_units": 32, "eval_ppl_ratio_to_plain_decoder": 1.3,
+               "eval_reconstruction_distinct": 60, "eval_num_sentences": 64}
+    picks = [{"index": 5, "input": "a", "reconstruction": "b", "bleu": 20.0}, {"index": 0, "input": "c", "reconstruction": "c", "bleu": 100.0}]
+    path = {"texts": ["c", "d", "e", "f", "g"]}
+    ok = {"collapsed_at_end": False, "breaches": [], "min_mutual_information": 3.1, "min_active_units_seen": 30,
+          "mi_threshold": 1.0, "min_active_units": 8}
+    lines = verdict_lines(metrics, ok, picks, path)
+    assert len(lines) == 5 and lines[0].startswith("VERDICT: MEETS") and "1.30×" in lines[0]
+    assert "no collapse" in lines[1] and "60 distinct reconstructions of 64" in lines[1]
+    assert '"a" → "b"' in lines[2] and "#0" in lines[3] and lines[4].count("→") == 4
+    collapsed = dict(ok, collapsed_at_end=True, breaches=[150, 155], min_mutual_information=0.2)
+    lines = verdict_lines(dict(metrics, eval_reconstruction_bleu=2.0), collapsed, picks, path)
+    assert lines[0].startswith("VERDICT: MISSES") and "reconstruction BLEU 2 < 20 ✗" in lines[0]
+    assert lines[1].startswith("POSTERIOR COLLAPSE") and "[150, 155]" in lines[1]
+
+
+def test_report_opens_samples_with_the_verdict_from_the_saved_folder(parts, tmp_path):
+    from hf_dgm.training.optimus.evaluation import reconstruction_scores
+
+    out = tmp_path / "run"
+    model = _model(parts)
+    trainer = _trainer(model, _args(out, decoder_training="lora", lora_rank=4, collapse_mi_threshold=1.0))
+    trainer.train()
+    model.save_pretrained(out)
+    (out / "samples.md").write_text("# Samples\n\n## Figures\n")
+    (out / "metrics.json").write_text(json.dumps({"eval_reconstruction_bleu": 1.0}) + "\n")
+    sentences = SENTENCES[:6]
+    metrics = {"eval_reconstruction_bleu": 1.0, "eval_num_sentences": 6}
+    lines = report(out, metrics, sentences, max_length=16)
+    assert len(lines) == 5
+    samples = (out / "samples.md").read_text().splitlines()
+    assert samples[:3] == ["# Samples", "", "## Verdict"] and samples[4:9] == [f"{i}. {l}" for i, l in enumerate(lines, 1)]
+    assert "## Figures" in samples
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["verdict"]["lines"] == lines and written["verdict"]["meets_targets"] is False
+    # the reloaded (merged, saved) model decodes exactly as the trained one
+    expected = reconstruction_scores(model.eval(), model.processor, sentences, max_length=16)
+    assert metrics["eval_reloaded_reconstruction_bleu"] == pytest.approx(expected["bleu"])
+    assert metrics["eval_reconstruction_distinct"] == len(set(expected["reconstructions"]))
+
+
+def test_main_job_flags_and_estimate_inputs():
+    from hf_dgm.training.optimus.main_job import after_training_steps, build_parser
+
+    args = build_parser().parse_args([])
+    assert args.decoder_training == "full" and args.collapse_mi_threshold == 1.0 and args.collapse_min_active_units == 8
+    assert args.max_length == 40
+    # the plain decoder (0.85 of a step each) + evaluation at 64 sentences, K = 20
+    assert after_training_steps(args) == pytest.approx(0.85 * 200 + 85)
+    assert after_training_steps(build_parser().parse_args(["--no_baseline"])) == pytest.approx(85)
