@@ -235,3 +235,21 @@ def test_main_job_flags_and_estimate_inputs():
     # the plain decoder (0.85 of a step each) + evaluation at 64 sentences, K = 20
     assert after_training_steps(args) == pytest.approx(0.85 * 200 + 85)
     assert after_training_steps(build_parser().parse_args(["--no_baseline"])) == pytest.approx(85)
+
+
+def test_lora_adapters_and_heads_get_their_own_learning_rates(parts, tmp_path):
+    model = _model(parts)
+    trainer = _trainer(model, _args(tmp_path, decoder_training="lora", lora_rank=4, learning_rate=1e-4,
+                                    latent_lr_multiplier=10.0, lora_lr_multiplier=5.0))
+    optimizer = trainer.create_optimizer()
+    kind = {id(p): ("head" if n.startswith(OptimusTrainer.LATENT_HEADS) else "lora" if "lora_" in n else "other")
+            for n, p in model.named_parameters() if p.requires_grad}
+    expected = {"head": 1e-3, "lora": 5e-4, "other": 1e-4}
+    seen = set()
+    for group in optimizer.param_groups:
+        kinds = {kind[id(p)] for p in group["params"]}
+        assert len(kinds) == 1
+        seen |= kinds
+        assert group["lr"] == pytest.approx(expected[kinds.pop()])
+    assert seen == {"head", "lora", "other"}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(kind)  # frozen decoder weights left out

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
     parser.add_argument("--lora_rank", type=int, default=16)
     parser.add_argument("--lora_alpha", type=float, default=32.0)
+    parser.add_argument("--lora_lr_multiplier", type=float, default=1.0, help="learning-rate multiplier of the LoRA adapters")
     parser.add_argument("--lora_target_modules", default="q_proj,v_proj",
                         help="comma-separated decoder linear layers with adapters (or all-linear)")
     parser.add_argument("--collapse_mi_threshold", type=float, default=1.0,
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed, train_sampling_strategy="group_by_length",
         dataloader_num_workers=0, disable_tqdm=False,
         decoder_training=args.decoder_training, encoder_training=args.encoder_training, lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha, lora_target_modules=args.lora_target_modules,
+        lora_alpha=args.lora_alpha, lora_target_modules=args.lora_target_modules, lora_lr_multiplier=args.lora_lr_multiplier,
         collapse_mi_threshold=args.collapse_mi_threshold, collapse_min_active_units=args.collapse_min_active_units,
         time_estimate_steps=min(3, max(1, args.max_steps - 2)), time_estimate_extra_steps=after_training_steps(args),
     )

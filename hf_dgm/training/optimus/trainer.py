@@ -188,6 +188,9 @@ class OptimusTrainingArguments(TrainingArguments):
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank r (decoder_training=lora)"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scale numerator α (the update is α/r · B·A)"})
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    lora_lr_multiplier: float = field(
+        default=1.0, metadata={"help": "learning-rate multiplier of the LoRA adapters (LoRA usually wants more than full fine-tuning)"},
+    )
     lora_target_modules: str = field(
         default="q_proj,v_proj",
         metadata={"help": "comma-separated decoder linear layers that get adapters (e.g. q_proj,v_proj or all-linear)"},
@@ -231,6 +234,7 @@ class OptimusTrainingArguments(TrainingArguments):
         self.latent_lr_multiplier = check_float(
             self.latent_lr_multiplier, "latent_lr_multiplier", minimum=0.0, exclusive_minimum=True
         )
+        self.lora_lr_multiplier = check_float(self.lora_lr_multiplier, "lora_lr_multiplier", minimum=0.0, exclusive_minimum=True)
         super().__post_init__()
         if self.beta_schedule_steps is not None and (
             not isinstance(self.beta_schedule_steps, int) or self.beta_schedule_steps < 1
@@ -538,25 +542,28 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
     LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
 
     def create_optimizer(self, model=None):
-        """The Trainer's optimizer; with `latent_lr_multiplier != 1` the latent heads get their own learning rate."""
-        if self.optimizer is not None or self.args.latent_lr_multiplier == 1.0:
+        """The Trainer's optimizer; with `latent_lr_multiplier != 1` (or `lora_lr_multiplier != 1`) the latent heads
+        (the LoRA adapters) get their own learning rate."""
+        if self.optimizer is not None or (self.args.latent_lr_multiplier == 1.0 and self.args.lora_lr_multiplier == 1.0):
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         decay = set(self.get_decay_parameter_names(opt_model))
-        groups: dict[tuple[bool, bool], list] = {}
+        multiplier = {"head": self.args.latent_lr_multiplier, "lora": self.args.lora_lr_multiplier, "other": 1.0}
+        groups: dict[tuple[str, bool], list] = {}
         for name, param in opt_model.named_parameters():
             if param.requires_grad:
-                is_head = name.split("module.", 1)[-1].startswith(self.LATENT_HEADS)
-                groups.setdefault((is_head, name in decay), []).append(param)
+                bare = name.split("module.", 1)[-1]
+                kind = "head" if bare.startswith(self.LATENT_HEADS) else "lora" if "lora_" in bare else "other"
+                groups.setdefault((kind, name in decay), []).append(param)
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         base_lr = optimizer_kwargs.pop("lr", self.args.learning_rate)
         param_groups = [
             {
                 "params": params,
                 "weight_decay": self.args.weight_decay if decayed else 0.0,
-                "lr": base_lr * (self.args.latent_lr_multiplier if is_head else 1.0),
+                "lr": base_lr * multiplier[kind],
             }
-            for (is_head, decayed), params in groups.items()
+            for (kind, decayed), params in groups.items()
         ]
         self.optimizer = optimizer_cls(param_groups, lr=base_lr, **optimizer_kwargs)
         return self.optimizer
