@@ -52,19 +52,24 @@ FEATURE_LABELS = {
 class LowResourceArguments:
     """Settings of the low-resource classification (the recipe's keys; command-line flags override them)."""
 
-    dataset: str | None = field(default=None, metadata={"help": "folder of <name>.<split>.<label> files, or a folder name in the shared data (yelp)"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "folder of <name>.<split>.<label> files, or a folder name in the shared data (yelp)"})
     train_split: str = field(default="test", metadata={"help": "split that is the pool of labelled training sentences"})
     eval_split: str = field(default="dev", metadata={"help": "split the evaluation sentences come from"})
     labels_per_class: list[int] = field(default_factory=lambda: [1, 10, 100, 1000], metadata={"help": "label budgets per class"})
     num_seeds: int = field(default=5, metadata={"help": "training samples (seeds --seed ... --seed + num_seeds - 1) per budget"})
     eval_examples: int = field(default=2000, metadata={"help": "evaluation sentences, balanced over the classes"})
-    encoder: str | None = field(default=None, metadata={"help": "the original pretrained encoder Optimus was composed from (default: the offline all-MiniLM-L6-v2 when the model's encoder is one)"})
+    encoder: str | None = field(default=None, metadata={
+        "help": "the original pretrained encoder Optimus was composed from (default: read from the model folder's "
+                "recipe.yaml / metrics.json; the offline all-MiniLM-L6-v2 for the main job)"})
     classifier_c: float = field(default=1.0, metadata={"help": "inverse L2 strength C of the logistic regression"})
     classifier_max_iter: int = field(default=1000, metadata={"help": "L-BFGS iterations of the logistic regression"})
     batch_size: int = field(default=64, metadata={"help": "sentences per encoder forward pass"})
     max_length: int = field(default=64, metadata={"help": "max encoder tokens per sentence"})
-    plot: str | None = field(default=None, metadata={"help": "PNG of accuracy against labels per class (default: next to --output, else ./low_resource_accuracy.png)"})
-    feature_cache: str | None = field(default=None, metadata={"help": "folder caching the original encoder's features (shared by every model composed from it)"})
+    plot: str | None = field(default=None, metadata={
+        "help": "PNG of accuracy against labels per class (default: next to --output, else ./low_resource_accuracy.png)"})
+    feature_cache: str | None = field(default=None, metadata={
+        "help": "folder caching the original encoder's features (shared by every model composed from it)"})
 
 
 @dataclass
@@ -322,7 +327,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "low-resource classification (--task low-resource-classification)",
         "frozen model, linear classifier on n labelled sentences per class; see hf_dgm.training.optimus.low_resource",
     )
-    group.add_argument("--recipe", default=None, help="YAML/JSON recipe of these settings (e.g. training/recipes/optimus_low_resource_yelp.yaml)")
+    group.add_argument("--recipe", default=None,
+                       help="YAML/JSON recipe of these settings (e.g. training/recipes/optimus_low_resource_yelp.yaml)")
     for item in dataclasses.fields(LowResourceArguments):
         if item.name in ("dataset", "batch_size", "max_length"):
             continue  # the evaluator's own flags
@@ -454,7 +460,8 @@ def encoder_features(
     from transformers import AutoModel, AutoTokenizer
 
     key = json.dumps([str(Path(encoder_path).resolve()), pooling, settings.max_length, list(sentences)])
-    cache = Path(settings.feature_cache) / f"encoder-{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors" if settings.feature_cache else None
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    cache = Path(settings.feature_cache) / f"encoder-{digest}.safetensors" if settings.feature_cache else None
     if cache is not None and cache.is_file():
         return load_file(str(cache))["features"]
     encoder = AutoModel.from_pretrained(encoder_path).to(device).eval()
