@@ -24,7 +24,7 @@ from demo_browser import fetch_image, free_port, screenshot, serve, start_browse
 from hf_dgm import FQBigGANConfig, FQBigGANForImageGeneration, OptimusForConditionalGeneration
 from hf_dgm.demo import app_builder, build_demo, demo_modules
 from hf_dgm.demo.common import guarded, parse_seed
-from hf_dgm.demo.optimus import DECODINGS, format_path
+from hf_dgm.models.optimus.demo_optimus import DECODINGS, format_path
 from optimus_tiny import build_parts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_seed_box_and_errors_are_readable():
 def test_analogy_tab_and_unconditional_gan_app(optimus_dir, tmp_path):
     """The app objects behind the pages: analogy as the pipeline computes it; an unconditional GAN gets no class
     picker and the number of images asked for."""
-    from hf_dgm.demo.fq_biggan import GANDemo
+    from hf_dgm.models.fq_biggan.demo_fq_biggan import GANDemo
 
     app = build_demo(optimus_dir).optimus
     a, b, c = "a man rides a bike .", "a dog rides a bike .", "a man is reading a book ."

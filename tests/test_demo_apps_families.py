@@ -62,7 +62,7 @@ def _image_src(driver, elem_id: str) -> str:
 # --------------------------------------------------------------------------------------------- no browser
 def test_families_register_their_apps():
     modules = demo_modules()
-    assert modules["fq_stylegan"] == "hf_dgm.demo.fq_stylegan" and modules["fq_ugatit"] == "hf_dgm.demo.fq_ugatit"
+    assert modules["fq_stylegan"] == "hf_dgm.models.fq_stylegan.demo_fq_stylegan" and modules["fq_ugatit"] == "hf_dgm.models.fq_ugatit.demo_fq_ugatit"
 
 
 def test_style_mixing_takes_coarse_ws_from_a_and_fine_from_b(stylegan_dir):
@@ -200,14 +200,14 @@ def speaker_dir(tmp_path_factory, minilm_tokenizer) -> Path:
 
 def test_vln_apps_are_registered():
     modules = demo_modules()
-    assert modules["prevalent_speaker"] == modules["prevalent_navigation"] == "hf_dgm.demo.prevalent"
+    assert modules["prevalent_speaker"] == modules["prevalent_navigation"] == "hf_dgm.models.prevalent.demo_prevalent"
 
 
 def test_speaker_app_describes_the_picked_path(speaker_dir, vln_data, tmp_path):
     import vln_tiny
     from transformers import pipeline
 
-    from hf_dgm.demo.prevalent import build_demo as build_vln_demo  # takes the data folder (else $R2R_DATA_DIR)
+    from hf_dgm.models.prevalent.demo_prevalent import build_demo as build_vln_demo  # takes the data folder (else $R2R_DATA_DIR)
 
     demo = build_vln_demo(speaker_dir, data=vln_data)
     app = demo.vln
@@ -237,7 +237,7 @@ def test_navigation_app_draws_the_agent_trajectory(vln_data, minilm_tokenizer, t
     import vln_tiny
     from transformers import pipeline
 
-    from hf_dgm.demo.prevalent import build_demo as build_vln_demo
+    from hf_dgm.models.prevalent.demo_prevalent import build_demo as build_vln_demo
     from hf_dgm.models.prevalent import PrevalentForNavigation, PrevalentNavigationConfig
 
     torch.manual_seed(0)
@@ -266,7 +266,7 @@ def test_speaker_page_describes_the_picked_path(driver, speaker_dir, vln_data, t
     import vln_tiny
     from selenium.webdriver.common.by import By
 
-    from hf_dgm.demo.prevalent import build_demo as build_vln_demo
+    from hf_dgm.models.prevalent.demo_prevalent import build_demo as build_vln_demo
     from test_demo_apps import _textarea
 
     demo = build_vln_demo(speaker_dir, data=vln_data)

@@ -62,7 +62,7 @@ def test_space_folder(family, optimus_run, biggan_run, tmp_path):
     files, model_type = prepare_space_folder("org/model", out, "org/model-demo", revision=PINNED, model_dir=run)
     assert model_type == family
     assert files == ["README.md", "app.py", "hf_dgm_demo/__init__.py", "hf_dgm_demo/common.py",
-                     f"hf_dgm_demo/{family}.py", "requirements.txt"]
+                     f"hf_dgm_demo/demo_{family}.py", "requirements.txt"]
 
     meta = _front_matter((out / "README.md").read_text())
     import gradio
@@ -130,7 +130,7 @@ def test_publish_space_through_the_loopback_hub(hub, optimus_run, tmp_path, caps
     history = hub.commit_history(key)
     assert len(history) == 2 and history[0].title.startswith("Gradio demo of org/optimus-tiny")
     assert hub.list_files(key) == [".gitattributes", "README.md", "app.py", "hf_dgm_demo/__init__.py",
-                                   "hf_dgm_demo/common.py", "hf_dgm_demo/optimus.py", "requirements.txt"]
+                                   "hf_dgm_demo/common.py", "hf_dgm_demo/demo_optimus.py", "requirements.txt"]
     assert f"REVISION = {model_sha!r}" in hub.file_bytes(key, "app.py").decode()
     meta = _front_matter(hub.file_bytes(key, "README.md").decode())
     assert meta["license"] == "mit" and meta["models"] == ["org/optimus-tiny"]
@@ -264,7 +264,7 @@ def test_app_py_holds_values_as_literals(value, biggan_run, tmp_path):
     prepare_space_folder("org/model", space, "org/demo", revision=PINNED, model_dir=biggan_run)
     proc = _run_app_help(space / "app.py", tmp_path)
     assert proc.returncode == 0 and "org/model" in proc.stdout, proc.stderr[-2000:]
-    source = render_app(model_id=value, revision=value, family="fq_biggan", package="hf_dgm_demo", module="fq_biggan",
+    source = render_app(model_id=value, revision=value, family="fq_biggan", package="hf_dgm_demo", module="demo_fq_biggan",
                         function="build_demo", hf_dgm_version=value)
     (space / "app.py").write_text(source)
     proc = _run_app_help(space / "app.py", tmp_path)

@@ -1,13 +1,13 @@
-"""Gradio demos of the hf-dgm families: one app module per family, one way to open any saved model.
+"""Gradio demos of the hf-dgm families: what the apps share (`common.py`) and one way to open any saved model.
 
     python -m hf_dgm.demo MODEL_DIR_OR_REPO [--revision SHA] [--port 7860]     # the local gallery, offline
 
-A family's app module is named by its registry entry (`FamilySpec.demo` in `hf_dgm/models/<family>/family.py`) and
-exposes `build_demo(model, revision=None, device=None) -> gr.Blocks` and `main(argv)` (`hf-dgm demo FAMILY MODEL`);
+A family's app module lives in its model folder (`hf_dgm/models/<family>/demo_<family>.py`), is named by its registry
+entry (`FamilySpec.demo`) and exposes `build_demo(model, revision=None, device=None) -> gr.Blocks` and `main(argv)` (`hf-dgm demo FAMILY MODEL`);
 the module for a model is chosen by its `model_type`.
-`upload/publish_space.py` copies the same modules into a Hugging Face Space next to the published model: the app
-modules (`common.py` and one per family) import nothing else from hf_dgm, so they run unchanged in a Space where the
-model loads through its remote code.
+`upload/publish_space.py` copies `common.py` and the family's module into a Hugging Face Space next to the published
+model: they import nothing else from hf_dgm (the family module's `...demo.common` becomes `.common`), so they run in a
+Space where the model loads through its remote code.
 """
 
 from __future__ import annotations

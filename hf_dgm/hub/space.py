@@ -10,8 +10,9 @@ publish_space("ORG/optimus-snli", "ORG/optimus-snli-demo", dry_run_dir="space/")
 What the Space holds (one `create_commit`):
 - `app.py`: serves the family's app (`hf_dgm.demo`, chosen by the model's `model_type`) for the model at a pinned
   commit; `python app.py [MODEL_DIR_OR_REPO]` runs the same app anywhere;
-- `hf_dgm_demo/`: the app modules, copied unchanged (they import nothing else from hf_dgm: the model loads through
-  its remote code, `trust_remote_code=True`);
+- `hf_dgm_demo/`: the app modules, `hf_dgm/demo/common.py` and the family's `demo_*.py` (its `...demo.common` import
+  made a sibling import; they import nothing else from hf_dgm: the model loads through its remote code,
+  `trust_remote_code=True`);
 - `requirements.txt`: every third-party distribution the app and the model's remote code import, pinned to the
   versions installed here (the ones the model was validated with by `publish_model`);
 - `README.md`: the Space card (`sdk: gradio`, `sdk_version`, `app_file`, `models: [repo id]`, title, emoji,
@@ -25,7 +26,7 @@ import importlib
 import json
 import logging
 import os
-import shutil
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -135,31 +136,55 @@ def _third_party_imports(path: Path) -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n != "__future__"}
 
 
-def _app_modules(model_type: str) -> tuple[str, str, list[Path]]:
-    """(family module name, builder function, the app's source files: common.py + the family module)."""
+def _demo_module(model_type: str) -> str:
     from hf_dgm.demo import demo_module
 
-    module_name, function = demo_module(model_type), "build_demo"
-    if not module_name.startswith(DEMO_PACKAGE + ".") or module_name.count(".") != 2:
-        raise PublishError(f"the app of {model_type!r} ({module_name}) must be a module of {DEMO_PACKAGE} to ship in a Space")
+    return demo_module(model_type)
+
+
+def _app_modules(model_type: str) -> tuple[str, str, dict[str, str]]:
+    """(app module name, builder function, {file name in the Space's app package: source text}).
+
+    The app is `hf_dgm/demo/common.py` plus the family's app module (`FamilySpec.demo`, a `demo_*.py` in the family's
+    model folder). The Space has no hf_dgm: the app module may import only third-party packages and
+    `...demo.common`, which becomes the sibling import `.common` in the Space; common.py imports nothing of hf_dgm.
+    """
+    module_name, function = _demo_module(model_type), "build_demo"
+    stem = module_name.rsplit(".", 1)[1]
+    if not (module_name.startswith("hf_dgm.models.") and stem.startswith("demo_")):
+        raise PublishError(f"the app of {model_type!r} ({module_name}) must be a demo_*.py module of a family folder "
+                           "(hf_dgm/models/<family>/) to ship in a Space")
     module = importlib.import_module(module_name)
     if not callable(getattr(module, function, None)):
         raise PublishError(f"{module_name} has no {function}(model, revision=None, device=None)")
-    files = [Path(importlib.import_module(f"{DEMO_PACKAGE}.common").__file__), Path(module.__file__)]
-    for path in files:  # the Space has no hf_dgm: the app may only import its siblings (relative) and third parties
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            absolute = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
-            if any(n == "hf_dgm" or n.startswith("hf_dgm.") for n in absolute):
-                raise PublishError(f"{path} imports hf_dgm ({absolute}); a Space app may only import its sibling modules")
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                sibling = (node.module or "").split(".")[0]
-                if sibling and not (path.parent / f"{sibling}.py").is_file():
-                    raise PublishError(f"{path} imports .{sibling}, which is not a module of {DEMO_PACKAGE}")
-                if sibling and sibling not in ("common", module_name.rsplit(".", 1)[1]):
-                    files.append(path.parent / f"{sibling}.py")
-    return module_name.rsplit(".", 1)[1], function, list(dict.fromkeys(files))
+    common = Path(importlib.import_module(f"{DEMO_PACKAGE}.common").__file__)
+    sources = {"common.py": _space_source(common, allowed_relative=set())}
+    sources[f"{stem}.py"] = _space_source(Path(module.__file__), allowed_relative={(3, "demo.common")})
+    return stem, function, sources
+
+
+_COMMON_IMPORT = re.compile(r"from\s+\.\.\.demo\.common\s+import")
+
+
+def _space_source(path: Path, allowed_relative: set[tuple[int, str]]) -> str:
+    """The source of one app file for the Space: its imports checked (third parties, plus the `allowed_relative`
+    (level, module) pairs), `from ...demo.common import` rewritten to `from .common import`."""
+    text = path.read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        elif isinstance(node, ast.ImportFrom):
+            if (node.level, node.module or "") not in allowed_relative:
+                raise PublishError(f"{path} imports {'.' * node.level}{node.module or ''}; a Space app module may "
+                                   f"only import third-party packages and ...demo.common")
+            continue
+        else:
+            continue
+        if any(n == "hf_dgm" or n.startswith("hf_dgm.") for n in names):
+            raise PublishError(f"{path} imports hf_dgm ({names}); a Space has no hf_dgm")
+    return _COMMON_IMPORT.sub("from .common import", text)
 
 
 def _remote_code_imports(model_type: str) -> set[str]:
@@ -308,7 +333,7 @@ def prepare_space_folder(
     family = _space_family(model_id, config)
     model_type = family.model_type
     module, function, sources = _app_modules(model_type)
-    meta = getattr(importlib.import_module(f"{DEMO_PACKAGE}.{module}"), "SPACE", {})
+    meta = getattr(importlib.import_module(_demo_module(model_type)), "SPACE", {})
 
     out.mkdir(parents=True, exist_ok=True)
     requirements = _write_app(out, sources, model_id=model_id, revision=revision, model_type=model_type,
@@ -341,7 +366,7 @@ def _space_family(model_id: str, config: dict[str, Any]):
     return family
 
 
-def _write_app(out: Path, sources: list[Path], *, model_id: str, revision: str | None, model_type: str, module: str,
+def _write_app(out: Path, sources: dict[str, str], *, model_id: str, revision: str | None, model_type: str, module: str,
                function: str) -> list[str]:
     """The app package (the family's demo modules, copied), `requirements.txt` (pinned) and `app.py`; returns the
     requirements."""
@@ -349,12 +374,13 @@ def _write_app(out: Path, sources: list[Path], *, model_id: str, revision: str |
 
     (out / APP_PACKAGE).mkdir()
     (out / APP_PACKAGE / "__init__.py").write_text(
-        f'"""The Gradio app of the model named in ../app.py, copied from {DEMO_PACKAGE}."""\n',
+        '"""The Gradio app of the model named in ../app.py, copied from hf_dgm (demo/common.py and the family\'s '
+        'demo module)."""\n',
         encoding="utf-8")
     imports: set[str] = set()
-    for src in sources:
-        shutil.copyfile(src, out / APP_PACKAGE / src.name)
-        imports |= _third_party_imports(src)
+    for name, text in sources.items():
+        (out / APP_PACKAGE / name).write_text(text, encoding="utf-8")
+        imports |= _third_party_imports(out / APP_PACKAGE / name)
     imports |= _remote_code_imports(model_type)
     requirements = pinned_requirements(imports)
     (out / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")

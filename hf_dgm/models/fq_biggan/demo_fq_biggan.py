@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .common import guarded, load_pipeline, model_title, parse_seed, run_app
+from ...demo.common import guarded, load_pipeline, model_title, parse_seed, run_app
 
 
 # the Space's README metadata (upload/publish_space.py)
@@ -32,7 +32,7 @@ class GANDemo:
     def __init__(self, model: str | os.PathLike, revision: str | None = None, device: Any = None):
         from transformers import AutoConfig
 
-        from .common import register_local_families
+        from ...demo.common import register_local_families
 
         register_local_families()
         config = AutoConfig.from_pretrained(str(model), trust_remote_code=True, revision=revision)
@@ -108,8 +108,8 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m hf_dgm.demo.fq_biggan MODEL_DIR_OR_REPO [--revision R] [--host H] [--port P]`."""
-    run_app(build_demo, argv, prog="python -m hf_dgm.demo.fq_biggan")
+    """`hf-dgm demo fq_biggan MODEL_DIR_OR_REPO [--revision R] [--host H] [--port P]`."""
+    run_app(build_demo, argv, prog="hf-dgm demo fq_biggan")
 
 
 if __name__ == "__main__":

@@ -60,5 +60,5 @@ FAMILY = FamilySpec(
     converter="hf_dgm.models.fq_biggan.convert_fq_biggan",
     trainer="hf_dgm.training.fq_biggan.gan_run",
     gan_steps="hf_dgm.training.fq_biggan.loss:FQBigGANSteps",
-    demo="hf_dgm.demo.fq_biggan",
+    demo="hf_dgm.models.fq_biggan.demo_fq_biggan",
 )

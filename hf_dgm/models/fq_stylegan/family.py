@@ -45,5 +45,5 @@ FAMILY = FamilySpec(
     converter="hf_dgm.models.fq_stylegan.convert_stylegan2_ada",
     trainer="hf_dgm.training.fq_stylegan.gan_run",
     gan_steps="hf_dgm.training.fq_stylegan.loss:FQStyleGANSteps",
-    demo="hf_dgm.demo.fq_stylegan",
+    demo="hf_dgm.models.fq_stylegan.demo_fq_stylegan",
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .common import guarded, load_pipeline, model_title, run_app
+from ...demo.common import guarded, load_pipeline, model_title, run_app
 
 
 # the Space's README metadata (upload/publish_space.py)
@@ -75,8 +75,8 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m hf_dgm.demo.fq_ugatit MODEL_DIR_OR_REPO [--revision R] [--host H] [--port P]`."""
-    run_app(build_demo, argv, prog="python -m hf_dgm.demo.fq_ugatit")
+    """`hf-dgm demo fq_ugatit MODEL_DIR_OR_REPO [--revision R] [--host H] [--port P]`."""
+    run_app(build_demo, argv, prog="hf-dgm demo fq_ugatit")
 
 
 if __name__ == "__main__":

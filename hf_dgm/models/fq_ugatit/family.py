@@ -61,5 +61,5 @@ FAMILY = FamilySpec(
     converter="hf_dgm.models.fq_ugatit.convert_ugatit",
     trainer="hf_dgm.training.fq_ugatit.gan_run",
     gan_steps="hf_dgm.training.fq_ugatit.loss:FQUGATITSteps",
-    demo="hf_dgm.demo.fq_ugatit",
+    demo="hf_dgm.models.fq_ugatit.demo_fq_ugatit",
 )

@@ -81,5 +81,5 @@ FAMILY = FamilySpec(
     converter="hf_dgm.models.optimus.convert_optimus",
     evaluator="hf_dgm.training.optimus.evaluate_cli",
     trainer="hf_dgm.training.optimus.run",
-    demo="hf_dgm.demo.optimus",
+    demo="hf_dgm.models.optimus.demo_optimus",
 )

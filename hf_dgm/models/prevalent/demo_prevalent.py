@@ -11,7 +11,7 @@ edges) seen from above: x and y of each viewpoint's pose, in metres.
 The data folder (R2R_<split>.json files and connectivity/) comes from `--data DIR`, else the `R2R_DATA_DIR`
 environment variable, else the folder above the connectivity folder recorded in the model's config.
 
-    python -m hf_dgm.demo.prevalent runs/speaker --data ../shared/data/r2r
+    hf-dgm demo prevalent_navigation runs/speaker --data ../shared/data/r2r
     R2R_DATA_DIR=../shared/data/r2r python -m hf_dgm.demo runs/prevalent-r2r
 """
 
@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .common import build_arg_parser, guarded, launch, load_pipeline, model_title, parse_seed, read_model_type
+from ...demo.common import build_arg_parser, guarded, launch, load_pipeline, model_title, parse_seed, read_model_type
 
 
 # the Space's README metadata (upload/publish_space.py)
@@ -139,7 +139,7 @@ class VLNDemo:
                  data: str | os.PathLike | None = None):  # fmt: skip
         from transformers import AutoConfig
 
-        from .common import register_local_families
+        from ...demo.common import register_local_families
 
         register_local_families()
         self.model_id, self.revision = str(model), revision
@@ -276,12 +276,12 @@ def build_demo(model: str | os.PathLike, revision: str | None = None, device: An
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m hf_dgm.demo.prevalent MODEL_DIR_OR_REPO [--data DIR] [--revision R] [--host H] [--port P]`."""
+    """`hf-dgm demo prevalent_navigation MODEL_DIR_OR_REPO [--data DIR] [--revision R] [--host H] [--port P]`."""
     import logging
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = build_arg_parser("python -m hf_dgm.demo.prevalent")
+    parser = build_arg_parser("hf-dgm demo prevalent_navigation")
     parser.add_argument("--data", default=None, help="R2R data folder (R2R_<split>.json, connectivity/); default "
                                                      "$R2R_DATA_DIR")  # fmt: skip
     args = parser.parse_args(argv)

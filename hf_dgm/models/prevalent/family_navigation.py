@@ -69,5 +69,5 @@ FAMILY = FamilySpec(
     ),
     evaluator="hf_dgm.training.prevalent.finetune",
     trainer="hf_dgm.training.prevalent.finetune",
-    demo="hf_dgm.demo.prevalent",
+    demo="hf_dgm.models.prevalent.demo_prevalent",
 )

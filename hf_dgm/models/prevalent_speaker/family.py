@@ -41,5 +41,5 @@ FAMILY = FamilySpec(
         ),
     ),
     trainer="hf_dgm.training.prevalent_speaker.run",
-    demo="hf_dgm.demo.prevalent",
+    demo="hf_dgm.models.prevalent.demo_prevalent",
 )
