@@ -3,8 +3,8 @@
 
 Two sizes: CIFAR (preset `cifar10`, 32×32, FQ after 4 D blocks) and 128×128 (preset `imagenet128`, FQ after 4
 D blocks), each with `use_fq=True` and `use_fq=False` (the plain BigGAN baseline) in the same run. A "D step" is
-`model(mode="discriminator")` (fakes generated without gradient, D on fake+real, dictionary EMA update) + backward +
-Adam step; a "G step" is `model(mode="generator")` + backward (D frozen) + Adam step — what `GANTrainer` does.
+`FQBigGANSteps.discriminator_step` (fakes generated without gradient, D on fake+real, dictionary EMA update) + backward +
+Adam step; a "G step" is `FQBigGANSteps.generator_step` + backward (D frozen) + Adam step — what `GANTrainer` does.
 
 Every (size, FQ, step) cell runs in a fresh subprocess so that peak memory is clean: on CUDA the peak of
 `torch.cuda.max_memory_allocated` during the measured steps; on CPU the growth of the process's peak RSS
@@ -28,6 +28,7 @@ CHILD = r"""
 import json, resource, statistics, sys, time
 import torch
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration
+from hf_dgm.training.fq_biggan.loss import FQBigGANSteps
 
 preset, use_fq, step, batch, repeats, device = sys.argv[1], sys.argv[2] == "1", sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 torch.manual_seed(0)
@@ -42,12 +43,12 @@ def run():
     opt.zero_grad(set_to_none=True)
     if step == "D":
         for p in g_params: p.requires_grad_(False)
-        out = model(mode="discriminator", pixel_values=x, labels=y)
+        out = FQBigGANSteps(model).discriminator_step({"pixel_values": x, "labels": y})
         out.loss.backward()
         for p in g_params: p.requires_grad_(True)
     else:
         for p in d_params: p.requires_grad_(False)
-        out = model(mode="generator", labels=y)
+        out = FQBigGANSteps(model).generator_step({"labels": y})
         out.loss.backward()
         for p in d_params: p.requires_grad_(True)
     opt.step()

@@ -3,8 +3,8 @@
 
 1. D-step and G-step time and peak memory with and without FQ (`use_fq=True` / `False`, the plain StyleGAN2) at
    32×32 and 256×256, the StyleGAN2 config-e architecture (preset `config-e`; `--channel_max` can shrink it for a
-   CPU). A "D step" is `model(mode="discriminator")` (fakes without gradient, D on fakes and reals, dictionary EMA
-   updates) + backward + Adam step; a "G step" is `model(mode="generator")` + backward + Adam step, as `GANTrainer`
+   CPU). A "D step" is `FQStyleGANSteps.discriminator_step` (fakes without gradient, D on fakes and reals, dictionary EMA
+   updates) + backward + Adam step; a "G step" is `FQStyleGANSteps.generator_step` + backward + Adam step, as `GANTrainer`
    runs them. The lazy regularisers are OFF in the measured steps (`d_step=1`, `step=1`): R1 and path length run
    every 16th / 4th step only and cost the same with and without FQ.
 2. Images per second of the `unconditional-image-generation` pipeline (EMA generator, `noise_mode="const"`) at
@@ -33,6 +33,7 @@ CELL = r"""
 import json, resource, statistics, sys, time
 import torch
 from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration
+from hf_dgm.training.fq_stylegan.loss import FQStyleGANSteps
 
 resolution, use_fq, step, batch, repeats, device, channel_max = (int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3],
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], int(sys.argv[7]))
@@ -53,9 +54,9 @@ def run():
     for p in frozen:
         p.requires_grad_(False)
     if step == "D":
-        out = model(mode="discriminator", pixel_values=reals, d_step=1)
+        out = FQStyleGANSteps(model).discriminator_step({"pixel_values": reals}, d_step=1)
     else:
-        out = model(mode="generator", pixel_values=reals, step=1)
+        out = FQStyleGANSteps(model).generator_step({"pixel_values": reals}, step=1)
     out.loss.backward()
     for p in frozen:
         p.requires_grad_(True)

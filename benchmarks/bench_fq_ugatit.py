@@ -2,8 +2,8 @@
 """Cost of feature quantization in U-GAT-IT: time and peak memory of one full training iteration with and without
 FQ, at 64 and 256 px, and the throughput of the `image-translation` pipeline.
 
-One iteration = what `GANTrainer` does per global step: `model(mode="discriminator")` (both domains, four
-discriminators, dictionary EMA update) + backward + D Adam step, then `model(mode="generator")` (translations,
+One iteration = what `GANTrainer` does per global step: `FQUGATITSteps.discriminator_step` (both domains, four
+discriminators, dictionary EMA update) + backward + D Adam step, then `FQUGATITSteps.generator_step` (translations,
 cycles, identities, CAM losses; D frozen) + backward + G Adam step + ρ clipping. Batch 1 (the original's), the
 paper's widths by default (`--width`: ngf = ndf = 64, 4 residual blocks, global/local discriminators of 7/5 layers at 256 px; 6/4 at 64 px
 so that the patch maps stay at least 2×2) with `--light` (default: the light generator, whose γ/β MLP does not grow
@@ -37,6 +37,7 @@ CHILD = r"""
 import json, resource, statistics, sys, time
 import torch
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps
 
 size, use_fq, light, repeats, device, threads = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 width = int(sys.argv[7])
@@ -55,12 +56,12 @@ b = torch.rand(1, 3, size, size, device=device) * 2 - 1
 def iteration():
     opt_d.zero_grad(set_to_none=True)
     for p in g_params: p.requires_grad_(False)
-    model(mode="discriminator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": a, "pixel_values_b": b}).loss.backward()
     for p in g_params: p.requires_grad_(True)
     opt_d.step()
     opt_g.zero_grad(set_to_none=True)
     for p in d_params: p.requires_grad_(False)
-    model(mode="generator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    FQUGATITSteps(model).generator_step({"pixel_values_a": a, "pixel_values_b": b}).loss.backward()
     for p in d_params: p.requires_grad_(True)
     opt_g.step()
     model.after_generator_step()
@@ -93,6 +94,7 @@ TIME_CHILD = r"""
 import json, statistics, sys, time
 import torch
 from hf_dgm.models.fq_ugatit import FQUGATITConfig, FQUGATITModel
+from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps
 
 size, light, repeats, device, threads, width = int(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 torch.set_num_threads(threads)
@@ -112,12 +114,12 @@ for use_fq in (False, True):
 def iteration(model, g_params, d_params, opt_g, opt_d):
     opt_d.zero_grad(set_to_none=True)
     for p in g_params: p.requires_grad_(False)
-    model(mode="discriminator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    FQUGATITSteps(model).discriminator_step({"pixel_values_a": a, "pixel_values_b": b}).loss.backward()
     for p in g_params: p.requires_grad_(True)
     opt_d.step()
     opt_g.zero_grad(set_to_none=True)
     for p in d_params: p.requires_grad_(False)
-    model(mode="generator", pixel_values_a=a, pixel_values_b=b).loss.backward()
+    FQUGATITSteps(model).generator_step({"pixel_values_a": a, "pixel_values_b": b}).loss.backward()
     for p in d_params: p.requires_grad_(True)
     opt_g.step()
     model.after_generator_step()

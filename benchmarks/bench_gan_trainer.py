@@ -9,8 +9,8 @@ and decoded by `ImageGANCollator` (PIL -> tensor), identical for both loops; 64 
 - `GANTrainer`: `trainer.train()` with `max_steps = warmup + iterations`, logging every `--logging_steps`, no
   checkpoints, no sample grids. Iteration times are taken from a callback at every `on_step_end`.
 - bare loop: the same `DataLoader` (same collator, batch 64, shuffled, drop_last), the same Adam settings, and per
-  iteration exactly the trainer's model calls: 4 × (`model(mode="discriminator")` on a 16-row chunk, backward, D
-  step) with G's parameters frozen, then `model(mode="generator", pixel_values=chunk0)` + backward with D frozen,
+  iteration exactly the trainer's step calls: 4 × (`steps.discriminator_step(chunk)` on a 16-row chunk, backward, D
+  step) with G's parameters frozen, then `steps.generator_step(chunk0)` + backward with D frozen,
   G step, `update_generator_ema`; one `.item()` of the last G loss per iteration (what any loop that prints
   losses does; the trainer syncs once per optimizer step for its divergence guard).
 
@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration  # noqa: E402
-from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments  # noqa: E402
+from hf_dgm.training.gan_trainer import GANTrainer, GANTrainingArguments, gan_steps_for  # noqa: E402
 from hf_dgm.training.image_data import ImageGANCollator, dataset_from_arrays  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
@@ -94,6 +94,7 @@ def run_bare(model, dataset, collator, args) -> float:
     generator = torch.Generator().manual_seed(0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size * args.d_steps, shuffle=True,
                                          drop_last=True, collate_fn=collator, generator=generator)  # fmt: skip
+    steps = gan_steps_for(model)  # the family's training steps (FamilySpec.gan_steps), as GANTrainer uses them
     times = []
     total = args.warmup + args.iterations + 1
     while len(times) < total:
@@ -105,14 +106,14 @@ def run_bare(model, dataset, collator, args) -> float:
                 p.requires_grad_(False)
             for chunk in chunks:
                 d_opt.zero_grad(set_to_none=True)
-                model(mode="discriminator", **chunk).loss.backward()
+                steps.discriminator_step(chunk).loss.backward()
                 d_opt.step()
             for p in g_params:
                 p.requires_grad_(True)
             for p in d_params:
                 p.requires_grad_(False)
             g_opt.zero_grad(set_to_none=True)
-            loss = model(mode="generator", **chunks[0]).loss
+            loss = steps.generator_step(chunks[0]).loss
             loss.backward()
             for p in d_params:
                 p.requires_grad_(True)

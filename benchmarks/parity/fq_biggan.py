@@ -20,8 +20,8 @@ What it does:
 3. Runs ONE iteration of the original's own `train_fns.GAN_training_function` (num_D_steps 1, batch `--batch`,
    toggle_grads, no ortho reg, no G-EMA; both networks in training mode as `train.py` sets them) with its Adam
    optimizers (lr 2e-4, betas (0, 0.999), eps 1e-8), feeding it pre-drawn z and classes through a stand-in for
-   `utils.Distribution`; and the same on our side: `model(mode="discriminator", z=..., generator_labels=...)`,
-   backward, Adam step on `discriminator_parameters()`, then `model(mode="generator", z=..., generator_labels=...)`,
+   `utils.Distribution`; and the same on our side: `FQBigGANSteps(model).discriminator_step(batch, z=..., generator_labels=...)`,
+   backward, Adam step on `discriminator_parameters()`, then `FQBigGANSteps(model).generator_step(z=..., generator_labels=...)`,
    backward, Adam step on `generator_parameters()`. The real batch is scikit-learn's digits (8×8 greyscale,
    upsampled to 32×32 RGB, in [-1, 1]) via `hf_dgm.training.image_data.load_digits_dataset`.
 4. Compares: D logits (real, fake), hinge terms, quantizer terms (real, fake, G step), G logits and loss; the
@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from hf_dgm.models.fq_biggan.convert_fq_biggan import convert_discriminator_state_dict, convert_generator_state_dict  # noqa: E402
 from hf_dgm.models.fq_biggan import FQBigGANConfig, FQBigGANForImageGeneration  # noqa: E402
+from hf_dgm.training.fq_biggan.loss import FQBigGANSteps  # noqa: E402
 
 
 VERIFIED_COMMIT = "bc43d45700b2a84234932bc6d6616b0248d1304e"
@@ -294,14 +295,14 @@ def main(argv=None) -> int:
     (d_loss_real_o, d_loss_fake_o) = captured["d_loss"][0]
 
     # -- ours ---------------------------------------------------------------------------------------------------------
-    d_out = model(mode="discriminator", pixel_values=x, labels=y, z=z_d, generator_labels=y_d)
+    d_out = FQBigGANSteps(model).discriminator_step({"pixel_values": x, "labels": y}, z=z_d, generator_labels=y_d)
     d_out.loss.backward()
     ours_d_grads = [p.grad.detach().clone() for p in model.discriminator_parameters()]
     d_opt.step()
     ours_between = {k: [t.clone() for t in v] for k, v in states(model.generator, model.discriminator, True).items()}
     d_opt.zero_grad(set_to_none=True)
     model.discriminator.requires_grad_(False)  # as the original's toggle_grads
-    g_out = model(mode="generator", z=z_g, generator_labels=y_g)
+    g_out = FQBigGANSteps(model).generator_step(z=z_g, generator_labels=y_g)
     g_out.loss.backward()
     ours_g_grads = [p.grad.detach().clone() for p in model.generator_parameters()]
     g_opt.step()
@@ -321,12 +322,12 @@ def main(argv=None) -> int:
     orig_g_grads = by_name(G, g_names, between["g_grads"], convert_generator_state_dict)
     orig_g_params = by_name(G, g_names, [p.detach() for p in G.parameters()], convert_generator_state_dict)
 
-    report.add("D step: logits real", d_out.logits_real, d_real_o.reshape(-1))
-    report.add("D step: logits fake", d_out.logits_fake, d_fake_o.reshape(-1))
-    report.add("D step: hinge real", d_out.d_loss_real, real_d_loss(d_fake_o, d_real_o)[0])
-    report.add("D step: hinge fake", d_out.d_loss_fake, real_d_loss(d_fake_o, d_real_o)[1])
-    report.add("D step: quantizer loss real", d_out.quantization_loss_real, q_realpart_o.mean())
-    report.add("D step: quantizer loss fake", d_out.quantization_loss_fake, q_fakepart_o.mean())
+    report.add("D step: logits real", d_out.term("logits_real"), d_real_o.reshape(-1))
+    report.add("D step: logits fake", d_out.term("logits_fake"), d_fake_o.reshape(-1))
+    report.add("D step: hinge real", d_out.term("d_loss_real"), real_d_loss(d_fake_o, d_real_o)[0])
+    report.add("D step: hinge fake", d_out.term("d_loss_fake"), real_d_loss(d_fake_o, d_real_o)[1])
+    report.add("D step: quantizer loss real", d_out.term("quantization_loss_real"), q_realpart_o.mean())
+    report.add("D step: quantizer loss fake", d_out.term("quantization_loss_fake"), q_fakepart_o.mean())
     # train_fns adds the quantizer terms to D_loss_real / D_loss_fake in place (`+=`), so the captured tensors hold them.
     report.add("D step: total loss", d_out.loss, d_loss_real_o + d_loss_fake_o)
     report.add("D step: grads of D (all params)", ours_d_grads, orig_d_grads)
@@ -336,9 +337,9 @@ def main(argv=None) -> int:
     report.add("D step: D params after Adam", list(model.discriminator_parameters()), orig_d_params)
     for key, values in between["states"].items():
         report.add(f"after D step: {key}", ours_between[key], values)
-    report.add("G step: logits", g_out.logits_fake.reshape(-1), g_logits_o.reshape(-1))
-    report.add("G step: hinge", g_out.g_loss, captured["g_loss"][0])
-    report.add("G step: quantizer loss", g_out.quantization_loss, q_g_o.mean())
+    report.add("G step: logits", g_out.term("logits_fake").reshape(-1), g_logits_o.reshape(-1))
+    report.add("G step: hinge", g_out.term("g_loss"), captured["g_loss"][0])
+    report.add("G step: quantizer loss", g_out.term("quantization_loss"), q_g_o.mean())
     report.add("G step: total loss", g_out.loss, captured["g_loss"][0] + q_g_o.mean())
     report.add("G step: grads of G (all params)", ours_g_grads, orig_g_grads)
     if args.verbose:

@@ -15,7 +15,7 @@ What it does:
 2. Runs ADA's four training phases in `training_loop.py` order with ADA's own `StyleGAN2Loss.accumulate_gradients`
    (`Gmain`, `Greg` with gain `G_reg_interval`, `Dmain`, `Dreg` with gain `D_reg_interval`), each followed by a step
    of the phase's Adam (lr and betas with ADA's `interval / (interval + 1)` correction), and ours:
-   `model(mode="generator")`, `"generator_regularization"`, `"discriminator"`, `"discriminator_regularization"`,
+   `FQStyleGANSteps`' `generator_step`, `generator_regularization_step`, `discriminator_step`, `discriminator_regularization_step`,
    backward, the same optimizer steps. Both sides get the same latents (`z=`) and the same synthesis and
    path-length noise (the global RNG reseeded before every phase; both draw in the same order). Style mixing is off
    (`style_mixing_prob=0`, explicit on our side) so that both sides draw nothing else. The real batch is
@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from hf_dgm.models.fq_stylegan.convert_stylegan2_ada import convert_discriminator_tensors, convert_generator_tensors  # noqa: E402
 from hf_dgm.models.fq_stylegan import FQStyleGANConfig, FQStyleGANForImageGeneration  # noqa: E402
+from hf_dgm.training.fq_stylegan.loss import FQStyleGANSteps  # noqa: E402
 
 VERIFIED_COMMIT = "d72cc7d041b42ec8e806021a205ed9349f87c6a4"
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     move_from_init(G, args.seed + 1)
     move_from_init(D, args.seed + 2)
     G.train(), D.train()
-    config = FQStyleGANConfig(resolution=args.resolution, image_channels=3, z_dim=dims, w_dim=dims, mapping_layers=2,
+    config = FQStyleGANConfig(resolution=args.resolution, num_channels=3, z_dim=dims, w_dim=dims, mapping_layers=2,
                               channel_base=base, channel_max=cmax, conv_clamp=None, mbstd_group_size=4, use_fq=False,
                               style_mixing_prob=0.0, r1_gamma=r1_gamma, r1_interval=d_int, pl_interval=g_int,
                               learning_rate=lr, adam_betas=betas)  # fmt: skip
@@ -131,6 +132,13 @@ def main(argv=None) -> int:
         sd = convert(dict(net.state_dict()), config)
         return [sd[n] for n in names]
 
+    steps = FQStyleGANSteps(model)
+
+    def step_call(mode):
+        """Our training step of a phase (`FQStyleGANSteps.<mode>_step`); R1 at the reals draws nothing."""
+        function = getattr(steps, f"{mode}_step")
+        return (lambda batch, **_: function(batch)) if mode == "discriminator_regularization" else function
+
     phases = [("Gmain", "G", "generator", 1), ("Greg", "G", "generator_regularization", g_int),
               ("Dmain", "D", "discriminator", 1), ("Dreg", "D", "discriminator_regularization", d_int)]  # fmt: skip
     for index, (phase, net_name, mode, gain) in enumerate(phases):
@@ -152,24 +160,24 @@ def main(argv=None) -> int:
         other = model.discriminator if net_name == "G" else model.generator
         other.requires_grad_(False)
         torch.manual_seed(100 + index)
-        out = model(mode=mode, pixel_values=reals, z=zs[index], style_mixing=False)
+        out = step_call(mode)({"pixel_values": reals}, z=zs[index], style_mixing=False)
         out.loss.backward()
         other.requires_grad_(True)
         ours_grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in our_net.parameters()]
         ours_opt[net_name].step()
         # compare
         if phase == "Gmain":
-            report.add("Gmain: logits fake", out.logits_fake, reported["Loss/scores/fake"].reshape(-1))
-            report.add("Gmain: loss softplus(-D(G(z)))", out.g_loss, reported["Loss/G/loss"].mean())
+            report.add("Gmain: logits fake", out.term("logits_fake"), reported["Loss/scores/fake"].reshape(-1))
+            report.add("Gmain: loss softplus(-D(G(z)))", out.term("g_loss"), reported["Loss/G/loss"].mean())
         elif phase == "Greg":
-            report.add("Greg: pl penalty", out.pl_penalty, reported["Loss/pl_penalty"].mean())
+            report.add("Greg: pl penalty", out.term("pl_penalty"), reported["Loss/pl_penalty"].mean())
             report.add("Greg: pl_mean after", model.training_state.pl_mean, loss.pl_mean)
         elif phase == "Dmain":
-            report.add("Dmain: logits fake", out.logits_fake, reported["Loss/scores/fake"].reshape(-1))
-            report.add("Dmain: logits real", out.logits_real, reported["Loss/scores/real"].reshape(-1))
-            report.add("Dmain: loss (real + fake)", out.d_loss_real + out.d_loss_fake, reported["Loss/D/loss"].mean())
+            report.add("Dmain: logits fake", out.term("logits_fake"), reported["Loss/scores/fake"].reshape(-1))
+            report.add("Dmain: logits real", out.term("logits_real"), reported["Loss/scores/real"].reshape(-1))
+            report.add("Dmain: loss (real + fake)", out.term("d_loss_real") + out.term("d_loss_fake"), reported["Loss/D/loss"].mean())
         else:
-            report.add("Dreg: R1 penalty", out.r1_penalty, reported["Loss/r1_penalty"].mean())
+            report.add("Dreg: R1 penalty", out.term("r1_penalty"), reported["Loss/r1_penalty"].mean())
         report.add(f"{phase}: grads of {net_name}", ours_grads, theirs_grads)
         for group in sorted({n.split(".")[0] for n in names}):
             idx = [i for i, n in enumerate(names) if n.split(".")[0] == group]

@@ -26,7 +26,7 @@ What it does:
    script calls the port's networks and loss modules (`nn.MSELoss`, `nn.L1Loss`, `nn.BCEWithLogitsLoss`, Adam with
    the port's lr 1e-4, betas (0.5, 0.999), weight decay 1e-4, `networks.RhoClipper(0, 1)`) in the order of
    UGATIT.py lines 166–242 ("Update D": 167–196, "Update G": 199–238, ρ clipping: 241–242). Ours is
-   `FQUGATITModel(mode="discriminator")` / `(mode="generator")`, `.loss.backward()`, Adam on
+   `FQUGATITSteps.discriminator_step` / `generator_step`, `.loss.backward()`, Adam on
    `discriminator_parameters()` / `generator_parameters()` with the config's hyper-parameters, and
    `after_generator_step()`. Compared: every adversarial / CAM / cycle / identity term and the totals, the
    gradients of every network (parameter groups genA2B, genB2A, disGA, disGB, disLA, disLB), the spectral-norm
@@ -67,6 +67,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from hf_dgm.convert import ugatit as converter  # noqa: E402
 from hf_dgm.models.fq_ugatit import FQUGATITModel  # noqa: E402
+from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps  # noqa: E402
 from hf_dgm.models.fq_ugatit.modeling_fq_ugatit import FQUGATITSpectralNorm  # noqa: E402
 from hf_dgm.training.unpaired_data import UnpairedImageCollator, digits_two_domains  # noqa: E402
 
@@ -323,13 +324,13 @@ def main(argv=None) -> int:
     Discriminator_loss = D_loss_A + D_loss_B
     Discriminator_loss.backward()
     ours_d.zero_grad()
-    d_out = model(mode="discriminator", pixel_values_a=real_A, pixel_values_b=real_B)
+    d_out = FQUGATITSteps(model).discriminator_step({"pixel_values_a": real_A, "pixel_values_b": real_B})
     d_out.loss.backward()
     for k, ours_key in D_KEYS.items():
-        report.add(f"D step D_ad_loss_{k}", getattr(d_out, f"d_adv_loss_{ours_key}"), terms[f"D_ad_loss_{k}"])
-        report.add(f"D step D_ad_cam_loss_{k}", getattr(d_out, f"d_cam_loss_{ours_key}"), terms[f"D_ad_cam_loss_{k}"])
-    report.add("D step D_loss_A", d_out.d_loss_a, D_loss_A)
-    report.add("D step D_loss_B", d_out.d_loss_b, D_loss_B)
+        report.add(f"D step D_ad_loss_{k}", d_out.term(f"d_adv_loss_{ours_key}"), terms[f"D_ad_loss_{k}"])
+        report.add(f"D step D_ad_cam_loss_{k}", d_out.term(f"d_cam_loss_{ours_key}"), terms[f"D_ad_cam_loss_{k}"])
+    report.add("D step D_loss_A", d_out.term("d_loss_a"), D_loss_A)
+    report.add("D step D_loss_B", d_out.term("d_loss_b"), D_loss_B)
     report.add("D step Discriminator_loss", d_out.loss, Discriminator_loss)
     grads = grads_by_network(nets, model)
     for name in ("disGA", "disGB", "disLA", "disLB"):
@@ -355,17 +356,17 @@ def main(argv=None) -> int:
         )  # fmt: skip
     Generator_loss = G_loss["A"] + G_loss["B"]
     Generator_loss.backward()
-    g_out = model(mode="generator", pixel_values_a=real_A, pixel_values_b=real_B)
+    g_out = FQUGATITSteps(model).generator_step({"pixel_values_a": real_A, "pixel_values_b": real_B})
     g_out.loss.backward()
     for k, ours_key in D_KEYS.items():
-        report.add(f"G step G_ad_loss_{k}", getattr(g_out, f"g_adv_loss_{ours_key}"), terms[f"G_ad_loss_{k}"])
-        report.add(f"G step G_ad_cam_loss_{k}", getattr(g_out, f"g_cam_loss_{ours_key}"), terms[f"G_ad_cam_loss_{k}"])
+        report.add(f"G step G_ad_loss_{k}", g_out.term(f"g_adv_loss_{ours_key}"), terms[f"G_ad_loss_{k}"])
+        report.add(f"G step G_ad_cam_loss_{k}", g_out.term(f"g_cam_loss_{ours_key}"), terms[f"G_ad_cam_loss_{k}"])
     for d in ("A", "B"):
         low = d.lower()
-        report.add(f"G step G_recon_loss_{d}", getattr(g_out, f"cycle_loss_{low}"), terms[f"G_recon_loss_{d}"])
-        report.add(f"G step G_identity_loss_{d}", getattr(g_out, f"identity_loss_{low}"), terms[f"G_identity_loss_{d}"])
-        report.add(f"G step G_cam_loss_{d}", getattr(g_out, f"cam_loss_{low}"), terms[f"G_cam_loss_{d}"])
-        report.add(f"G step G_loss_{d}", getattr(g_out, f"g_loss_{low}"), G_loss[d])
+        report.add(f"G step G_recon_loss_{d}", g_out.term(f"cycle_loss_{low}"), terms[f"G_recon_loss_{d}"])
+        report.add(f"G step G_identity_loss_{d}", g_out.term(f"identity_loss_{low}"), terms[f"G_identity_loss_{d}"])
+        report.add(f"G step G_cam_loss_{d}", g_out.term(f"cam_loss_{low}"), terms[f"G_cam_loss_{d}"])
+        report.add(f"G step G_loss_{d}", g_out.term(f"g_loss_{low}"), G_loss[d])
     report.add("G step Generator_loss", g_out.loss, Generator_loss)
     grads = grads_by_network(nets, model)
     for name in ("genA2B", "genB2A"):
