@@ -626,3 +626,45 @@ def test_model_card_with_hub_licence_reads_back(run_dir, tmp_path):
     publish_model(run, REPO_ID, dry_run_dir=tmp_path / "out", validate=False)
     meta = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---", 2)[1])
     assert meta["license"] == "cc-by-sa-4.0" and {"snli", "vae"} <= set(meta["tags"]) and meta["language"] == ["en"]
+
+
+def test_rollback_deletes_only_what_this_run_created_and_names_what_it_cannot():
+    """The rollback step alone: nothing created -> nothing done; an empty new repo or branch is deleted; one that
+    got commits from elsewhere is kept; a failed deletion is named with the command that removes it."""
+    from types import SimpleNamespace
+
+    from hf_dgm.hub.commit import CommitTarget, rollback
+
+    class FakeApi:
+        endpoint = "https://huggingface.co"
+
+        def __init__(self, head, fail_delete=False):
+            self.head, self.fail_delete, self.deleted = head, fail_delete, []
+
+        def repo_info(self, repo_id, revision=None, repo_type=None):
+            return SimpleNamespace(sha=self.head)
+
+        def delete_repo(self, repo_id, repo_type=None):
+            if self.fail_delete:
+                raise RuntimeError("403 forbidden")
+            self.deleted.append(("repo", repo_id, repo_type))
+
+        def delete_branch(self, repo_id, branch, repo_type=None):
+            self.deleted.append(("branch", branch, repo_type))
+
+    api = FakeApi("a")
+    assert rollback(api, CommitTarget("o/n", "model", None, "a")) == "" and api.deleted == []
+    assert rollback(api, CommitTarget("o/n", "model", None, "a", created_repo=True)) == (
+        "; the empty repo o/n this run created was deleted again")
+    assert api.deleted == [("repo", "o/n", "model")]
+    moved = FakeApi("b")
+    assert rollback(moved, CommitTarget("o/n", "model", None, "a", created_repo=True)) == (
+        "; the repo o/n this run created has commits from elsewhere and was kept")
+    assert moved.deleted == []
+    branch = FakeApi("a")
+    assert rollback(branch, CommitTarget("o/n", "model", "dev", "a", created_branch=True)) == (
+        "; the branch 'dev' this run created was deleted again")
+    assert branch.deleted == [("branch", "dev", "model")]
+    text = rollback(FakeApi("a", fail_delete=True), CommitTarget("o/s", "space", None, "a", created_repo=True))
+    assert text == ("; the empty Space o/s this run created could not be deleted (RuntimeError: 403 forbidden): "
+                    "remove it with `hf repos delete o/s --repo-type space --yes`")
