@@ -262,3 +262,89 @@ def test_two_domain_translator_trains_through_the_generic_protocol(tmp_path):
     assert grids == ["step_0000003.png", "step_0000006.png"]
     expected = model.sample_images(4, None, two_domain_collator([dataset[i] for i in range(4)]))
     torch.testing.assert_close(trainer.generate_fixed_samples(), expected)
+
+
+# ------------------------------------------------------------------------------------------------ the protocol as types
+GAN_FAMILIES = {"fq_biggan": "FQBigGANSteps", "fq_stylegan": "FQStyleGANSteps", "fq_ugatit": "FQUGATITSteps"}
+
+
+@pytest.mark.parametrize("model_type", sorted(GAN_FAMILIES))
+def test_every_gan_family_registers_its_steps_and_its_forward_has_no_mode(model_type):
+    import inspect
+
+    from hf_dgm.modules.gan_protocol import GANModel
+    from hf_dgm.registry import get_family, resolve_callable
+    from hf_dgm.training.gan_trainer import gan_steps_for
+
+    spec = get_family(model_type)
+    steps_class = resolve_callable(spec.gan_steps)
+    assert steps_class.__name__ == GAN_FAMILIES[model_type] and issubclass(steps_class, GANSteps)
+    assert steps_class.__module__ == f"hf_dgm.training.{model_type}.loss"  # training code, next to the trainer
+    model_class = spec.auto_models["AutoModel"]
+    assert "mode" not in inspect.signature(model_class.forward).parameters
+    model = model_class(spec.config_class.from_preset("tiny") if hasattr(spec.config_class, "from_preset")
+                        else spec.config_class(image_size=32, ngf=4, ndf=4, n_res_blocks=1, light=True))  # fmt: skip
+    assert isinstance(model, GANModel)
+    steps = gan_steps_for(model)
+    assert type(steps) is steps_class and steps.model is model
+
+
+def test_trainer_refuses_what_the_protocol_lacks(tmp_path):
+    args = GANTrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[],
+                                use_cpu=True, save_strategy="no", sample_steps=0)  # fmt: skip
+
+    class NoParameters(nn.Module):
+        def generator_parameters(self):
+            return []
+
+    with pytest.raises(TypeError, match="discriminator_parameters"):
+        GANTrainer(model=NoParameters(), args=args)
+    model = ToyTranslator(ToyTranslatorConfig())
+    with pytest.raises(TypeError, match="steps="):  # an unregistered model needs its steps passed
+        GANTrainer(model=model, args=args, train_dataset=TwoDomainDataset(), data_collator=two_domain_collator)
+
+    class Incomplete(GANSteps):  # no generator_step
+        def discriminator_step(self, batch, *, step=0, d_step=0):
+            return step_output(DiscriminatorStepOutput, torch.zeros(()))
+
+    with pytest.raises(TypeError, match="generator_step"):
+        Incomplete(model)
+
+    class Untyped(ToyTranslatorSteps):  # returns a plain dict instead of a step output
+        def discriminator_step(self, batch, *, step=0, d_step=0):
+            return {"loss": super().discriminator_step(batch, step=step, d_step=d_step).loss}
+
+    trainer = GANTrainer(model=model, args=args, train_dataset=TwoDomainDataset(), data_collator=two_domain_collator,
+                         steps=Untyped(model))  # fmt: skip
+    with pytest.raises(TypeError, match="must return a GANStepOutput"):
+        trainer.train()
+
+
+def test_fq_config_fields_are_declared_once():
+    import inspect
+
+    from hf_dgm.models.fq_biggan import FQBigGANConfig
+    from hf_dgm.models.fq_stylegan import FQStyleGANConfig
+    from hf_dgm.models.fq_ugatit import FQUGATITConfig
+    from hf_dgm.modules.feature_quantizer import FQ_CONFIG_DEFAULTS, FeatureQuantizerConfigMixin
+    from hf_dgm.modules.validation import check_config_keys
+
+    expected = {  # each family's defaults (its original's), unchanged by the move
+        FQBigGANConfig: {"fq_layers": [0, 1, 2, 3], "fq_num_embeddings": 1024, "fq_commitment": 1.0,
+                         "fq_zero_debias": False},
+        FQStyleGANConfig: {"fq_commitment": 0.25, "fq_zero_debias": True, "fq_decay": 0.8},
+        FQUGATITConfig: {"fq_layers": [1, 2, 3], "fq_num_embeddings": [64, 128, 128], "fq_decay": 0.85,
+                         "fq_commitment": 2.0, "fq_zero_debias": True},
+    }  # fmt: skip
+    for config_class, defaults in expected.items():
+        assert issubclass(config_class, FeatureQuantizerConfigMixin)
+        own = [p for p in inspect.signature(config_class.__init__).parameters if p.startswith("fq_") or p == "use_fq"]
+        assert own == [], f"{config_class.__name__} declares {own} itself"
+        check_config_keys(config_class, dict.fromkeys(FQ_CONFIG_DEFAULTS), "overrides")  # still accepted keys
+        config = config_class()
+        assert config.use_fq is True and config.fq_update_in_generator_step is True
+        for name, value in defaults.items():
+            assert getattr(config, name) == value, (config_class.__name__, name)
+        assert "num_channels" in inspect.signature(config_class.__init__).parameters  # one channel name
+    with pytest.raises(ValueError, match="fq_update_in_generator_step"):
+        FQBigGANConfig(fq_update_in_generator_step="yes")
