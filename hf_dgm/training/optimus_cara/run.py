@@ -170,7 +170,7 @@ def write_outputs(out_dir: Path, model, metrics: dict, samples: dict, history: l
     if samples:
         write_samples(out_dir / "samples.md", model, metrics, samples)
     metadata = {
-        "dataset": data_args.dataset_name, "eval_split": "held-out files" if data_args.eval_files else None,
+        "dataset": data_args.dataset_name, "eval_split": _split_name(data_args.eval_files),
         "base_model": [model_args.optimus_model_name_or_path],
         "judge": "TF-IDF (word 1-2 grams) + logistic regression trained on the training files' sentences",
     }
@@ -178,6 +178,14 @@ def write_outputs(out_dir: Path, model, metrics: dict, samples: dict, history: l
         metadata["base_model"] = None  # a local folder is no Hub id
     write_run_folder(out_dir, metrics=metrics, metadata=metadata,
                      recipe={"model": model_args, "data": data_args, "training": training_args, "evaluation": eval_args})
+
+
+def _split_name(files: list[str] | None) -> str | None:
+    """`dev` for files named `<prefix>.dev.<label>` (the Yelp layout), else "held-out files"; None without files."""
+    if not files:
+        return None
+    parts = {Path(f).name.split(".")[1] if Path(f).name.count(".") == 2 else None for f in files}
+    return parts.pop() if len(parts) == 1 and None not in parts else "held-out files"
 
 
 def write_samples(path: Path, model, metrics: dict, samples: dict, per_label: int = 10) -> None:
