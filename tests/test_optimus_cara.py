@@ -233,3 +233,16 @@ def test_recipes_parse_and_need_one_file_per_label():
         parse_args(["--recipe", str(root / "optimus_cara_yelp_cpu.yaml"), "--train_files", "a.txt"])
     with pytest.raises(ValueError, match="optimus_model_name_or_path"):
         parse_args(["--train_files", "a", "b"])
+
+
+def test_latent_spread_ratio_sees_a_collapsed_generator(model):
+    from hf_dgm.training.optimus_cara.evaluation import latent_spread_ratio
+
+    latents, labels = _two_cluster_latents(200)
+    model.set_latent_statistics(latents)
+    with torch.no_grad():
+        for module in model.latent_generator.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.zero_()
+                module.bias.zero_()
+    assert latent_spread_ratio(model, latents, labels) == 0.0  # every G(ε, y) is the same point

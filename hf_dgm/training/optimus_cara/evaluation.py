@@ -103,7 +103,22 @@ def latent_classifier_accuracy(model, latents: torch.Tensor, labels: torch.Tenso
     return float((predicted == labels.cpu()).float().mean())
 
 
+@torch.no_grad()
+def latent_spread_ratio(model, latents: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Mean over labels of (mean per-dimension std of G(ε, y)) / (the same of the real μ(x) of label y): 1 when G
+    spreads like the data, below 1 when it collapses towards fewer modes (less varied sentences)."""
+    ratios = []
+    for label in range(model.config.num_labels):
+        real = latents[labels == label]
+        if real.shape[0] < 2:
+            continue
+        fake = model.generate_latents([label] * real.shape[0], generator=torch.Generator().manual_seed(seed + label))
+        ratios.append(float(fake.float().std(0).mean() / real.float().std(0).mean().clamp(min=1e-8)))
+    return sum(ratios) / len(ratios) if ratios else float("nan")
+
+
 __all__ = [
+    "latent_spread_ratio",
     "train_judge", "judge_accuracy", "distinct_n", "generate_per_label", "load_plain_decoder",
     "label_accuracy_figures", "latent_classifier_accuracy",
 ]

@@ -131,12 +131,14 @@ def evaluate_model(model, data_args, eval_args, train_files) -> tuple[dict[str, 
     from .data import posterior_means, read_labelled_sentences
     from .evaluation import (
         distinct_n, generate_per_label, judge_accuracy, label_accuracy_figures, latent_classifier_accuracy,
-        load_plain_decoder, train_judge,
+        latent_spread_ratio, load_plain_decoder, train_judge,
     )
 
     eval_text, eval_labels = read_labelled_sentences(data_args.eval_files, data_args.max_eval_per_label, seed=1)
     eval_latents = posterior_means(model.optimus, model.processor, eval_text, data_args.encode_batch_size, data_args.max_length)
-    figures: dict[str, Any] = {"latent_classifier_accuracy": latent_classifier_accuracy(model, eval_latents, torch.tensor(eval_labels))}
+    label_tensor = torch.tensor(eval_labels)
+    figures: dict[str, Any] = {"latent_classifier_accuracy": latent_classifier_accuracy(model, eval_latents, label_tensor),
+                               "latent_spread_ratio": latent_spread_ratio(model, eval_latents, label_tensor)}
     judge_text, judge_labels = read_labelled_sentences(train_files, eval_args.judge_max_train_per_label, seed=2)
     judge = train_judge(judge_text, judge_labels)
     figures["judge_accuracy"] = judge_accuracy(judge, eval_text, eval_labels)
