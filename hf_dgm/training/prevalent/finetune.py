@@ -121,66 +121,36 @@ class NavigationRollout(nn.Module):
         return loss, logs
 
     def _rollout(self, env, obs, input_ids, attention_mask, mode, logs, gamma=0.9, entropy_weight=0.01):
-        model = self.model
-        config = model.config
-        device = input_ids.device
-        batch = len(obs)
+        """One batch of episodes, to the end: `mode` "teacher" follows the teacher actions and sums their
+        cross-entropy (`ml_loss`); "sample" samples the actions and adds the normalised A2C loss (`rl_loss`)."""
+        model, config, device = self.model, self.model.config, input_ids.device
         first = observation_tensors(obs, config.vision_feature_size, config.angle_feature_size, device)
         enc = model.encode(input_ids, attention_mask, first["candidate_features"], first["candidate_mask"].long())
         tilde, cell = enc.hidden, enc.cell
         previous = start_action_features(obs, config.angle_feature_size, device)
-        ended = np.zeros(batch, dtype=bool)
-        last_distance = np.array([ob["distance"] for ob in obs], dtype=np.float32)
+        ended = np.zeros(len(obs), dtype=bool)
         ml_loss = input_ids.new_zeros((), dtype=torch.float32)
-        log_probs, entropies, values, rewards, masks = [], [], [], [], []
+        trace = _SampledEpisodes(np.array([ob["distance"] for ob in obs], dtype=np.float32))
         tensors = first
         for t in range(config.max_action_length):
             if t:
                 tensors = observation_tensors(obs, config.vision_feature_size, config.angle_feature_size, device)
             cands = tensors["candidate_features"]
-            stop_column = cands.shape[1]
             step = model.decode_step(previous, tensors["view_features"], cands, tensors["candidate_mask"], tilde, cell,
                                      enc.context, enc.context_mask)  # fmt: skip
             tilde, cell = step.attended_hidden, step.cell
-            target = torch.tensor(
-                [-100 if ended[i] else (stop_column if ob["teacher"] == -1 else ob["teacher"]) for i, ob in enumerate(obs)],
-                device=device,
-            )
             if mode == "teacher":
+                target = _teacher_targets(obs, ended, stop_column=cands.shape[1], device=device)
                 ml_loss = ml_loss + F.cross_entropy(step.logits, target, ignore_index=-100, reduction="sum")
                 chosen = target.clone()
             else:
                 dist = torch.distributions.Categorical(logits=step.logits)
                 chosen = dist.sample()
-                log_probs.append(dist.log_prob(chosen))
-                entropies.append(dist.entropy())
-                values.append(model.value(tilde))
-            chosen_np = chosen.cpu().numpy()
-            actions = []
-            prev = torch.zeros_like(previous)
-            for i in range(batch):
-                a = int(chosen_np[i])
-                if ended[i] or a == stop_column or a < 0:
-                    actions.append(-1)
-                else:
-                    actions.append(a)
-                    prev[i] = cands[i, a, config.vision_feature_size :]
-            previous = prev
+                trace.record_choice(dist, chosen, model.value(tilde))
+            actions, previous = _take_choices(chosen, ended, cands, previous, config.vision_feature_size)
             obs = env.step(actions)
             if mode == "sample":
-                reward = np.zeros(batch, dtype=np.float32)
-                mask = (~ended).astype(np.float32)
-                distance = np.array([ob["distance"] for ob in obs], dtype=np.float32)
-                for i in range(batch):
-                    if ended[i]:
-                        continue
-                    if actions[i] == -1:
-                        reward[i] = 2.0 if distance[i] < 3.0 else -2.0
-                    else:
-                        reward[i] = float(np.sign(last_distance[i] - distance[i]))
-                rewards.append(reward)
-                masks.append(mask)
-                last_distance = distance
+                trace.record_rewards(obs, actions, ended)
             ended |= np.array([a == -1 for a in actions])
             if ended.all():
                 break
@@ -192,23 +162,90 @@ class NavigationRollout(nn.Module):
                 last = model.decode_step(previous, tensors["view_features"], tensors["candidate_features"],
                                          tensors["candidate_mask"], tilde, cell, enc.context, enc.context_mask)  # fmt: skip
                 bootstrap = model.value(last.attended_hidden).cpu().numpy()
-            discounted = np.where(ended, 0.0, bootstrap).astype(np.float32)
-            rl_loss = input_ids.new_zeros((), dtype=torch.float32)
-            total = 0.0
-            for t in range(len(rewards) - 1, -1, -1):
-                discounted = discounted * gamma + rewards[t]
-                mask = torch.from_numpy(masks[t]).to(device)
-                returns = torch.from_numpy(discounted.copy()).to(device)
-                advantage = (returns - values[t]).detach()
-                rl_loss = rl_loss + (-log_probs[t] * advantage * mask).sum()
-                rl_loss = rl_loss + ((returns - values[t]) ** 2 * mask).sum() * 0.5
-                rl_loss = rl_loss - (entropy_weight * entropies[t] * mask).sum()
-                total += float(masks[t].sum())
-            out["rl_loss"] = rl_loss / max(total, 1.0)
-            logs["rl_loss"] = out["rl_loss"].item()
-            logs["sample_steps"] = total / batch
-            logs["sample_success"] = float(np.mean([d < 3.0 for d in last_distance]))
+            out["rl_loss"] = trace.a2c_loss(np.where(ended, 0.0, bootstrap), gamma, entropy_weight, device)
+            logs.update(trace.summary(out["rl_loss"]))
         return out
+
+
+def _teacher_targets(obs: list[dict], ended: np.ndarray, stop_column: int, device) -> torch.Tensor:
+    """(batch,) the teacher's candidate index per episode (`stop_column` for STOP; -100, ignored, once ended)."""
+    return torch.tensor(
+        [-100 if ended[i] else (stop_column if ob["teacher"] == -1 else ob["teacher"]) for i, ob in enumerate(obs)],
+        device=device,
+    )
+
+
+def _take_choices(chosen: torch.Tensor, ended: np.ndarray, candidates: torch.Tensor, previous: torch.Tensor,
+                  vision_feature_size: int) -> tuple[list[int], torch.Tensor]:
+    """(environment actions, next "previous action" features) from the chosen columns of `candidates` (B, K, F):
+    the STOP column K, a negative index or an ended episode is action -1 with zero features; otherwise the
+    candidate's index and the angle part of its features."""
+    stop_column = candidates.shape[1]
+    chosen_np = chosen.cpu().numpy()
+    actions = []
+    features = torch.zeros_like(previous)
+    for i in range(len(chosen_np)):
+        a = int(chosen_np[i])
+        if ended[i] or a == stop_column or a < 0:
+            actions.append(-1)
+        else:
+            actions.append(a)
+            features[i] = candidates[i, a, vision_feature_size:]
+    return actions, features
+
+
+class _SampledEpisodes:
+    """What a sampled (A2C) rollout keeps per step: log-probabilities, entropies and critic values of the chosen
+    actions, rewards and live masks, and each episode's latest distance to the goal."""
+
+    def __init__(self, distance: np.ndarray):
+        self.last_distance = distance
+        self.log_probs, self.entropies, self.values, self.rewards, self.masks = [], [], [], [], []
+
+    def record_choice(self, dist, chosen: torch.Tensor, value: torch.Tensor) -> None:
+        self.log_probs.append(dist.log_prob(chosen))
+        self.entropies.append(dist.entropy())
+        self.values.append(value)
+
+    def record_rewards(self, obs: list[dict], actions: list[int], ended: np.ndarray) -> None:
+        """Rewards of the step that led to `obs`: +2/−2 at STOP within/outside 3 m of the goal, else the sign of the
+        reduction in distance to the goal; 0 (and masked out) for episodes that had already ended."""
+        reward = np.zeros(len(obs), dtype=np.float32)
+        mask = (~ended).astype(np.float32)
+        distance = np.array([ob["distance"] for ob in obs], dtype=np.float32)
+        for i in range(len(obs)):
+            if ended[i]:
+                continue
+            if actions[i] == -1:
+                reward[i] = 2.0 if distance[i] < 3.0 else -2.0
+            else:
+                reward[i] = float(np.sign(self.last_distance[i] - distance[i]))
+        self.rewards.append(reward)
+        self.masks.append(mask)
+        self.last_distance = distance
+
+    def a2c_loss(self, bootstrap: np.ndarray, gamma: float, entropy_weight: float, device) -> torch.Tensor:
+        """Policy gradient with advantage (return − value), ½ squared error for the critic and the entropy bonus,
+        over the returns discounted by `gamma` from `bootstrap` (batch,); normalised by the number of live steps."""
+        discounted = bootstrap.astype(np.float32)
+        rl_loss = torch.zeros((), dtype=torch.float32, device=device)
+        self.live_steps = 0.0
+        for t in range(len(self.rewards) - 1, -1, -1):
+            discounted = discounted * gamma + self.rewards[t]
+            mask = torch.from_numpy(self.masks[t]).to(device)
+            returns = torch.from_numpy(discounted.copy()).to(device)
+            advantage = (returns - self.values[t]).detach()
+            rl_loss = rl_loss + (-self.log_probs[t] * advantage * mask).sum()
+            rl_loss = rl_loss + ((returns - self.values[t]) ** 2 * mask).sum() * 0.5
+            rl_loss = rl_loss - (entropy_weight * self.entropies[t] * mask).sum()
+            self.live_steps += float(self.masks[t].sum())
+        return rl_loss / max(self.live_steps, 1.0)
+
+    def summary(self, rl_loss: torch.Tensor) -> dict[str, float]:
+        """The logged numbers of the rollout (after `a2c_loss`)."""
+        batch = len(self.last_distance)
+        return {"rl_loss": rl_loss.item(), "sample_steps": self.live_steps / batch,
+                "sample_success": float(np.mean([d < 3.0 for d in self.last_distance]))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------- helpers
@@ -402,25 +439,54 @@ def _rotate_checkpoints(out: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
-    import yaml
+@dataclass
+class _FinetuneData:
+    """What the loop reads: the tokenizer, the navigation graphs, the view-feature store (or None), the training
+    episodes with their environment, and val_seen."""
+
+    tokenizer: object
+    graphs: object
+    features: object
+    train: object
+    val: object
+    env: object
+
+
+@dataclass
+class _RunState:
+    """Where the run stands (restored from a checkpoint's trainer_state.json): the iteration it starts from, the
+    stage, the logged history, the seconds trained before this process started and those trained since."""
+
+    start_iteration: int = 0
+    stage: int = 1
+    history: list[dict] = field(default_factory=list)
+    seconds_before: float = 0.0
+    train_seconds: float = 0.0
+    train_iterations: int = 0
+
+    def trainer_state(self, iteration: int) -> dict:
+        """The trainer_state.json of a checkpoint at `iteration`."""
+        return {"iteration": iteration, "stage": self.stage, "history": self.history,
+                "train_seconds": round(self.seconds_before + self.train_seconds, 3)}  # fmt: skip
+
+
+def _make_accelerator(args: FinetuneArguments, out: Path):
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
-    from tqdm.auto import tqdm
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
-    from hf_dgm.training.checkpoints import last_complete_checkpoint
-    from hf_dgm.training.prevalent.pretrain import load_tokenizer
-    from hf_dgm.vln import NavGraphs, R2RDataset, R2REnv, load_feature_store
-
-    out = Path(args.output_dir)
     # the critic is idle in imitation-only iterations: let DDP skip parameters without gradients
-    accelerator = Accelerator(
+    return Accelerator(
         cpu=args.use_cpu,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         log_with=_report_to(args.report_to),
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "runs")),
     )
-    set_seed(args.seed + accelerator.process_index)
+
+
+def _load_data(args: FinetuneArguments) -> _FinetuneData:
+    from hf_dgm.training.prevalent.pretrain import load_tokenizer
+    from hf_dgm.vln import NavGraphs, R2RDataset, R2REnv, load_feature_store
+
     tokenizer = load_tokenizer(args.pretrained or args.init_bert)
     graphs = NavGraphs.from_dir(Path(args.data_dir) / "connectivity")
     features = load_feature_store(args.features) if args.features else None
@@ -431,91 +497,135 @@ def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
     if args.max_eval_items:
         val = val.select(range(min(args.max_eval_items, len(val))))
     env = R2REnv(train, graphs, features=features, batch_size=args.batch_size, angle_feat_size=args.angle_feature_size)
-    sampler = EpisodeSampler(len(train), args.batch_size, seed=args.seed + 1000 * accelerator.process_index)
-    model = build_agent(args, tokenizer)
-    total_iters = args.stage1_iters + args.stage2_iters
+    return _FinetuneData(tokenizer, graphs, features, train, val, env)
+
+
+def _resume_state(out: Path, args: FinetuneArguments) -> tuple[str | None, _RunState]:
+    """(the newest complete checkpoint of `out` or None, the run state it holds)."""
+    from hf_dgm.training.checkpoints import last_complete_checkpoint
+
     checkpoint = last_complete_checkpoint(out) if out.is_dir() else None
     state = json.loads((Path(checkpoint) / TRAINER_STATE_FILE).read_text()) if checkpoint else {}
     start_iter = int(state.get("iteration", 0))
     # the stage the checkpoint's optimizer belongs to (a checkpoint at the last stage-1 iteration holds stage 1's)
     stage = int(state.get("stage", 1 if start_iter < args.stage1_iters else 2))
-    rollout, optimizer, scheduler = _prepare_stage(accelerator, model, stage, args)
-    history: list[dict] = list(state.get("history", []))
-    seconds_before = float(state.get("train_seconds", 0.0))
+    return checkpoint, _RunState(start_iter, stage, list(state.get("history", [])), float(state.get("train_seconds", 0.0)))
+
+
+def _restore_checkpoint(accelerator, checkpoint: str, sampler: EpisodeSampler, run: _RunState) -> None:
+    """Model, optimizer, scheduler and RNG states from `checkpoint`, and this process's episode-sampler position."""
+    accelerator.load_state(checkpoint)
+    sampler_file = Path(checkpoint) / SAMPLER_STATE_FILE.format(accelerator.process_index)
+    if sampler_file.is_file():
+        sampler.load_state_dict(json.loads(sampler_file.read_text()))
+    else:  # e.g. resumed with more processes than were saved
+        logger.warning("%s has no %s: process %d starts a fresh episode stream", checkpoint, sampler_file.name,
+                       accelerator.process_index)  # fmt: skip
+    logger.info("resuming from %s (iteration %d, stage %d)", checkpoint, run.start_iteration, run.stage)
+
+
+def _train_step(accelerator, rollout, optimizer, scheduler, data: _FinetuneData, sampler: EpisodeSampler,
+                args: FinetuneArguments, run: _RunState) -> tuple[torch.Tensor, dict]:
+    """One timed iteration on the sampler's next episodes: rollouts, backward, clipping, optimizer and scheduler
+    step; (loss, the rollouts' logs)."""
+    tic = time.perf_counter()
+    rollout.train()
+    indices = sampler.next()
+    ids, mask = tokenize(data.tokenizer, [data.env.items[i] for i in indices], accelerator.device)
+    loss, logs = rollout(data.env, indices, ids, mask, args.feedback, args.ml_weight, args.gamma, args.entropy_weight)
+    accelerator.backward(loss)
+    if args.max_grad_norm:
+        accelerator.clip_grad_norm_([p for p in rollout.parameters() if p.requires_grad], args.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    run.train_seconds += time.perf_counter() - tic
+    run.train_iterations += 1
+    return loss, logs
+
+
+def _history_row(accelerator, model, iteration: int, loss: torch.Tensor, logs: dict, scheduler, data: _FinetuneData,
+                 args: FinetuneArguments, run: _RunState) -> dict:
+    """The logged row of `iteration` (1-based), with the val_seen metrics every `eval_every` iterations."""
+    row = {"iteration": iteration, "stage": run.stage, "loss": loss.item(), **logs,
+           "learning_rate": scheduler.get_last_lr()[0]}  # fmt: skip
+    if args.eval_every and iteration % args.eval_every == 0 and accelerator.is_main_process:
+        summary, _ = evaluate_agent(model, data.tokenizer, data.val, data.graphs, data.features, args.eval_batch_size,
+                                    accelerator.device)  # fmt: skip
+        row.update({f"val_seen_{k}": v for k, v in summary.items()})
+        logger.info("iteration %d val_seen %s", iteration, summary)
+    return row
+
+
+def _evaluate_and_save(accelerator, model, data: _FinetuneData, args: FinetuneArguments, run: _RunState,
+                       recipe: str | None) -> dict:
+    """Main process: the final val_seen evaluation, then the agent, tokenizer, metrics, history, submission and
+    recipe into the output folder; returns the metrics."""
+    import yaml
+
+    out = Path(args.output_dir)
+    tic = time.perf_counter()
+    summary, submission = evaluate_agent(model, data.tokenizer, data.val, data.graphs, data.features, args.eval_batch_size,
+                                         accelerator.device)  # fmt: skip
+    eval_seconds = time.perf_counter() - tic
+    metrics = {f"val_seen_{k}": v for k, v in summary.items()}
+    metrics.update({
+        "train_iterations": run.train_iterations,
+        "train_seconds": run.train_seconds,
+        "train_episodes_per_second": run.train_iterations * args.batch_size / max(run.train_seconds, 1e-9),
+        "train_seconds_whole_run": run.seconds_before + run.train_seconds,
+        "resumed_from_iteration": run.start_iteration,
+        "eval_seconds": eval_seconds,
+        "pretrained": args.pretrained,
+    })  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    data.tokenizer.save_pretrained(out)
+    (out / "finetune_metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "history.json").write_text(json.dumps(run.history))
+    (out / "val_seen_submission.json").write_text(json.dumps(submission))
+    (out / "recipe.yaml").write_text(yaml.safe_dump({"recipe": recipe, **asdict(args)}, sort_keys=False))
+    return metrics
+
+
+def train_agent(args: FinetuneArguments, recipe: str | None = None) -> dict:
+    """Fine-tune the agent (resuming from the newest complete checkpoint of `output_dir`), checkpointing as it goes;
+    then evaluate and save it. Returns the final metrics on the main process, {} on the others."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    out = Path(args.output_dir)
+    accelerator = _make_accelerator(args, out)
+    set_seed(args.seed + accelerator.process_index)
+    data = _load_data(args)
+    sampler = EpisodeSampler(len(data.train), args.batch_size, seed=args.seed + 1000 * accelerator.process_index)
+    model = build_agent(args, data.tokenizer)
+    total_iters = args.stage1_iters + args.stage2_iters
+    checkpoint, run = _resume_state(out, args)
+    rollout, optimizer, scheduler = _prepare_stage(accelerator, model, run.stage, args)
     if checkpoint:
-        accelerator.load_state(checkpoint)  # model, optimizer, scheduler, RNG states
-        sampler_file = Path(checkpoint) / SAMPLER_STATE_FILE.format(accelerator.process_index)
-        if sampler_file.is_file():
-            sampler.load_state_dict(json.loads(sampler_file.read_text()))
-        else:  # e.g. resumed with more processes than were saved
-            logger.warning("%s has no %s: process %d starts a fresh episode stream", checkpoint, sampler_file.name,
-                           accelerator.process_index)  # fmt: skip
-        logger.info("resuming from %s (iteration %d, stage %d)", checkpoint, start_iter, stage)
+        _restore_checkpoint(accelerator, checkpoint, sampler, run)
     if accelerator.log_with:
         config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
         accelerator.init_trackers("prevalent-finetune", config=config)
-    timings = {"train_seconds": 0.0, "train_iterations": 0}
-    saved_at = start_iter if checkpoint else -1
-    progress = tqdm(range(start_iter, total_iters), disable=not accelerator.is_local_main_process, desc="fine-tune")
+    saved_at = run.start_iteration if checkpoint else -1
+    progress = tqdm(range(run.start_iteration, total_iters), disable=not accelerator.is_local_main_process, desc="fine-tune")
     for it in progress:
-        if it == args.stage1_iters and stage == 1:
-            stage = 2
+        if it == args.stage1_iters and run.stage == 1:
+            run.stage = 2
             rollout, optimizer, scheduler = _prepare_stage(accelerator, accelerator.unwrap_model(rollout).model, 2, args)
-        tic = time.perf_counter()
-        rollout.train()
-        indices = sampler.next()
-        ids, mask = tokenize(tokenizer, [env.items[i] for i in indices], accelerator.device)
-        loss, logs = rollout(env, indices, ids, mask, args.feedback, args.ml_weight, args.gamma, args.entropy_weight)
-        accelerator.backward(loss)
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_([p for p in rollout.parameters() if p.requires_grad], args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        timings["train_seconds"] += time.perf_counter() - tic
-        timings["train_iterations"] += 1
-        progress.set_postfix(loss=f"{loss.item():.3f}", stage=stage, **{k: f"{v:.3f}" for k, v in logs.items()})
-        row = {"iteration": it + 1, "stage": stage, "loss": loss.item(), **logs,
-               "learning_rate": scheduler.get_last_lr()[0]}  # fmt: skip
-        if args.eval_every and (it + 1) % args.eval_every == 0 and accelerator.is_main_process:
-            summary, _ = evaluate_agent(accelerator.unwrap_model(rollout).model, tokenizer, val, graphs, features,
-                                        args.eval_batch_size, accelerator.device)  # fmt: skip
-            row.update({f"val_seen_{k}": v for k, v in summary.items()})
-            logger.info("iteration %d val_seen %s", it + 1, summary)
-        history.append(row)
+        loss, logs = _train_step(accelerator, rollout, optimizer, scheduler, data, sampler, args, run)
+        progress.set_postfix(loss=f"{loss.item():.3f}", stage=run.stage, **{k: f"{v:.3f}" for k, v in logs.items()})
+        row = _history_row(accelerator, accelerator.unwrap_model(rollout).model, it + 1, loss, logs, scheduler, data, args, run)
+        run.history.append(row)
         accelerator.log(_tracker_values(row), step=it + 1)
         if args.save_every and (it + 1) % args.save_every == 0:
-            trainer_state = {"iteration": it + 1, "stage": stage, "history": history,
-                             "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
-            _save_checkpoint(accelerator, out, it + 1, trainer_state, args.save_total_limit, sampler)
+            _save_checkpoint(accelerator, out, it + 1, run.trainer_state(it + 1), args.save_total_limit, sampler)
             saved_at = it + 1
     model = accelerator.unwrap_model(rollout).model
     if saved_at != total_iters:  # the end state, so that a longer rerun continues from here
-        trainer_state = {"iteration": total_iters, "stage": stage, "history": history,
-                         "train_seconds": round(seconds_before + timings["train_seconds"], 3)}  # fmt: skip
-        _save_checkpoint(accelerator, out, total_iters, trainer_state, args.save_total_limit, sampler)
-    metrics: dict = {}
-    if accelerator.is_main_process:
-        tic = time.perf_counter()
-        summary, submission = evaluate_agent(model, tokenizer, val, graphs, features, args.eval_batch_size, accelerator.device)
-        eval_seconds = time.perf_counter() - tic
-        metrics = {f"val_seen_{k}": v for k, v in summary.items()}
-        metrics.update({
-            "train_iterations": timings["train_iterations"],
-            "train_seconds": timings["train_seconds"],
-            "train_episodes_per_second": timings["train_iterations"] * args.batch_size / max(timings["train_seconds"], 1e-9),
-            "train_seconds_whole_run": seconds_before + timings["train_seconds"],
-            "resumed_from_iteration": start_iter,
-            "eval_seconds": eval_seconds,
-            "pretrained": args.pretrained,
-        })  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        (out / "finetune_metrics.json").write_text(json.dumps(metrics, indent=2))
-        (out / "history.json").write_text(json.dumps(history))
-        (out / "val_seen_submission.json").write_text(json.dumps(submission))
-        (out / "recipe.yaml").write_text(yaml.safe_dump({"recipe": recipe, **asdict(args)}, sort_keys=False))
+        _save_checkpoint(accelerator, out, total_iters, run.trainer_state(total_iters), args.save_total_limit, sampler)
+    metrics = _evaluate_and_save(accelerator, model, data, args, run, recipe) if accelerator.is_main_process else {}
     accelerator.log({f"final/{k}": v for k, v in _tracker_values(metrics).items()}, step=total_iters)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers (and, under DDP, the process group)
