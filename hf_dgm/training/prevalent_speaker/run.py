@@ -185,21 +185,11 @@ def samples_markdown(samples: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
-def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArguments, recipe: str | None = None) -> dict:
-    import hf_dgm  # noqa: F401  (registers the speaker)
+def _build_speaker(speaker_args: SpeakerArguments, tokenizer, walker, connectivity: str, token_ids: list[int] | None):
+    """A fresh `PrevalentSpeakerModel` sized by the arguments, the tokenizer and the walker's features; it remembers
+    the connectivity folder and carries the tokenizer (saved with the weights)."""
     from hf_dgm.models.prevalent_speaker import PrevalentSpeakerConfig, PrevalentSpeakerModel
-    from hf_dgm.vln.graphs import NavGraphs
-    from hf_dgm.vln.trajectories import PathWalker
 
-    training_args.remove_unused_columns = False
-    tokenizer = load_tokenizer(speaker_args.tokenizer)
-    connectivity = str(Path(speaker_args.data_dir, "connectivity").resolve())
-    graphs = NavGraphs.from_dir(connectivity)
-    walker = PathWalker(graphs, features=speaker_args.features, angle_feat_size=speaker_args.angle_feat_size)
-    train = instruction_dataset(speaker_args.data_dir, speaker_args.train_split, tokenizer,
-                                speaker_args.max_instruction_length, speaker_args.max_train_examples)
-    evaluation = instruction_dataset(speaker_args.data_dir, speaker_args.eval_split, tokenizer, speaker_args.max_instruction_length)
-    token_ids = vocabulary(tokenizer, train["input_ids"], speaker_args.min_token_count) if speaker_args.restrict_vocab else None
     config = PrevalentSpeakerConfig(
         vocab_size=len(tokenizer),
         token_ids=token_ids,
@@ -219,7 +209,42 @@ def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArgumen
     config.connectivity_dir = connectivity
     model = PrevalentSpeakerModel(config)
     model.tokenizer = tokenizer  # saved with the weights
-    logger.info("speaker: %d parameters, output vocabulary %d", sum(p.numel() for p in model.parameters()), config.output_vocab_size)
+    return model
+
+
+def _save_speaker_run(trainer, model, tokenizer, speaker_args: SpeakerArguments, training_args: TrainingArguments,
+                      recipe: str | None, metrics: dict, samples: list[dict]) -> None:
+    """The run folder: the speaker and its tokenizer, the arguments as JSON (pickle-free: no training_args.bin),
+    metrics.json, samples.md and speaker_args.json."""
+    out = Path(training_args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    # the run folder stays pickle-free: the arguments as JSON instead of Trainer's training_args.bin
+    (out / "training_args.bin").unlink(missing_ok=True)
+    (out / "training_args.json").write_text(training_args.to_json_string())
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "samples.md").write_text(samples_markdown(samples, f"Speaker vs human instructions ({speaker_args.eval_split})"))
+    (out / "speaker_args.json").write_text(json.dumps({"speaker": asdict(speaker_args), "recipe": recipe}, indent=2))
+
+
+def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArguments, recipe: str | None = None) -> dict:
+    import hf_dgm  # noqa: F401  (registers the speaker)
+    from hf_dgm.vln.graphs import NavGraphs
+    from hf_dgm.vln.trajectories import PathWalker
+
+    training_args.remove_unused_columns = False
+    tokenizer = load_tokenizer(speaker_args.tokenizer)
+    connectivity = str(Path(speaker_args.data_dir, "connectivity").resolve())
+    graphs = NavGraphs.from_dir(connectivity)
+    walker = PathWalker(graphs, features=speaker_args.features, angle_feat_size=speaker_args.angle_feat_size)
+    train = instruction_dataset(speaker_args.data_dir, speaker_args.train_split, tokenizer,
+                                speaker_args.max_instruction_length, speaker_args.max_train_examples)
+    evaluation = instruction_dataset(speaker_args.data_dir, speaker_args.eval_split, tokenizer, speaker_args.max_instruction_length)
+    token_ids = vocabulary(tokenizer, train["input_ids"], speaker_args.min_token_count) if speaker_args.restrict_vocab else None
+    model = _build_speaker(speaker_args, tokenizer, walker, connectivity, token_ids)
+    logger.info("speaker: %d parameters, output vocabulary %d", sum(p.numel() for p in model.parameters()),
+                model.config.output_vocab_size)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -236,16 +261,7 @@ def train_speaker(speaker_args: SpeakerArguments, training_args: TrainingArgumen
     metrics.update({f"{speaker_args.eval_split}_{k}": v for k, v in bleu.items()})
     metrics["num_parameters"] = sum(p.numel() for p in model.parameters())
     if trainer.is_world_process_zero():
-        out = Path(training_args.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
-        # the run folder stays pickle-free: the arguments as JSON instead of Trainer's training_args.bin
-        (out / "training_args.bin").unlink(missing_ok=True)
-        (out / "training_args.json").write_text(training_args.to_json_string())
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (out / "samples.md").write_text(samples_markdown(samples, f"Speaker vs human instructions ({speaker_args.eval_split})"))
-        (out / "speaker_args.json").write_text(json.dumps({"speaker": asdict(speaker_args), "recipe": recipe}, indent=2))
+        _save_speaker_run(trainer, model, tokenizer, speaker_args, training_args, recipe, metrics, samples)
     return metrics
 
 
