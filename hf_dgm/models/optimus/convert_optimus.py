@@ -227,6 +227,56 @@ def convert_tokenizers(encoder_dir: Path, decoder_dir: Path, special_tokens: dic
 
 
 # ------------------------------------------------------------------------------------------------------ driver
+def _check_original_folders(encoder_dir: Path, decoder_dir: Path, enc_sd: dict, dec_sd: dict) -> None:
+    """Clear errors when the two folders are swapped, or are not an original encoder / decoder checkpoint."""
+    enc_is_decoder = any(k.startswith("transformer.") for k in enc_sd)
+    dec_is_encoder = not any(k.startswith("transformer.") for k in dec_sd)
+    if enc_is_decoder and dec_is_encoder:
+        raise ValueError(
+            f"--encoder {encoder_dir} holds GPT-2 decoder weights and --decoder {decoder_dir} holds the BERT encoder: "
+            "the two folders are swapped"
+        )
+    if not any(k in enc_sd for k in ("linear.weight", "bert.linear.weight")):
+        raise ValueError(
+            f"--encoder {encoder_dir} has no posterior head `linear.weight`: expected an original Optimus "
+            "checkpoint-encoder-N folder (BertForLatentConnector)"
+        )
+    if dec_is_encoder:
+        raise ValueError(
+            f"--decoder {decoder_dir} has no `transformer.*` weights: expected an original Optimus checkpoint-decoder-N "
+            "folder (GPT2ForLatentConnector)"
+        )
+
+
+def _checked_latent_size(enc_config: dict, dec_config: dict, enc_sd: dict, dec_sd: dict, latent_injection: str) -> int:
+    """The latent size the weights imply, checked against the folders' config.json; warns when `latent_injection`
+    drops one of the two latent heads the checkpoint carries."""
+    latent_size = infer_latent_size(enc_sd, dec_sd)
+    for name, cfg in (("encoder", enc_config), ("decoder", dec_config)):
+        if "latent_size" in cfg and int(cfg["latent_size"]) != latent_size:
+            raise ValueError(f"{name} config.json says latent_size={cfg['latent_size']} but the weights have {latent_size}")
+    if latent_injection != "both" and "transformer.linear_emb.weight" in dec_sd and "transformer.linear.weight" in dec_sd:
+        warnings.warn(
+            f"the checkpoint carries both latent heads (the original decodes with memory AND embedding injection); "
+            f"latent_injection={latent_injection!r} drops one, so outputs will differ from the original's"
+        )
+    return latent_size
+
+
+def _load_converted_weights(model, state_dict: dict) -> None:
+    """Load the renamed weights (as float32) into `model`, after checking that the keys and shapes fit exactly."""
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state_dict))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        raise ValueError(f"converted weights do not fit the model: missing {missing[:10]}, unexpected {unexpected[:10]}")
+    for key, tensor in state_dict.items():
+        target = model.state_dict()[key]
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(f"{key}: checkpoint shape {tuple(tensor.shape)} != model shape {tuple(target.shape)}")
+    model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+
+
 def convert_optimus(
     encoder_dir: str | Path,
     decoder_dir: str | Path,
@@ -246,32 +296,8 @@ def convert_optimus(
     encoder_dir, decoder_dir = Path(encoder_dir), Path(decoder_dir)
     enc_config, enc_sd = load_original_folder(encoder_dir)
     dec_config, dec_sd = load_original_folder(decoder_dir)
-    enc_is_decoder = any(k.startswith("transformer.") for k in enc_sd)
-    dec_is_encoder = not any(k.startswith("transformer.") for k in dec_sd)
-    if enc_is_decoder and dec_is_encoder:
-        raise ValueError(
-            f"--encoder {encoder_dir} holds GPT-2 decoder weights and --decoder {decoder_dir} holds the BERT encoder: "
-            "the two folders are swapped"
-        )
-    if not any(k in enc_sd for k in ("linear.weight", "bert.linear.weight")):
-        raise ValueError(
-            f"--encoder {encoder_dir} has no posterior head `linear.weight`: expected an original Optimus "
-            "checkpoint-encoder-N folder (BertForLatentConnector)"
-        )
-    if dec_is_encoder:
-        raise ValueError(
-            f"--decoder {decoder_dir} has no `transformer.*` weights: expected an original Optimus checkpoint-decoder-N "
-            "folder (GPT2ForLatentConnector)"
-        )
-    latent_size = infer_latent_size(enc_sd, dec_sd)
-    for name, cfg in (("encoder", enc_config), ("decoder", dec_config)):
-        if "latent_size" in cfg and int(cfg["latent_size"]) != latent_size:
-            raise ValueError(f"{name} config.json says latent_size={cfg['latent_size']} but the weights have {latent_size}")
-    if latent_injection != "both" and "transformer.linear_emb.weight" in dec_sd and "transformer.linear.weight" in dec_sd:
-        warnings.warn(
-            f"the checkpoint carries both latent heads (the original decodes with memory AND embedding injection); "
-            f"latent_injection={latent_injection!r} drops one, so outputs will differ from the original's"
-        )
+    _check_original_folders(encoder_dir, decoder_dir, enc_sd, dec_sd)
+    latent_size = _checked_latent_size(enc_config, dec_config, enc_sd, dec_sd, latent_injection)
     special = decoder_special_tokens(decoder_dir, int(dec_config["vocab_size"]))
     encoder_config = convert_bert_config(enc_config)
     decoder_config = convert_gpt2_config(dec_config, special)
@@ -288,17 +314,7 @@ def convert_optimus(
         **{"posterior_logvar_bias": None, **config_kwargs},  # the original's posterior head is bias-free
     )
     model = OptimusForConditionalGeneration(config)
-    state_dict = {**convert_encoder_state_dict(enc_sd), **convert_decoder_state_dict(dec_sd, latent_injection)}
-    expected = set(model.state_dict())
-    missing = sorted(expected - set(state_dict))
-    unexpected = sorted(set(state_dict) - expected)
-    if missing or unexpected:
-        raise ValueError(f"converted weights do not fit the model: missing {missing[:10]}, unexpected {unexpected[:10]}")
-    for key, tensor in state_dict.items():
-        target = model.state_dict()[key]
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(f"{key}: checkpoint shape {tuple(tensor.shape)} != model shape {tuple(target.shape)}")
-    model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+    _load_converted_weights(model, {**convert_encoder_state_dict(enc_sd), **convert_decoder_state_dict(dec_sd, latent_injection)})
     model.processor = convert_tokenizers(
         Path(encoder_tokenizer_dir or encoder_dir), Path(decoder_tokenizer_dir or decoder_dir), special, encoder_do_lower_case
     )
