@@ -112,9 +112,11 @@ def train_sentence_count(args: argparse.Namespace) -> int:
 # Work after the Optimus fine-tune, in its step-equivalents, measured on the 2-core machine (benchmarks/README.md,
 # "The default recipe at three seeds": Optimus 240-274 s and plain decoder 213-220 s for 200 steps, 9.1-9.7 min in
 # all): a plain-decoder step costs ~0.85 of a fully fine-tuned Optimus step, and loading + evaluation + writing the
-# folder ~85 of them. Steps of a LoRA or frozen-decoder Optimus are cheaper (benchmarks/optimus_main_job_avenues.md).
-_PLAIN_DECODER_STEP = {"full": 0.85, "lora": 1.35, "frozen": 1.8}
-_EVALUATION_STEPS = {"full": 85.0, "lora": 135.0, "frozen": 180.0}
+# folder ~85 of them. A LoRA step costs ~0.75 of a full one, a frozen-decoder step ~0.57
+# (benchmarks/optimus_main_job_avenues.md), so the same work is more of their steps.
+_STEP_COST = {"full": 1.0, "lora": 0.75, "frozen": 0.57}
+_PLAIN_DECODER_STEP = {mode: 0.85 / cost for mode, cost in _STEP_COST.items()}
+_EVALUATION_STEPS = {mode: 85.0 / cost for mode, cost in _STEP_COST.items()}
 
 
 def after_training_steps(args: argparse.Namespace) -> float:

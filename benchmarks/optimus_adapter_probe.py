@@ -1,0 +1,128 @@
+"""The autoencoder probe (`optimus_autoencoder_probe.py`: β = 0, word dropout, constant rates, random batches of
+16 fresh SNLI training sentences, seed 0, greedy reconstructions of the first 64 test sentences from their posterior
+means) with the decoder trained as LoRA adapters or frozen, and the encoder full or frozen (issue 30's avenues), so
+its BLEU at a fixed number of steps compares with the recorded full-fine-tuning rows of that probe
+(benchmarks/README.md, "Word dropout rate": BLEU 2.91 at 80 steps, 7.46 at 160 with word dropout 0.75, `memory`).
+The loop is the same as that probe's; only which parameters train (and the adapters' rate) differs.
+
+    OMP_NUM_THREADS=1 python benchmarks/optimus_adapter_probe.py --decoder_training lora --lora_target_modules all-linear \
+        --steps 160 --eval_every 80 --word_dropout 0.75 --output runs/bench/adapter_probe_lora_all.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hf_dgm.training.optimus.adapters import configure_trainable_parts
+from hf_dgm.training.optimus.data import shared_data_dir
+from hf_dgm.training.optimus.evaluation import reconstruction_scores
+from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
+from hf_dgm.training.optimus.trainer import OptimusTrainer
+
+
+def read_sentences(path: Path) -> list[str]:
+    return [line.strip().strip('"') for line in path.read_text().splitlines() if line.strip()]
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
+    p.add_argument("--decoder_training", default="lora", choices=["full", "lora", "frozen"])
+    p.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
+    p.add_argument("--lora_rank", type=int, default=16)
+    p.add_argument("--lora_alpha", type=float, default=32.0)
+    p.add_argument("--lora_target_modules", default="q_proj,v_proj")
+    p.add_argument("--steps", type=int, default=160)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--learning_rate", type=float, default=1e-4, help="encoder (and full decoder) rate")
+    p.add_argument("--head_lr_multiplier", type=float, default=10.0)
+    p.add_argument("--lora_lr_multiplier", type=float, default=1.0)
+    p.add_argument("--word_dropout", type=float, default=0.75)
+    p.add_argument("--max_length", type=int, default=40)
+    p.add_argument("--eval_every", type=int, default=80)
+    p.add_argument("--eval_sentences", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None)
+    return p.parse_args()
+
+
+def main() -> int:
+    a = parse()
+    data = shared_data_dir()
+    if data is None or not (data / "snli" / "train.txt").is_file():
+        print("needs ../shared/data/snli/{train,test}.txt next to the checkout", file=sys.stderr)
+        return 2
+    model = build_model(
+        OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=a.latent_injection, pooling="mean"),
+        seed=a.seed,
+    )
+    processor = model.processor
+    counts = configure_trainable_parts(model, a.decoder_training, a.encoder_training, lora_rank=a.lora_rank,
+                                       lora_alpha=a.lora_alpha, lora_target_modules=a.lora_target_modules)
+    print(f"trainable {counts['trainable']:,} of {counts['total']:,} ({100 * counts['trainable'] / counts['total']:.1f}%)", flush=True)
+    train = read_sentences(data / "snli" / "train.txt")
+    test = read_sentences(data / "snli" / "test.txt")[: a.eval_sentences]
+    groups: dict[str, list] = {"heads": [], "lora": [], "other": []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            role = "heads" if name.startswith(OptimusTrainer.LATENT_HEADS) else "lora" if "lora_" in name else "other"
+            groups[role].append(param)
+    rates = {"heads": a.head_lr_multiplier, "lora": a.lora_lr_multiplier, "other": 1.0}
+    optimizer = torch.optim.AdamW(
+        [{"params": ps, "lr": a.learning_rate * rates[r]} for r, ps in groups.items() if ps], weight_decay=0.0, fused=True
+    )
+    pad = model.config.decoder_pad_token_id
+    trainable = [p for ps in groups.values() for p in ps]
+    rng = random.Random(a.seed)
+    order = list(range(len(train)))
+    rng.shuffle(order)
+    position, train_seconds, curve = 0, 0.0, []
+    model.train()
+    for step in range(1, a.steps + 1):
+        started = time.time()
+        if position + a.batch_size > len(order):
+            rng.shuffle(order)
+            position = 0
+        batch = processor([train[i] for i in order[position : position + a.batch_size]], return_tensors="pt", max_length=a.max_length)
+        position += a.batch_size
+        ids, mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
+        labels = ids.masked_fill(mask == 0, -100)
+        if a.word_dropout > 0:
+            drop = (torch.rand(ids.shape) < a.word_dropout) & (mask == 1)
+            drop[:, 0] = False
+            ids = ids.masked_fill(drop, pad)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=ids,
+                    decoder_attention_mask=mask, labels=labels, beta=0.0)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        train_seconds += time.time() - started
+        if step % 10 == 0:
+            per_token = out.reconstruction_loss.sum().item() / out.num_tokens.sum().item()
+            print(f"step {step}: {train_seconds:.0f} s, reconstruction {per_token:.3f} nats/token", flush=True)
+        if step % a.eval_every == 0 or step == a.steps:
+            scores = reconstruction_scores(model, processor, test, batch_size=16, max_length=a.max_length,
+                                           generation_kwargs={"max_new_tokens": 40})
+            model.train()
+            distinct = len(set(scores["reconstructions"]))
+            curve.append({"step": step, "train_seconds": round(train_seconds, 1), "bleu": round(scores["bleu"], 2),
+                          "exact": round(scores["exact_match"] * len(test)), "distinct": distinct})
+            print(f"step {step}: test BLEU {scores['bleu']:.2f}, distinct {distinct}/{len(test)}", flush=True)
+            for h, r in list(zip(scores["reconstructions"], test))[:4]:
+                print(f"    {r}  ->  {h}", flush=True)
+    if a.output:
+        Path(a.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.output).write_text(json.dumps({"settings": vars(a), "parameters": counts, "curve": curve}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
