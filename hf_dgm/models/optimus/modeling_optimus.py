@@ -218,6 +218,17 @@ _GENERATE_RESERVED = frozenset({
 })
 
 
+def _check_generation_values(generation_kwargs: dict) -> None:
+    """Clear errors for malformed counts (positive ints) and sampling/beam numbers (finite floats) given to
+    `generate`."""
+    for key in ("num_beams", "num_return_sequences", "max_new_tokens"):
+        if generation_kwargs.get(key) is not None:
+            check_int(generation_kwargs[key], key, minimum=1)
+    for key in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
+        if generation_kwargs.get(key) is not None:
+            check_float(generation_kwargs[key], key)
+
+
 def _head(in_features: int, out_features: int, role: str, bias: bool = False) -> nn.Linear:
     layer = nn.Linear(in_features, out_features, bias=bias)
     layer._optimus_head = role
@@ -435,6 +446,83 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         return out.logits
 
     # ---------------------------------------------------------------- forward
+    def _check_forward_inputs(
+        self,
+        input_ids: torch.LongTensor | None,
+        decoder_input_ids: torch.LongTensor | None,
+        latents: torch.FloatTensor | None,
+        beta: float | None,
+        kl_threshold: float | None,
+    ) -> tuple[float, float]:
+        """Clear errors for missing or malformed `forward` inputs; returns (β, λ) with the config's defaults."""
+        if decoder_input_ids is None:
+            raise ValueError("`decoder_input_ids` are required (the sentence as `BOS tokens EOS`)")
+        if input_ids is None and latents is None:
+            raise ValueError("pass encoder `input_ids` (to encode) or `latents` (to decode a given z)")
+        beta = check_float(self.config.beta if beta is None else beta, "beta", minimum=0.0)
+        kl_threshold = check_float(
+            self.config.kl_threshold if kl_threshold is None else kl_threshold, "kl_threshold", minimum=0.0
+        )
+        if latents is not None:
+            check_float_tensor(latents, "latents", ndim=2, size=self.config.latent_size)
+        return beta, kl_threshold
+
+    def _kl_terms(
+        self, mean: torch.FloatTensor, logvar: torch.FloatTensor, beta: float, kl_threshold: float
+    ) -> tuple[torch.FloatTensor, torch.FloatTensor, torch.FloatTensor]:
+        """
+        KL(q(z|x) ‖ N(0, I)) of the posterior `mean`, `logvar` `(batch_size, latent_size)`: per dimension
+        `(batch_size, latent_size)`, summed `(batch_size,)`, and the sum the loss uses `(batch_size,)` — with the
+        dimension-wise threshold λ (each dimension clamped at λ, or dropped below it when
+        `config.kl_threshold_mode == "mask"`) when λ > 0 and β > 0, else the plain sum.
+        """
+        # at least fp32 (under bf16/fp16 autocast too); a float64 model keeps float64
+        kl_dtype = torch.promote_types(mean.dtype, torch.float32)
+        kl_per_dim = self.kl_divergence(mean.to(kl_dtype), logvar.to(kl_dtype))
+        kl = kl_per_dim.sum(-1)
+        if kl_threshold > 0 and beta > 0:
+            if self.config.kl_threshold_mode == "mask":
+                kl_thresholded = (kl_per_dim * (kl_per_dim > kl_threshold).to(kl_per_dim.dtype)).sum(-1)
+            else:
+                kl_thresholded = kl_per_dim.clamp(min=kl_threshold).sum(-1)
+        else:
+            kl_thresholded = kl
+        return kl_per_dim, kl, kl_thresholded
+
+    def _reconstruction_terms(
+        self,
+        logits: torch.FloatTensor,
+        labels: torch.LongTensor | None,
+        decoder_input_ids: torch.LongTensor,
+        decoder_attention_mask: torch.LongTensor | None,
+    ) -> tuple[torch.FloatTensor, torch.FloatTensor, torch.LongTensor]:
+        """
+        Teacher-forced reconstruction of `logits` `(batch_size, dec_len, vocab_size)` against `labels` (by default
+        `decoder_input_ids` with -100 where the mask is 0), shifted by one: (summed token NLL `(batch_size,)`, the
+        same divided by the sentence length when `config.length_weighted_loss` (what the loss uses), the number of
+        target tokens `(batch_size,)`).
+        """
+        if labels is None:
+            labels = decoder_input_ids
+            if decoder_attention_mask is not None:
+                labels = labels.masked_fill(decoder_attention_mask == 0, -100)
+        targets = labels[:, 1:]
+        token_nll = F.cross_entropy(
+            logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]),
+            targets.reshape(-1),
+            ignore_index=-100,
+            reduction="none",
+        ).view(targets.shape)
+        num_tokens = (targets != -100).sum(-1)
+        reconstruction_loss = token_nll.sum(-1)
+        rec_for_loss = reconstruction_loss
+        if self.config.length_weighted_loss:
+            # The original divides by the non-pad decoder tokens, BOS included (`sent_length` in its VAE.forward):
+            # the labels before the shift, one more than the targets.
+            sentence_length = (labels != -100).sum(-1)
+            rec_for_loss = reconstruction_loss / sentence_length.clamp(min=1).to(reconstruction_loss.dtype)
+        return reconstruction_loss, rec_for_loss, num_tokens
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -464,16 +552,7 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             sample_latent (`bool`, *optional*): sample z ~ q(z|x) (default in training mode) or use the mean
                 (default in eval mode).
         """
-        if decoder_input_ids is None:
-            raise ValueError("`decoder_input_ids` are required (the sentence as `BOS tokens EOS`)")
-        if input_ids is None and latents is None:
-            raise ValueError("pass encoder `input_ids` (to encode) or `latents` (to decode a given z)")
-        beta = check_float(self.config.beta if beta is None else beta, "beta", minimum=0.0)
-        kl_threshold = check_float(
-            self.config.kl_threshold if kl_threshold is None else kl_threshold, "kl_threshold", minimum=0.0
-        )
-        if latents is not None:
-            check_float_tensor(latents, "latents", ndim=2, size=self.config.latent_size)
+        beta, kl_threshold = self._check_forward_inputs(input_ids, decoder_input_ids, latents, beta, kl_threshold)
         if sample_latent is None:
             sample_latent = self.training
 
@@ -483,39 +562,12 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
             mean, logvar = posterior.mean, posterior.logvar
             if latents is None:
                 latents = self.reparameterize(mean, logvar) if sample_latent else mean
-            # at least fp32 (under bf16/fp16 autocast too); a float64 model keeps float64
-            kl_dtype = torch.promote_types(mean.dtype, torch.float32)
-            kl_per_dim = self.kl_divergence(mean.to(kl_dtype), logvar.to(kl_dtype))
-            kl = kl_per_dim.sum(-1)
-            if kl_threshold > 0 and beta > 0:
-                if self.config.kl_threshold_mode == "mask":
-                    kl_thresholded = (kl_per_dim * (kl_per_dim > kl_threshold).to(kl_per_dim.dtype)).sum(-1)
-                else:
-                    kl_thresholded = kl_per_dim.clamp(min=kl_threshold).sum(-1)
-            else:
-                kl_thresholded = kl
+            kl_per_dim, kl, kl_thresholded = self._kl_terms(mean, logvar, beta, kl_threshold)
 
         logits = self.decode(decoder_input_ids, latents, decoder_attention_mask)
-
-        if labels is None:
-            labels = decoder_input_ids
-            if decoder_attention_mask is not None:
-                labels = labels.masked_fill(decoder_attention_mask == 0, -100)
-        targets = labels[:, 1:]
-        token_nll = F.cross_entropy(
-            logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32)).reshape(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=-100,
-            reduction="none",
-        ).view(targets.shape)
-        num_tokens = (targets != -100).sum(-1)
-        reconstruction_loss = token_nll.sum(-1)
-        rec_for_loss = reconstruction_loss
-        if self.config.length_weighted_loss:
-            # The original divides by the non-pad decoder tokens, BOS included (`sent_length` in its VAE.forward):
-            # the labels before the shift, one more than the targets.
-            sentence_length = (labels != -100).sum(-1)
-            rec_for_loss = reconstruction_loss / sentence_length.clamp(min=1).to(reconstruction_loss.dtype)
+        reconstruction_loss, rec_for_loss, num_tokens = self._reconstruction_terms(
+            logits, labels, decoder_input_ids, decoder_attention_mask
+        )
         per_example = rec_for_loss if kl_thresholded is None else rec_for_loss + beta * kl_thresholded
         loss = per_example.mean()
 
@@ -534,6 +586,21 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         )
 
     # ---------------------------------------------------------------- generation
+    def _fill_generation_defaults(self, generation_kwargs: dict) -> int:
+        """Fill in `max_new_tokens` and the decoder's EOS / PAD ids (in place) and return how many sequences the
+        decoder's `generate` makes of each input (max(num_beams, num_return_sequences)): the latent cache and the
+        embedding shift must be expanded by the same factor."""
+        generation_kwargs.setdefault("max_new_tokens", self.config.max_new_tokens)
+        if self.config.decoder_eos_token_id is not None:
+            generation_kwargs.setdefault("eos_token_id", self.config.decoder_eos_token_id)
+        pad = self.config.decoder_pad_token_id
+        generation_kwargs.setdefault("pad_token_id", pad if pad is not None else generation_kwargs.get("eos_token_id"))
+        # `generate` expands input ids by this factor itself; the latent cache and embedding shift must match.
+        base = self.decoder.generation_config
+        num_beams = generation_kwargs.get("num_beams", base.num_beams) or 1
+        num_return = generation_kwargs.get("num_return_sequences", base.num_return_sequences) or 1
+        return max(num_beams, num_return)
+
     @torch.no_grad()
     def generate(
         self,
@@ -563,29 +630,13 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
                 raise ValueError("pass `latents` or encoder `input_ids` to generate from")
             latents = self.encode(input_ids, attention_mask).mean
         check_float_tensor(latents, "latents", ndim=2, size=self.config.latent_size)
-        for key in ("num_beams", "num_return_sequences", "max_new_tokens"):
-            if generation_kwargs.get(key) is not None:
-                check_int(generation_kwargs[key], key, minimum=1)
-        for key in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
-            if generation_kwargs.get(key) is not None:
-                check_float(generation_kwargs[key], key)
+        _check_generation_values(generation_kwargs)
         bos = self.config.decoder_bos_token_id
         if bos is None:
             raise ValueError("config.decoder_bos_token_id is not set: generation has no start token")
         latents = latents.to(device=self.device, dtype=self.dtype)
         batch = latents.shape[0]
-
-        generation_kwargs.setdefault("max_new_tokens", self.config.max_new_tokens)
-        if self.config.decoder_eos_token_id is not None:
-            generation_kwargs.setdefault("eos_token_id", self.config.decoder_eos_token_id)
-        pad = self.config.decoder_pad_token_id
-        generation_kwargs.setdefault("pad_token_id", pad if pad is not None else generation_kwargs.get("eos_token_id"))
-        # `generate` expands input ids by this factor itself; the latent cache and embedding shift must match.
-        base = self.decoder.generation_config
-        num_beams = generation_kwargs.get("num_beams", base.num_beams) or 1
-        num_return = generation_kwargs.get("num_return_sequences", base.num_return_sequences) or 1
-        expand = max(num_beams, num_return)
-        expanded = latents.repeat_interleave(expand, dim=0)
+        expanded = latents.repeat_interleave(self._fill_generation_defaults(generation_kwargs), dim=0)
 
         input_ids_dec = torch.full((batch, 1), bos, dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {}
