@@ -255,3 +255,15 @@ def test_tiny_training_run_decreases_the_loss_and_round_trips(parts, tmp_path):
     again = pipeline("dialog-response", model=loaded)
     kwargs = {"num_responses": 4, "seed": 3, "max_new_tokens": 8}
     assert chat(DIALOGS[0][:2], **kwargs) == again(DIALOGS[0][:2], **kwargs)
+
+    # `hf-dgm evaluate optimus_dialog` on the original's context<TAB>response file
+    from hf_dgm.cli import main as hf_dgm_main
+
+    pairs = tmp_path / "test.txt"
+    pairs.write_text("".join(f"{' EOS '.join(d[:2])}\t{d[2]}\n" for d in DIALOGS))
+    report = tmp_path / "eval.json"
+    assert hf_dgm_main(["evaluate", "optimus_dialog", str(out), "--data_file", str(pairs), "--num_responses", "2",
+                        "--max_new_tokens", "6", "--output", str(report)]) == 0
+    scored = json.loads(report.read_text())
+    assert scored["num_contexts"] == 8 and scored["num_responses"] == 16
+    assert 0 <= scored["bleu_precision"] <= scored["bleu_recall"] and math.isfinite(scored["reconstruction_nll"])
