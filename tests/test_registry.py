@@ -322,6 +322,12 @@ def _tiny_optimus_dialog(tmp_path):
     return OptimusForDialogResponse.from_encoder_decoder_pretrained(str(enc_dir), str(dec_dir), latent_size=8)
 
 
+def _tiny_optimus_cara(tmp_path):
+    from hf_dgm.models.optimus_cara import OptimusForLabelConditionalGeneration
+
+    return OptimusForLabelConditionalGeneration.from_optimus(_tiny_optimus(tmp_path), id2label=["neg", "pos"], hidden_size=8)
+
+
 def _translate_grey_square(pipe):
     import numpy as np
 
@@ -337,6 +343,7 @@ TINY_MODELS = {
     "prevalent": _tiny_prevalent,
     "prevalent_navigation": _tiny_prevalent_navigation,
     "optimus_dialog": _tiny_optimus_dialog,
+    "optimus_cara": _tiny_optimus_cara,
 }
 PIPELINE_CALLS = {
     "sentence-interpolation": lambda pipe: pipe(["a man .", "a dog ."], num_steps=2, max_new_tokens=3),
@@ -348,6 +355,8 @@ PIPELINE_CALLS = {
     "vln-instruction": lambda pipe: pipe({"view_indices": [12, 13], "action_angles": [[0.5, 0.0]]}, max_length=3),
     "image-translation": _translate_grey_square,
     "vln-navigation": _navigate_probe_graph,
+    "label-conditional-generation": lambda pipe: [r["label"] for r in pipe("pos", num_return_sequences=2, seed=0,
+                                                                           max_new_tokens=3)] == ["pos", "pos"],
     "dialog-response": lambda pipe: len(pipe(["a man .", "a dog ."], num_responses=2, seed=0, max_new_tokens=3)) == 2,
 }
 
