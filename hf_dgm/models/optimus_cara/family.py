@@ -31,6 +31,7 @@ FAMILY = FamilySpec(
             "judge_accuracy": MetricSpec("accuracy", "Judge classifier accuracy on held-out real sentences", None),
             "latent_classifier_accuracy": MetricSpec("accuracy", "Latent classifier accuracy on held-out posterior means", None),
             "plain_decoder_ppl": MetricSpec("perplexity", "Perplexity of generated sentences under the plain decoder", False),
+            "reconstruction_label_accuracy": MetricSpec("accuracy", "Judge accuracy on the VAE's reconstructions of held-out sentences (ceiling)", None),
             "latent_spread_ratio": MetricSpec("spread_ratio", "Per-dimension spread of generated latents over the real posterior means'", None),
             "plain_decoder_ppl_real": MetricSpec("perplexity", "Perplexity of real held-out sentences under the plain decoder (reference)", None),
             "distinct_1": MetricSpec("distinct-1", "Distinct-1 of generated sentences", True),

@@ -104,6 +104,26 @@ def latent_classifier_accuracy(model, latents: torch.Tensor, labels: torch.Tenso
 
 
 @torch.no_grad()
+def reconstruction_label_accuracy(
+    model, judge, sentences: Sequence[str], labels: Sequence[int], per_label: int, max_length: int = 40,
+    batch_size: int = 64, **generation_kwargs,
+) -> float:
+    """The judge's accuracy on the VAE's greedy reconstructions (decodes of the posterior means) of `per_label` real
+    held-out sentences per label: how much of the label the frozen VAE carries from a real latent to a sentence — the
+    ceiling of any latent-space conditional generator on top of it."""
+    chosen = []
+    for label in range(model.config.num_labels):
+        chosen += [(t, y) for t, y in zip(sentences, labels) if y == label][:per_label]
+    texts = []
+    for start in range(0, len(chosen), batch_size):
+        batch = model.processor([t for t, _ in chosen[start : start + batch_size]], max_length=max_length, return_tensors="pt")
+        ids = model.optimus.generate(input_ids=batch["input_ids"].to(model.device),
+                                     attention_mask=batch["attention_mask"].to(model.device), **generation_kwargs)
+        texts += [t.strip() for t in model.processor.batch_decode(ids)]
+    return judge_accuracy(judge, texts, [y for _, y in chosen])
+
+
+@torch.no_grad()
 def latent_spread_ratio(model, latents: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """Mean over labels of (mean per-dimension std of G(ε, y)) / (the same of the real μ(x) of label y): 1 when G
     spreads like the data, below 1 when it collapses towards fewer modes (less varied sentences)."""
@@ -119,6 +139,7 @@ def latent_spread_ratio(model, latents: torch.Tensor, labels: torch.Tensor, seed
 
 __all__ = [
     "latent_spread_ratio",
+    "reconstruction_label_accuracy",
     "train_judge", "judge_accuracy", "distinct_n", "generate_per_label", "load_plain_decoder",
     "label_accuracy_figures", "latent_classifier_accuracy",
 ]

@@ -131,7 +131,7 @@ def evaluate_model(model, data_args, eval_args, train_files) -> tuple[dict[str, 
     from .data import posterior_means, read_labelled_sentences
     from .evaluation import (
         distinct_n, generate_per_label, judge_accuracy, label_accuracy_figures, latent_classifier_accuracy,
-        latent_spread_ratio, load_plain_decoder, train_judge,
+        latent_spread_ratio, load_plain_decoder, reconstruction_label_accuracy, train_judge,
     )
 
     eval_text, eval_labels = read_labelled_sentences(data_args.eval_files, data_args.max_eval_per_label, seed=1)
@@ -146,6 +146,9 @@ def evaluate_model(model, data_args, eval_args, train_files) -> tuple[dict[str, 
     texts, labels = generate_per_label(model, eval_args.num_samples_per_label, seed=eval_args.eval_seed,
                                        max_new_tokens=eval_args.max_new_tokens)
     figures.update(label_accuracy_figures(judge, texts, labels, model.config.num_labels))
+    figures["reconstruction_label_accuracy"] = reconstruction_label_accuracy(
+        model, judge, eval_text, eval_labels, eval_args.num_samples_per_label, data_args.max_length,
+        max_new_tokens=eval_args.max_new_tokens)
     figures["distinct_1"], figures["distinct_2"] = distinct_n(texts, 1), distinct_n(texts, 2)
     figures["num_generated"] = len(texts)
     figures["eval_sentences"] = len(eval_text)
