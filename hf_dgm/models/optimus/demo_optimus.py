@@ -85,67 +85,79 @@ class OptimusDemo:
         return result[0]["text"].strip() or EMPTY, f"Decoded from the posterior mean ({decoding})."
 
 
+def _decoding_controls(gr, prefix: str):
+    """One row of decoding choice, seed and max-new-tokens slider (element ids `<prefix>-…`)."""
+    with gr.Row():
+        decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding", elem_id=f"{prefix}-decoding")
+        seed = gr.Textbox(value="0", label="Seed (empty: random)", max_lines=1, elem_id=f"{prefix}-seed")
+        max_new = gr.Slider(4, 64, value=30, step=1, label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
+    return decoding, seed, max_new
+
+
+def _interpolation_tab(gr, app: OptimusDemo) -> None:
+    with gr.Tab("Interpolation", id="interpolation"):
+        with gr.Row():
+            first = gr.Textbox(value=EXAMPLE_PAIR[0], label="First sentence", elem_id="interp-first")
+            second = gr.Textbox(value=EXAMPLE_PAIR[1], label="Second sentence", elem_id="interp-second")
+        steps = gr.Slider(2, 12, value=5, step=1, label="Steps (both ends included)", elem_id="interp-steps")
+        decoding, seed, max_new = _decoding_controls(gr, "interp")
+        run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
+        path = gr.Textbox(label="Interpolation path", lines=8, interactive=False, elem_id="interp-output")
+        status = gr.Markdown(elem_id="interp-status")
+
+        def interpolate(a, b, n, dec, s, m, progress=gr.Progress()):
+            return app.interpolate(a, b, n, dec, s, m, progress=progress)
+
+        run.click(guarded(interpolate, ("",)), [first, second, steps, decoding, seed, max_new], [path, status])
+
+
+def _analogy_tab(gr, app: OptimusDemo) -> None:
+    with gr.Tab("Analogy", id="analogy"):
+        with gr.Row():
+            a = gr.Textbox(value=EXAMPLE_ANALOGY[0], label="a", elem_id="analogy-a")
+            b = gr.Textbox(value=EXAMPLE_ANALOGY[1], label="b", elem_id="analogy-b")
+            c = gr.Textbox(value=EXAMPLE_ANALOGY[2], label="c", elem_id="analogy-c")
+        degree = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Degree", elem_id="analogy-degree")
+        decoding, seed, max_new = _decoding_controls(gr, "analogy")
+        run = gr.Button("Complete a : b :: c : ?", variant="primary", elem_id="analogy-run")
+        out = gr.Textbox(label="d", interactive=False, elem_id="analogy-output")
+        status = gr.Markdown(elem_id="analogy-status")
+
+        def analogy(x, y, z, d, dec, s, m, progress=gr.Progress()):
+            return app.analogy_(x, y, z, d, dec, s, m, progress=progress)
+
+        run.click(guarded(analogy, ("",)), [a, b, c, degree, decoding, seed, max_new], [out, status])
+
+
+def _reconstruction_tab(gr, app: OptimusDemo) -> None:
+    with gr.Tab("Reconstruction", id="reconstruction"):
+        sentence = gr.Textbox(value=EXAMPLE_PAIR[0], label="Sentence", elem_id="recon-input")
+        decoding, seed, max_new = _decoding_controls(gr, "recon")
+        run = gr.Button("Reconstruct", variant="primary", elem_id="recon-run")
+        out = gr.Textbox(label="Reconstruction", interactive=False, elem_id="recon-output")
+        status = gr.Markdown(elem_id="recon-status")
+
+        def reconstruct(x, dec, s, m, progress=gr.Progress()):
+            return app.reconstruct(x, dec, s, m, progress=progress)
+
+        run.click(guarded(reconstruct, ("",)), [sentence, decoding, seed, max_new], [out, status])
+
+
 def build_demo(model: str | os.PathLike, revision: str | None = None, device: Any = None):
-    """The Optimus Gradio app for a saved folder or Hub repo (`revision`: pinned commit)."""
+    """The Optimus Gradio app for a saved folder or Hub repo (`revision`: pinned commit): one tab per task, each
+    with its inputs, decoding controls, button and outputs."""
     import gradio as gr
 
     app = OptimusDemo(model, revision=revision, device=device)
-
-    def decoding_controls(prefix: str):
-        with gr.Row():
-            decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding", elem_id=f"{prefix}-decoding")
-            seed = gr.Textbox(value="0", label="Seed (empty: random)", max_lines=1, elem_id=f"{prefix}-seed")
-            max_new = gr.Slider(4, 64, value=30, step=1, label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
-        return decoding, seed, max_new
-
     with gr.Blocks(title=f"Optimus — {app.model_id}") as demo:
         gr.Markdown(
             f"# Optimus: a sentence VAE\nModel {model_title(model, revision)}. Sentences are encoded to their "
             "posterior means in the latent space and decoded back; moving between the means moves between sentences."
         )
         with gr.Tabs():
-            with gr.Tab("Interpolation", id="interpolation"):
-                with gr.Row():
-                    first = gr.Textbox(value=EXAMPLE_PAIR[0], label="First sentence", elem_id="interp-first")
-                    second = gr.Textbox(value=EXAMPLE_PAIR[1], label="Second sentence", elem_id="interp-second")
-                steps = gr.Slider(2, 12, value=5, step=1, label="Steps (both ends included)", elem_id="interp-steps")
-                decoding, seed, max_new = decoding_controls("interp")
-                run = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
-                path = gr.Textbox(label="Interpolation path", lines=8, interactive=False, elem_id="interp-output")
-                status = gr.Markdown(elem_id="interp-status")
-
-                def interpolate(a, b, n, dec, s, m, progress=gr.Progress()):
-                    return app.interpolate(a, b, n, dec, s, m, progress=progress)
-
-                run.click(guarded(interpolate, ("",)), [first, second, steps, decoding, seed, max_new], [path, status])
-
-            with gr.Tab("Analogy", id="analogy"):
-                with gr.Row():
-                    a = gr.Textbox(value=EXAMPLE_ANALOGY[0], label="a", elem_id="analogy-a")
-                    b = gr.Textbox(value=EXAMPLE_ANALOGY[1], label="b", elem_id="analogy-b")
-                    c = gr.Textbox(value=EXAMPLE_ANALOGY[2], label="c", elem_id="analogy-c")
-                degree = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Degree", elem_id="analogy-degree")
-                decoding_a, seed_a, max_new_a = decoding_controls("analogy")
-                run_a = gr.Button("Complete a : b :: c : ?", variant="primary", elem_id="analogy-run")
-                out_a = gr.Textbox(label="d", interactive=False, elem_id="analogy-output")
-                status_a = gr.Markdown(elem_id="analogy-status")
-
-                def analogy(x, y, z, d, dec, s, m, progress=gr.Progress()):
-                    return app.analogy_(x, y, z, d, dec, s, m, progress=progress)
-
-                run_a.click(guarded(analogy, ("",)), [a, b, c, degree, decoding_a, seed_a, max_new_a], [out_a, status_a])
-
-            with gr.Tab("Reconstruction", id="reconstruction"):
-                sentence = gr.Textbox(value=EXAMPLE_PAIR[0], label="Sentence", elem_id="recon-input")
-                decoding_r, seed_r, max_new_r = decoding_controls("recon")
-                run_r = gr.Button("Reconstruct", variant="primary", elem_id="recon-run")
-                out_r = gr.Textbox(label="Reconstruction", interactive=False, elem_id="recon-output")
-                status_r = gr.Markdown(elem_id="recon-status")
-
-                def reconstruct(x, dec, s, m, progress=gr.Progress()):
-                    return app.reconstruct(x, dec, s, m, progress=progress)
-
-                run_r.click(guarded(reconstruct, ("",)), [sentence, decoding_r, seed_r, max_new_r], [out_r, status_r])
+            _interpolation_tab(gr, app)
+            _analogy_tab(gr, app)
+            _reconstruction_tab(gr, app)
     demo.optimus = app  # the loaded pipelines, for scripts and tests
     return demo
 

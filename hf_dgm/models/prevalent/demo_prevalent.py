@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,68 +210,107 @@ class VLNDemo:
         return picture, trajectory, summary
 
 
+@dataclass
+class _VLNPage:
+    """The page's components: path pickers, run button, status and picture for both apps; decoding controls and the
+    generated/reference instructions for the speaker, the instruction box for the navigation agent."""
+
+    scan: Any
+    path: Any
+    run: Any
+    status: Any
+    picture: Any
+    decoding: Any = None
+    seed: Any = None
+    max_length: Any = None
+    generated: Any = None
+    references: Any = None
+    instruction: Any = None
+
+
+def _layout(gr, app: VLNDemo, title: str) -> _VLNPage:
+    """The header, a column of controls (scan, path, then the speaker's decoding or the agent's instruction) and a
+    column of results (the speaker's instruction beside the references, and the floor graph)."""
+    first_paths = app.paths(app.scans[0])
+    kind = "speaker (instruction writer)" if app.speaker else "navigation agent"
+    gr.Markdown(
+        f"# Prevalent: vision-and-language navigation on R2R\nModel {title}, a {kind}. "
+        f"{len(app.episodes)} R2R paths in {len(app.scans)} scans from `{app.data}`. The picture is the scan's "
+        "navigation graph seen from above (metres): the reference path in blue"
+        + ("." if app.speaker else ", the agent's trajectory in red.")
+    )
+    extra: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column(scale=1):
+            scan = gr.Dropdown(app.scans, value=app.scans[0], label="Scan", elem_id="vln-scan")
+            path = gr.Dropdown(first_paths, value=first_paths[0], label="Path", elem_id="vln-path")
+            if app.speaker:
+                extra["decoding"] = gr.Radio(list(DECODINGS), value="greedy", label="Decoding", elem_id="vln-decoding")
+                extra["seed"] = gr.Textbox(value="0", label="Seed (sampling)", max_lines=1, elem_id="vln-seed")
+                extra["max_length"] = gr.Slider(5, 80, value=40, step=1, label="Maximum length (tokens)",
+                                                elem_id="vln-max-length")  # fmt: skip
+                run = gr.Button("Describe the path", variant="primary", elem_id="vln-run")
+            else:
+                extra["instruction"] = gr.Textbox(label="Instruction", lines=3, elem_id="vln-instruction")
+                run = gr.Button("Navigate", variant="primary", elem_id="vln-run")
+            status = gr.Markdown(elem_id="vln-status")
+        with gr.Column(scale=2):
+            if app.speaker:
+                extra["generated"] = gr.Textbox(label="Speaker's instruction", lines=3, elem_id="vln-generated")
+                extra["references"] = gr.Textbox(label="R2R reference instructions", lines=3, elem_id="vln-references")
+            picture = gr.Image(label="Floor graph", type="pil", format="png", elem_id="vln-picture")
+    return _VLNPage(scan, path, run, status, picture, **extra)
+
+
+def _wire_speaker(gr, app: VLNDemo, page: _VLNPage) -> None:
+    """The speaker's button: describe the picked path."""
+
+    def describe(s, p, d, sd, m, progress=gr.Progress()):
+        progress(0.1, desc="writing the instruction")
+        text, refs, image = app.describe(s, p, d, sd, m)
+        return text, refs, image, f"Instruction for path {p} of {s} ({d})."
+
+    page.run.click(guarded(describe, ("", "", None)), [page.scan, page.path, page.decoding, page.seed, page.max_length],
+                   [page.generated, page.references, page.picture, page.status])  # fmt: skip
+
+
+def _wire_navigator(gr, demo, app: VLNDemo, page: _VLNPage) -> None:
+    """The navigation agent's page: the picked path's first R2R instruction fills the box (on load too); the button
+    navigates with the box's instruction."""
+
+    def fill(s, p):
+        episode = app.episode(s, p)
+        return (episode.get("instructions") or [""])[0]
+
+    page.path.change(lambda s, p: fill(s, p) if p else "", [page.scan, page.path], [page.instruction])
+    demo.load(lambda s, p: fill(s, p), [page.scan, page.path], [page.instruction])
+
+    def navigate(s, p, text, progress=gr.Progress()):
+        progress(0.1, desc="navigating")
+        image, _, summary = app.navigate(s, p, text)
+        return image, summary
+
+    page.run.click(guarded(navigate, (None,)), [page.scan, page.path, page.instruction], [page.picture, page.status])
+
+
 def build_demo(model: str | os.PathLike, revision: str | None = None, device: Any = None,
                data: str | os.PathLike | None = None):  # fmt: skip
     """The VLN Gradio app for a saved speaker or navigation agent (folder or Hub repo; `revision`: pinned commit)."""
     import gradio as gr
 
     app = VLNDemo(model, revision=revision, device=device, data=data)
-    first_paths = app.paths(app.scans[0])
-    kind = "speaker (instruction writer)" if app.speaker else "navigation agent"
     with gr.Blocks(title=f"Prevalent — {app.model_id}") as demo:
-        gr.Markdown(
-            f"# Prevalent: vision-and-language navigation on R2R\nModel {model_title(model, revision)}, a {kind}. "
-            f"{len(app.episodes)} R2R paths in {len(app.scans)} scans from `{app.data}`. The picture is the scan's "
-            "navigation graph seen from above (metres): the reference path in blue"
-            + ("." if app.speaker else ", the agent's trajectory in red.")
-        )
-        with gr.Row():
-            with gr.Column(scale=1):
-                scan = gr.Dropdown(app.scans, value=app.scans[0], label="Scan", elem_id="vln-scan")
-                path = gr.Dropdown(first_paths, value=first_paths[0], label="Path", elem_id="vln-path")
-                if app.speaker:
-                    decoding = gr.Radio(list(DECODINGS), value="greedy", label="Decoding", elem_id="vln-decoding")
-                    seed = gr.Textbox(value="0", label="Seed (sampling)", max_lines=1, elem_id="vln-seed")
-                    max_length = gr.Slider(5, 80, value=40, step=1, label="Maximum length (tokens)", elem_id="vln-max-length")
-                    run = gr.Button("Describe the path", variant="primary", elem_id="vln-run")
-                else:
-                    instruction = gr.Textbox(label="Instruction", lines=3, elem_id="vln-instruction")
-                    run = gr.Button("Navigate", variant="primary", elem_id="vln-run")
-                status = gr.Markdown(elem_id="vln-status")
-            with gr.Column(scale=2):
-                if app.speaker:
-                    generated = gr.Textbox(label="Speaker's instruction", lines=3, elem_id="vln-generated")
-                    references = gr.Textbox(label="R2R reference instructions", lines=3, elem_id="vln-references")
-                picture = gr.Image(label="Floor graph", type="pil", format="png", elem_id="vln-picture")
+        page = _layout(gr, app, model_title(model, revision))
 
         def pick_scan(s):
             labels = app.paths(s)
             return gr.update(choices=labels, value=labels[0] if labels else None)
 
-        scan.change(pick_scan, [scan], [path])
-
+        page.scan.change(pick_scan, [page.scan], [page.path])
         if app.speaker:
-            def describe(s, p, d, sd, m, progress=gr.Progress()):
-                progress(0.1, desc="writing the instruction")
-                text, refs, image = app.describe(s, p, d, sd, m)
-                return text, refs, image, f"Instruction for path {p} of {s} ({d})."
-
-            run.click(guarded(describe, ("", "", None)), [scan, path, decoding, seed, max_length],
-                      [generated, references, picture, status])
+            _wire_speaker(gr, app, page)
         else:
-            def fill(s, p):
-                episode = app.episode(s, p)
-                return (episode.get("instructions") or [""])[0]
-
-            path.change(lambda s, p: fill(s, p) if p else "", [scan, path], [instruction])
-            demo.load(lambda s, p: fill(s, p), [scan, path], [instruction])
-
-            def navigate(s, p, text, progress=gr.Progress()):
-                progress(0.1, desc="navigating")
-                image, _, summary = app.navigate(s, p, text)
-                return image, summary
-
-            run.click(guarded(navigate, (None,)), [scan, path, instruction], [picture, status])
+            _wire_navigator(gr, demo, app, page)
     demo.vln = app
     return demo
 
