@@ -19,8 +19,8 @@ calls (as it does when all ranks run the same D step). The loss, quantized outpu
 usage reported in an update step are computed from the all-reduced counts (global batch), otherwise per rank.
 
 Configuration: every GAN config of the zoo carries the same FQ fields, declared once by
-[`FeatureQuantizerConfigMixin`] (defaults `FQ_CONFIG_DEFAULTS`, documented by `FQ_CONFIG_DOCSTRING`), validated by [`validate_feature_quantizer_config`]; a model builds each quantizer with
-[`FeatureQuantizer.from_config`]. The dictionary size has one name, `fq_num_embeddings`.
+[`FeatureQuantizerConfigMixin`] (defaults `FQ_CONFIG_DEFAULTS`, documented by `FQ_CONFIG_DOCSTRING`), validated by
+[`validate_feature_quantizer_config`]; a model builds each quantizer with [`FeatureQuantizer.from_config`]. The dictionary size has one name, `fq_num_embeddings`.
 """
 
 from __future__ import annotations

@@ -110,7 +110,9 @@ class GANSteps(abc.ABC):
         self.model = model
 
     @abc.abstractmethod
-    def discriminator_step(self, batch: Mapping[str, Any], *, d_step: int = 0) -> DiscriminatorStepOutput:
+    def discriminator_step(
+        self, batch: Mapping[str, Any], *, step: int = 0, d_step: int = 0
+    ) -> DiscriminatorStepOutput:
         """One D loss on `batch` (the rows of this D step). Updates state only D steps may change (e.g. FQ
         dictionaries)."""
 
@@ -123,7 +125,9 @@ class GANSteps(abc.ABC):
         """Whether a separate regularisation step of `network` follows its optimizer step number `step`."""
         return False
 
-    def discriminator_regularization_step(self, batch: Mapping[str, Any], *, d_step: int = 0) -> DiscriminatorStepOutput:
+    def discriminator_regularization_step(
+        self, batch: Mapping[str, Any], *, step: int = 0, d_step: int = 0
+    ) -> DiscriminatorStepOutput:
         raise NotImplementedError(f"{type(self).__name__} has no separate discriminator regularisation step")
 
     def generator_regularization_step(self, batch: Mapping[str, Any], *, step: int = 0) -> GeneratorStepOutput:
