@@ -54,6 +54,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     low_resource.add_arguments(parser)
 
 
+def _resolve_defaults(args: argparse.Namespace) -> str:
+    """Fill in the likelihood task's defaults (batch size 8, 128 tokens; on CPU at most `CPU_MAX_EXAMPLES` sentences
+    and `CPU_IMPORTANCE_SAMPLES` importance samples, else K = 100) in `args`; returns the device."""
+    import torch
+
+    args.batch_size = 8 if args.batch_size is None else args.batch_size
+    args.max_length = 128 if args.max_length is None else args.max_length
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_cpu = torch.device(device).type == "cpu"
+    if args.max_examples is None and on_cpu:
+        args.max_examples = CPU_MAX_EXAMPLES
+    if args.num_importance_samples is None:
+        args.num_importance_samples = CPU_IMPORTANCE_SAMPLES if on_cpu else 100
+    return device
+
+
+def _print_estimate(model, processor, sentences: list[str], args: argparse.Namespace, device: str, common: dict) -> None:
+    """Time one batch of the evaluation and print the expected minutes of the whole run."""
+    import time
+
+    from hf_dgm.training.optimus.evaluation import evaluate_optimus
+
+    started = time.perf_counter()
+    evaluate_optimus(model, processor, sentences[: args.batch_size], progress=False, **common)
+    per_batch = time.perf_counter() - started
+    minutes = per_batch * math.ceil(len(sentences) / args.batch_size) / 60
+    print(
+        f"[evaluate] {len(sentences)} sentences x K = {args.num_importance_samples} importance samples on {device}: "
+        f"about {minutes:.1f} min (one batch of {args.batch_size} took {per_batch:.1f} s)",
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -65,14 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return low_resource.run(args)
     if args.dataset is None:
         raise ValueError("--dataset is required (a text file, folder, or Hub dataset of sentences)")
-    args.batch_size = 8 if args.batch_size is None else args.batch_size
-    args.max_length = 128 if args.max_length is None else args.max_length
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    on_cpu = torch.device(device).type == "cpu"
-    if args.max_examples is None and on_cpu:
-        args.max_examples = CPU_MAX_EXAMPLES
-    if args.num_importance_samples is None:
-        args.num_importance_samples = CPU_IMPORTANCE_SAMPLES if on_cpu else 100
+    device = _resolve_defaults(args)
     sentences = load_sentences(args.dataset, split=args.split, text_column=args.text_column, max_examples=args.max_examples)
     model = OptimusForConditionalGeneration.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
     model.to(device)
@@ -88,35 +114,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         max_length=args.max_length, seed=args.seed,
     )
     if not args.quiet and len(sentences) > args.batch_size:
-        import time
-
-        started = time.perf_counter()
-        evaluate_optimus(model, processor, sentences[: args.batch_size], progress=False, **common)
-        per_batch = time.perf_counter() - started
-        minutes = per_batch * math.ceil(len(sentences) / args.batch_size) / 60
-        print(
-            f"[evaluate] {len(sentences)} sentences x K = {args.num_importance_samples} importance samples on {device}: "
-            f"about {minutes:.1f} min (one batch of {args.batch_size} took {per_batch:.1f} s)",
-            flush=True,
-        )
-    metrics = evaluate_optimus(
-        model,
-        processor,
-        sentences,
-        num_importance_samples=args.num_importance_samples,
-        chunk_size=args.chunk_size,
-        batch_size=args.batch_size,
-        au_threshold=args.au_threshold,
-        compute_bleu=not args.no_bleu,
-        generation_kwargs=generation_kwargs,
-        progress=not args.quiet,
-        max_length=args.max_length,
-        seed=args.seed,
-    )
-    metrics = {
-        "model": str(args.model),
-        "dataset": str(args.dataset),
-        "split": args.split,
-        **metrics,
-    }
-    return metrics
+        _print_estimate(model, processor, sentences, args, device, common)
+    metrics = evaluate_optimus(model, processor, sentences, progress=not args.quiet, **common)
+    return {"model": str(args.model), "dataset": str(args.dataset), "split": args.split, **metrics}
