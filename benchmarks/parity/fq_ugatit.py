@@ -65,7 +65,7 @@ import torch.nn as nn
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from hf_dgm.convert import ugatit as converter  # noqa: E402
+from hf_dgm.models.fq_ugatit import convert_ugatit as converter  # noqa: E402
 from hf_dgm.models.fq_ugatit import FQUGATITModel  # noqa: E402
 from hf_dgm.training.fq_ugatit.loss import FQUGATITSteps  # noqa: E402
 from hf_dgm.models.fq_ugatit.modeling_fq_ugatit import FQUGATITSpectralNorm  # noqa: E402
