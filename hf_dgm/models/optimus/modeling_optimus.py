@@ -156,6 +156,37 @@ def _decoder_geometry(config) -> tuple[int, int, int, int]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+class OptimusProcessorMixin:
+    """Saves the attached `processor` (an `OptimusProcessor`: both tokenizers) with the weights and attaches it again
+    when a local folder is loaded. Shared by every model built around an Optimus VAE; put it before
+    `PreTrainedModel` in the bases. A model that wraps an Optimus overrides `_attach_processor`."""
+
+    processor = None
+
+    def _attach_processor(self, processor) -> None:
+        self.processor = processor
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the attached `processor` (both tokenizers) when there is one."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.processor is not None and kwargs.get("is_main_process", True):
+            self.processor.save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a local folder's tokenizers are attached as `model.processor`."""
+        check_pretrained_folder(pretrained_model_name_or_path, cls.config_class.model_type,
+                                config_given=kwargs.get("config") is not None)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        path = str(pretrained_model_name_or_path)
+        if os.path.isdir(os.path.join(path, "decoder_tokenizer")):
+            from .processing_optimus import OptimusProcessor
+
+            model._attach_processor(OptimusProcessor.from_pretrained(path))
+        return loaded
+
+
 class OptimusPreTrainedModel(PreTrainedModel):
     config_class = OptimusConfig
     base_model_prefix = "optimus"
@@ -235,7 +266,7 @@ def _head(in_features: int, out_features: int, role: str, bias: bool = False) ->
     return layer
 
 
-class OptimusForConditionalGeneration(OptimusPreTrainedModel):
+class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedModel):
     r"""
     The Optimus sentence VAE (see the module docstring).
 
@@ -759,25 +790,6 @@ class OptimusForConditionalGeneration(OptimusPreTrainedModel):
         model.processor = processor
         return model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the attached `processor` (both tokenizers) when there is one."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if self.processor is not None and kwargs.get("is_main_process", True):
-            self.processor.save_pretrained(save_directory)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a local folder's tokenizers are attached as `model.processor`."""
-        check_pretrained_folder(pretrained_model_name_or_path, OptimusConfig.model_type,
-                                config_given=kwargs.get("config") is not None)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        path = str(pretrained_model_name_or_path)
-        if os.path.isdir(os.path.join(path, "decoder_tokenizer")):
-            from .processing_optimus import OptimusProcessor
-
-            model.processor = OptimusProcessor.from_pretrained(path)
-        return loaded
 
 
 __all__ = [

@@ -22,8 +22,8 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_optimus_cara import OptimusCaraConfig
-from ..optimus.modeling_optimus import OptimusForConditionalGeneration
-from ...modules.validation import check_float_tensor, check_int, check_int_tensor, check_pretrained_folder
+from ..optimus.modeling_optimus import OptimusForConditionalGeneration, OptimusProcessorMixin
+from ...modules.validation import check_float_tensor, check_int, check_int_tensor
 
 
 @dataclass
@@ -78,7 +78,7 @@ class OptimusCaraPreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.weight, std=1.0)
 
 
-class OptimusForLabelConditionalGeneration(OptimusCaraPreTrainedModel):
+class OptimusForLabelConditionalGeneration(OptimusProcessorMixin, OptimusCaraPreTrainedModel):
     r"""
     An Optimus VAE (`self.optimus`) with CARA-style conditional latent modules (see the module docstring).
 
@@ -271,26 +271,9 @@ class OptimusForLabelConditionalGeneration(OptimusCaraPreTrainedModel):
         model.processor = optimus.processor
         return model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the attached `processor` (both tokenizers) when there is one."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if self.processor is not None and kwargs.get("is_main_process", True):
-            self.processor.save_pretrained(save_directory)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a local folder's tokenizers are attached as `model.processor`."""
-        check_pretrained_folder(pretrained_model_name_or_path, OptimusCaraConfig.model_type,
-                                config_given=kwargs.get("config") is not None)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        path = str(pretrained_model_name_or_path)
-        if os.path.isdir(os.path.join(path, "decoder_tokenizer")):
-            from ..optimus.processing_optimus import OptimusProcessor
-
-            model.processor = OptimusProcessor.from_pretrained(path)
-            model.optimus.processor = model.processor
-        return loaded
+    def _attach_processor(self, processor) -> None:
+        self.processor = processor
+        self.optimus.processor = processor
 
 
 __all__ = ["OptimusCaraOutput", "OptimusCaraPreTrainedModel", "OptimusForLabelConditionalGeneration"]

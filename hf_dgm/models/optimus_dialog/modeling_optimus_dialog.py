@@ -29,8 +29,8 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_optimus_dialog import OptimusDialogConfig
-from ..optimus.modeling_optimus import OptimusEncoderOutput, OptimusForConditionalGeneration
-from ...modules.validation import check_float, check_int, check_int_tensor, check_pretrained_folder
+from ..optimus.modeling_optimus import OptimusEncoderOutput, OptimusForConditionalGeneration, OptimusProcessorMixin
+from ...modules.validation import check_float, check_int, check_int_tensor
 
 
 PAIRWISE_EPS = 1e-6  # `torch.nn.functional.pairwise_distance`'s eps, which the original's distances carry
@@ -176,7 +176,7 @@ class OptimusDialogPreTrainedModel(PreTrainedModel):
             optimus.encoder._init_weights(module)
 
 
-class OptimusForDialogResponse(OptimusDialogPreTrainedModel):
+class OptimusForDialogResponse(OptimusProcessorMixin, OptimusDialogPreTrainedModel):
     r"""
     Optimus with SpaceFusion's S2S branch: dialog context → several diverse responses (see the module docstring).
 
@@ -417,26 +417,9 @@ class OptimusForDialogResponse(OptimusDialogPreTrainedModel):
         return (sequences, latents) if output_latents else sequences
 
     # ---------------------------------------------------------------- persistence
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the attached `processor` (both tokenizers) when there is one."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if self.processor is not None and kwargs.get("is_main_process", True):
-            self.processor.save_pretrained(save_directory)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a local folder's tokenizers are attached as `model.processor`."""
-        check_pretrained_folder(pretrained_model_name_or_path, OptimusDialogConfig.model_type,
-                                config_given=kwargs.get("config") is not None)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        path = str(pretrained_model_name_or_path)
-        if os.path.isdir(os.path.join(path, "decoder_tokenizer")):
-            from ..optimus.processing_optimus import OptimusProcessor
-
-            model.processor = OptimusProcessor.from_pretrained(path)
-            model.optimus.processor = model.processor
-        return loaded
+    def _attach_processor(self, processor) -> None:
+        self.processor = processor
+        self.optimus.processor = processor
 
 
 __all__ = [
