@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hf_dgm.registry import FAMILY_MODULES, families
+from test_registry import TOY_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "hf_dgm"
@@ -82,74 +83,14 @@ def test_remote_code_leaves_out_converter_probe_demo_and_registry_entry(model_ty
 
 
 # ------------------------------------------------------------------ a new built-in family, in exactly four places
+def _builtin_toy(name: str) -> str:
+    """test_registry's toy family file, with this family's model type and task."""
+    return TOY_FILES[name].replace('"toy_dgm"', '"toy_builtin"')
+
+
 TOY_MODEL_FILES = {
     "__init__.py": '"""The toy family (tests only)."""\n',
-    "configuration_toy.py": '''
-        from transformers import PreTrainedConfig
-
-
-        class ToyConfig(PreTrainedConfig):
-            model_type = "toy_builtin"
-
-            def __init__(self, hidden_size: int = 4, **kwargs):
-                self.hidden_size = hidden_size
-                super().__init__(**kwargs)
-    ''',
-    "modeling_toy.py": '''
-        import torch
-        from torch import nn
-        from transformers import PreTrainedModel
-
-        from .configuration_toy import ToyConfig
-
-
-        class ToyModel(PreTrainedModel):
-            config_class = ToyConfig
-            base_model_prefix = "toy"
-
-            def __init__(self, config):
-                super().__init__(config)
-                self.proj = nn.Linear(config.hidden_size, config.hidden_size)
-                self.post_init()
-
-            def forward(self, z: torch.Tensor) -> torch.Tensor:
-                return self.proj(z)
-    ''',
-    "pipeline_toy.py": '''
-        import torch
-        from transformers import Pipeline
-
-
-        class ToyPipeline(Pipeline):
-            _load_tokenizer = False
-            _load_image_processor = False
-            _load_feature_extractor = False
-            _load_processor = False
-
-            def _sanitize_parameters(self, seed=None, **kwargs):
-                return {}, ({"seed": seed} if seed is not None else {}), {}
-
-            def preprocess(self, inputs):
-                return {"num": int(inputs)}
-
-            def _forward(self, model_inputs, seed=0):
-                z = torch.randn(model_inputs["num"], self.model.config.hidden_size,
-                                generator=torch.Generator().manual_seed(seed))
-                return {"out": self.model(z)}
-
-            def postprocess(self, model_outputs):
-                return model_outputs["out"].tolist()
-    ''',
-    "probe_toy.py": '''
-        import torch
-
-
-        @torch.no_grad()
-        def toy_probe(model, pipe):
-            model.eval()
-            z = torch.arange(2 * model.config.hidden_size, dtype=torch.float32).view(2, -1)
-            return {"tensors": {"out": model(z)}, "values": {"pipeline": pipe(3, seed=1)}}
-    ''',
+    **{name: _builtin_toy(name) for name in ("configuration_toy.py", "modeling_toy.py", "pipeline_toy.py", "probe_toy.py")},
     "convert_toy.py": '''
         """Convert a toy original (a JSON file of a hidden size) into a saved toy model."""
 
@@ -185,7 +126,7 @@ TOY_MODEL_FILES = {
         from ...registry import FamilySpec, HubEntry, PipelineTask
         from .configuration_toy import ToyConfig
         from .modeling_toy import ToyModel
-        from .pipeline_toy import ToyPipeline
+        from .pipeline_toy import ToySamplingPipeline
 
         FAMILY = FamilySpec(
             model_type="toy_builtin",
@@ -193,7 +134,7 @@ TOY_MODEL_FILES = {
             description="a toy built-in family (tests only)",
             config_class=ToyConfig,
             auto_models={"AutoModel": ToyModel},
-            pipelines=(PipelineTask("toy-builtin-sampling", ToyPipeline),),
+            pipelines=(PipelineTask("toy-builtin-sampling", ToySamplingPipeline),),
             hub=HubEntry(card_template="toy_builtin.md.j2", pipeline_tag="unconditional-image-generation",
                          probe="hf_dgm.models.toy_builtin.probe_toy:toy_probe", probe_task="toy-builtin-sampling",
                          task_type="unconditional-image-generation", task_name="Toy sampling", tags=("hf-dgm",)),

@@ -1,11 +1,5 @@
-"""The publish probe of the fq_ugatit family (`HubEntry.probe` in `family.py`): fixed inputs whose outputs prove that a
-published repo computes what the source model computes.
-
-The publisher runs `fq_ugatit_probe` on the source model (with hf_dgm) and again, in a fresh interpreter that cannot
-import hf_dgm, on the repo loaded with `trust_remote_code=True`; the outputs must match. So this module is loaded by
-file path, imports only torch and transformers, is deterministic (eval mode, no sampling, fixed seeds), and is never
-part of the published remote code.
-"""
+"""Publish probe of the fq_ugatit family (`HubEntry.probe`, whose docstring states the contract): loaded by file
+path in an interpreter without hf_dgm, deterministic, never published as remote code."""
 
 from __future__ import annotations
 
