@@ -1,9 +1,5 @@
-"""The publish probe of the optimus_dialog family (`HubEntry.probe`): fixed contexts and responses through the model
-and the `dialog-response` pipeline.
-
-Loaded by file path in an interpreter that cannot import hf_dgm: torch and transformers only. Deterministic: eval
-mode, posterior means, greedy decoding, and one seeded sampling call (same seed, same CPU draws on both sides).
-"""
+"""Publish probe of the optimus_dialog family (`HubEntry.probe`, whose docstring states the contract): loaded by file
+path in an interpreter without hf_dgm, deterministic, never published as remote code."""
 
 from __future__ import annotations
 
