@@ -244,7 +244,9 @@ def test_load_sentences_from_text_file_filters(tmp_path):
 
 
 def test_recipes_parse_and_carry_the_paper_values():
-    recipes = sorted((REPO / "training" / "recipes").glob("optimus_*.yaml"))
+    # the Optimus VAE's recipes (optimus_cara_*, optimus_dialog_* and optimus_low_resource_* are other commands')
+    other = ("optimus_cara_", "optimus_dialog_", "optimus_low_resource_")
+    recipes = sorted(r for r in (REPO / "training" / "recipes").glob("optimus_*.yaml") if not r.name.startswith(other))
     assert len(recipes) >= 6
     for recipe in recipes:
         # (--use_cpu: the pretraining recipes ask for bf16, which this CPU-only machine offers only on the CPU)
