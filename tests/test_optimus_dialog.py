@@ -267,3 +267,17 @@ def test_tiny_training_run_decreases_the_loss_and_round_trips(parts, tmp_path):
     scored = json.loads(report.read_text())
     assert scored["num_contexts"] == 8 and scored["num_responses"] == 16
     assert 0 <= scored["bleu_precision"] <= scored["bleu_recall"] and math.isfinite(scored["reconstruction_nll"])
+
+
+def test_dailydialog_recipe_parses():
+    """The shipped DailyDialog recipe (not run here: no dialog data offline) parses into valid settings."""
+    from pathlib import Path
+
+    from hf_dgm.training.optimus_dialog.run import parse_args
+
+    recipe = Path(__file__).resolve().parents[1] / "training" / "recipes" / "optimus_dialog_dailydialog.yaml"
+    model_args, data_args, training_args = parse_args(["--recipe", str(recipe), "--output_dir", "/tmp/dd", "--use_cpu", "true"])
+    assert training_args.output_dir == "/tmp/dd"
+    assert (model_args.encoder, model_args.decoder, model_args.latent_size) == ("bert-base-cased", "gpt2", 32)
+    assert model_args.fusion_push == "released" and model_args.num_s2s_layers == 2
+    assert (data_args.dataset, data_args.train_split, data_args.eval_split) == ("daily_dialog", "train", "test")
