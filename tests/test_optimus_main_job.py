@@ -253,3 +253,19 @@ def test_lora_adapters_and_heads_get_their_own_learning_rates(parts, tmp_path):
         assert group["lr"] == pytest.approx(expected[kinds.pop()])
     assert seen == {"head", "lora", "other"}
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(kind)  # frozen decoder weights left out
+
+
+def test_main_job_takes_other_sentence_files(tmp_path):
+    """--train_file / --eval_file / --dataset_name replace SNLI (the Yelp VAE under optimus_cara); partial sets refuse."""
+    import pytest
+
+    from hf_dgm.training.optimus.main_job import build_parser, sentence_source
+
+    parser = build_parser()
+    default = sentence_source(parser.parse_args([]))
+    assert default["dataset_name"] == "SNLI" and default["dataset_id"] == "stanfordnlp/snli"
+    args = parser.parse_args(["--train_file", "a.txt", "--eval_file", "b.txt", "--dataset_name", "Yelp"])
+    assert sentence_source(args) == {"train_file": "a.txt", "eval_file": "b.txt", "source": "a.txt",
+                                     "dataset_name": "Yelp", "dataset_id": None}
+    with pytest.raises(SystemExit, match="go together"):
+        sentence_source(parser.parse_args(["--train_file", "a.txt"]))

