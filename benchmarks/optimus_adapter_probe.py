@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,10 +23,7 @@ from hf_dgm.training.optimus.data import shared_data_dir
 from hf_dgm.training.optimus.evaluation import reconstruction_scores
 from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
 from hf_dgm.training.optimus.trainer import OptimusTrainer
-
-
-def read_sentences(path: Path) -> list[str]:
-    return [line.strip().strip('"') for line in path.read_text().splitlines() if line.strip()]
+from optimus_autoencoder_probe import autoencoder_steps, read_sentences  # noqa: E402  (a sibling script)
 
 
 def parse() -> argparse.Namespace:
@@ -78,33 +73,11 @@ def main() -> int:
     optimizer = torch.optim.AdamW(
         [{"params": ps, "lr": a.learning_rate * rates[r]} for r, ps in groups.items() if ps], weight_decay=0.0, fused=True
     )
-    pad = model.config.decoder_pad_token_id
     trainable = [p for ps in groups.values() for p in ps]
-    rng = random.Random(a.seed)
-    order = list(range(len(train)))
-    rng.shuffle(order)
-    position, train_seconds, curve = 0, 0.0, []
-    model.train()
-    for step in range(1, a.steps + 1):
-        started = time.time()
-        if position + a.batch_size > len(order):
-            rng.shuffle(order)
-            position = 0
-        batch = processor([train[i] for i in order[position : position + a.batch_size]], return_tensors="pt", max_length=a.max_length)
-        position += a.batch_size
-        ids, mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
-        labels = ids.masked_fill(mask == 0, -100)
-        if a.word_dropout > 0:
-            drop = (torch.rand(ids.shape) < a.word_dropout) & (mask == 1)
-            drop[:, 0] = False
-            ids = ids.masked_fill(drop, pad)
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=ids,
-                    decoder_attention_mask=mask, labels=labels, beta=0.0)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        train_seconds += time.time() - started
+    curve = []
+    steps = autoencoder_steps(model, processor, train, optimizer, trainable, steps=a.steps, batch_size=a.batch_size,
+                              seed=a.seed, word_dropout=a.word_dropout, max_length=a.max_length)
+    for step, out, train_seconds in steps:
         if step % 10 == 0:
             per_token = out.reconstruction_loss.sum().item() / out.num_tokens.sum().item()
             print(f"step {step}: {train_seconds:.0f} s, reconstruction {per_token:.3f} nats/token", flush=True)

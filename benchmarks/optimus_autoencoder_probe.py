@@ -34,6 +34,40 @@ def read_sentences(path: Path) -> list[str]:
     return [line.strip().strip('"') for line in path.read_text().splitlines() if line.strip()]
 
 
+def autoencoder_steps(model, processor, train: list[str], optimizer, clip_parameters, *, steps: int, batch_size: int,
+                      seed: int, word_dropout: float, max_length: int, sample_latent: bool = True):
+    """β = 0 training steps on `train` (reshuffled epochs, word dropout on the decoder inputs, gradients clipped at 1);
+    yields (step, model output, training seconds so far) after each optimizer step. Shared by the probe scripts."""
+    clip_parameters = list(clip_parameters)
+    pad = model.config.decoder_pad_token_id
+    rng = random.Random(seed)
+    order = list(range(len(train)))
+    rng.shuffle(order)
+    position, train_seconds = 0, 0.0
+    model.train()
+    for step in range(1, steps + 1):
+        started = time.time()
+        if position + batch_size > len(order):
+            rng.shuffle(order)
+            position = 0
+        batch = processor([train[i] for i in order[position : position + batch_size]], return_tensors="pt", max_length=max_length)
+        position += batch_size
+        ids, mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
+        labels = ids.masked_fill(mask == 0, -100)
+        if word_dropout > 0:
+            drop = (torch.rand(ids.shape) < word_dropout) & (mask == 1)
+            drop[:, 0] = False
+            ids = ids.masked_fill(drop, pad)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=ids,
+                    decoder_attention_mask=mask, labels=labels, beta=0.0, sample_latent=sample_latent)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(clip_parameters, 1.0)
+        optimizer.step()
+        train_seconds += time.time() - started
+        yield step, out, train_seconds
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
@@ -84,8 +118,6 @@ def main() -> int:
     optimizer = torch.optim.AdamW(
         [{"params": ps, "lr": a.learning_rate * rates[r]} for r, ps in groups.items() if ps], weight_decay=0.0, fused=True
     )
-    pad = model.config.decoder_pad_token_id
-
     def evaluate(references: list[str]) -> tuple[float, int, list[str]]:
         """The main job's scorer (`reconstruction_scores`): corpus BLEU, exact matches under BLEU's tokenization."""
         scores = reconstruction_scores(model, processor, references, batch_size=16, max_length=40,
@@ -93,33 +125,11 @@ def main() -> int:
         model.train()
         return scores["bleu"], round(scores["exact_match"] * len(references)), scores["reconstructions"]
 
-    rng = random.Random(a.seed)
-    order = list(range(len(train)))
-    rng.shuffle(order)
-    position, train_seconds, curve = 0, 0.0, []
-    model.train()
-    for step in range(1, a.steps + 1):
-        started = time.time()
-        if position + a.batch_size > len(order):
-            rng.shuffle(order)
-            position = 0
-        batch = processor([train[i] for i in order[position : position + a.batch_size]], return_tensors="pt", max_length=40)
-        position += a.batch_size
-        ids, mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
-        labels = ids.masked_fill(mask == 0, -100)
-        if a.word_dropout > 0:
-            drop = (torch.rand(ids.shape) < a.word_dropout) & (mask == 1)
-            drop[:, 0] = False
-            ids = ids.masked_fill(drop, pad)
-        out = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=ids,
-            decoder_attention_mask=mask, labels=labels, beta=0.0, sample_latent=not a.posterior_mean,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        train_seconds += time.time() - started
+    curve = []
+    steps = autoencoder_steps(model, processor, train, optimizer, model.parameters(), steps=a.steps,
+                              batch_size=a.batch_size, seed=a.seed, word_dropout=a.word_dropout, max_length=40,
+                              sample_latent=not a.posterior_mean)
+    for step, out, train_seconds in steps:
         if step % 10 == 0:
             per_token = out.reconstruction_loss.sum().item() / out.num_tokens.sum().item()
             print(f"step {step}: {train_seconds:.0f} s, reconstruction {per_token:.3f} nats/token, KL {out.kl.mean().item():.1f}", flush=True)
