@@ -21,6 +21,7 @@ import torch
 from hf_dgm.training.optimus.adapters import configure_trainable_parts
 from hf_dgm.training.optimus.data import shared_data_dir
 from hf_dgm.training.optimus.evaluation import reconstruction_scores
+from hf_dgm.training.optimus.latent_init import initialize_posterior_from_pca, pooled_features
 from hf_dgm.training.optimus.run import OptimusModelArguments, build_model
 from hf_dgm.training.optimus.trainer import OptimusTrainer
 from optimus_autoencoder_probe import autoencoder_steps, read_sentences  # noqa: E402  (a sibling script)
@@ -28,7 +29,10 @@ from optimus_autoencoder_probe import autoencoder_steps, read_sentences  # noqa:
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
+    p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both", "prefix"])
+    p.add_argument("--latent_size", type=int, default=32)
+    p.add_argument("--posterior_init", default="random", choices=["random", "pca"])
+    p.add_argument("--pca_sentences", type=int, default=1024)
     p.add_argument("--decoder_training", default="lora", choices=["full", "lora", "frozen"])
     p.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
     p.add_argument("--lora_rank", type=int, default=16)
@@ -55,7 +59,7 @@ def main() -> int:
         print("needs ../shared/data/snli/{train,test}.txt next to the checkout", file=sys.stderr)
         return 2
     model = build_model(
-        OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=a.latent_injection, pooling="mean"),
+        OptimusModelArguments(offline_parts=True, latent_size=a.latent_size, latent_injection=a.latent_injection, pooling="mean"),
         seed=a.seed,
     )
     processor = model.processor
@@ -64,6 +68,10 @@ def main() -> int:
     print(f"trainable {counts['trainable']:,} of {counts['total']:,} ({100 * counts['trainable'] / counts['total']:.1f}%)", flush=True)
     train = read_sentences(data / "snli" / "train.txt")
     test = read_sentences(data / "snli" / "test.txt")[: a.eval_sentences]
+    if a.posterior_init == "pca":
+        enc = processor.tokenizer(train[: a.pca_sentences], padding=True, truncation=True, max_length=a.max_length, return_tensors="pt")
+        stats = initialize_posterior_from_pca(model, pooled_features(model, enc["input_ids"], enc["attention_mask"]))
+        print(f"PCA posterior init: {stats}", flush=True)
     groups: dict[str, list] = {"heads": [], "lora": [], "other": []}
     for name, param in model.named_parameters():
         if param.requires_grad:

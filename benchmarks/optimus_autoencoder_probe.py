@@ -70,7 +70,7 @@ def autoencoder_steps(model, processor, train: list[str], optimizer, clip_parame
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
+    p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both", "prefix"])
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=1e-4, help="decoder (and base) learning rate")

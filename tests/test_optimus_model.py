@@ -74,7 +74,7 @@ def test_config_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("decoder", ["gpt2", "llama"])
-@pytest.mark.parametrize("injection", ["memory", "embedding", "both"])
+@pytest.mark.parametrize("injection", ["memory", "embedding", "both", "prefix"])
 def test_forward_shapes_and_loss_terms(parts, decoder, injection):
     model = make(parts, decoder, latent_injection=injection)
     batch = model.processor(SENTENCES[:3])
@@ -170,7 +170,7 @@ def _position_dependence_on_z(model, batch):
 
 
 @pytest.mark.parametrize("decoder", ["gpt2", "llama"])
-@pytest.mark.parametrize("injection", ["memory", "embedding"])
+@pytest.mark.parametrize("injection", ["memory", "embedding", "prefix"])
 def test_latent_reaches_every_position(parts, decoder, injection):
     model = no_dropout(make(parts, decoder, latent_injection=injection)).eval()
     batch = model.processor(SENTENCES[:1])
@@ -182,6 +182,27 @@ def test_latent_reaches_every_position(parts, decoder, injection):
         a = model.decode(ids, torch.zeros(1, 8))
         b = model.decode(ids, torch.full((1, 8), 3.0))
     assert (a - b).abs().amax(dim=-1).min() > 1e-4
+
+
+@pytest.mark.parametrize("decoder", ["gpt2", "llama"])
+def test_prefix_is_a_soft_prompt_token_before_bos(parts, decoder):
+    """`prefix`: the decoder sees [latent_to_prefix(z), token embeddings] at positions 0, 1, ... and Optimus returns the
+    logits of the token positions: the same as calling the decoder on those embeddings directly."""
+    model = make(parts, decoder, latent_injection="prefix").eval()
+    assert not hasattr(model, "latent_to_memory") and not hasattr(model, "latent_to_embedding")
+    ids = model.processor(SENTENCES[:2])["decoder_input_ids"]
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        embeds = torch.cat([model.latent_to_prefix(z).unsqueeze(1), model.decoder.get_input_embeddings()(ids)], dim=1)
+        direct = model.decoder(inputs_embeds=embeds, position_ids=torch.arange(ids.shape[1] + 1).expand(2, -1)).logits
+        assert_fp32_close(model.decode(ids, z), direct[:, 1:])
+        sequences = model.generate(latents=z, max_new_tokens=5)
+        assert bool((sequences[:, 0] == model.config.decoder_bos_token_id).all())
+    # the head starts at the scale of the decoder's token embeddings (for a unit-variance z)
+    token_rms = model.decoder.get_input_embeddings().weight.pow(2).mean().sqrt()
+    with torch.no_grad():
+        prefix_rms = model.latent_to_prefix(torch.randn(4096, 8)).pow(2).mean().sqrt()
+    assert 0.7 < float(prefix_rms / token_rms) < 1.4
 
 
 def test_memory_slot_is_one_past_position(parts):
@@ -208,7 +229,7 @@ def test_llama_memory_uses_grouped_query_geometry(parts):
 
 
 @pytest.mark.parametrize("decoder", ["gpt2", "llama"])
-@pytest.mark.parametrize("injection", ["memory", "embedding", "both"])
+@pytest.mark.parametrize("injection", ["memory", "embedding", "both", "prefix"])
 def test_greedy_generation_matches_teacher_forcing(parts, decoder, injection):
     """Cached generation and the teacher-forced forward agree: same positions, same slot, same embedding shift."""
     model = make(parts, decoder, latent_injection=injection).eval()
@@ -221,8 +242,9 @@ def test_greedy_generation_matches_teacher_forcing(parts, decoder, injection):
     assert torch.equal(seq, model.generate(latents=z, max_new_tokens=8, eos_token_id=None))  # deterministic
 
 
-def test_beam_and_sampling(parts):
-    model = make(parts, latent_injection="both").eval()
+@pytest.mark.parametrize("injection", ["both", "prefix"])
+def test_beam_and_sampling(parts, injection):
+    model = make(parts, latent_injection=injection).eval()
     z = torch.randn(2, 8)
     beams = model.generate(latents=z, max_new_tokens=5, num_beams=3, num_return_sequences=2)
     assert beams.shape[0] == 4
@@ -255,9 +277,9 @@ def test_latent_helpers(parts):
 # ------------------------------------------------------------------ persistence and checkpointing
 
 
-@pytest.mark.parametrize("decoder", ["gpt2", "llama"])
-def test_save_load_identical_and_auto(parts, decoder, tmp_path):
-    model = make(parts, decoder, latent_injection="both").eval()
+@pytest.mark.parametrize("decoder,injection", [("gpt2", "both"), ("llama", "both"), ("llama", "prefix")])
+def test_save_load_identical_and_auto(parts, decoder, injection, tmp_path):
+    model = make(parts, decoder, latent_injection=injection).eval()
     batch = model.processor(SENTENCES[:3])
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))

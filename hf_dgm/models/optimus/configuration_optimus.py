@@ -11,7 +11,7 @@ from ...modules.hub_compat import HubCompatibleConfig
 from ...modules.validation import check_float, check_int, finite_config
 
 
-LATENT_INJECTIONS = ("memory", "embedding", "both")
+LATENT_INJECTIONS = ("memory", "embedding", "both", "prefix")
 POOLINGS = ("pooler", "cls", "mean")
 KL_THRESHOLD_MODES = ("mask", "max")
 
@@ -45,7 +45,10 @@ class OptimusConfig(HubCompatibleConfig):
             Dimension of the latent `z`. The paper uses 32 and 768.
         latent_injection (`str`, defaults to `"memory"`):
             How `z` reaches the decoder: `"memory"` (one extra key/value slot in every attention layer),
-            `"embedding"` (added to every input embedding) or `"both"` (what the released code does).
+            `"embedding"` (added to every input embedding), `"both"` (what the released code does) or `"prefix"`
+            (not in the paper: `z` mapped to one input embedding placed before BOS, a soft prompt token that the
+            decoder's own layers turn into keys and values; this library's main job uses it, see
+            benchmarks/optimus_main_job_avenues.md).
         pooling (`str`, defaults to `"pooler"`):
             Sentence feature fed to the posterior: `"pooler"` (BERT's tanh pooler over `[CLS]`, as the original),
             `"cls"` (the raw `[CLS]` hidden state) or `"mean"` (masked mean over tokens).
@@ -156,6 +159,10 @@ class OptimusConfig(HubCompatibleConfig):
     @property
     def uses_embedding(self) -> bool:
         return self.latent_injection in ("embedding", "both")
+
+    @property
+    def uses_prefix(self) -> bool:
+        return self.latent_injection == "prefix"
 
     def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
         if encoder:

@@ -12,6 +12,10 @@ that starts the log-variance at -4, see [`OptimusConfig`]); the prior is N(0, I)
   decoders (Llama family) the slot's key is stored unrotated, which is exactly a key at position 0 (the rotation
   of angle 0 is the identity): the slot sits at position 0 and the tokens follow it.
 * **embedding** – `z` is mapped (bias-free) to the hidden size and added to every input token embedding.
+* **prefix** (not in the paper) – `z` is mapped (bias-free) to one input embedding placed before BOS: a soft prompt
+  token at position 0 that the decoder's own layers turn into keys and values (tokens take positions 1, 2, ... as
+  with the memory slot). Its keys and values have the decoder's own scale from the first step, where the memory
+  slot's start near zero.
 """
 
 from __future__ import annotations
@@ -222,8 +226,9 @@ class OptimusPreTrainedModel(PreTrainedModel):
         * posterior: mean rows N(0, 1/hidden), so μ has the scale of the pooled feature rather than 0.02·√hidden of
           it; log-variance rows N(0, 0.02²); the optional bias is 0 on the mean and `posterior_logvar_bias` on the
           log-variance (σ² ≈ 0.02 instead of 1: the sampled `z` is not noise burying μ);
-        * latent_to_embedding: N(0, r²/latent_size) with r the RMS of the decoder's input embeddings, so the shift
-          added to every token embedding has the token embeddings' own scale instead of several times it;
+        * latent_to_embedding and latent_to_prefix: N(0, r²/latent_size) with r the RMS of the decoder's input
+          embeddings, so the shift added to every token embedding (the prefix embedding) has the token embeddings'
+          own scale for a `z` of unit variance, instead of several times it;
         * latent_to_memory: N(0, initializer_range²) like the decoder's own projections.
         """
         std = getattr(self.config.decoder, "initializer_range", 0.02)
@@ -235,7 +240,7 @@ class OptimusPreTrainedModel(PreTrainedModel):
                 module.bias.zero_()
                 module.bias[latent:].fill_(self.config.posterior_logvar_bias)
             return
-        if role == "embedding":
+        if role in ("embedding", "prefix"):
             decoder = getattr(self, "decoder", None)
             weight = None if decoder is None else decoder.get_input_embeddings().weight
             if weight is not None and not weight.is_meta:
@@ -312,6 +317,8 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
             self.latent_to_memory = _head(config.latent_size, num_layers * kv_heads * head_dim, "memory")
         if config.uses_embedding:
             self.latent_to_embedding = _head(config.latent_size, hidden, "embedding")
+        if config.uses_prefix:
+            self.latent_to_prefix = _head(config.latent_size, hidden, "prefix")
 
         forward_params = inspect.signature(self.decoder.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
@@ -459,6 +466,8 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
             )
         if decoder_attention_mask is None:
             decoder_attention_mask = torch.ones_like(decoder_input_ids)
+        if self.config.uses_prefix:
+            return self._decode_with_prefix(decoder_input_ids, latents, decoder_attention_mask)
         kwargs: dict[str, Any] = {"use_cache": False}
         offset = 0
         if self.config.uses_memory:
@@ -475,6 +484,24 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
                 **kwargs,
             )
         return out.logits
+
+    def latent_prefix(self, latents: torch.Tensor) -> torch.Tensor:
+        """The prefix embedding of `latents` `(batch_size, latent_size)`: `(batch_size, 1, hidden_size)`."""
+        embeddings = self.decoder.get_input_embeddings()
+        return self.latent_to_prefix(latents).unsqueeze(1).to(embeddings.weight.dtype)
+
+    def _decode_with_prefix(
+        self, decoder_input_ids: torch.LongTensor, latents: torch.Tensor, decoder_attention_mask: torch.LongTensor
+    ) -> torch.FloatTensor:
+        """`decode` for `latent_injection="prefix"`: [prefix(z), embeddings of the tokens] at positions 0, 1, ...;
+        the prefix's own output is dropped, so the logits align with `decoder_input_ids`."""
+        batch, length = decoder_input_ids.shape
+        tokens = self.decoder.get_input_embeddings()(decoder_input_ids)
+        inputs_embeds = torch.cat([self.latent_prefix(latents), tokens], dim=1)
+        mask = torch.cat([decoder_attention_mask.new_ones((batch, 1)), decoder_attention_mask], dim=1)
+        position_ids = torch.arange(length + 1, device=decoder_input_ids.device).unsqueeze(0).expand(batch, -1)
+        out = self.decoder(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids, use_cache=False)
+        return out.logits[:, 1:]
 
     # ---------------------------------------------------------------- forward
     def _check_forward_inputs(
@@ -667,7 +694,10 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
             raise ValueError("config.decoder_bos_token_id is not set: generation has no start token")
         latents = latents.to(device=self.device, dtype=self.dtype)
         batch = latents.shape[0]
-        expanded = latents.repeat_interleave(self._fill_generation_defaults(generation_kwargs), dim=0)
+        expansion = self._fill_generation_defaults(generation_kwargs)
+        if self.config.uses_prefix:
+            return self._generate_with_prefix(latents, bos, expansion, generation_kwargs)
+        expanded = latents.repeat_interleave(expansion, dim=0)
 
         input_ids_dec = torch.full((batch, 1), bos, dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {}
@@ -680,6 +710,18 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
             return self.decoder.generate(
                 input_ids=input_ids_dec, attention_mask=attention, **kwargs, **generation_kwargs
             )
+
+    def _generate_with_prefix(self, latents: torch.Tensor, bos: int, expansion: int, generation_kwargs: dict) -> torch.LongTensor:
+        """`generate` for `latent_injection="prefix"`: the decoder continues [prefix(z), BOS] (given as embeddings,
+        which `generate` expands for beams / return sequences itself); BOS is put back in front of what it returns."""
+        batch = latents.shape[0]
+        bos_ids = torch.full((batch, 1), bos, dtype=torch.long, device=self.device)
+        inputs_embeds = torch.cat([self.latent_prefix(latents), self.decoder.get_input_embeddings()(bos_ids)], dim=1)
+        attention = torch.ones((batch, 2), dtype=torch.long, device=self.device)
+        generated = self.decoder.generate(inputs_embeds=inputs_embeds, attention_mask=attention, **generation_kwargs)
+        # a decoder-only `generate` given only embeddings returns the new tokens alone
+        start = torch.full((generated.shape[0], 1), bos, dtype=generated.dtype, device=generated.device)
+        return torch.cat([start, generated], dim=1)
 
     @torch.no_grad()
     def reconstruct(

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="K of the IW estimate (paper: 100; fewer keeps the job short)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both"])
+    parser.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both", "prefix"])
     parser.add_argument("--pooling", default="mean", choices=["pooler", "cls", "mean"],
                         help="sentence feature: all-MiniLM-L6-v2 was trained with mean pooling; its BERT pooler output "
                         "barely varies across sentences (RMS 0.067, across-sentence std 0.047 on 64 SNLI test sentences, "

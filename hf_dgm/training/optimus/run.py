@@ -213,16 +213,29 @@ def _train(model, processor, train_raw, eval_raw, data_args, training_args, out_
             processor, [row["text"].strip() for row in eval_raw], training_args.reconstruction_curve_steps,
             max_length=data_args.max_length,
         )
+    resume = training_args.resume_from_checkpoint
+    if training_args.posterior_init == "pca" and not resume:
+        _pca_posterior_init(model, processor, train_raw, data_args.max_length, training_args.posterior_init_sentences)
     trainer = OptimusTrainer(
         model=model, args=training_args, train_dataset=train, data_collator=OptimusDataCollator.from_processor(processor),
         callbacks=[curve] if curve is not None else None,
     )
-    resume = training_args.resume_from_checkpoint
     train_result = trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
         # not trainer.save_model(): it adds a pickled training_args.bin; the run folder stays pickle-free
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)  # weights, config, tokenizers
     return trainer, train_result, curve
+
+
+def _pca_posterior_init(model, processor, train_raw, max_length: int, max_sentences: int) -> None:
+    """`posterior_init="pca"`: the posterior mean rows from the first `max_sentences` training sentences (latent_init.py)."""
+    from .latent_init import initialize_posterior_from_pca, pooled_features
+
+    texts = [row["text"].strip() for _, row in zip(range(max_sentences), train_raw)]
+    enc = processor.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    stats = initialize_posterior_from_pca(model, pooled_features(model, enc["input_ids"], enc["attention_mask"]))
+    logger.info("posterior_init=pca: %d training sentences, the %d components keep %.1f%% of the pooled features' variance",
+                stats["num_sentences"], model.config.latent_size, 100 * stats["explained_variance"])
 
 
 def _evaluate_run(model, processor, train_raw, eval_raw, data_args, out_dir: Path, curve, extra_evaluation) -> dict[str, Any]:
@@ -294,7 +307,7 @@ _RECIPE_TRAINING_KEYS = (
     "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps",
     "reconstruction_curve_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
     "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
-    "beta_schedule_steps", "kl_threshold", "seed", "bf16",
+    "beta_schedule_steps", "kl_threshold", "seed", "bf16", "posterior_init",
 )
 
 

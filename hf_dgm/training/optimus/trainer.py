@@ -180,6 +180,16 @@ class OptimusTrainingArguments(TrainingArguments):
             "folder; the decoding time is not counted as training time). 0 = off"
         },
     )
+    posterior_init: str = field(
+        default="random",
+        metadata={
+            "help": "random (the composed model's head, the paper) | pca: before training, the posterior mean rows "
+            "become the whitened top principal components of the encoder's pooled features of up to "
+            "`posterior_init_sentences` training sentences (latent_init.py), so z starts with unit spread across "
+            "sentences instead of barely above the sampling noise. Ignored when resuming"
+        },
+    )
+    posterior_init_sentences: int = field(default=2048, metadata={"help": "training sentences for posterior_init='pca'"})
     decoder_training: str = field(
         default="full",
         metadata={"help": "full (every decoder weight, the paper) | lora (peft LoRA adapters, merged at the end) | frozen"},
@@ -254,6 +264,12 @@ class OptimusTrainingArguments(TrainingArguments):
         if not isinstance(self.decoder_freeze_steps, int) or self.decoder_freeze_steps < 0:
             raise ValueError(f"`decoder_freeze_steps` must be an int >= 0; got {self.decoder_freeze_steps!r}")
         from .adapters import DECODER_TRAINING, ENCODER_TRAINING
+        from .latent_init import POSTERIOR_INITS
+
+        if self.posterior_init not in POSTERIOR_INITS:
+            raise ValueError(f"`posterior_init` must be one of {POSTERIOR_INITS}; got {self.posterior_init!r}")
+        if not isinstance(self.posterior_init_sentences, int) or self.posterior_init_sentences < 2:
+            raise ValueError(f"`posterior_init_sentences` must be an int >= 2; got {self.posterior_init_sentences!r}")
 
         if self.decoder_training not in DECODER_TRAINING:
             raise ValueError(f"`decoder_training` must be one of {DECODER_TRAINING}; got {self.decoder_training!r}")
@@ -539,7 +555,7 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         return self.args.beta_at(*self.schedule_position())
 
     # ------------------------------------------------------------------ optimizer
-    LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.")
+    LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.", "latent_to_prefix.")
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer; with `latent_lr_multiplier != 1` (or `lora_lr_multiplier != 1`) the latent heads
