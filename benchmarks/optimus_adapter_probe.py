@@ -32,6 +32,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--latent_injection", default="memory", choices=["memory", "embedding", "both", "prefix"])
     p.add_argument("--latent_size", type=int, default=32)
     p.add_argument("--posterior_init", default="random", choices=["random", "pca"])
+    p.add_argument("--posterior_mean_batch_norm", type=float, default=None, help="BN-VAE γ (none: off)")
     p.add_argument("--pca_sentences", type=int, default=1024)
     p.add_argument("--decoder_training", default="lora", choices=["full", "lora", "frozen"])
     p.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
@@ -59,7 +60,8 @@ def main() -> int:
         print("needs ../shared/data/snli/{train,test}.txt next to the checkout", file=sys.stderr)
         return 2
     model = build_model(
-        OptimusModelArguments(offline_parts=True, latent_size=a.latent_size, latent_injection=a.latent_injection, pooling="mean"),
+        OptimusModelArguments(offline_parts=True, latent_size=a.latent_size, latent_injection=a.latent_injection, pooling="mean",
+                              posterior_mean_batch_norm=a.posterior_mean_batch_norm),
         seed=a.seed,
     )
     processor = model.processor

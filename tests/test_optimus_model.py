@@ -390,3 +390,38 @@ def test_bf16_autocast_training_step(parts, injection):
     assert torch.isfinite(out.loss)
     out.loss.backward()
     assert model.posterior.weight.grad is not None and torch.isfinite(model.posterior.weight.grad).all()
+
+
+def test_posterior_mean_batch_norm_keeps_every_dimension_active(parts, tmp_path):
+    """BN-VAE: in training, μ over a batch has mean `shift` and variance γ² per dimension whatever the encoder does;
+    eval mode (and a batch of one) uses the running statistics, which save and load with the weights."""
+    with pytest.raises(ValueError, match="posterior_mean_batch_norm"):
+        make(parts, posterior_mean_batch_norm=0.0)
+    model = no_dropout(make(parts, posterior_mean_batch_norm=0.5, latent_injection="memory"))
+    batch = model.processor(SENTENCES)
+    with torch.no_grad():
+        model.posterior_mean_norm.shift.fill_(0.25)
+    model.train()
+    encoded = model.encode(batch["input_ids"], batch["attention_mask"])
+    mean = encoded.mean.double()
+    raw_var = model.posterior(encoded.pooled)[:, :8].double().var(0, unbiased=False)  # before the normalization
+    torch.testing.assert_close(mean.mean(0), torch.full((8,), 0.25, dtype=torch.float64), atol=1e-5, rtol=0)
+    expected = 0.25 * raw_var / (raw_var + 1e-5)  # γ² up to BatchNorm's ε (this tiny encoder's μ barely varies)
+    torch.testing.assert_close(mean.var(0, unbiased=False), expected, atol=1e-5, rtol=1e-4)
+    norm = model.posterior_mean_norm
+    assert not torch.equal(norm.running_mean, torch.zeros(8)) and not torch.equal(norm.running_var, torch.ones(8))
+    running = norm.running_mean.clone()
+    one = model.encode(batch["input_ids"][:1], batch["attention_mask"][:1]).mean  # a batch of one: running statistics
+    assert torch.equal(norm.running_mean, running)
+    model.eval()
+    with torch.no_grad():
+        eval_mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean
+    assert_fp32_close(eval_mean[:1], one.detach())
+    (mean.sum()).backward()  # the shift learns; the scale γ is a constant of the config
+    assert norm.shift.grad is not None and [n for n, _ in norm.named_parameters()] == ["shift"]
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.posterior_mean_batch_norm == 0.5
+    assert torch.equal(loaded.posterior_mean_norm.running_var, norm.running_var)
+    with torch.no_grad():
+        assert_fp32_close(loaded.encode(batch["input_ids"], batch["attention_mask"]).mean, eval_mean)

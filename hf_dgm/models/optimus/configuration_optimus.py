@@ -75,6 +75,11 @@ class OptimusConfig(HubCompatibleConfig):
             initialised posterior starts with σ² = e^-4 ≈ 0.02 instead of 1. With σ = 1 at init the sampled `z` is
             almost pure noise next to the small initial mean, and a decoder fed `z` through the embedding learns
             to ignore it (see `benchmarks/optimus_latent_path.py`).
+        posterior_mean_batch_norm (`float` or `None`, defaults to `None`):
+            `None`: the paper's posterior. A float γ > 0: BN-VAE (Zhu et al., ACL 2020, not in Optimus): the posterior
+            mean passes through batch normalization with the fixed scale γ and a learned shift, so across a batch
+            every latent dimension's μ has variance γ² — the expected KL cannot vanish and every dimension stays an
+            active unit; inference uses the running statistics (saved with the weights).
     """
 
     model_type = "optimus"
@@ -98,6 +103,7 @@ class OptimusConfig(HubCompatibleConfig):
         decoder_pad_token_id: int | None = None,
         encoder_pad_token_id: int = 0,
         posterior_logvar_bias: float | None = -4.0,
+        posterior_mean_batch_norm: float | None = None,
         **kwargs,
     ):
         if encoder is None:
@@ -136,6 +142,11 @@ class OptimusConfig(HubCompatibleConfig):
             isinstance(posterior_logvar_bias, bool) or not isinstance(posterior_logvar_bias, (int, float))
         ):
             raise ValueError(f"`posterior_logvar_bias` must be a float or None; got {posterior_logvar_bias!r}")
+        if posterior_mean_batch_norm is not None:
+            posterior_mean_batch_norm = check_float(
+                posterior_mean_batch_norm, "posterior_mean_batch_norm", minimum=0.0, exclusive_minimum=True
+            )
+        self.posterior_mean_batch_norm = posterior_mean_batch_norm
         self.latent_size = latent_size
         self.posterior_logvar_bias = None if posterior_logvar_bias is None else float(posterior_logvar_bias)
         self.latent_injection = latent_injection

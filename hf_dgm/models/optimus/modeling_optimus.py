@@ -146,6 +146,30 @@ class LatentMemoryCache(DynamicCache):
         super(DynamicCache, self).__init__(layers=[LatentMemoryLayer(m, read_only) for m in memories])
 
 
+class PosteriorMeanBatchNorm(nn.Module):
+    """
+    BN-VAE's posterior mean (Zhu et al., "A Batch Normalized Inference Network Keeps the KL Vanishing Away", ACL 2020):
+    μ ← γ · (μ − mean_batch(μ)) / sqrt(var_batch(μ) + ε) + shift, per latent dimension, with γ fixed
+    (`config.posterior_mean_batch_norm`) and `shift` learned. In training mode with more than one sentence the batch
+    statistics are used and the running ones updated (momentum 0.1); otherwise (eval mode, or a batch of one) the
+    running statistics. Input and output `(batch_size, latent_size)`.
+    """
+
+    def __init__(self, latent_size: int, gamma: float, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.gamma, self.momentum, self.eps = float(gamma), momentum, eps
+        self.shift = nn.Parameter(torch.zeros(latent_size))
+        self.register_buffer("running_mean", torch.zeros(latent_size))
+        self.register_buffer("running_var", torch.ones(latent_size))
+
+    def forward(self, mean: torch.Tensor) -> torch.Tensor:
+        use_batch = self.training and mean.shape[0] > 1
+        normalized = F.batch_norm(
+            mean, self.running_mean, self.running_var, training=use_batch, momentum=self.momentum, eps=self.eps
+        )
+        return self.gamma * normalized + self.shift.to(normalized.dtype)
+
+
 def _decoder_geometry(config) -> tuple[int, int, int, int]:
     """(num_layers, num_key_value_heads, head_dim, hidden_size) of a causal-LM config."""
     hidden = config.hidden_size
@@ -313,6 +337,8 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
         self.posterior = _head(
             encoder_hidden, 2 * config.latent_size, "posterior", bias=config.posterior_logvar_bias is not None
         )
+        if config.posterior_mean_batch_norm is not None:
+            self.posterior_mean_norm = PosteriorMeanBatchNorm(config.latent_size, config.posterior_mean_batch_norm)
         if config.uses_memory:
             self.latent_to_memory = _head(config.latent_size, num_layers * kv_heads * head_dim, "memory")
         if config.uses_embedding:
@@ -384,6 +410,8 @@ class OptimusForConditionalGeneration(OptimusProcessorMixin, OptimusPreTrainedMo
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         mean, logvar = self.posterior(pooled).chunk(2, dim=-1)
+        if self.config.posterior_mean_batch_norm is not None:
+            mean = self.posterior_mean_norm(mean)
         return OptimusEncoderOutput(mean=mean, logvar=logvar, pooled=pooled)
 
     @staticmethod

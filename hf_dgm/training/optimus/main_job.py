@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sentence feature: all-MiniLM-L6-v2 was trained with mean pooling; its BERT pooler output "
                         "barely varies across sentences (RMS 0.067, across-sentence std 0.047 on 64 SNLI test sentences, "
                         "vs 0.27 / 0.26 for the mean), which leaves 0 active units")
+    parser.add_argument("--posterior_mean_batch_norm", type=float, default=None, metavar="GAMMA",
+                        help="BN-VAE (Zhu et al. 2020): batch-normalize the posterior mean with the fixed scale GAMMA, "
+                        "so every latent dimension keeps variance GAMMA² across sentences (posterior collapse cannot "
+                        "happen); none = the paper's posterior")
+    parser.add_argument("--posterior_init", default="random", choices=["random", "pca"],
+                        help="pca: start the posterior mean rows as the whitened principal components of the encoder's "
+                        "pooled features of the training sentences (unit spread across sentences from step 0)")
     parser.add_argument("--latent_lr_multiplier", type=float, default=10.0,
                         help="learning-rate multiplier of the random latent heads (1.0 = the paper's single rate)")
     parser.add_argument("--word_dropout", type=float, default=0.75,
@@ -146,7 +153,8 @@ def build_arguments(args: argparse.Namespace, source: dict):
     from hf_dgm.training.optimus.run import OptimusDataArguments, OptimusModelArguments
     from hf_dgm.training.optimus.trainer import OptimusTrainingArguments
 
-    model_args = OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=args.latent_injection, pooling=args.pooling)
+    model_args = OptimusModelArguments(offline_parts=True, latent_size=32, latent_injection=args.latent_injection, pooling=args.pooling,
+                                       posterior_mean_batch_norm=args.posterior_mean_batch_norm)
     data_args = OptimusDataArguments(
         dataset=source.get("dataset"), text_column=source.get("text_column", "text"), eval_split=source.get("eval_split"),
         train_file=source.get("train_file"), eval_file=source.get("eval_file"),
@@ -159,7 +167,7 @@ def build_arguments(args: argparse.Namespace, source: dict):
         learning_rate=args.learning_rate, lr_scheduler_type=args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
-        decoder_freeze_steps=args.decoder_freeze_steps, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,
+        decoder_freeze_steps=args.decoder_freeze_steps, posterior_init=args.posterior_init, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,
         # the schedule spans the run (the original's would span whole epochs: 3 epochs for these 2)
         beta_schedule_steps=args.max_steps,
         beta_ratio_zero=args.beta_ratio_zero, beta_ratio_increase=args.beta_ratio_increase, logging_steps=5, save_strategy="no",

@@ -33,6 +33,9 @@ class OptimusModelArguments:
     latent_injection: str = field(default="both", metadata={"help": "memory | embedding | both (released code: both)"})
     pooling: str | None = field(default=None, metadata={"help": "pooler | cls | mean (default: pooler if the encoder has one)"})
     length_weighted_loss: bool = field(default=False, metadata={"help": "divide each sentence's loss by its length"})
+    posterior_mean_batch_norm: float | None = field(
+        default=None, metadata={"help": "BN-VAE: batch-normalize the posterior mean with this fixed scale γ (None = the paper)"}
+    )
 
 
 @dataclass
@@ -111,6 +114,7 @@ def build_model(args: OptimusModelArguments, seed: int | None = None):
         "latent_size": args.latent_size,
         "latent_injection": args.latent_injection,
         "length_weighted_loss": args.length_weighted_loss,
+        "posterior_mean_batch_norm": args.posterior_mean_batch_norm,
     }
     if args.pooling:
         config_kwargs["pooling"] = args.pooling

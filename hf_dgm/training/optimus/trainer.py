@@ -555,7 +555,7 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         return self.args.beta_at(*self.schedule_position())
 
     # ------------------------------------------------------------------ optimizer
-    LATENT_HEADS = ("posterior.", "latent_to_memory.", "latent_to_embedding.", "latent_to_prefix.")
+    LATENT_HEADS = ("posterior.", "posterior_mean_norm.", "latent_to_memory.", "latent_to_embedding.", "latent_to_prefix.")
 
     def create_optimizer(self, model=None):
         """The Trainer's optimizer; with `latent_lr_multiplier != 1` (or `lora_lr_multiplier != 1`) the latent heads
