@@ -61,3 +61,19 @@ def test_trainer_argument_is_validated():
 
     with pytest.raises(ValueError, match="posterior_init"):
         OptimusTrainingArguments(output_dir="unused", posterior_init="svd", use_cpu=True, report_to="none")
+
+
+def test_run_initializes_from_the_first_training_sentences(model):
+    """The training run's `posterior_init="pca"` step: the first `posterior_init_sentences` training rows, then the
+    means over exactly those rows are whitened."""
+    from datasets import Dataset
+
+    from hf_dgm.training.optimus.run import _pca_posterior_init
+
+    rows = Dataset.from_dict({"text": [s + " " for s in SENTENCES] + ["the dog is big ."] * 4})
+    _pca_posterior_init(model, model.processor, rows, max_length=16, max_sentences=len(SENTENCES))
+    batch = model.processor(SENTENCES)
+    model.eval()
+    with torch.no_grad():
+        mean = model.encode(batch["input_ids"], batch["attention_mask"]).mean.double()
+    torch.testing.assert_close(torch.cov(mean.T), torch.eye(4, dtype=torch.float64), atol=1e-4, rtol=0)
