@@ -269,3 +269,27 @@ def test_main_job_takes_other_sentence_files(tmp_path):
                                      "dataset_name": "Yelp", "dataset_id": None}
     with pytest.raises(SystemExit, match="go together"):
         sentence_source(parser.parse_args(["--train_file", "a.txt"]))
+
+
+def test_plain_decoder_baseline_trains_the_same_lora_adapters(parts):
+    """Under --decoder_training lora the plain-decoder baseline trains LoRA adapters with the same rank, targets and
+    rate as Optimus's decoder, then merges them: a plain model again, whose weights moved only in the targeted layers."""
+    from transformers import AutoModelForCausalLM
+
+    from hf_dgm.training.optimus.baseline import finetune_plain_decoder
+    from hf_dgm.training.optimus.main_job import baseline_lora, build_parser
+
+    assert baseline_lora(build_parser().parse_args([])) is None
+    lora = baseline_lora(build_parser().parse_args(["--decoder_training", "lora", "--lora_rank", "4",
+                                                    "--lora_lr_multiplier", "10"]))
+    assert lora == {"rank": 4, "alpha": 32.0, "target_modules": "q_proj,v_proj", "lr_multiplier": 10.0}
+    model = _model(parts)
+    decoder = AutoModelForCausalLM.from_pretrained(str(parts[1]))
+    before = {n: p.detach().clone() for n, p in decoder.named_parameters()}
+    finetune_plain_decoder(decoder, model.processor, SENTENCES, max_steps=3, batch_size=4, learning_rate=1e-3,
+                           max_length=16, progress=False, lora=lora)
+    assert not any(type(m).__module__.startswith("peft.") for m in decoder.modules())
+    after = dict(decoder.named_parameters())
+    assert after.keys() == before.keys()
+    moved = {n for n in before if not torch.equal(before[n], after[n])}
+    assert moved and all(n.endswith(("q_proj.weight", "v_proj.weight")) for n in moved), moved

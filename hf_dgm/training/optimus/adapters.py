@@ -33,6 +33,12 @@ def add_decoder_lora(model, rank: int = 16, alpha: float = 32.0, target_modules:
     `target_modules` (comma-separated names such as `q_proj,v_proj`, or `all-linear`), freeze every other decoder
     weight, and return the number of adapter parameters. The adapters start as the identity (B = 0).
     """
+    return add_lora(model.get_decoder(), rank, alpha, target_modules, dropout)
+
+
+def add_lora(decoder: nn.Module, rank: int = 16, alpha: float = 32.0, target_modules: str | list[str] = "q_proj,v_proj",
+             dropout: float = 0.0) -> int:
+    """[`add_decoder_lora`] on a causal LM itself (the main job's plain-decoder baseline trains the same adapters)."""
     _require_peft()
     from peft import LoraConfig, inject_adapter_in_model
 
@@ -42,7 +48,6 @@ def add_decoder_lora(model, rank: int = 16, alpha: float = 32.0, target_modules:
         target_modules = target_modules if target_modules == "all-linear" else [t.strip() for t in target_modules.split(",") if t.strip()]
     if not target_modules:
         raise ValueError("`lora_target_modules` names no module")
-    decoder = model.get_decoder()
     for param in decoder.parameters():
         param.requires_grad_(False)
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, bias="none")
@@ -69,7 +74,12 @@ def has_decoder_lora(model) -> bool:
 def merge_decoder_lora(model) -> int:
     """Fold every LoRA adapter of `model`'s decoder into its base weight and put the plain layer back; every decoder
     weight is trainable again afterwards. Returns the number of merged layers (0: nothing to merge)."""
-    decoder = model.get_decoder()
+    return merge_lora(model.get_decoder())
+
+
+@torch.no_grad()
+def merge_lora(decoder: nn.Module) -> int:
+    """[`merge_decoder_lora`] on a causal LM itself."""
     merged = 0
     for name, module in list(decoder.named_modules()):
         if not hasattr(module, "get_base_layer") or not hasattr(module, "merge") or not hasattr(module, "lora_A"):
@@ -118,5 +128,5 @@ def _freeze(module: nn.Module) -> None:
         param.grad = None
 
 
-__all__ = ["DECODER_TRAINING", "ENCODER_TRAINING", "add_decoder_lora", "configure_trainable_parts",
-           "has_decoder_lora", "merge_decoder_lora"]
+__all__ = ["DECODER_TRAINING", "ENCODER_TRAINING", "add_decoder_lora", "add_lora", "configure_trainable_parts",
+           "has_decoder_lora", "merge_decoder_lora", "merge_lora"]

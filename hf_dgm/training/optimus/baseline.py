@@ -63,12 +63,15 @@ def finetune_plain_decoder(
     seed: int = 0,
     progress: bool = True,
     lr_scheduler_type: str = "linear",
+    lora: dict | None = None,
 ) -> dict[str, Any]:
     """Fine-tunes `decoder` as a language model (loss: −log p(x) per sentence, batch mean — Optimus's reconstruction
     term) the way `OptimusTrainer` trains Optimus by default: length-grouped batches of `batch_size` sentences,
     fused AdamW (eps 1e-8, no weight decay), the learning rate decaying linearly to 0 (`lr_scheduler_type="linear"`,
     the Trainer's default) or held (`"constant"`), gradient clipping at `max_grad_norm`.
-    Returns `{"train_seconds", "final_loss"}`."""
+    With `lora` (`{"rank", "alpha", "target_modules", "lr_multiplier"}`), only LoRA adapters train, at
+    `learning_rate × lr_multiplier`, as the Optimus run's decoder does under `decoder_training="lora"`; they are merged
+    into the weights at the end. Returns `{"train_seconds", "final_loss"}`."""
     if lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"`lr_scheduler_type` must be 'linear' or 'constant'; got {lr_scheduler_type!r}")
     if max_steps < 1 or batch_size < 1:
@@ -80,7 +83,14 @@ def finetune_plain_decoder(
     pad = processor.decoder_tokenizer.pad_token_id
     torch.manual_seed(seed)
     decoder.train()
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=learning_rate, eps=1e-8, weight_decay=0.0, fused=True)
+    rate = learning_rate
+    if lora is not None:
+        from .adapters import add_lora
+
+        add_lora(decoder, lora["rank"], lora["alpha"], lora["target_modules"])
+        rate = learning_rate * lora["lr_multiplier"]
+    trainable = [p for p in decoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=rate, eps=1e-8, weight_decay=0.0, fused=True)
     schedule = get_scheduler(lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=max_steps)  # the Trainer's
     started, loss = time.time(), float("nan")
     for _ in tqdm(range(max_steps), desc="plain decoder", disable=not progress):
@@ -88,10 +98,14 @@ def finetune_plain_decoder(
         nll = _sentence_nll(decoder, ids, mask)
         optimizer.zero_grad()
         nll.mean().backward()
-        torch.nn.utils.clip_grad_norm_(decoder.parameters(), max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
         optimizer.step()
         schedule.step()
         loss = nll.mean().item()
+    if lora is not None:
+        from .adapters import merge_lora
+
+        merge_lora(decoder)
     decoder.eval()
     return {"train_seconds": time.time() - started, "final_loss": loss}
 

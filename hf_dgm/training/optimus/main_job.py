@@ -182,6 +182,15 @@ def build_arguments(args: argparse.Namespace, source: dict):
     return model_args, data_args, training_args
 
 
+def baseline_lora(args: argparse.Namespace) -> dict | None:
+    """The plain decoder trains as the Optimus decoder does: the same LoRA adapters and rates under
+    `--decoder_training lora` (None: every weight, as under `full`)."""
+    if args.decoder_training != "lora":
+        return None
+    return {"rank": args.lora_rank, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules,
+            "lr_multiplier": args.lora_lr_multiplier}
+
+
 def plain_decoder_baseline(args: argparse.Namespace, train_sentences, eval_sentences) -> dict:
     """The same decoder fine-tuned alone on the same sentences and budget; its exact per-token perplexity."""
     if not args.baseline:
@@ -201,7 +210,7 @@ def plain_decoder_baseline(args: argparse.Namespace, train_sentences, eval_sente
     trained = finetune_plain_decoder(
         decoder, processor, train_sentences, max_steps=args.max_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, max_length=args.max_length, seed=args.seed,
-        lr_scheduler_type=args.lr_scheduler_type,
+        lr_scheduler_type=args.lr_scheduler_type, lora=baseline_lora(args),
     )
     scores = decoder_perplexity(decoder, processor, eval_sentences, max_length=args.max_length)
     print(f"[main job] plain decoder: {time.time() - started:.0f} s, per-token PPL {scores['ppl_per_token']:.3f}", flush=True)
