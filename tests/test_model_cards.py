@@ -90,6 +90,18 @@ def test_card_metadata_and_model_index_come_from_the_run(tmp_path, config):
     assert "{{" not in text and "{%" not in text
 
 
+@pytest.mark.parametrize("injection", ["memory", "embedding", "both", "prefix"])
+def test_optimus_card_describes_every_injection_and_the_posterior_batch_norm(tmp_path, config, injection):
+    config.latent_injection = injection
+    card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
+    text = ModelCard(str(card)).text
+    assert "z reaches it as " in text and "Posterior mean batch norm" not in text
+    assert ("soft-prompt embedding" in text) == (injection == "prefix")
+    config.posterior_mean_batch_norm = 0.5
+    text = ModelCard(str(build_card(OPTIMUS, config, read_run(tmp_path / "run"), REPO_ID))).text
+    assert "**Posterior mean batch norm** (BN-VAE, Zhu et al. 2020): μ is batch-normalised with a fixed scale γ = 0.5" in text
+
+
 def test_unevaluated_run_has_no_model_index(tmp_path, config):
     card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
     parsed = ModelCard(str(card))
