@@ -171,6 +171,35 @@ def test_time_estimate_after_timed_steps(parts, tmp_path):
     # 3 training steps left after the timed ones, plus 100 step-equivalents of later work
     assert estimate["job_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 103 / 60, abs=0.01)
     assert estimate["training_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 3 / 60, abs=0.01)
+    assert trainer.time_estimate.job_minutes_left > 0  # the ETA the bar showed at the last step: the later work
+
+
+def test_progress_bar_eta_follows_the_mean_step_time(monkeypatch):
+    """The first timed steps give the logged estimate; the bar's ETA then uses the mean step time since the warm-up."""
+    from types import SimpleNamespace
+
+    from hf_dgm.training.optimus import trainer as trainer_module
+
+    clock = iter([100.0, 102.0, 104.0, 110.0, 116.0])  # step 1 (the warm-up) ends at 100 s; then 2, 2, 6, 6 s
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
+    bar = SimpleNamespace(postfix=None, set_postfix_str=lambda text, refresh: setattr(bar, "postfix", text))
+    callback = trainer_module.TimeEstimateCallback(steps=2, extra_steps=60)
+    callback.bar_owner = SimpleNamespace(training_bar=bar)
+    state = SimpleNamespace(global_step=0, max_steps=10, is_world_process_zero=True)
+    for step in range(1, 4):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    # after steps 2-3 at 2 s each: 7 training steps + 60 step-equivalents of later work left
+    assert callback.estimate["seconds_per_step"] == pytest.approx(2.0)
+    assert callback.estimate["job_minutes_left"] == pytest.approx(2.0 * 67 / 60, abs=0.01)
+    assert bar.postfix == f"job ETA ~{2.0 * 67 / 60:.1f} min"
+    for step in (4, 5):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    # steps 4-5 took 6 s each: the mean since the warm-up is 16 s / 4 steps = 4 s; 65 step-equivalents left
+    assert callback.estimate["seconds_per_step"] == pytest.approx(2.0)  # the logged first estimate stays
+    assert callback.job_minutes_left == pytest.approx(4.0 * 65 / 60)
+    assert bar.postfix == f"job ETA ~{4.0 * 65 / 60:.1f} min"
 
 
 def test_reconstruction_picks_follow_the_fixed_rule():

@@ -26,7 +26,7 @@ step whose β > 0 compares the window's MI and active units with them; a breach 
 **Time estimate.** With `time_estimate_steps = k > 0`, after k timed steps (the first step, a warm-up, is not
 timed) the trainer logs how long the rest of training takes, plus `time_estimate_extra_steps` step-equivalents of
 work that follows training (the main job: its plain-decoder fine-tune and evaluation), and shows that job ETA on the
-progress bar.
+progress bar, updated at every step from the mean step time so far.
 
 **Divergence guard.** A NaN/Inf training loss (checked on every forward, agreed across processes) raises
 :class:`OptimusTrainingDivergedError` before the backward pass and optimizer step of that batch; no checkpoint is
@@ -380,7 +380,8 @@ class TimeEstimateCallback(TrainerCallback):
     """
     Times `steps` optimizer steps after the first (a warm-up: lazy initialisation, first allocations), then logs how
     long the rest of training takes plus `extra_steps` step-equivalents of work that follows it, and keeps that job
-    ETA on the training progress bar. `estimate` holds the figures once known (seconds per step, minutes left).
+    ETA on the training progress bar, re-estimated at every step from the mean step time since the warm-up.
+    `estimate` holds the first figures (seconds per step, minutes left); `job_minutes_left` the latest ETA.
     """
 
     def __init__(self, steps: int, extra_steps: float = 0.0):
@@ -388,6 +389,7 @@ class TimeEstimateCallback(TrainerCallback):
             raise ValueError(f"`steps` must be a positive number of steps; got {steps!r}")
         self.steps, self.extra_steps = steps, float(extra_steps)
         self.estimate: dict | None = None
+        self.job_minutes_left: float | None = None  # the bar's ETA, updated every step once `estimate` is known
         self._t0: float | None = None
         self.bar_owner = None  # the ProgressCallback whose bar shows the ETA (set by OptimusTrainer)
 
@@ -409,11 +411,17 @@ class TimeEstimateCallback(TrainerCallback):
                     "~%.1f min", self.steps, per_step, self.estimate["training_minutes_left"],
                     self.estimate["job_minutes_left"],
                 )
-        if self.estimate is not None and self.bar_owner is not None:
+        if self.estimate is not None:
+            self.job_minutes_left = self.running_seconds_per_step(state.global_step, now) * (
+                state.max_steps - state.global_step + self.extra_steps) / 60
             bar = getattr(self.bar_owner, "training_bar", None)
             if bar is not None:
-                left = self.estimate["seconds_per_step"] * (state.max_steps - state.global_step + self.extra_steps)
-                bar.set_postfix_str(f"job ETA ~{left / 60:.1f} min", refresh=False)
+                bar.set_postfix_str(f"job ETA ~{self.job_minutes_left:.1f} min", refresh=False)
+
+    def running_seconds_per_step(self, global_step: int, now: float) -> float:
+        """Mean seconds per step over every step since the warm-up: the first timed steps of a length-grouped run can
+        be 2× slower or faster than the rest, so the bar's ETA follows the run rather than keeping the first guess."""
+        return (now - self._t0) / (global_step - 1)
 
 
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
