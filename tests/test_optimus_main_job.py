@@ -260,7 +260,12 @@ def test_main_job_flags_and_estimate_inputs():
 
     args = build_parser().parse_args([])
     assert args.decoder_training == "full" and args.collapse_mi_threshold == 1.0 and args.collapse_min_active_units == 8
-    assert args.max_length == 40
+    assert args.max_length == 40 and args.posterior_mean_batch_norm == 1.0
+    assert build_parser().parse_args(["--posterior_mean_batch_norm", "none"]).posterior_mean_batch_norm is None
+    assert build_parser().parse_args(["--posterior_mean_batch_norm", "0.5"]).posterior_mean_batch_norm == 0.5
+    for bad in ("0", "-1", "inf", "nan", "big"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--posterior_mean_batch_norm", bad])
     # the plain decoder (0.85 of a step each) + evaluation at 64 sentences, K = 20
     assert after_training_steps(args) == pytest.approx(0.85 * 200 + 85)
     assert after_training_steps(build_parser().parse_args(["--no_baseline"])) == pytest.approx(85)

@@ -281,6 +281,7 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
     assert (args.beta_ratio_zero, args.beta_ratio_increase) == (job.beta_ratio_zero, job.beta_ratio_increase)
     assert args.beta_schedule_steps == job.max_steps  # the schedule spans the job's steps, as main_job passes it
     assert (model_args.latent_injection, model_args.pooling) == (job.latent_injection, job.pooling)
+    assert model_args.posterior_mean_batch_norm == job.posterior_mean_batch_norm == 1.0
 
 
 def test_recipe_dict_values_relative_paths_and_unknown_keys(tmp_path):

@@ -9,8 +9,9 @@
    clear message when neither can be reached). Its own recipe, built for a short run with fresh heads: the paper's
    fine-tuning schedule (1 β cycle: β = 0 — an autoencoder phase — for the first half, a ramp over the next quarter,
    β 1, λ 0.5), AdamW 1e-4 (fused), the latent heads at 10× that rate, word dropout on the decoder inputs
-   (Bowman et al. 2016) of 0.75 while β = 0 and 0.25 once β > 0, 200 steps × 16 sentences drawn from 1,600 training
-   sentences (each seen twice);
+   (Bowman et al. 2016) of 0.75 while β = 0 and 0.25 once β > 0, the posterior mean batch-normalised with a fixed
+   scale of 1 (BN-VAE, Zhu et al. 2020: no run with it has collapsed; `--posterior_mean_batch_norm none` turns it
+   off), 200 steps × 16 sentences drawn from 1,600 training sentences (each seen twice);
 3. fine-tunes the plain decoder alone on the same sentences with the same budget, length-grouped batches and fused
    AdamW as the Optimus run (`--no_baseline` skips it);
 4. evaluates both on held-out SNLI sentences (Optimus: IW-NLL/PPL with K importance samples, −ELBO, KL, MI, AU,
@@ -47,6 +48,19 @@ def snli_source() -> dict:
     return {"dataset": "stanfordnlp/snli", "text_column": "premise", "eval_split": "test", "source": "hub:stanfordnlp/snli"}
 
 
+def batch_norm_scale(text: str) -> float | None:
+    """`--posterior_mean_batch_norm`: a scale γ > 0, or `none` for the paper's un-normalised posterior mean."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a scale γ > 0 or 'none'; got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The main job's flags and their defaults (the recipe `training/recipes/optimus_snli_cpu.yaml` mirrors them)."""
     parser = argparse.ArgumentParser(prog="python -m hf_dgm.training.optimus.main_job", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sentence feature: all-MiniLM-L6-v2 was trained with mean pooling; its BERT pooler output "
                         "barely varies across sentences (RMS 0.067, across-sentence std 0.047 on 64 SNLI test sentences, "
                         "vs 0.27 / 0.26 for the mean), which leaves 0 active units")
-    parser.add_argument("--posterior_mean_batch_norm", type=float, default=None, metavar="GAMMA",
+    parser.add_argument("--posterior_mean_batch_norm", type=batch_norm_scale, default=1.0, metavar="GAMMA",
                         help="BN-VAE (Zhu et al. 2020): batch-normalize the posterior mean with the fixed scale GAMMA, "
-                        "so every latent dimension keeps variance GAMMA² across sentences (posterior collapse cannot "
-                        "happen); none = the paper's posterior")
+                        "so every latent dimension keeps variance GAMMA² across sentences and the posteriors cannot "
+                        "all collapse onto the prior; 'none' = the paper's posterior (benchmarks/optimus_main_job_avenues.md)")
     parser.add_argument("--posterior_init", default="random", choices=["random", "pca"],
                         help="pca: start the posterior mean rows as the whitened principal components of the encoder's "
                         "pooled features of the training sentences (unit spread across sentences from step 0)")
