@@ -225,6 +225,10 @@ def test_verdict_lines_compare_with_the_targets():
     assert "no collapse" in lines[1] and "60 distinct reconstructions of 64" in lines[1]
     assert '"a" → "b"' in lines[2] and "#0" in lines[3] and lines[4].count("→") == 4
     collapsed = dict(ok, collapsed_at_end=True, breaches=[150, 155], min_mutual_information=0.2)
+    # the decoder-side collapse: healthy posteriors, but the decoder writes 7 sentences for 64 inputs
+    lines = verdict_lines(dict(metrics, eval_reconstruction_distinct=7), ok, picks, path)
+    assert "no collapse" in lines[1] and "DECODER IGNORES z: only 7 distinct reconstructions of 64 (fewer than 8)" in lines[1]
+    assert "IGNORES" not in verdict_lines(dict(metrics, eval_reconstruction_distinct=8), ok, picks, path)[1]
     lines = verdict_lines(dict(metrics, eval_reconstruction_bleu=2.0), collapsed, picks, path)
     assert lines[0].startswith("VERDICT: MISSES") and "reconstruction BLEU 2 < 20 ✗" in lines[0]
     assert lines[1].startswith("POSTERIOR COLLAPSE") and "[150, 155]" in lines[1]

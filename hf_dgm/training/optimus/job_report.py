@@ -4,6 +4,8 @@ interpolation picked by a fixed rule (never by hand), as five lines printed at t
 The rule: of the evaluation sentences' greedy reconstructions (posterior means, the model as saved and reloaded),
 the one with the median sentence BLEU (the lower median; ties go to the earlier sentence) and the first sentence's;
 the interpolation between the first two evaluation sentences (the first path of `samples.md`).
+Line 2 gives the collapse watch's finding on the posteriors (MI, active units during training) and flags a decoder
+that ignores z: fewer distinct reconstructions than `DECODER_COLLAPSE_SHARE` of the evaluation sentences.
 """
 
 from __future__ import annotations
@@ -73,8 +75,17 @@ def verdict_lines(metrics: dict[str, Any], collapse: dict | None, picks: list[di
     return lines
 
 
+# The decoder-side collapse: fewer distinct greedy reconstructions than this share of the evaluation sentences means the
+# decoder writes the same few sentences whatever z is (the AMD collapse: 1 of 64; healthy runs: 26-62 of 64). The
+# encoder-side watch (MI, active units) cannot see it when the posterior mean is batch-normalised.
+DECODER_COLLAPSE_SHARE = 1 / 8
+
+
 def _collapse_line(collapse: dict | None, distinct: int | None, n: int | None) -> str:
     distinct_text = f"; {distinct} distinct reconstructions of {n}" if distinct is not None else ""
+    if distinct is not None and n and distinct < DECODER_COLLAPSE_SHARE * n:
+        distinct_text = (f"; DECODER IGNORES z: only {distinct} distinct reconstructions of {n} "
+                         f"(fewer than {DECODER_COLLAPSE_SHARE * n:g})")
     if not collapse:
         return "collapse watch: off" + distinct_text + "."
     mi, au = collapse.get("min_mutual_information"), collapse.get("min_active_units_seen")
