@@ -172,34 +172,60 @@ def test_time_estimate_after_timed_steps(parts, tmp_path):
     assert estimate["job_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 103 / 60, abs=0.01)
     assert estimate["training_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 3 / 60, abs=0.01)
     assert trainer.time_estimate.job_minutes_left > 0  # the ETA the bar showed at the last step: the later work
+    # the average step's tokens come from the training data's `length` column: mean × batch
+    lengths = list(trainer.train_dataset["length"])
+    assert trainer.time_estimate.tokens_per_step == pytest.approx(sum(lengths) / len(lengths) * trainer.args.per_device_train_batch_size)
+    assert estimate["timed_seconds_per_step"] > 0
 
 
-def test_progress_bar_eta_follows_the_mean_step_time(monkeypatch):
-    """The first timed steps give the logged estimate; the bar's ETA then uses the mean step time since the warm-up."""
+def _run_fake_steps(monkeypatch, clock: list[float], tokens: list[int] | None, tokens_per_step: float | None):
+    """Drive a TimeEstimateCallback (2 timed steps, 60 step-equivalents after training, 10 steps) with a fake clock:
+    step k ends at clock[k - 1] and, with `tokens`, its batch held tokens[k - 1] decoder tokens."""
     from types import SimpleNamespace
 
     from hf_dgm.training.optimus import trainer as trainer_module
 
-    clock = iter([100.0, 102.0, 104.0, 110.0, 116.0])  # step 1 (the warm-up) ends at 100 s; then 2, 2, 6, 6 s
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(clock))
-    bar = SimpleNamespace(postfix=None, set_postfix_str=lambda text, refresh: setattr(bar, "postfix", text))
-    callback = trainer_module.TimeEstimateCallback(steps=2, extra_steps=60)
+    ticks = iter(clock)
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(ticks))
+    bar = SimpleNamespace(postfix=None)
+    bar.set_postfix_str = lambda text, refresh: setattr(bar, "postfix", text)
+    callback = trainer_module.TimeEstimateCallback(steps=2, extra_steps=60, tokens_per_step=tokens_per_step)
     callback.bar_owner = SimpleNamespace(training_bar=bar)
     state = SimpleNamespace(global_step=0, max_steps=10, is_world_process_zero=True)
-    for step in range(1, 4):
+    history = []
+    for step in range(1, len(clock) + 1):
+        if tokens is not None:
+            callback.count_tokens(tokens[step - 1], completed_steps=step - 1)
         state.global_step = step
         callback.on_step_end(None, state, None)
+        history.append((callback.job_minutes_left, bar.postfix))
+    return callback, history
+
+
+def test_progress_bar_eta_follows_the_mean_step_time(monkeypatch):
+    """Without token counts: the logged estimate from the timed steps, then the bar's ETA from the mean step time
+    since the warm-up."""
+    callback, history = _run_fake_steps(monkeypatch, [100.0, 102.0, 104.0, 110.0, 116.0], None, None)
     # after steps 2-3 at 2 s each: 7 training steps + 60 step-equivalents of later work left
-    assert callback.estimate["seconds_per_step"] == pytest.approx(2.0)
+    assert callback.estimate["seconds_per_step"] == callback.estimate["timed_seconds_per_step"] == pytest.approx(2.0)
     assert callback.estimate["job_minutes_left"] == pytest.approx(2.0 * 67 / 60, abs=0.01)
-    assert bar.postfix == f"job ETA ~{2.0 * 67 / 60:.1f} min"
-    for step in (4, 5):
-        state.global_step = step
-        callback.on_step_end(None, state, None)
+    assert history[2][1] == f"job ETA ~{2.0 * 67 / 60:.1f} min"
     # steps 4-5 took 6 s each: the mean since the warm-up is 16 s / 4 steps = 4 s; 65 step-equivalents left
     assert callback.estimate["seconds_per_step"] == pytest.approx(2.0)  # the logged first estimate stays
     assert callback.job_minutes_left == pytest.approx(4.0 * 65 / 60)
-    assert bar.postfix == f"job ETA ~{4.0 * 65 / 60:.1f} min"
+    assert history[-1][1] == f"job ETA ~{4.0 * 65 / 60:.1f} min"
+
+
+def test_time_estimate_scales_the_long_first_batches_to_the_mean_length(monkeypatch):
+    """Length-grouped runs start with their longest batches: at 0.1 s per token, two 20-token steps (2 s each) say an
+    average 10-token step takes 1 s, not 2; the later 5-token steps (0.5 s) keep the estimate on 0.1 s per token."""
+    callback, history = _run_fake_steps(monkeypatch, [100.0, 102.0, 104.0, 104.5, 105.0], [20, 20, 20, 5, 5], 10.0)
+    assert callback.estimate["timed_seconds_per_step"] == pytest.approx(2.0)
+    assert callback.estimate["seconds_per_step"] == pytest.approx(1.0)
+    assert callback.estimate["job_minutes_left"] == pytest.approx(1.0 * 67 / 60, abs=0.01)
+    assert callback.estimate["training_minutes_left"] == pytest.approx(1.0 * 7 / 60, abs=0.01)
+    assert callback.job_minutes_left == pytest.approx(1.0 * 65 / 60)  # 5 s for 50 tokens: still 0.1 s per token
+    assert history[-1][1] == f"job ETA ~{65 / 60:.1f} min"
 
 
 def test_reconstruction_picks_follow_the_fixed_rule():

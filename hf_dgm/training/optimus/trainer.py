@@ -26,7 +26,8 @@ step whose β > 0 compares the window's MI and active units with them; a breach 
 **Time estimate.** With `time_estimate_steps = k > 0`, after k timed steps (the first step, a warm-up, is not
 timed) the trainer logs how long the rest of training takes, plus `time_estimate_extra_steps` step-equivalents of
 work that follows training (the main job: its plain-decoder fine-tune and evaluation), and shows that job ETA on the
-progress bar, updated at every step from the mean step time so far.
+progress bar, updated at every step. Step times are scaled by decoder tokens (the length-grouped sampler puts the
+longest sentences first), see [`TimeEstimateCallback`].
 
 **Divergence guard.** A NaN/Inf training loss (checked on every forward, agreed across processes) raises
 :class:`OptimusTrainingDivergedError` before the backward pass and optimizer step of that batch; no checkpoint is
@@ -380,48 +381,65 @@ class TimeEstimateCallback(TrainerCallback):
     """
     Times `steps` optimizer steps after the first (a warm-up: lazy initialisation, first allocations), then logs how
     long the rest of training takes plus `extra_steps` step-equivalents of work that follows it, and keeps that job
-    ETA on the training progress bar, re-estimated at every step from the mean step time since the warm-up.
-    `estimate` holds the first figures (seconds per step, minutes left); `job_minutes_left` the latest ETA.
+    ETA on the training progress bar, re-estimated at every step from the time since the warm-up.
+
+    Length-grouped batches are not alike: the Trainer's length-grouped sampler puts the longest sentences first, so the
+    first steps are the slowest (1.6-2× the run's mean in the main job). With `tokens_per_step` (the decoder tokens of
+    an average step, from the training data's `length` column) and the tokens of the steps run so far
+    (`count_tokens`), the time of an average step is seconds per token × `tokens_per_step`; without them it is the
+    mean step time. `estimate` holds the first figures; `job_minutes_left` the latest ETA.
     """
 
-    def __init__(self, steps: int, extra_steps: float = 0.0):
+    def __init__(self, steps: int, extra_steps: float = 0.0, tokens_per_step: float | None = None):
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`steps` must be a positive number of steps; got {steps!r}")
         self.steps, self.extra_steps = steps, float(extra_steps)
+        self.tokens_per_step = tokens_per_step
         self.estimate: dict | None = None
         self.job_minutes_left: float | None = None  # the bar's ETA, updated every step once `estimate` is known
         self._t0: float | None = None
+        self._tokens = 0.0  # decoder tokens of the steps after the warm-up
         self.bar_owner = None  # the ProgressCallback whose bar shows the ETA (set by OptimusTrainer)
+
+    def count_tokens(self, tokens: float, completed_steps: int) -> None:
+        """Add a training micro-batch's decoder tokens (`completed_steps`: optimizer steps done before it)."""
+        if completed_steps >= 1:
+            self._tokens += float(tokens)
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
         if state.global_step == 1:
             self._t0 = now
         elif self._t0 is not None and state.global_step == 1 + self.steps and self.estimate is None:
-            per_step = (now - self._t0) / self.steps
+            timed = (now - self._t0) / self.steps
+            per_step = self.seconds_per_average_step(state.global_step, now)
             remaining = state.max_steps - state.global_step
             self.estimate = {
-                "seconds_per_step": round(per_step, 3), "timed_steps": self.steps,
+                "seconds_per_step": round(per_step, 3), "timed_seconds_per_step": round(timed, 3),
+                "timed_steps": self.steps,
                 "training_minutes_left": round(per_step * remaining / 60, 2),
                 "job_minutes_left": round(per_step * (remaining + self.extra_steps) / 60, 2),
             }
             if state.is_world_process_zero:
                 logger.warning(
-                    "time estimate from %d timed steps: %.2f s/step -> training done in ~%.1f min, the whole job in "
-                    "~%.1f min", self.steps, per_step, self.estimate["training_minutes_left"],
-                    self.estimate["job_minutes_left"],
+                    "time estimate from %d timed steps (%.2f s/step, scaled to the data's mean sentence length: "
+                    "%.2f s/step) -> training done in ~%.1f min, the whole job in ~%.1f min", self.steps, timed,
+                    per_step, self.estimate["training_minutes_left"], self.estimate["job_minutes_left"],
                 )
         if self.estimate is not None:
-            self.job_minutes_left = self.running_seconds_per_step(state.global_step, now) * (
+            self.job_minutes_left = self.seconds_per_average_step(state.global_step, now) * (
                 state.max_steps - state.global_step + self.extra_steps) / 60
             bar = getattr(self.bar_owner, "training_bar", None)
             if bar is not None:
                 bar.set_postfix_str(f"job ETA ~{self.job_minutes_left:.1f} min", refresh=False)
 
-    def running_seconds_per_step(self, global_step: int, now: float) -> float:
-        """Mean seconds per step over every step since the warm-up: the first timed steps of a length-grouped run can
-        be 2× slower or faster than the rest, so the bar's ETA follows the run rather than keeping the first guess."""
-        return (now - self._t0) / (global_step - 1)
+    def seconds_per_average_step(self, global_step: int, now: float) -> float:
+        """The time of an average step, from every step since the warm-up: seconds per token × `tokens_per_step`
+        when tokens are known, else the mean step time."""
+        elapsed = now - self._t0
+        if self.tokens_per_step and self._tokens > 0:
+            return elapsed / self._tokens * self.tokens_per_step
+        return elapsed / (global_step - 1)
 
 
 class OptimusTrainer(AtomicCheckpointMixin, Trainer):
@@ -498,6 +516,8 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
                 callback.trainer = self
             if isinstance(callback, ProgressCallback) and self.time_estimate is not None:
                 self.time_estimate.bar_owner = callback
+        if self.time_estimate is not None and self.time_estimate.tokens_per_step is None:
+            self.time_estimate.tokens_per_step = self._mean_tokens_per_step()
         try:
             result = super().train(*args, **kwargs)
         finally:  # the returned model is trainable again, also when the run is shorter than the freeze
@@ -505,6 +525,15 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         self._finish_adapters()
         self._write_latent_health()
         return result
+
+    def _mean_tokens_per_step(self) -> float | None:
+        """Decoder tokens of an average optimizer step on this process: the mean of the training data's `length`
+        column × batch × accumulation (None without that column)."""
+        data = self.train_dataset
+        if data is None or "length" not in (getattr(data, "column_names", None) or []) or len(data) == 0:
+            return None
+        lengths = list(data["length"])
+        return sum(lengths) / len(lengths) * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
 
     def _finish_adapters(self) -> None:
         """LoRA: fold the adapters into the decoder's weights, so the model saves and loads as a plain Optimus."""
@@ -598,6 +627,10 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         if model.training:
             self.last_beta = beta
         rate = self.args.word_dropout_at(beta) if model.training else 0.0
+        if model.training and self.time_estimate is not None:
+            mask = inputs.get("decoder_attention_mask")
+            tokens = mask.sum().item() if mask is not None else inputs["decoder_input_ids"].numel()
+            self.time_estimate.count_tokens(tokens, self.state.global_step)
         if rate > 0:
             inputs = self._word_dropout(model, inputs, rate)
         outputs = model(**inputs, beta=beta, kl_threshold=self.args.kl_threshold)
