@@ -96,10 +96,12 @@ def test_optimus_card_describes_every_injection_and_the_posterior_batch_norm(tmp
     card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
     text = ModelCard(str(card)).text
     assert "z reaches it as " in text and "Posterior mean batch norm" not in text
+    assert ".\n- **Objective**" in text  # each a bullet of its own
     assert ("soft-prompt embedding" in text) == (injection == "prefix")
     config.posterior_mean_batch_norm = 0.5
     text = ModelCard(str(build_card(OPTIMUS, config, read_run(tmp_path / "run"), REPO_ID))).text
-    assert "**Posterior mean batch norm** (BN-VAE, Zhu et al. 2020): μ is batch-normalised with a fixed scale γ = 0.5" in text
+    assert ".\n- **Posterior mean batch norm** (BN-VAE, Zhu et al. 2020): μ is batch-normalised with a fixed scale γ = 0.5" in text
+    assert "γ²/2.\n- **Objective**" in text
 
 
 def test_unevaluated_run_has_no_model_index(tmp_path, config):
