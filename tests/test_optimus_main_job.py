@@ -255,6 +255,10 @@ def test_verdict_lines_compare_with_the_targets():
     lines = verdict_lines(dict(metrics, eval_reconstruction_distinct=7), ok, picks, path)
     assert "no collapse" in lines[1] and "DECODER IGNORES z: only 7 distinct reconstructions of 64 (fewer than 8)" in lines[1]
     assert "IGNORES" not in verdict_lines(dict(metrics, eval_reconstruction_distinct=8), ok, picks, path)[1]
+    # a damaged language model: the IW perplexity far above the plain decoder's
+    lines = verdict_lines(dict(metrics, eval_ppl_ratio_to_plain_decoder=9.29), ok, picks, path)
+    assert lines[1].endswith("; LANGUAGE MODEL DAMAGED: IW PPL 9.29× the plain decoder's (above 4×).")
+    assert "DAMAGED" not in verdict_lines(dict(metrics, eval_ppl_ratio_to_plain_decoder=2.6), ok, picks, path)[1]
     lines = verdict_lines(dict(metrics, eval_reconstruction_bleu=2.0), collapsed, picks, path)
     assert lines[0].startswith("VERDICT: MISSES") and "reconstruction BLEU 2 < 20 ✗" in lines[0]
     assert lines[1].startswith("POSTERIOR COLLAPSE") and "[150, 155]" in lines[1]
@@ -293,6 +297,7 @@ def test_main_job_flags_and_estimate_inputs():
     assert args.max_length == 40 and args.posterior_mean_batch_norm == 1.0
     assert build_parser().parse_args(["--posterior_mean_batch_norm", "none"]).posterior_mean_batch_norm is None
     assert build_parser().parse_args(["--posterior_mean_batch_norm", "0.5"]).posterior_mean_batch_norm == 0.5
+    assert args.warmup_steps == 0
     for bad in ("0", "-1", "inf", "nan", "big"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--posterior_mean_batch_norm", bad])
@@ -357,3 +362,18 @@ def test_plain_decoder_baseline_trains_the_same_lora_adapters(parts):
     assert after.keys() == before.keys()
     moved = {n for n in before if not torch.equal(before[n], after[n])}
     assert moved and all(n.endswith(("q_proj.weight", "v_proj.weight")) for n in moved), moved
+
+
+def test_build_arguments_passes_the_warmup_and_the_posterior_batch_norm(tmp_path):
+    from hf_dgm.training.optimus.main_job import build_arguments, build_parser
+
+    source = {"train_file": "t.txt", "eval_file": "e.txt", "dataset_name": "SNLI", "dataset_id": "stanfordnlp/snli"}
+    args = build_parser().parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "20"])
+    model_args, _, training_args = build_arguments(args, source)
+    assert training_args.warmup_steps == 20 and training_args.lr_scheduler_type.value == "linear"
+    assert model_args.posterior_mean_batch_norm == 1.0
+    args = build_parser().parse_args(["--output_dir", str(tmp_path), "--warmup_steps", "20", "--lr_scheduler_type",
+                                      "constant", "--posterior_mean_batch_norm", "none"])
+    model_args, _, training_args = build_arguments(args, source)
+    assert training_args.lr_scheduler_type.value == "constant_with_warmup"  # plain "constant" would skip the warmup
+    assert model_args.posterior_mean_batch_norm is None

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--lr_scheduler_type", default="linear", choices=["linear", "constant"],
                         help="learning-rate schedule of both fine-tunings: linear decay to 0 (the Trainer's default) or constant")
+    parser.add_argument("--warmup_steps", type=int, default=0,
+                        help="steps over which the Optimus fine-tune's learning rates rise linearly from 0 (the paper: none)")
     parser.add_argument("--eval_sentences", type=int, default=64)
     parser.add_argument("--num_importance_samples", type=int, default=20, help="K of the IW estimate (paper: 100; fewer keeps the job short)")
     parser.add_argument("--seed", type=int, default=42)
@@ -178,7 +180,8 @@ def build_arguments(args: argparse.Namespace, source: dict):
     )
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate, lr_scheduler_type=args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if args.lr_scheduler_type == "constant" and args.warmup_steps else args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
         decoder_freeze_steps=args.decoder_freeze_steps, posterior_init=args.posterior_init, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,
