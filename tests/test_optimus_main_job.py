@@ -255,6 +255,11 @@ def test_verdict_lines_compare_with_the_targets():
     lines = verdict_lines(dict(metrics, eval_reconstruction_distinct=7), ok, picks, path)
     assert "no collapse" in lines[1] and "DECODER IGNORES z: only 7 distinct reconstructions of 64 (fewer than 8)" in lines[1]
     assert "IGNORES" not in verdict_lines(dict(metrics, eval_reconstruction_distinct=8), ok, picks, path)[1]
+    # the last training window recovered, the evaluation sentences' posteriors did not (the old default at seed 42)
+    dipped = dict(ok, breaches=[140, 195], min_mutual_information=-0.28)
+    lines = verdict_lines(dict(metrics, eval_mutual_information=0.85, eval_active_units=29), dipped, picks, path)
+    assert lines[1].startswith("POSTERIOR COLLAPSE on the evaluation sentences (MI 0.85 nats, 29 active units")
+    assert "recovered" in verdict_lines(dict(metrics, eval_mutual_information=2.5), dipped, picks, path)[1]
     # a damaged language model: the IW perplexity far above the plain decoder's
     lines = verdict_lines(dict(metrics, eval_ppl_ratio_to_plain_decoder=9.29), ok, picks, path)
     assert lines[1].endswith("; LANGUAGE MODEL DAMAGED: IW PPL 9.29× the plain decoder's (above 4×).")

@@ -64,7 +64,8 @@ def verdict_lines(metrics: dict[str, Any], collapse: dict | None, picks: list[di
     ratio_text = f"; IW PPL {ratio:.2f}× the plain decoder's" if ratio is not None else ""
     distinct = metrics.get("eval_reconstruction_distinct")
     lines = [f"VERDICT: {'MEETS' if passed else 'MISSES'} the targets — " + ", ".join(checks) + ratio_text + "."]
-    line = _collapse_line(collapse, distinct, metrics.get("eval_num_sentences"))
+    line = _collapse_line(collapse, distinct, metrics.get("eval_num_sentences"),
+                          metrics.get("eval_mutual_information"), metrics.get("eval_active_units"))
     if ratio is not None and ratio > DAMAGED_PPL_RATIO:
         line = line[:-1] + (f"; LANGUAGE MODEL DAMAGED: IW PPL {ratio:.2f}× the plain decoder's "
                             f"(above {DAMAGED_PPL_RATIO:g}×).")
@@ -89,7 +90,8 @@ DECODER_COLLAPSE_SHARE = 1 / 8
 DAMAGED_PPL_RATIO = 4.0
 
 
-def _collapse_line(collapse: dict | None, distinct: int | None, n: int | None) -> str:
+def _collapse_line(collapse: dict | None, distinct: int | None, n: int | None, test_mi: float | None = None,
+                   test_au: int | None = None) -> str:
     distinct_text = f"; {distinct} distinct reconstructions of {n}" if distinct is not None else ""
     if distinct is not None and n and distinct < DECODER_COLLAPSE_SHARE * n:
         distinct_text = (f"; DECODER IGNORES z: only {distinct} distinct reconstructions of {n} "
@@ -101,6 +103,12 @@ def _collapse_line(collapse: dict | None, distinct: int | None, n: int | None) -
     if collapse.get("collapsed_at_end"):
         return (f"POSTERIOR COLLAPSE detected (β > 0 windows below MI {collapse['mi_threshold']:g} nats or "
                 f"{collapse['min_active_units']} active units at steps {collapse['breaches']}): {seen}{distinct_text}.")
+    test_collapsed = (test_mi is not None and test_mi < collapse["mi_threshold"]) or (
+        test_au is not None and test_au < collapse["min_active_units"])
+    if test_collapsed:  # the last training window looked fine, the evaluation sentences' posteriors do not
+        return (f"POSTERIOR COLLAPSE on the evaluation sentences (MI {test_mi:.2f} nats, {test_au} active units; "
+                f"thresholds {collapse['mi_threshold']:g} nats, {collapse['min_active_units']} units); training windows "
+                f"breached at steps {collapse['breaches']}; {seen}{distinct_text}.")
     if collapse.get("breaches"):
         return (f"collapse watch: dipped at steps {collapse['breaches']} but recovered by the end; {seen}"
                 f"{distinct_text}.")
