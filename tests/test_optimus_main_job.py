@@ -172,9 +172,12 @@ def test_time_estimate_after_timed_steps(parts, tmp_path):
     assert estimate["job_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 103 / 60, abs=0.01)
     assert estimate["training_minutes_left"] == pytest.approx(estimate["seconds_per_step"] * 3 / 60, abs=0.01)
     assert trainer.time_estimate.job_minutes_left > 0  # the ETA the bar showed at the last step: the later work
-    # the average step's tokens come from the training data's `length` column: mean × batch
+    # the average step's target tokens come from the training data's `length` column (BOS … EOS): (mean − 1) × batch
     lengths = list(trainer.train_dataset["length"])
-    assert trainer.time_estimate.tokens_per_step == pytest.approx(sum(lengths) / len(lengths) * trainer.args.per_device_train_batch_size)
+    assert trainer.time_estimate.tokens_per_step == pytest.approx(
+        (sum(lengths) / len(lengths) - 1) * trainer.args.per_device_train_batch_size)
+    # and the steps after the warm-up were counted in the same unit: the model's target tokens
+    assert trainer.time_estimate._tokens > 0
     assert estimate["timed_seconds_per_step"] > 0
 
 

@@ -64,12 +64,8 @@ def verdict_lines(metrics: dict[str, Any], collapse: dict | None, picks: list[di
     ratio_text = f"; IW PPL {ratio:.2f}× the plain decoder's" if ratio is not None else ""
     distinct = metrics.get("eval_reconstruction_distinct")
     lines = [f"VERDICT: {'MEETS' if passed else 'MISSES'} the targets — " + ", ".join(checks) + ratio_text + "."]
-    line = _collapse_line(collapse, distinct, metrics.get("eval_num_sentences"),
-                          metrics.get("eval_mutual_information"), metrics.get("eval_active_units"))
-    if ratio is not None and ratio > DAMAGED_PPL_RATIO:
-        line = line[:-1] + (f"; LANGUAGE MODEL DAMAGED: IW PPL {ratio:.2f}× the plain decoder's "
-                            f"(above {DAMAGED_PPL_RATIO:g}×).")
-    lines.append(line)
+    lines.append(_collapse_line(collapse, distinct, metrics.get("eval_num_sentences"),
+                                metrics.get("eval_mutual_information"), metrics.get("eval_active_units"), ratio))
     labels = ("median-BLEU sentence", "first sentence")
     for label, pick in zip(labels, picks):
         lines.append(f"reconstruction ({label}, #{pick['index']}, BLEU {pick['bleu']:.1f}): "
@@ -91,11 +87,14 @@ DAMAGED_PPL_RATIO = 4.0
 
 
 def _collapse_line(collapse: dict | None, distinct: int | None, n: int | None, test_mi: float | None = None,
-                   test_au: int | None = None) -> str:
+                   test_au: int | None = None, ppl_ratio: float | None = None) -> str:
+    # what the decoder shows (distinct reconstructions, a damaged language model), after the posteriors' finding
     distinct_text = f"; {distinct} distinct reconstructions of {n}" if distinct is not None else ""
     if distinct is not None and n and distinct < DECODER_COLLAPSE_SHARE * n:
         distinct_text = (f"; DECODER IGNORES z: only {distinct} distinct reconstructions of {n} "
                          f"(fewer than {DECODER_COLLAPSE_SHARE * n:g})")
+    if ppl_ratio is not None and ppl_ratio > DAMAGED_PPL_RATIO:
+        distinct_text += f"; LANGUAGE MODEL DAMAGED: IW PPL {ppl_ratio:.2f}× the plain decoder's (above {DAMAGED_PPL_RATIO:g}×)"
     if not collapse:
         return "collapse watch: off" + distinct_text + "."
     mi, au = collapse.get("min_mutual_information"), collapse.get("min_active_units_seen")

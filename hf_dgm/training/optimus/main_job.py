@@ -55,8 +55,8 @@ def batch_norm_scale(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
+        value = None
+    if value is None or not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a scale γ > 0 or 'none'; got {text!r}")
     return value
 
@@ -178,10 +178,12 @@ def build_arguments(args: argparse.Namespace, source: dict):
         num_importance_samples=args.num_importance_samples, max_length=args.max_length,
         dataset_name=source["dataset_name"], dataset_id=source["dataset_id"],
     )
+    # the Trainer's "constant" schedule has no warm-up; "constant_with_warmup" is the same after it
+    scheduler = "constant_with_warmup" if args.lr_scheduler_type == "constant" and args.warmup_steps else args.lr_scheduler_type
     training_args = OptimusTrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
-        lr_scheduler_type="constant_with_warmup" if args.lr_scheduler_type == "constant" and args.warmup_steps else args.lr_scheduler_type, latent_lr_multiplier=args.latent_lr_multiplier,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, lr_scheduler_type=scheduler,
+        latent_lr_multiplier=args.latent_lr_multiplier,
         decoder_word_dropout=args.word_dropout,
         decoder_word_dropout_kl_phase=args.word_dropout_kl_phase,
         decoder_freeze_steps=args.decoder_freeze_steps, posterior_init=args.posterior_init, reconstruction_curve_steps=args.reconstruction_curve_steps, beta=1.0, kl_threshold=args.kl_threshold, beta_n_cycles=1,

@@ -384,7 +384,7 @@ class TimeEstimateCallback(TrainerCallback):
     ETA on the training progress bar, re-estimated at every step from the time since the warm-up.
 
     Length-grouped batches are not alike: the Trainer's length-grouped sampler puts the longest sentences first, so the
-    first steps are the slowest (1.6-2× the run's mean in the main job). With `tokens_per_step` (the decoder tokens of
+    first steps are the slowest (1.6-2× the run's mean in the main job). With `tokens_per_step` (the target tokens of
     an average step, from the training data's `length` column) and the tokens of the steps run so far
     (`count_tokens`), the time of an average step is seconds per token × `tokens_per_step`; without them it is the
     mean step time. `estimate` holds the first figures; `job_minutes_left` the latest ETA.
@@ -402,7 +402,7 @@ class TimeEstimateCallback(TrainerCallback):
         self.bar_owner = None  # the ProgressCallback whose bar shows the ETA (set by OptimusTrainer)
 
     def count_tokens(self, tokens: float, completed_steps: int) -> None:
-        """Add a training micro-batch's decoder tokens (`completed_steps`: optimizer steps done before it)."""
+        """Add a training micro-batch's target tokens (`completed_steps`: optimizer steps done before it)."""
         if completed_steps >= 1:
             self._tokens += float(tokens)
 
@@ -527,13 +527,15 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         return result
 
     def _mean_tokens_per_step(self) -> float | None:
-        """Decoder tokens of an average optimizer step on this process: the mean of the training data's `length`
-        column × batch × accumulation (None without that column)."""
+        """Target tokens of an average optimizer step on this process, counted as the model's `num_tokens` (a sentence
+        of `length` decoder ids, BOS … EOS, has `length − 1` targets): (mean `length` − 1) × batch × accumulation
+        (None without the training data's `length` column)."""
         data = self.train_dataset
         if data is None or "length" not in (getattr(data, "column_names", None) or []) or len(data) == 0:
             return None
         lengths = list(data["length"])
-        return sum(lengths) / len(lengths) * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+        targets = sum(lengths) / len(lengths) - 1
+        return targets * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
 
     def _finish_adapters(self) -> None:
         """LoRA: fold the adapters into the decoder's weights, so the model saves and loads as a plain Optimus."""
@@ -627,10 +629,6 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
         if model.training:
             self.last_beta = beta
         rate = self.args.word_dropout_at(beta) if model.training else 0.0
-        if model.training and self.time_estimate is not None:
-            mask = inputs.get("decoder_attention_mask")
-            tokens = mask.sum().item() if mask is not None else inputs["decoder_input_ids"].numel()
-            self.time_estimate.count_tokens(tokens, self.state.global_step)
         if rate > 0:
             inputs = self._word_dropout(model, inputs, rate)
         outputs = model(**inputs, beta=beta, kl_threshold=self.args.kl_threshold)
@@ -709,16 +707,19 @@ class OptimusTrainer(AtomicCheckpointMixin, Trainer):
 
     def _record(self, outputs, beta: float) -> None:
         n = outputs.reconstruction_loss.shape[0]
+        tokens = outputs.num_tokens.sum().item()
         self._sums += torch.tensor(
             [
                 outputs.reconstruction_loss.detach().sum().item(),
                 outputs.kl.detach().sum().item(),
                 outputs.kl_thresholded.detach().sum().item(),
                 beta * n,
-                outputs.num_tokens.sum().item(),
+                tokens,
             ],
             dtype=torch.float64,
         )
+        if self.time_estimate is not None:
+            self.time_estimate.count_tokens(tokens, self.state.global_step)
         self._count += n
         if sum(m.shape[0] for m in self._means) < self.args.latent_stats_window:
             self._means.append(outputs.mean.detach().float().cpu())
