@@ -104,6 +104,20 @@ def test_optimus_card_describes_every_injection_and_the_posterior_batch_norm(tmp
     assert "γ²/2.\n- **Objective**" in text
 
 
+def test_optimus_card_says_how_the_decoder_trained(tmp_path, config):
+    recipe = ("training:\n  decoder_training: lora\n  lora_rank: 16\n  lora_alpha: 32.0\n"
+              "  lora_target_modules: all-linear\n  lora_lr_multiplier: 10.0\n  kl_threshold: 1.0\n")
+    text = ModelCard(str(build_card(OPTIMUS, config, read_run(_run(tmp_path, None, recipe__yaml=recipe)), REPO_ID))).text
+    assert ("- **Decoder training**: LoRA adapters (rank 16, α 32.0, on `all-linear`) at 10.0× the base learning rate, "
+            "merged into the decoder's weights when training ended") in text
+    assert "needs no `peft`).\n- **Objective**" in text
+    # a fully fine-tuned run (the paper's; no decoder_training recorded) gets no such bullet
+    (tmp_path / "run" / "recipe.yaml").write_text("training:\n  decoder_training: full\n")
+    assert "Decoder training" not in ModelCard(str(build_card(OPTIMUS, config, read_run(tmp_path / "run"), REPO_ID))).text
+    (tmp_path / "run" / "recipe.yaml").unlink()
+    assert "Decoder training" not in ModelCard(str(build_card(OPTIMUS, config, read_run(tmp_path / "run"), REPO_ID))).text
+
+
 def test_unevaluated_run_has_no_model_index(tmp_path, config):
     card = build_card(OPTIMUS, config, read_run(_run(tmp_path, None)), REPO_ID)
     parsed = ModelCard(str(card))

@@ -301,17 +301,22 @@ def test_main_job_flags_and_estimate_inputs():
     from hf_dgm.training.optimus.main_job import after_training_steps, build_parser
 
     args = build_parser().parse_args([])
-    assert args.decoder_training == "full" and args.collapse_mi_threshold == 1.0 and args.collapse_min_active_units == 8
-    assert args.max_length == 40 and args.posterior_mean_batch_norm == 1.0
+    assert args.collapse_mi_threshold == 1.0 and args.collapse_min_active_units == 8
+    assert args.max_length == 40 and args.posterior_mean_batch_norm == 1.0 and args.kl_threshold == 1.0
+    # the default decoder: LoRA r16 on every linear layer at 10x (benchmarks/optimus_main_job_avenues.md, third pass)
+    assert (args.decoder_training, args.lora_target_modules, args.lora_rank, args.lora_lr_multiplier) == ("lora", "all-linear", 16, 10.0)
+    assert args.encoder_training == "full"
     assert build_parser().parse_args(["--posterior_mean_batch_norm", "none"]).posterior_mean_batch_norm is None
     assert build_parser().parse_args(["--posterior_mean_batch_norm", "0.5"]).posterior_mean_batch_norm == 0.5
     assert args.warmup_steps == 0
     for bad in ("0", "-1", "inf", "nan", "big"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--posterior_mean_batch_norm", bad])
-    # the plain decoder (0.85 of a step each) + evaluation at 64 sentences, K = 20
-    assert after_training_steps(args) == pytest.approx(0.85 * 200 + 85)
-    assert after_training_steps(build_parser().parse_args(["--no_baseline"])) == pytest.approx(85)
+    # the plain decoder (the same adapters: 0.85 of a step each) + evaluation at 64 sentences, K = 20 (85 full steps)
+    assert after_training_steps(args) == pytest.approx(0.85 * 200 + 85 / 0.75)
+    assert after_training_steps(build_parser().parse_args(["--no_baseline"])) == pytest.approx(85 / 0.75)
+    full = build_parser().parse_args(["--decoder_training", "full"])
+    assert after_training_steps(full) == pytest.approx(0.85 * 200 + 85)
 
 
 def test_lora_adapters_and_heads_get_their_own_learning_rates(parts, tmp_path):
@@ -385,3 +390,15 @@ def test_build_arguments_passes_the_warmup_and_the_posterior_batch_norm(tmp_path
     model_args, _, training_args = build_arguments(args, source)
     assert training_args.lr_scheduler_type.value == "constant_with_warmup"  # plain "constant" would skip the warmup
     assert model_args.posterior_mean_batch_norm is None
+
+
+def test_recipe_records_which_parts_trained_and_the_adapters(tmp_path):
+    """recipe.yaml (and so the card's recipe block and its 'Decoder training' bullet) says how the decoder trained."""
+    from hf_dgm.training.optimus.run import _recipe_training_args
+
+    lora = _recipe_training_args(_args(tmp_path, decoder_training="lora", lora_rank=4, lora_target_modules="all-linear",
+                                       lora_lr_multiplier=10.0))
+    assert (lora["decoder_training"], lora["encoder_training"]) == ("lora", "full")
+    assert (lora["lora_rank"], lora["lora_target_modules"], lora["lora_lr_multiplier"]) == (4, "all-linear", 10.0)
+    full = _recipe_training_args(_args(tmp_path, decoder_training="full"))
+    assert full["decoder_training"] == "full" and not any(key.startswith("lora_") for key in full)

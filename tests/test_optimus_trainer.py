@@ -282,6 +282,9 @@ def test_cpu_recipe_mirrors_the_main_job_defaults():
     assert args.beta_schedule_steps == job.max_steps  # the schedule spans the job's steps, as main_job passes it
     assert (model_args.latent_injection, model_args.pooling) == (job.latent_injection, job.pooling)
     assert model_args.posterior_mean_batch_norm == job.posterior_mean_batch_norm == 1.0
+    assert (args.decoder_training, args.encoder_training) == (job.decoder_training, job.encoder_training) == ("lora", "full")
+    assert (args.lora_rank, args.lora_alpha, args.lora_target_modules, args.lora_lr_multiplier) == \
+        (job.lora_rank, job.lora_alpha, job.lora_target_modules, job.lora_lr_multiplier)
 
 
 def test_recipe_dict_values_relative_paths_and_unknown_keys(tmp_path):

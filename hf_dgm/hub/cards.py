@@ -154,6 +154,7 @@ def _card_variables(
         recipe_yaml=Markup(recipe_yaml) if recipe_yaml else None,
         recipe_fence=Markup(fence_for(recipe_yaml or "")),
         recipe_source=run.recipe_source,
+        recipe=run.recipe or {},  # the same settings as a mapping, for templates that describe them
         metadata=run.metadata,
         requirements=requirements or [],
         images=dict(repo_images or {}),

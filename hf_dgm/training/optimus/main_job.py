@@ -8,12 +8,14 @@
 2. fine-tunes it on SNLI sentences — `../shared/data/snli/` when present, else the Hub's `stanfordnlp/snli` (with a
    clear message when neither can be reached). Its own recipe, built for a short run with fresh heads: the paper's
    fine-tuning schedule (1 β cycle: β = 0 — an autoencoder phase — for the first half, a ramp over the next quarter,
-   β 1, λ 0.5), AdamW 1e-4 (fused), the latent heads at 10× that rate, word dropout on the decoder inputs
-   (Bowman et al. 2016) of 0.75 while β = 0 and 0.25 once β > 0, the posterior mean batch-normalised with a fixed
-   scale of 1 (BN-VAE, Zhu et al. 2020: no run with it has collapsed; `--posterior_mean_batch_norm none` turns it
-   off), 200 steps × 16 sentences drawn from 1,600 training sentences (each seen twice);
-3. fine-tunes the plain decoder alone on the same sentences with the same budget, length-grouped batches and fused
-   AdamW as the Optimus run (`--no_baseline` skips it);
+   β 1, λ 1.0), AdamW 1e-4 (fused), the latent heads at 10× that rate, the decoder trained as LoRA adapters
+   (rank 16 on every linear layer, at 10× the rate; merged into the decoder's weights before saving, so the folder
+   is a plain Optimus; `--decoder_training full` trains every weight, as the paper), word dropout on the decoder
+   inputs (Bowman et al. 2016) of 0.75 while β = 0 and 0.25 once β > 0, the posterior mean batch-normalised with a
+   fixed scale of 1 (BN-VAE, Zhu et al. 2020: no run with it has collapsed; `--posterior_mean_batch_norm none` turns
+   it off), 200 steps × 16 sentences drawn from 1,600 training sentences (each seen twice);
+3. fine-tunes the plain decoder alone on the same sentences with the same budget, length-grouped batches, fused
+   AdamW and trainable parts (the same LoRA adapters and rates) as the Optimus run (`--no_baseline` skips it);
 4. evaluates both on held-out SNLI sentences (Optimus: IW-NLL/PPL with K importance samples, −ELBO, KL, MI, AU,
    reconstruction BLEU, interpolation figures; the plain decoder: exact PPL with the same token count);
 5. writes the model folder: safetensors weights, config, tokenizers, model card, metrics.json, recipe.yaml,
@@ -98,22 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="word dropout once β > 0 (set it to --word_dropout's value for one rate throughout)")
     parser.add_argument("--decoder_freeze_steps", type=int, default=0,
                         help="first steps with the decoder's weights frozen (only the encoder and latent heads learn)")
-    parser.add_argument("--kl_threshold", type=float, default=0.5,
-                        help="dimension-wise KL threshold λ ('free bits', nats per latent dimension; the paper's SNLI fine-tuning: 0.5)")
+    parser.add_argument("--kl_threshold", type=float, default=1.0,
+                        help="dimension-wise KL threshold λ ('free bits', nats per latent dimension; the paper's SNLI "
+                        "fine-tuning: 0.5, its pretraining: 1.0)")
     parser.add_argument("--beta_ratio_zero", type=float, default=0.5, help="autoencoder (β = 0) share of the run")
     parser.add_argument("--beta_ratio_increase", type=float, default=0.25, help="share of the run over which β ramps from 0 to 1")
     parser.add_argument("--reconstruction_curve_steps", type=int, default=0,
                         help="every N steps, record the evaluation sentences' reconstruction BLEU against training "
                         "minutes (reconstruction_curve.json/.png; costs a greedy decode of them each time; 0 = off)")
     parser.add_argument("--max_length", type=int, default=40, help="decoder tokens per sentence (longer ones are cut)")
-    parser.add_argument("--decoder_training", default="full", choices=["full", "lora", "frozen"],
-                        help="full: every decoder weight trains; lora: peft LoRA adapters (merged into the decoder "
-                        "before saving, so the folder is a plain Optimus); frozen: only the encoder and latent heads")
+    parser.add_argument("--decoder_training", default="lora", choices=["full", "lora", "frozen"],
+                        help="lora: peft LoRA adapters (merged into the decoder before saving, so the folder is a plain "
+                        "Optimus); full: every decoder weight trains (the paper); frozen: only the encoder and latent heads")
     parser.add_argument("--encoder_training", default="full", choices=["full", "frozen"])
     parser.add_argument("--lora_rank", type=int, default=16)
     parser.add_argument("--lora_alpha", type=float, default=32.0)
-    parser.add_argument("--lora_lr_multiplier", type=float, default=1.0, help="learning-rate multiplier of the LoRA adapters")
-    parser.add_argument("--lora_target_modules", default="q_proj,v_proj",
+    parser.add_argument("--lora_lr_multiplier", type=float, default=10.0, help="learning-rate multiplier of the LoRA adapters")
+    parser.add_argument("--lora_target_modules", default="all-linear",
                         help="comma-separated decoder linear layers with adapters (or all-linear)")
     parser.add_argument("--collapse_mi_threshold", type=float, default=1.0,
                         help="collapse watch: a β > 0 logging window with MI below this (nats) is flagged "
@@ -151,9 +154,11 @@ def train_sentence_count(args: argparse.Namespace) -> int:
 # "The default recipe at three seeds": Optimus 240-274 s and plain decoder 213-220 s for 200 steps, 9.1-9.7 min in
 # all): a plain-decoder step costs ~0.85 of a fully fine-tuned Optimus step, and loading + evaluation + writing the
 # folder ~85 of them. A LoRA step costs ~0.75 of a full one, a frozen-decoder step ~0.57
-# (benchmarks/optimus_main_job_avenues.md), so the same work is more of their steps.
+# (benchmarks/optimus_main_job_avenues.md), so the same work is more of their steps. Under `lora` the plain decoder
+# trains the same adapters (`baseline_lora`), so its step keeps ~0.85 of the Optimus step; under `frozen` it trains
+# every weight, a full step's 0.85.
 _STEP_COST = {"full": 1.0, "lora": 0.75, "frozen": 0.57}
-_PLAIN_DECODER_STEP = {mode: 0.85 / cost for mode, cost in _STEP_COST.items()}
+_PLAIN_DECODER_STEP = {"full": 0.85, "lora": 0.85, "frozen": 0.85 / _STEP_COST["frozen"]}
 _EVALUATION_STEPS = {mode: 85.0 / cost for mode, cost in _STEP_COST.items()}
 
 

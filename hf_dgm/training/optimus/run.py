@@ -306,13 +306,14 @@ def _write_run(model, model_args, data_args, training_args, out_dir: Path, metri
     )
 
 
+_LORA_RECIPE_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_lr_multiplier")
 _RECIPE_TRAINING_KEYS = (
     "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
     "latent_lr_multiplier", "decoder_word_dropout", "decoder_word_dropout_kl_phase", "decoder_freeze_steps",
     "reconstruction_curve_steps", "optim", "weight_decay", "adam_epsilon", "max_grad_norm",
     "lr_scheduler_type", "warmup_steps", "beta", "beta_n_cycles", "beta_ratio_zero", "beta_ratio_increase",
-    "beta_schedule_steps", "kl_threshold", "seed", "bf16", "posterior_init",
-)
+    "beta_schedule_steps", "kl_threshold", "seed", "bf16", "posterior_init", "decoder_training", "encoder_training",
+) + _LORA_RECIPE_KEYS
 
 
 def _recipe_training_args(training_args) -> dict[str, Any]:
@@ -326,6 +327,8 @@ def _recipe_training_args(training_args) -> dict[str, Any]:
             continue  # the original's whole-epoch schedule
         if key == "num_train_epochs" and (getattr(training_args, "max_steps", -1) or -1) > 0:
             continue  # max_steps wins: the epoch count was not used
+        if key in _LORA_RECIPE_KEYS and getattr(training_args, "decoder_training", None) != "lora":
+            continue  # no adapters were trained
         out[key] = value.value if hasattr(value, "value") else value
     return out
 
