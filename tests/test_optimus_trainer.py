@@ -254,6 +254,8 @@ def test_recipes_parse_and_carry_the_paper_values():
         assert args.beta_ratio_zero == 0.5 and args.beta_ratio_increase == 0.25
         if "pretrain" in recipe.name:
             assert args.beta_n_cycles == 10 and args.kl_threshold == 1.0
+        elif recipe.name == "optimus_snli_cpu.yaml":  # the main job's own (λ 1.0): test_cpu_recipe_mirrors_the_main_job_defaults
+            assert args.beta_n_cycles == 1 and args.kl_threshold == 1.0 and args.beta == 1.0
         else:
             assert args.beta_n_cycles == 1 and args.kl_threshold == 0.5 and args.beta == 1.0
     # flags after the recipe override it
