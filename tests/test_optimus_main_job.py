@@ -361,9 +361,10 @@ def test_plain_decoder_baseline_trains_the_same_lora_adapters(parts):
     from hf_dgm.training.optimus.baseline import finetune_plain_decoder
     from hf_dgm.training.optimus.main_job import baseline_lora, build_parser
 
-    assert baseline_lora(build_parser().parse_args([])) is None
-    lora = baseline_lora(build_parser().parse_args(["--decoder_training", "lora", "--lora_rank", "4",
-                                                    "--lora_lr_multiplier", "10"]))
+    assert baseline_lora(build_parser().parse_args(["--decoder_training", "full"])) is None
+    assert baseline_lora(build_parser().parse_args([])) == {"rank": 16, "alpha": 32.0, "target_modules": "all-linear",
+                                                           "lr_multiplier": 10.0}  # the default
+    lora = baseline_lora(build_parser().parse_args(["--lora_rank", "4", "--lora_target_modules", "q_proj,v_proj"]))
     assert lora == {"rank": 4, "alpha": 32.0, "target_modules": "q_proj,v_proj", "lr_multiplier": 10.0}
     model = _model(parts)
     decoder = AutoModelForCausalLM.from_pretrained(str(parts[1]))
