@@ -111,6 +111,8 @@ def test_optimus_card_says_how_the_decoder_trained(tmp_path, config):
     assert ("- **Decoder training**: LoRA adapters (rank 16, α 32.0, on `all-linear`) at 10.0× the base learning rate, "
             "merged into the decoder's weights when training ended") in text
     assert "needs no `peft`).\n- **Objective**" in text
+    # λ is the one the run trained with (1.0), not only the config's default (0.5)
+    assert "thresholding λ = 1.0\n  (`mask` mode) in training (the config's default when you compute the loss: λ = 0.5)" in text
     # a fully fine-tuned run (the paper's; no decoder_training recorded) gets no such bullet
     (tmp_path / "run" / "recipe.yaml").write_text("training:\n  decoder_training: full\n")
     assert "Decoder training" not in ModelCard(str(build_card(OPTIMUS, config, read_run(tmp_path / "run"), REPO_ID))).text
