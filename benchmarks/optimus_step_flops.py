@@ -74,13 +74,6 @@ def measure(mode: str, args, sentences: list[str]) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5, fused=True)
     work = batches(model.processor, sentences, args.batch_size, args.steps + 1, args.seed, args.max_length)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        out = model(**work[0], beta=1.0, kl_threshold=0.5)
-        out.loss.backward()
-    optimizer.zero_grad(set_to_none=True)
-    flops = counter.get_total_flops()
-    tokens = int(work[0]["decoder_attention_mask"].sum())
     step(model, optimizer, trainable, work[0])  # untimed
     seconds, step_flops, step_tokens = [], [], []
     for batch in work[1:]:
@@ -100,7 +93,6 @@ def measure(mode: str, args, sentences: list[str]) -> dict:
         "mean_decoder_tokens_per_batch": round(sum(step_tokens) / len(step_tokens), 1),
         "gflop_per_step": round(total_flops / len(step_flops) / 1e9, 1),
         "step_gflops": round(total_flops / total_seconds / 1e9, 1),
-        "first_batch": {"gflop": round(flops / 1e9, 1), "decoder_tokens": tokens},
     }
 
 
